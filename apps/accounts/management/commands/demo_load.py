@@ -1,0 +1,42 @@
+"""Load the demo: an admin and an agent login, then each app's demo data.
+
+Idempotent: users that exist are kept (their passwords too), and the data steps
+are incremental imports that change nothing the second time.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+
+from apps.accounts.models import Role, User
+from apps.accounts.services import user_create
+
+DEMO_USERS = [("admin", Role.ADMIN), ("agent", Role.AGENT)]
+
+# (management command, arguments): each runs if its app is installed.
+DEMO_DATA_STEPS: list[tuple[str, list[str]]] = []
+
+
+class Command(BaseCommand):
+    help = "Create the demo logins and load the demo company's data (idempotent)."
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        logins_path = settings.DESKPILOT_HOME / "demo_logins.txt"
+        lines = []
+        for username, role in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                continue
+            password = secrets.token_urlsafe(9)
+            user_create(username=username, password=password, role=role)
+            lines.append(f"  login      {username} / {password}  ({role.label.lower()})")
+        if lines:
+            settings.DESKPILOT_HOME.mkdir(parents=True, exist_ok=True)
+            logins_path.write_text("\n".join(lines) + "\n")
+            logins_path.chmod(0o600)
+        available = get_commands()
+        for command, arguments in DEMO_DATA_STEPS:
+            if command in available:
+                call_command(command, *arguments, stdout=self.stdout, stderr=self.stderr)
+        self.stdout.write(f"demo data loaded; logins in {logins_path}")

@@ -1,0 +1,99 @@
+"""Liveness (`/healthz`) and readiness (`/readyz`) probes.
+
+readyz answers 200 only when every component a request may need answers: the
+database, its pgvector extension, Redis, and at least one Celery worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def check_pgvector() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the vector extension is not installed (run migrations)")
+    return f"ok (pgvector {row[0]})"
+
+
+def check_redis() -> str:
+    client = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=CHECK_TIMEOUT_SECONDS,
+        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "ok"
+
+
+def check_celery_worker() -> str:
+    from config.celery import app
+
+    replies = app.control.ping(timeout=1.0)
+    if not replies:
+        raise RuntimeError("no Celery worker answered a ping within 1 s")
+    return f"ok ({len(replies)} worker{'s' if len(replies) != 1 else ''})"
+
+
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": check_database,
+    "pgvector": check_pgvector,
+    "redis": check_redis,
+    "celery_worker": check_celery_worker,
+}
+
+
+def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
+    components: dict[str, dict[str, object]] = {}
+    all_ok = True
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            detail = check()
+            ok = True
+        except Exception as error:  # a probe reports every failure, whatever its kind
+            detail = f"{type(error).__name__}: {error}"
+            ok = False
+        all_ok = all_ok and ok
+        components[name] = {
+            "ok": ok,
+            "detail": detail,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+    return all_ok, components
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    ready, components = run_checks()
+    down = [name for name, state in components.items() if not state["ok"]]
+    body = {"status": "ready" if ready else "unavailable", "down": down, "components": components}
+    return JsonResponse(body, status=200 if ready else 503)

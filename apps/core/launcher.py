@@ -1,0 +1,326 @@
+"""`manage.py up`: the whole of Deskpilot on one machine, as child processes.
+
+Order: embedded PostgreSQL and Redis (unless their URLs are given), migrations,
+demo data, then web, worker and beat. Every child gets DATABASE_URL and REDIS_URL
+explicitly. On Ctrl-C or SIGTERM, children stop in reverse order and the embedded
+servers last, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
+from config.env import mask_url
+
+STOP_GRACE_SECONDS = 15.0
+
+
+class LaunchError(Exception):
+    """A one-line reason `up` cannot start; printed without a traceback."""
+
+
+@dataclass
+class LaunchOptions:
+    home: Path
+    base_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    demo: bool = False
+    web_workers: int = 1
+    worker_concurrency: int = 2
+    ready_timeout: float = 180.0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def check_database_url(url: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise LaunchError(f"DATABASE_URL {mask_url(url)} is unreachable: {reason}") from None
+
+
+def check_redis_url(url: str) -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except Exception as error:
+        raise LaunchError(f"REDIS_URL {mask_url(url)} is unreachable: {error}") from None
+
+
+@dataclass
+class Launcher:
+    options: LaunchOptions
+    out: object = sys.stdout
+    children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    stopping: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return self.options.home / "run"
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)  # type: ignore[arg-type]
+
+    # --- start -----------------------------------------------------------------------------
+    def start_services(self) -> dict[str, str]:
+        """Embedded or given PostgreSQL and Redis; returns the environment for children."""
+        self.options.home.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(exist_ok=True)
+        database_url = os.environ.get("DATABASE_URL", "").strip()
+        redis_url = os.environ.get("REDIS_URL", "").strip()
+        if database_url:
+            check_database_url(database_url)
+            self.say(f"database  {mask_url(database_url)} (from DATABASE_URL)")
+        else:
+            self.postgres = EmbeddedPostgres(self.options.home)
+            try:
+                database_url = self.postgres.start()
+            except EmbeddedServiceError as error:
+                raise LaunchError(str(error)) from None
+            self.say(f"database  embedded PostgreSQL + pgvector in {self.postgres.pgdata}")
+            (self.run_dir / "database_url").write_text(database_url)
+        if redis_url:
+            check_redis_url(redis_url)
+            self.say(f"redis     {mask_url(redis_url)} (from REDIS_URL)")
+        else:
+            self.redis = EmbeddedRedis(self.options.home)
+            try:
+                redis_url = self.redis.start()
+            except EmbeddedServiceError as error:
+                raise LaunchError(str(error)) from None
+            self.say(f"redis     embedded redis-server in {self.redis.data_dir}")
+            (self.run_dir / "redis_url").write_text(redis_url)
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            DESKPILOT_HOME=str(self.options.home),
+            DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            LITELLM_LOCAL_MODEL_COST_MAP="True",
+            PYTHONUNBUFFERED="1",
+        )
+        # One machine, plain HTTP, unless the operator says otherwise.
+        env.setdefault("DESKPILOT_HTTPS", "false")
+        if self.options.demo:
+            env["DESKPILOT_DEMO"] = "true"
+        return env
+
+    def manage(self, env: dict[str, str], *args: str) -> None:
+        """Run a management command to completion in a child; fail loudly."""
+        command = [sys.executable, str(self.options.base_dir / "manage.py"), *args]
+        result = subprocess.run(command, env=env, cwd=self.options.base_dir, check=False)
+        if result.returncode != 0:
+            raise LaunchError(f"`manage.py {' '.join(args)}` failed (exit {result.returncode})")
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        # A new session: the terminal's Ctrl-C reaches `up` only, which stops children in order.
+        process = subprocess.Popen(
+            command, env=env, cwd=self.options.base_dir, start_new_session=True
+        )
+        self.children.append((name, process))
+
+    def start_processes(self, env: dict[str, str]) -> None:
+        python = sys.executable
+        queues = env.get("CELERY_QUEUES", "default,pipeline,ingest,eval")
+        self.spawn(
+            "web",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                self.options.host,
+                "--port",
+                str(self.options.port),
+                "--workers",
+                str(self.options.web_workers),
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+            env,
+        )
+        self.spawn(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queues,
+                "--concurrency",
+                str(self.options.worker_concurrency),
+                "-n",
+                f"deskpilot@{socket.gethostname()}",
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+        )
+        self.spawn(
+            "beat",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(self.options.home / "celerybeat-schedule"),
+            ],
+            env,
+        )
+
+    def wait_until_ready(self) -> dict:
+        url = f"http://{self._url_host()}:{self.options.port}/readyz"
+        deadline = time.monotonic() + self.options.ready_timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline and not self.stopping:
+            self.check_children()
+            try:
+                with urllib.request.urlopen(url, timeout=3) as response:
+                    if response.status == 200:
+                        return {"status": "ready"}
+            except urllib.error.HTTPError as error:
+                last = error.read().decode(errors="replace")[:300]
+            except OSError as error:
+                last = str(error)
+            time.sleep(0.5)
+        raise LaunchError(f"not ready after {self.options.ready_timeout:.0f} s: {last}")
+
+    def check_children(self) -> None:
+        for name, process in self.children:
+            code = process.poll()
+            if code is not None:
+                raise LaunchError(f"the {name} process exited with code {code}")
+
+    def _url_host(self) -> str:
+        return "127.0.0.1" if self.options.host in ("0.0.0.0", "") else self.options.host  # noqa: S104
+
+    # --- stop ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop children (newest first), then Redis, then PostgreSQL. Safe to call twice."""
+        self.stopping = True
+        for _name, process in reversed(self.children):
+            if process.poll() is None:
+                _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for _name, process in reversed(self.children):
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+            # Anything the child left in its group (a pool process) goes too.
+            _signal_group(process, signal.SIGKILL)
+        self.children.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            (self.run_dir / "redis_url").unlink(missing_ok=True)
+            self.redis = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            (self.run_dir / "database_url").unlink(missing_ok=True)
+            self.postgres = None
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def run(options: LaunchOptions, out: object = sys.stdout) -> int:
+    """Start everything, print the URLs, and block until a signal or a child's death."""
+    launcher = Launcher(options=options, out=out)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGHUP, request_stop)
+    if not port_is_free(options.host, options.port):
+        launcher.say(
+            f"error: port {options.port} on {options.host} is already in use; "
+            f"stop what uses it or choose another with --port or DESKPILOT_PORT"
+        )
+        return 1
+    started = time.monotonic()
+    try:
+        env = launcher.start_services()
+        launcher.say("migrate   applying database migrations…")
+        launcher.manage(env, "migrate", "--noinput", "-v", "0")
+        if env.get("DEBUG", "").lower() not in ("1", "true", "yes", "on") and not options.demo:
+            launcher.manage(env, "collectstatic", "--noinput", "-v", "0")
+        if options.demo:
+            launcher.manage(env, "demo_load")
+        launcher.start_processes(env)
+        launcher.wait_until_ready()
+        base = f"http://{launcher._url_host()}:{options.port}"
+        launcher.say("")
+        launcher.say(f"Deskpilot is ready in {time.monotonic() - started:.1f} s")
+        launcher.say(f"  admin      {base}/admin/")
+        launcher.say(f"  API docs   {base}/api/docs/")
+        launcher.say(f"  health     {base}/readyz")
+        credentials = options.home / "demo_logins.txt"
+        if options.demo and credentials.exists():
+            launcher.say(credentials.read_text().rstrip())
+        launcher.say(f"  data       {options.home}")
+        launcher.say("Press Ctrl-C to stop.")
+        while True:
+            launcher.check_children()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        launcher.say("stopping…")
+        return_code = 0
+    except LaunchError as error:
+        launcher.say(f"error: {error}")
+        return_code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        launcher.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    launcher.say("stopped.")
+    return return_code

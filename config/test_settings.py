@@ -1,0 +1,17 @@
+"""Test overrides: the same settings module, with a few values a test run needs."""
+
+from config.settings import *  # noqa: F403
+
+DEBUG = False
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CACHES["default"]["KEY_PREFIX"] = "deskpilot-test"  # noqa: F405
+# Static files come from the finders in tests; nothing is collected.
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,99 @@
+"""Shared fixtures: API client and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def test_database_url() -> str:
+    """DATABASE_URL rewritten to the test database pytest-django created."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """A real `celery worker` child process on the real broker and the test database.
+
+    Tests that use it must be `django_db(transaction=True)`: the worker is another
+    process and sees only committed rows. Yields the worker's node name.
+    """
+    from config.celery import app
+
+    node = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = dict(
+        os.environ, DATABASE_URL=test_database_url(), DJANGO_SETTINGS_MODULE="config.test_settings"
+    )
+    log_path = Path(os.environ["DESKPILOT_HOME"]) / "celery-worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "solo",
+                "-n",
+                node,
+                "-Q",
+                "default,pipeline,ingest,eval",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+            ],
+            env=env,
+            cwd=BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{log_path.read_text()[-3000:]}")
+            if app.control.ping(destination=[node], timeout=0.5):
+                break
+        else:
+            raise RuntimeError(f"celery worker did not answer:\n{log_path.read_text()[-3000:]}")
+        yield node
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it returns a truthy value; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
