@@ -11,8 +11,10 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -24,6 +26,20 @@ logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 # A Unix socket path must fit in sun_path (108 bytes on Linux, 104 elsewhere).
 SOCKET_PATH_LIMIT = 100
+
+
+def die_with_parent() -> None:
+    """preexec_fn: on Linux, the child gets SIGTERM when its parent dies, even by SIGKILL.
+
+    So a killed `up` (or test run) does not leave redis-server, web or workers behind.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class EmbeddedServiceError(Exception):
@@ -144,6 +160,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
