@@ -85,18 +85,49 @@ class EmbeddedPostgres:
             ) from error
         return server.get_uri()
 
-    def stop(self) -> None:
-        """Stop the server if it runs. Safe to call when it is already stopped."""
-        if not (self.pgdata / "postmaster.pid").exists():
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop the server if it runs, and make sure it is gone. Safe to call twice."""
+        pid = self.postmaster_pid()
+        if pid is None:
             return
         from pgserver import _commands
 
         user = "pgserver" if os.geteuid() == 0 else None
-        # CalledProcessError: it was not running (a stale pid file).
-        with contextlib.suppress(subprocess.CalledProcessError):
+        try:
             _commands.pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=30
+                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=timeout
             )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+            pass  # checked below: the process itself is what matters
+        # pg_ctl can fail (a stale pid file, a signal in flight); signal the postmaster directly.
+        for signum, wait in (
+            (signal.SIGINT, timeout),
+            (signal.SIGQUIT, 5.0),
+            (signal.SIGKILL, 5.0),
+        ):
+            if not _process_alive(pid):
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+            deadline = time.monotonic() + wait
+            while _process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        import psutil
+
+        process = psutil.Process(pid)
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except Exception:  # NoSuchProcess and friends: gone
+        return False
 
 
 def redis_server_binary() -> str:

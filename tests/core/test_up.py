@@ -156,8 +156,9 @@ def stop_and_assert_nothing_left(process: subprocess.Popen, home: Path, stop_sig
     while alive and time.monotonic() < deadline:
         alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.2)
-    assert alive == [], [" ".join(p.cmdline()) for p in alive]
-    assert process.returncode == 0
+    output = process.stdout.read() if process.stdout else ""
+    assert alive == [], ([" ".join(p.cmdline()) for p in alive], output)
+    assert process.returncode == 0, output
     assert not (home / "run" / "database_url").exists()
 
 
