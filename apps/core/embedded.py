@@ -99,18 +99,14 @@ class EmbeddedPostgres:
         from pgserver import _commands
 
         user = "pgserver" if os.geteuid() == 0 else None
-        try:
+        # pg_ctl can fail (a stale pid file, a signal in flight): the loop below checks the
+        # postmaster itself and signals it directly until it is gone.
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
             _commands.pg_ctl(
                 ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=timeout
             )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
-            pass  # checked below: the process itself is what matters
-        # pg_ctl can fail (a stale pid file, a signal in flight); signal the postmaster directly.
-        for signum, wait in (
-            (signal.SIGINT, timeout),
-            (signal.SIGQUIT, 5.0),
-            (signal.SIGKILL, 5.0),
-        ):
+        escalation = ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0))
+        for signum, wait in escalation:
             if not _process_alive(pid):
                 return
             with contextlib.suppress(ProcessLookupError, PermissionError):
