@@ -393,7 +393,6 @@ def _ticket_transition(
     actor: Actor,
     reason: str,
     verb: str,
-    extra: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> Ticket:
     """Compare-and-set the status from what the caller saw (`ticket.status`) and audit it."""
@@ -410,7 +409,6 @@ def _ticket_transition(
     now = timezone.now()
     changes: dict[str, Any] = {"status": to_status, "status_changed_at": now, "updated_at": now}
     changes["resolved_at"] = now if to_status == TicketStatus.RESOLVED else None
-    changes.update(extra or {})
     if Ticket.objects.filter(pk=ticket.pk, status=from_status).update(**changes) != 1:
         current = Ticket.objects.filter(pk=ticket.pk).values_list("status", flat=True).first()
         raise InvalidTransitionError(
@@ -503,6 +501,12 @@ def ticket_resolve(*, ticket: Ticket, actor: Actor, reason: str = "") -> Ticket:
 @transaction.atomic
 def ticket_reopen(*, ticket: Ticket, actor: Actor, reason: str = "") -> Ticket:
     """Open a resolved ticket again, as `new`: the pipeline decides what happens next."""
+    if ticket.status != TicketStatus.RESOLVED:
+        raise InvalidTransitionError(
+            f"cannot reopen ticket #{ticket.pk}: it is {ticket.status}; only a resolved "
+            "ticket can be reopened",
+            field="status",
+        )
     return _ticket_transition(
         ticket=ticket, to_status=TicketStatus.NEW, actor=actor, reason=reason, verb="reopen"
     )
