@@ -7,13 +7,13 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from apps.api.serializers.strict import (
+from apps.core.exceptions import DeskpilotError
+from apps.core.rest import (
     StrictCharField,
     StrictChoiceField,
     StrictEmailField,
     StrictSerializer,
 )
-from apps.core.exceptions import DeskpilotError
 from apps.tickets.models import (
     AuthorKind,
     Channel,

@@ -15,7 +15,6 @@ from rest_framework.views import APIView
 from apps.accounts.models import ApiKey
 from apps.api.idempotency import idempotent
 from apps.api.openapi import IDEMPOTENCY_KEY_PARAMETER, error_responses
-from apps.api.parsers import StrictJSONParser
 from apps.api.serializers.tickets import (
     MessageCreatedSerializer,
     MessageCreateSerializer,
@@ -26,6 +25,7 @@ from apps.api.serializers.tickets import (
     TicketSerializer,
 )
 from apps.core.exceptions import NotFoundError
+from apps.core.rest import StrictJSONParser
 from apps.tickets.models import Channel, Ticket
 from apps.tickets.selectors import ticket_get, ticket_list
 from apps.tickets.services import Actor, customer_resolve, message_add, ticket_create
