@@ -168,6 +168,8 @@ def _all_ids(value: str) -> list[str]:
 
 
 def _megabytes(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
     return f"{size / (1024 * 1024):.1f} MB"
 
 
@@ -377,6 +379,8 @@ def strip_quoted_history(text: str, *, notes: list[str] | None = None) -> str:
     """The new part of a reply: cut at "On … wrote:", Outlook separators or the signature
     delimiter "-- ", and drop ">"-quoted lines. Keeps the text whole if nothing new is left."""
     notes = notes if notes is not None else []
+    if not text.strip():
+        return ""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     cut = len(lines)
     for index, line in enumerate(lines):
