@@ -247,6 +247,12 @@ CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
     "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),
 }
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "TicketStatusEnum": "apps.tickets.models.TicketStatus",
+    "AuthorKindEnum": "apps.tickets.models.AuthorKind",
+    "PostableAuthorKindEnum": "apps.api.serializers.tickets.PostableAuthorKind",
+    "PipelineStatusEnum": "apps.tickets.models.PipelineStatus",
+}
 WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS = env_int(
     "WIDGET_VISITOR_TOKEN_MAX_AGE", 7 * 24 * 3600, minimum=60
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db import models
 from rest_framework import serializers
 
 from apps.core.exceptions import DeskpilotError
@@ -68,10 +69,17 @@ class TicketCreateSerializer(StrictSerializer):
     )
 
 
+class PostableAuthorKind(models.TextChoices):
+    """Who may write a message through the API: the customer or an agent."""
+
+    CUSTOMER = AuthorKind.CUSTOMER.value, "Customer"
+    AGENT = AuthorKind.AGENT.value, "Agent"
+
+
 class MessageCreateSerializer(StrictSerializer):
     body = BodyField()
     author_kind = StrictChoiceField(
-        choices=[(AuthorKind.CUSTOMER.value, "Customer"), (AuthorKind.AGENT.value, "Agent")],
+        choices=PostableAuthorKind.choices,
         required=False,
         default=AuthorKind.CUSTOMER,
         help_text="Who wrote it: the customer (default) or an agent.",
