@@ -142,7 +142,8 @@ def test_email_with_a_25_mb_attachment_is_refused_with_413(api_key_client):
         b"From: a@example.com\r\nMessage-ID: <big@x>\r\nMIME-Version: 1.0\r\n"
         b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n'
         b"--B\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-        b'--B\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename="a.zip"\r\n'
+        b"--B\r\nContent-Type: application/zip\r\n"
+        b'Content-Disposition: attachment; filename="a.zip"\r\n'
         b"Content-Transfer-Encoding: base64\r\n\r\n" + attachment + b"\r\n--B--\r\n"
     )
     # when
