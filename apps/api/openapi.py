@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
@@ -38,3 +40,45 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     ),
     pattern=r"^[\x21-\x7e]{1,255}$",
 )
+
+
+class StrictSerializerExtension(OpenApiSerializerExtension):
+    """Strict serializers refuse unknown fields: say so in the schema."""
+
+    target_class = "apps.core.rest.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        return schema
+
+
+# NUL characters are refused in every text field (PostgreSQL cannot store them).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+class StrictCharFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = "apps.core.rest.StrictCharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        schema.setdefault("pattern", NO_NUL_PATTERN)
+        return schema
+
+
+class BodyFieldExtension(OpenApiSerializerFieldExtension):
+    """A message body: at least one visible character, no NUL, within MESSAGE_MAX_CHARS."""
+
+    target_class = "apps.api.serializers.tickets.BodyField"
+    priority = 1  # before StrictCharFieldExtension, which matches it too
+
+    def map_serializer_field(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        schema.update(
+            minLength=1,
+            maxLength=settings.MESSAGE_MAX_CHARS,
+            pattern="^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+        )
+        return schema

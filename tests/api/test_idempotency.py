@@ -144,7 +144,7 @@ def test_malformed_idempotency_key_is_refused(api_key_client, key):
 def test_concurrent_requests_with_the_same_key_create_one_ticket():
     # given: six threads, each with its own database connection and transaction
     _, key = api_key_create(name="concurrent", scopes=["read", "write"])
-    results: list[tuple[int, dict]] = []
+    results: list[tuple[int, dict, bool]] = []
     barrier = threading.Barrier(6)
 
     def post() -> None:
@@ -154,7 +154,8 @@ def test_concurrent_requests_with_the_same_key_create_one_ticket():
         response = client.post(
             "/api/v1/tickets", {"body": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="race"
         )
-        results.append((response.status_code, response.json()))
+        replayed = response.headers.get("Idempotent-Replayed") == "true"
+        results.append((response.status_code, response.json(), replayed))
         connection.close()
 
     threads = [threading.Thread(target=post) for _ in range(6)]
@@ -164,8 +165,9 @@ def test_concurrent_requests_with_the_same_key_create_one_ticket():
     for thread in threads:
         thread.join()
     # then
-    assert [status for status, _ in results] == [201] * 6
-    assert len({body["id"] for _, body in results}) == 1
+    assert [status for status, _, _ in results] == [201] * 6
+    assert len({body["id"] for _, body, _ in results}) == 1
+    assert sorted(replayed for _, _, replayed in results) == [False] + [True] * 5
     assert Ticket.objects.count() == 1
     assert Message.objects.count() == 1
     assert IdempotencyRecord.objects.count() == 1

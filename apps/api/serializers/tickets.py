@@ -49,6 +49,8 @@ class BodyField(StrictCharField):
 
 
 class CustomerInputSerializer(StrictSerializer):
+    """Who wrote: found by external_id, else email, else a new customer."""
+
     email = StrictEmailField(required=False, allow_blank=True, max_length=254)
     name = StrictCharField(required=False, allow_blank=True, max_length=200)
     external_id = StrictCharField(
@@ -60,6 +62,8 @@ class CustomerInputSerializer(StrictSerializer):
 
 
 class TicketCreateSerializer(StrictSerializer):
+    """A new ticket with the customer's first message."""
+
     customer = CustomerInputSerializer(required=False)
     subject = StrictCharField(required=False, allow_blank=True, max_length=255)
     body = BodyField()
@@ -77,6 +81,8 @@ class PostableAuthorKind(models.TextChoices):
 
 
 class MessageCreateSerializer(StrictSerializer):
+    """A message added to an existing ticket."""
+
     body = BodyField()
     author_kind = StrictChoiceField(
         choices=PostableAuthorKind.choices,
@@ -87,6 +93,8 @@ class MessageCreateSerializer(StrictSerializer):
 
 
 class TicketListQuerySerializer(StrictSerializer):
+    """Filters and paging of the ticket list."""
+
     status = StrictChoiceField(choices=TicketStatus.choices, required=False)
     channel = StrictChoiceField(choices=Channel.choices, required=False)
     intent = StrictCharField(required=False, max_length=100)
