@@ -273,3 +273,19 @@ def test_token_expiry_is_announced(client, widget_key, settings):
 
     expires_at = parse_datetime(body["token_expires_at"])
     assert timedelta(minutes=59) < expires_at - timezone.now() <= timedelta(hours=1)
+
+
+def test_widgetkey_create_command_prints_the_key_once_per_site(capsys):
+    # given
+    from django.core.management import call_command
+
+    from apps.accounts.models import WidgetKey
+
+    # when
+    call_command("widgetkey_create", "Demo", "--origin", ORIGIN, "--if-missing")
+    first = capsys.readouterr().out.strip()
+    call_command("widgetkey_create", "Demo", "--origin", ORIGIN, "--if-missing")
+    second = capsys.readouterr().out.strip()
+    # then
+    assert first == second == WidgetKey.objects.get().public_key
+    assert WidgetKey.objects.get().allowed_origins == [ORIGIN]
