@@ -151,6 +151,11 @@ def main() -> int:
         LOG_LEVEL="WARNING",
         HF_HUB_OFFLINE="1",
     )
+    # Django under ASGI runs each request's sync code in a fresh thread, and a persistent
+    # connection (CONN_MAX_AGE > 0) stays open with its thread: under load PostgreSQL runs out
+    # of connections ("too many clients"). Django's advice for ASGI is CONN_MAX_AGE=0 (or a
+    # pool). Override with DATABASE_CONN_MAX_AGE=60 to see the foundation default fail.
+    env.setdefault("DATABASE_CONN_MAX_AGE", "0")
     python = sys.executable
     manage = [python, str(BASE_DIR / "manage.py")]
     web: subprocess.Popen | None = None
@@ -233,7 +238,8 @@ def main() -> int:
         print(
             f"intake benchmark: uvicorn x{options.web_workers} on 127.0.0.1, "
             f"{options.concurrency} concurrent clients, ≤{options.requests} requests "
-            f"or ≤{options.seconds:.0f} s per phase"
+            f"or ≤{options.seconds:.0f} s per phase, "
+            f"DATABASE_CONN_MAX_AGE={env['DATABASE_CONN_MAX_AGE']}"
         )
         print(ping.line())
         print(tickets.line())

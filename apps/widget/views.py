@@ -26,7 +26,7 @@ from apps.core.rest import (
     StrictJSONParser,
     StrictSerializer,
 )
-from apps.tickets.models import AuthorKind, Channel, Message, Ticket
+from apps.tickets.models import ActorKind, AuthorKind, Channel, Message, Ticket
 from apps.tickets.selectors import message_list_for_customer
 from apps.tickets.services import Actor, customer_resolve, message_add, ticket_create
 from apps.widget.tokens import Visitor, VisitorTokenError, visitor_token_issue, visitor_token_read
@@ -203,6 +203,6 @@ class ConversationMessagesView(WidgetView):
             author_kind=AuthorKind.CUSTOMER,
             body=payload.validated_data["body"],
             channel=Channel.WIDGET,
-            actor=Actor("customer", str(visitor.customer_id)),
+            actor=Actor(ActorKind.CUSTOMER, str(visitor.customer_id)),
         )
         return Response(WidgetMessageSerializer(message).data, status=status.HTTP_201_CREATED)
