@@ -1,4 +1,4 @@
-"""Writes for customers, tickets and messages, and the ticket status machine.
+"""Tickets and messages, and the ticket status machine.
 
 Every status change goes through `_ticket_transition`: a compare-and-set update
 (`filter(id=…, status=old).update(…) == 1`) plus one TicketEvent, in the caller's transaction.
@@ -7,30 +7,22 @@ Every new customer message schedules the copilot pipeline once the transaction c
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiKey, User
-from apps.core.exceptions import ConflictError, InvalidTransitionError, ValidationError
+from apps.core.exceptions import InvalidTransitionError, ValidationError
 from apps.tickets.models import (
     ActorKind,
     AuthorKind,
     BodyFormat,
     Channel,
     Customer,
-    CustomerIdentity,
     EventKind,
     Message,
     PipelineStatus,
@@ -39,20 +31,7 @@ from apps.tickets.models import (
     TicketPriority,
     TicketStatus,
 )
-
-logger = logging.getLogger(__name__)
-
-# The copilot pipeline's task, scheduled by name: tickets sits below copilot in the layering
-# and must not import it. The name is the contract (apps/copilot/tasks.py registers it).
-PIPELINE_TASK = "copilot.pipeline_run"
-PIPELINE_QUEUE = "pipeline"
-# A broker blip is retried briefly; a broker that stays down leaves the message for the sweep.
-PIPELINE_PUBLISH_RETRY = {
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
+from apps.tickets.services.pipeline import message_pipeline_schedule
 
 
 @dataclass(frozen=True)
@@ -102,100 +81,9 @@ def message_body_clean(body: str, *, field: str = "body") -> str:
     return body
 
 
-def _email_clean(email: str, *, field: str) -> str:
-    email = email.strip().lower()
-    if not email:
-        return ""
-    try:
-        validate_email(email)
-    except DjangoValidationError:
-        raise ValidationError(f"{field} is not a valid email address", field=field) from None
-    return email
-
-
 def _subject_from(body: str) -> str:
     first_line = next((line.strip() for line in body.splitlines() if line.strip()), "")
     return first_line[:120]
-
-
-# --- customers -----------------------------------------------------------------------------
-
-
-def customer_resolve(
-    *,
-    email: str = "",
-    name: str = "",
-    external_id: str = "",
-    channel: Channel | None = None,
-    identifier: str = "",
-) -> Customer:
-    """The customer known by `external_id`, else `email`, else a new one.
-
-    A name or a missing email/external id is filled in on an existing customer. An email that
-    already belongs to a customer with another external id is a conflict. Safe under
-    concurrency: a creation that loses a unique-constraint race re-reads the winner.
-    """
-    email = _email_clean(email, field="customer.email")
-    external_id = external_id.strip()
-    name = name.strip()
-    for attempt in range(2):
-        customer = _customer_find(email=email, external_id=external_id)
-        if customer is None:
-            try:
-                with transaction.atomic():
-                    customer = Customer.objects.create(
-                        email=email, name=name, external_id=external_id
-                    )
-            except IntegrityError:
-                if attempt == 0:
-                    continue  # created meanwhile by a concurrent request: find it now
-                raise
-        else:
-            _customer_complete(customer, email=email, name=name, external_id=external_id)
-        if channel is not None and identifier:
-            _customer_identity_add(customer, channel=channel, identifier=identifier)
-        return customer
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _customer_find(*, email: str, external_id: str) -> Customer | None:
-    if external_id:
-        customer = Customer.objects.filter(external_id=external_id).first()
-        if customer is not None:
-            return customer
-    if email:
-        customer = Customer.objects.filter(email=email).first()
-        if customer is not None and external_id and customer.external_id:
-            raise ConflictError(
-                f"customer.email {email!r} belongs to a customer with another external_id",
-                field="customer.email",
-            )
-        return customer
-    return None
-
-
-def _customer_complete(customer: Customer, *, email: str, name: str, external_id: str) -> None:
-    updates: dict[str, str] = {}
-    if email and not customer.email:
-        if Customer.objects.filter(email=email).exclude(pk=customer.pk).exists():
-            raise ConflictError(
-                f"customer.email {email!r} belongs to another customer", field="customer.email"
-            )
-        updates["email"] = email
-    if external_id and not customer.external_id:
-        updates["external_id"] = external_id
-    if name and not customer.name:
-        updates["name"] = name
-    if updates:
-        Customer.objects.filter(pk=customer.pk).update(**updates, updated_at=timezone.now())
-        for field, value in updates.items():
-            setattr(customer, field, value)
-
-
-def _customer_identity_add(customer: Customer, *, channel: Channel, identifier: str) -> None:
-    CustomerIdentity.objects.get_or_create(
-        channel=channel, identifier=identifier[:254], defaults={"customer": customer}
-    )
 
 
 # --- tickets and messages ------------------------------------------------------------------
@@ -510,101 +398,6 @@ def ticket_reopen(*, ticket: Ticket, actor: Actor, reason: str = "") -> Ticket:
     return _ticket_transition(
         ticket=ticket, to_status=TicketStatus.NEW, actor=actor, reason=reason, verb="reopen"
     )
-
-
-# --- the pipeline hook ---------------------------------------------------------------------
-
-
-def message_pipeline_schedule(*, message_id: int) -> bool:
-    """Publish the pipeline task for a customer message; True when the broker took it.
-
-    Runs after commit (never inside the transaction that stored the message). Any publish
-    failure is logged and recorded on the message, which stays `unscheduled` for the sweep:
-    the message itself is already safe. Publishing twice is harmless (the task is idempotent).
-    """
-    now = timezone.now()
-    try:
-        current_app.send_task(
-            PIPELINE_TASK,
-            kwargs={"message_id": message_id},
-            queue=PIPELINE_QUEUE,
-            retry=True,
-            retry_policy=PIPELINE_PUBLISH_RETRY,
-        )
-    except Exception as error:  # any broker failure: the sweep retries later
-        logger.warning("pipeline task for message %s not published: %s", message_id, error)
-        Message.objects.filter(pk=message_id).update(
-            pipeline_attempts=F("pipeline_attempts") + 1,
-            pipeline_scheduled_at=now,
-            pipeline_error=f"publish failed at {now.isoformat()}: {error}"[:2000],
-        )
-        return False
-    Message.objects.filter(pk=message_id).update(
-        pipeline_attempts=F("pipeline_attempts") + 1, pipeline_scheduled_at=now
-    )
-    # The worker may already have moved it past `queued`: only an unscheduled message moves.
-    Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.UNSCHEDULED).update(
-        pipeline_status=PipelineStatus.QUEUED, pipeline_error=""
-    )
-    return True
-
-
-def message_pipeline_advance(
-    *,
-    message_id: int,
-    from_statuses: Iterable[PipelineStatus],
-    to_status: PipelineStatus,
-    error: str = "",
-) -> bool:
-    """Compare-and-set a message's pipeline status; False (and nothing changed) when the
-    message is gone or not in one of `from_statuses`. Safe to call twice."""
-    now = timezone.now()
-    changes: dict[str, Any] = {"pipeline_status": to_status, "pipeline_error": error[:2000]}
-    if to_status in (PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING):
-        changes["pipeline_started_at"] = now
-    if to_status in (PipelineStatus.DONE, PipelineStatus.FAILED):
-        changes["pipeline_finished_at"] = now
-    updated = Message.objects.filter(pk=message_id, pipeline_status__in=list(from_statuses)).update(
-        **changes
-    )
-    return updated == 1
-
-
-def message_pipeline_sweep(
-    *,
-    unscheduled_after_seconds: float | None = None,
-    queued_after_seconds: float | None = None,
-    limit: int = 500,
-) -> int:
-    """Publish again the pipeline task of messages stuck before the pipeline; returns how many
-    were published. `unscheduled` ones are retried soon (the broker was down); `queued` ones
-    only after a long time (the broker lost the task). Idempotent and safe to run concurrently:
-    the task itself is idempotent."""
-    unscheduled_after = (
-        settings.PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS
-        if unscheduled_after_seconds is None
-        else unscheduled_after_seconds
-    )
-    queued_after = (
-        settings.PIPELINE_SWEEP_QUEUED_AFTER_SECONDS
-        if queued_after_seconds is None
-        else queued_after_seconds
-    )
-    now = timezone.now()
-    unscheduled_cutoff = now - timedelta(seconds=unscheduled_after)
-    queued_cutoff = now - timedelta(seconds=queued_after)
-    stuck = Message.objects.filter(
-        Q(
-            pipeline_status=PipelineStatus.UNSCHEDULED,
-            created_at__lte=unscheduled_cutoff,
-        )
-        & (Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=unscheduled_cutoff))
-        | Q(pipeline_status=PipelineStatus.QUEUED, pipeline_scheduled_at__lte=queued_cutoff)
-    ).order_by("id")
-    published = 0
-    for message_id in stuck.values_list("id", flat=True)[:limit]:
-        published += message_pipeline_schedule(message_id=message_id)
-    return published
 
 
 def ticket_triage_record(
