@@ -1,3 +1,5 @@
+from datetime import UTC
+
 import factory
 
 from apps.tickets.models import Channel, Customer, Ticket, TicketStatus
@@ -23,6 +25,6 @@ class TicketFactory(factory.django.DjangoModelFactory):
     status = TicketStatus.NEW
     resolved_at = factory.Maybe(
         factory.LazyAttribute(lambda t: t.status == TicketStatus.RESOLVED),
-        yes_declaration=factory.Faker("date_time", tzinfo=__import__("datetime").UTC),
+        yes_declaration=factory.Faker("date_time", tzinfo=UTC),
         no_declaration=None,
     )
