@@ -241,7 +241,9 @@ CELERY_BEAT_SCHEDULE["accounts-idempotency-purge"] = {
 }
 # The sweep publishes again the pipeline task of messages stuck `unscheduled` (broker down)
 # for longer than this, and of messages `queued` for longer than the second value.
-PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_UNSCHEDULED_AFTER", 30, minimum=0)
+PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS = env_int(
+    "PIPELINE_SWEEP_UNSCHEDULED_AFTER", 30, minimum=0
+)
 PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 3600, minimum=0)
 CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
