@@ -138,7 +138,8 @@ def _raw_headers(message: Message) -> dict[str, str]:
     """Header name → raw value, without the policy's parsing (which can raise on junk)."""
     headers: dict[str, str] = {}
     for name, value in message.raw_items():
-        headers.setdefault(name.lower(), str(value))
+        # NUL cannot be stored by PostgreSQL (text or JSON): dropped from every header.
+        headers.setdefault(name.lower(), str(value).replace("\x00", ""))
     return headers
 
 
@@ -255,7 +256,11 @@ def _attachment_record(part: Message) -> dict[str, Any]:
         name = ""
     payload = part.get_payload(decode=True)
     size = len(payload) if isinstance(payload, bytes) else 0
-    return {"name": str(name)[:255], "content_type": part.get_content_type()[:100], "size": size}
+    return {
+        "name": str(name).replace("\x00", "")[:255],
+        "content_type": part.get_content_type()[:100],
+        "size": size,
+    }
 
 
 # --- HTML ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Starting a conversation returns a signed visitor token; the other endpoints need
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -32,6 +33,7 @@ from apps.tickets.services import Actor, customer_resolve, message_add, ticket_c
 from apps.widget.tokens import Visitor, VisitorTokenError, visitor_token_issue, visitor_token_read
 
 PREFLIGHT_MAX_AGE = 600
+PUBLIC_KEY_PATTERN = re.compile(r"^wk_[A-Za-z0-9_-]{1,61}$")
 
 
 class ConversationStartSerializer(StrictSerializer):
@@ -120,7 +122,9 @@ class WidgetView(APIView):
 
     @staticmethod
     def _widget_key(public_key: str) -> WidgetKey:
-        widget_key = WidgetKey.objects.filter(public_key=public_key[:64], is_active=True).first()
+        widget_key = None
+        if PUBLIC_KEY_PATTERN.match(public_key):
+            widget_key = WidgetKey.objects.filter(public_key=public_key, is_active=True).first()
         if widget_key is None:
             raise NotFoundError("unknown or disabled widget key", field="public_key")
         return widget_key

@@ -187,3 +187,26 @@ def test_read_only_key_cannot_post_email(api_key_client):
     # then
     assert response.status_code == 403
     assert counts() == (0, 0, 0)
+
+
+def test_nul_characters_anywhere_in_an_email_are_dropped_not_a_500(api_key_client):
+    # given
+    raw = (
+        b"From: Ev\x00e <eve@example.com>\r\nSubject: Hi\x00there\r\n"
+        b"Message-ID: <nul\x00id@x>\r\nReferences: <a\x00b@x>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain\r\n\r\nbody\x00text\r\n"
+        b"--B\r\nContent-Type: text/plain\r\n"
+        b'Content-Disposition: attachment; filename="a\x00.txt"\r\n'
+        b"\r\nx\r\n--B--\r\n"
+    )
+    # when
+    response = post(api_key_client(), raw)
+    # then
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get()
+    assert message.body == "bodytext"
+    assert message.ticket.subject == "Hithere"
+    assert message.channel_message_id == "nulid@x"
+    assert message.attachments[0]["name"] == "a.txt"
+    assert message.metadata["email"]["references"] == ["ab@x"]

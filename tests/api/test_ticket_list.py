@@ -89,3 +89,17 @@ def test_write_only_key_cannot_list(api_key_client):
     response = api_key_client(scopes=("write",)).get("/api/v1/tickets")
     # then
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("position", ["abc", "1%00", "99999999999999999999999", "-5"])
+def test_crafted_cursor_is_refused_not_a_500(api_key_client, position):
+    # given: a well-encoded cursor whose position is not a ticket id
+    import base64
+
+    cursor = base64.b64encode(f"p={position}".encode()).decode()
+    TicketFactory()
+    # when
+    response = api_key_client().get("/api/v1/tickets", {"cursor": cursor})
+    # then
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"cursor": ["invalid cursor"]}

@@ -289,3 +289,17 @@ def test_widgetkey_create_command_prints_the_key_once_per_site(capsys):
     # then
     assert first == second == WidgetKey.objects.get().public_key
     assert WidgetKey.objects.get().allowed_origins == [ORIGIN]
+
+
+@pytest.mark.parametrize("public_key", ["%00", "wk_%00abc", "x" * 300])
+def test_malformed_widget_key_in_the_path_is_a_404(client, public_key):
+    # when
+    response = client.post(
+        f"/widget/api/{public_key}/conversations",
+        {"body": "hi"},
+        format="json",
+        HTTP_ORIGIN=ORIGIN,
+    )
+    # then
+    assert response.status_code == 404
+    assert counts() == (0, 0, 0)

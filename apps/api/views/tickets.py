@@ -54,9 +54,17 @@ class TicketPagination(CursorPagination):
 
     def decode_cursor(self, request: Request) -> Any:
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except Exception:  # DRF answers a bad cursor with 404; it is bad input
-            raise serializers.ValidationError({"cursor": ["invalid cursor"]}) from None
+            cursor = False
+        # DRF trusts the decoded position and filters on it: a crafted one (not an id) would
+        # reach the database as `id < 'abc'`.
+        position = cursor.position if cursor else None
+        if cursor is False or (
+            position is not None and not (position.isdigit() and 0 < int(position) <= MAX_ID)
+        ):
+            raise serializers.ValidationError({"cursor": ["invalid cursor"]})
+        return cursor
 
 
 class TicketListCreateView(generics.ListAPIView):
