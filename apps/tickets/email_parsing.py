@@ -72,11 +72,21 @@ class ParsedEmail:
 
 def email_parse(raw: bytes, *, oversized_bytes: int | None = None) -> ParsedEmail:
     """Parse a raw email. Raises ValidationError (or EmailTooLargeError) with the reason when
-    it cannot become a message: too large, or no usable sender.
+    it cannot become a message: too large, nested too deeply, or no usable sender.
 
     `oversized_bytes`: `raw` holds only the headers of an email of that size, too large to
     fetch; the message is kept with a note instead of its text.
     """
+    try:
+        return _email_parse(raw, oversized_bytes=oversized_bytes)
+    except RecursionError:
+        # The stdlib parser and walk() recurse once per nested multipart.
+        raise ValidationError(
+            "the email's MIME parts are nested too deeply to read", field="email"
+        ) from None
+
+
+def _email_parse(raw: bytes, *, oversized_bytes: int | None) -> ParsedEmail:
     limit = settings.INBOUND_EMAIL_MAX_BYTES
     if len(raw) > limit:
         raise EmailTooLargeError(
@@ -94,6 +104,8 @@ def email_parse(raw: bytes, *, oversized_bytes: int | None = None) -> ParsedEmai
     if not from_address:
         raise ValidationError("the email has no From address", field="email.from")
     try:
+        if len(from_address) > 254:  # longer than any deliverable address (RFC 5321)
+            raise DjangoValidationError("too long")
         validate_email(from_address)
     except DjangoValidationError:
         raise ValidationError(

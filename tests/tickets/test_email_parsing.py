@@ -160,6 +160,10 @@ def test_quoted_history_and_signatures_are_stripped(text, expected, note):
         (b"\x00\x01\x02\xff\xfe binary", "not an email: it has no headers"),
         (b"Subject: hi\r\n\r\nno sender", "the email has no From address"),
         (b"From: not an address\r\n\r\nbody", "the email's From address 'not' is not valid"),
+        (
+            b"From: " + b"a" * 300 + b"@example.com\r\n\r\nbody",
+            f"the email's From address {'a' * 100!r} is not valid",
+        ),
     ],
 )
 def test_email_without_a_usable_sender_is_refused_with_the_reason(raw, message):
@@ -226,3 +230,18 @@ def test_encoded_headers_are_decoded():
     # then
     assert parsed.from_name == "José Pérez"
     assert parsed.subject == "Éléphant"
+
+
+def test_deeply_nested_mime_is_refused_with_the_reason():
+    # given: 3000 multiparts, each inside the previous one
+    depth = 3000
+    raw = b"From: a@example.com\r\nMessage-ID: <n@x>\r\nMIME-Version: 1.0\r\n"
+    for level in range(depth):
+        raw += f'Content-Type: multipart/mixed; boundary="b{level}"\r\n\r\n--b{level}\r\n'.encode()
+    raw += b"Content-Type: text/plain\r\n\r\nhi\r\n"
+    for level in reversed(range(depth)):
+        raw += f"--b{level}--\r\n".encode()
+    # when / then
+    with pytest.raises(ValidationError) as raised:
+        email_parse(raw)
+    assert raised.value.message == "the email's MIME parts are nested too deeply to read"
