@@ -1,6 +1,8 @@
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apps.core.exceptions import ValidationError
 from apps.tickets.email_parsing import (
@@ -245,3 +247,31 @@ def test_deeply_nested_mime_is_refused_with_the_reason():
     with pytest.raises(ValidationError) as raised:
         email_parse(raw)
     assert raised.value.message == "the email's MIME parts are nested too deeply to read"
+
+
+SAMPLE = (
+    b"From: Ada <ada@example.com>\r\nSubject: =?utf-8?q?Hi?=\r\nMessage-ID: <s@x>\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=B\r\n\r\n"
+    b"--B\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"PHA+SGk8L3A+\r\n--B\r\nContent-Type: text/plain\r\n\r\nHi\r\n--B--\r\n"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=2000),
+        st.tuples(st.integers(0, len(SAMPLE)), st.binary(max_size=50), st.integers(0, 40)).map(
+            lambda cut: SAMPLE[: cut[0]] + cut[1] + SAMPLE[cut[0] + cut[2] :]
+        ),
+    )
+)
+def test_any_bytes_parse_or_are_refused_with_a_reason(data):
+    # when / then: either a message with text, or a ValidationError; nothing else escapes
+    try:
+        parsed = email_parse(data)
+    except ValidationError as error:
+        assert error.message
+    else:
+        assert parsed.body.strip()
+        assert "\x00" not in parsed.body + parsed.subject + parsed.message_id + parsed.from_name
