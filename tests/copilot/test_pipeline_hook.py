@@ -203,3 +203,36 @@ def test_real_worker_gets_the_message_after_the_broker_comes_back(
             pk=message_id, pipeline_status=PipelineStatus.AWAITING_TRIAGE
         ).exists()
     )
+
+
+@pytest.mark.django_db
+def test_widget_and_email_messages_each_publish_one_task(
+    api_key_client, published, django_capture_on_commit_callbacks
+):
+    # given
+    from apps.accounts.services import widget_key_create
+
+    origin = "https://shop.example.com"
+    widget_key = widget_key_create(site_name="Shop", allowed_origins=[origin])
+    raw = b"From: a@example.com\r\nMessage-ID: <one@x>\r\n\r\nhello\r\n"
+    client = api_key_client()
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(
+            f"/widget/api/{widget_key.public_key}/conversations",
+            {"body": "hi"},
+            format="json",
+            HTTP_ORIGIN=origin,
+        ).json()
+        emailed = client.generic(
+            "POST", "/api/v1/inbound/email", raw, content_type="message/rfc822"
+        ).json()
+        duplicate = client.generic(
+            "POST", "/api/v1/inbound/email", raw, content_type="message/rfc822"
+        ).json()
+    # then
+    assert duplicate["is_duplicate"] is True
+    assert [entry["kwargs"]["message_id"] for entry in published] == [
+        started["message"]["id"],
+        emailed["message_id"],
+    ]
