@@ -46,6 +46,9 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.llm",
     "apps.api",
+    "apps.tickets",
+    "apps.copilot",
+    "apps.widget",
 ]
 
 MIDDLEWARE = [
@@ -226,6 +229,68 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- tickets and intake: API, widget, email, pipeline hook -----------------------------------
+# A customer message longer than this is refused (API, widget) or truncated with a note (email).
+MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 20_000, minimum=1)
+# A stored Idempotency-Key answers retries for this long, then may be used again.
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=1)
+CELERY_BEAT_SCHEDULE["accounts-idempotency-purge"] = {
+    "task": "accounts.idempotency_records_purge",
+    "schedule": 3600.0,
+}
+# The sweep publishes again the pipeline task of messages stuck `unscheduled` (broker down)
+# for longer than this, and of messages `queued` for longer than the second value.
+PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS = env_int(
+    "PIPELINE_SWEEP_UNSCHEDULED_AFTER", 30, minimum=0
+)
+PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 3600, minimum=0)
+CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
+    "task": "tickets.pipeline_sweep",
+    "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "TicketStatusEnum": "apps.tickets.models.TicketStatus",
+    "AuthorKindEnum": "apps.tickets.models.AuthorKind",
+    "PostableAuthorKindEnum": "apps.api.serializers.tickets.PostableAuthorKind",
+    "PipelineStatusEnum": "apps.tickets.models.PipelineStatus",
+}
+WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS = env_int(
+    "WIDGET_VISITOR_TOKEN_MAX_AGE", 7 * 24 * 3600, minimum=60
+)
+# Email: inbound raw messages above this size are refused; HTML bodies are cut before parsing.
+INBOUND_EMAIL_MAX_BYTES = env_int("INBOUND_EMAIL_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+EMAIL_HTML_MAX_CHARS = env_int("EMAIL_HTML_MAX_CHARS", 1_000_000, minimum=1000)
+SUPPORT_EMAIL = env_str("SUPPORT_EMAIL", "support@localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", SUPPORT_EMAIL)
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# No SMTP server configured: replies are printed by the web/worker process, not lost silently.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+# IMAP polling is off unless IMAP_HOST is set.
+IMAP_HOST = env_str("IMAP_HOST")
+IMAP_PORT = env_int("IMAP_PORT", 993, minimum=1)
+IMAP_USER = env_str("IMAP_USER")
+IMAP_PASSWORD = env_str("IMAP_PASSWORD")
+IMAP_FOLDER = env_str("IMAP_FOLDER", "INBOX")
+IMAP_USE_SSL = env_bool("IMAP_USE_SSL", True)
+IMAP_POLL_SECONDS = env_int("IMAP_POLL_SECONDS", 60, minimum=10)
+IMAP_BATCH_SIZE = env_int("IMAP_BATCH_SIZE", 50, minimum=1)
+if IMAP_HOST:
+    if not (IMAP_USER and IMAP_PASSWORD):
+        raise ConfigurationError("IMAP_HOST is set: IMAP_USER and IMAP_PASSWORD are needed too")
+    CELERY_BEAT_SCHEDULE["tickets-imap-poll"] = {
+        "task": "tickets.imap_poll",
+        "schedule": float(IMAP_POLL_SECONDS),
+    }
 
 # Model libraries must never reach a hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -2,10 +2,20 @@
 
 from django.urls import path
 
+from apps.api.views.inbound_email import InboundEmailView
 from apps.api.views.ping import PingView
+from apps.api.views.tickets import TicketDetailView, TicketListCreateView, TicketMessageCreateView
 
 app_name = "api"
 
 urlpatterns = [
     path("ping", PingView.as_view(), name="ping"),
+    path("tickets", TicketListCreateView.as_view(), name="tickets"),
+    path("tickets/<str:ticket_id>", TicketDetailView.as_view(), name="ticket-detail"),
+    path(
+        "tickets/<str:ticket_id>/messages",
+        TicketMessageCreateView.as_view(),
+        name="ticket-messages",
+    ),
+    path("inbound/email", InboundEmailView.as_view(), name="inbound-email"),
 ]
