@@ -100,8 +100,20 @@ DATABASE_URL = (
     or f"postgresql://postgres:@/postgres?host={DESKPILOT_HOME / 'pgdata'}"
 )
 DATABASES = {"default": database_from_url(DATABASE_URL)}
-DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A connection pool per process (psycopg_pool). Under ASGI every request's sync code runs in
+# a fresh thread, so persistent per-thread connections (CONN_MAX_AGE > 0) would pile up until
+# PostgreSQL refuses new clients; a pool bounds them and still reuses connections.
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+if DATABASE_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+        "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0, minimum=0.1),
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # --- Redis: broker, cache, streams ------------------------------------------------------------
 REDIS_URL = (
