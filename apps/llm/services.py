@@ -106,6 +106,25 @@ class _Attempt:
     chunks: list[Any] = field(default_factory=list)
 
 
+class _Publisher:
+    """Calls the caller's stream callback; a failing callback stops streaming, not the call.
+
+    Streaming is a preview: if publishing breaks (Redis down), the draft still completes.
+    """
+
+    def __init__(self, callback: StreamCallback) -> None:
+        self.callback: StreamCallback | None = callback
+
+    def send(self, event: StreamEvent) -> None:
+        if self.callback is None:
+            return
+        try:
+            self.callback(event)
+        except Exception:
+            logger.exception("stream callback failed; streaming stops, the completion goes on")
+            self.callback = None
+
+
 def budget_check(*, ticket_id: int | None) -> None:
     """Raise BudgetExhausted when today's, this month's or the ticket's spend reached its limit.
 
@@ -147,7 +166,7 @@ def _call(
     aliases: Sequence[str],
     messages: list[dict],
     extra: dict[str, Any],
-    stream_callback: StreamCallback | None,
+    publisher: _Publisher | None,
     structured: bool,
     started: float,
 ) -> _Attempt:
@@ -162,7 +181,7 @@ def _call(
     if structured:
         kwargs["response_format"] = RESPONSE_FORMAT
     attempt = _Attempt()
-    if stream_callback is None:
+    if publisher is None:
         response = router().completion(**kwargs)
         attempt.response = response
         attempt.text = response.choices[0].message.content or ""
@@ -170,14 +189,22 @@ def _call(
     else:
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
+        attempt_started = time.perf_counter()
         stream = router().completion(**kwargs)
         hidden = getattr(stream, "_hidden_params", {}) or {}
         attempt.served_alias, attempt.deployment_id = _served(hidden)
+        deployment = deployment_for(attempt.deployment_id)
+        # A provider that keeps trickling tokens must not hold the call past its timeout.
+        deadline = attempt_started + (
+            (deployment.timeout if deployment else None) or settings.LLM_REQUEST_TIMEOUT
+        )
         extractor = ReplyStreamExtractor() if structured else None
         pieces: list[str] = []
         try:
             for chunk in stream:
                 attempt.chunks.append(chunk)
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"stream from {attempt.served_alias} passed its timeout")
                 delta = chunk.choices[0].delta.content if chunk.choices else None
                 if not delta:
                     continue
@@ -186,7 +213,7 @@ def _call(
                 if visible:
                     if attempt.ttft_ms is None:
                         attempt.ttft_ms = int((time.perf_counter() - started) * 1000)
-                    stream_callback(StreamEvent("delta", visible))
+                    publisher.send(StreamEvent("delta", visible))
         except Exception as error:
             error.served_alias = attempt.served_alias  # type: ignore[attr-defined]
             raise
@@ -278,6 +305,7 @@ def completion_create(
     if temperature is not None:
         extra["temperature"] = temperature
 
+    publisher = _Publisher(stream_callback) if stream_callback is not None else None
     remaining = _chain(alias)
     attempted: list[str] = []
     emitted = False
@@ -290,11 +318,11 @@ def completion_create(
                     f"circuit open for {', '.join(remaining)}", detail="circuit breaker"
                 )
             break
-        if emitted and stream_callback is not None:
-            stream_callback(StreamEvent("reset"))
+        if emitted and publisher is not None:
+            publisher.send(StreamEvent("reset"))
             emitted = False
         try:
-            attempt = _call(allowed, messages, extra, stream_callback, structured, started)
+            attempt = _call(allowed, messages, extra, publisher, structured, started)
         except Exception as error:  # every provider error ends here, never reaches the caller
             served = getattr(error, "served_alias", "")
             failed = allowed[: allowed.index(served) + 1] if served in allowed else allowed
@@ -318,7 +346,7 @@ def completion_create(
                 circuit.circuit_record_failure(served)
                 error.detail = f"{served}: {error.detail or attempt.text[:200]}"
                 last_error = error
-                emitted = stream_callback is not None
+                emitted = publisher is not None
                 remaining = allowed[position + 1 :]
                 continue
         circuit.circuit_record_success(served)
@@ -370,3 +398,33 @@ def _error_message(error: Exception | None) -> str:
     detail = getattr(error, "detail", "")
     message = getattr(error, "message", None) or str(error)
     return f"{message} ({detail})" if detail else message
+
+
+def cache_hit_record(
+    *,
+    purpose: str,
+    alias: str,
+    model: str,
+    ticket_id: int | None = None,
+    message_id: int | None = None,
+    prompt_version: str | int | None = None,
+    latency_ms: int = 0,
+) -> LLMCall:
+    """Log a reply the caller served from its own cache (no model call, no cost).
+
+    The copilot's reply cache calls this so the LLMCall log holds every answer and the
+    cache hit rate is a query (share of rows with cache_hit). `model` is the one that wrote
+    the cached reply.
+    """
+    return LLMCall.objects.create(
+        purpose=purpose,
+        alias=alias,
+        served_alias=alias,
+        model=model,
+        ticket_id=ticket_id,
+        message_id=message_id,
+        prompt_version="" if prompt_version is None else str(prompt_version),
+        latency_ms=latency_ms,
+        cache_hit=True,
+        status=LLMCall.Status.SUCCEEDED,
+    )

@@ -19,7 +19,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer. `kind`: ok, error (with `status`), malformed, empty."""
+    """One scripted answer. `kind`: ok, error (with `status`), malformed, empty, cut.
+
+    "cut" streams the first half of `content` and closes the connection without [DONE].
+    """
 
     kind: str = "ok"
     content: str = '{"reply": "Hello.", "citations": [], "answerable": true}'
@@ -38,6 +41,10 @@ class Reply:
     @classmethod
     def malformed(cls) -> Reply:
         return cls(kind="malformed")
+
+    @classmethod
+    def cut(cls, content: str) -> Reply:
+        return cls(kind="cut", content=content)
 
     @classmethod
     def empty(cls) -> Reply:
@@ -167,11 +174,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(_chunk(model, {"role": "assistant", "content": ""}, None))
-        for piece in _pieces(reply.content):
+        pieces = _pieces(reply.content)
+        if reply.kind == "cut":
+            pieces = pieces[: len(pieces) // 2]
+        for piece in pieces:
             if reply.chunk_delay:
                 time.sleep(reply.chunk_delay)
             self.wfile.write(_chunk(model, {"content": piece}, None))
             self.wfile.flush()
+        if reply.kind == "cut":
+            self.close_connection = True
+            return
         self.wfile.write(_chunk(model, {}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             completion_tokens = max(1, len(reply.content.split()))

@@ -338,6 +338,64 @@ def test_streamed_malformed_output_resets_the_stream_before_the_fallback(
     assert result.served_alias == "draft-strong"
 
 
+def test_stream_cut_mid_way_resets_and_falls_back(fakes, use_fakes, settings):
+    # given: draft-fast's connection drops half-way through its JSON
+    settings.LLM_NUM_RETRIES = 0
+    cut, strong, _ = fakes
+    use_fakes(draft_fast=[cut], draft_strong=[strong])
+    cut.default = Reply.cut(json.dumps({**ANSWER, "reply": "A long reply that never ends"}))
+    strong.default = ok()
+    events: list[StreamEvent] = []
+    # when
+    result = completion_create(
+        purpose="draft", alias="draft-fast", messages=MESSAGES, stream_callback=events.append
+    )
+    # then
+    assert [e.type for e in events].count("reset") == 1
+    after_reset = events[[e.type for e in events].index("reset") + 1 :]
+    assert "".join(e.text for e in after_reset) == ANSWER["reply"]
+    assert result.served_alias == "draft-strong"
+
+
+def test_a_stream_trickling_past_its_timeout_is_abandoned(fakes, use_fakes, settings):
+    # given: each chunk arrives in time, but the whole stream would take ~3 s (timeout 1 s)
+    settings.LLM_NUM_RETRIES = 0
+    settings.LLM_REQUEST_TIMEOUT = 1.0
+    slow, strong, _ = fakes
+    use_fakes(draft_fast=[slow], draft_strong=[strong])
+    slow.default = ok(chunk_delay=0.3)
+    strong.default = ok()
+    # when
+    started = time.monotonic()
+    result = completion_create(
+        purpose="draft", alias="draft-fast", messages=MESSAGES, stream_callback=lambda e: None
+    )
+    # then
+    assert time.monotonic() - started < 2.0
+    assert result.served_alias == "draft-strong"
+
+
+def test_a_failing_stream_callback_does_not_fail_the_completion(fakes, use_fakes):
+    # given
+    fast, _, _ = fakes
+    use_fakes(draft_fast=[fast])
+    fast.default = ok()
+    calls: list[StreamEvent] = []
+
+    def broken(event: StreamEvent) -> None:
+        calls.append(event)
+        raise ConnectionError("redis is down")
+
+    # when
+    result = completion_create(
+        purpose="draft", alias="draft-fast", messages=MESSAGES, stream_callback=broken
+    )
+    # then: called once, then left alone; the draft is complete
+    assert len(calls) == 1
+    assert result.parsed is not None and result.parsed.reply == ANSWER["reply"]
+    assert fast.hits == 1
+
+
 def test_unstructured_call_returns_raw_text(fakes, use_fakes):
     # given
     fast, _, _ = fakes
