@@ -76,16 +76,16 @@ def circuit_states(aliases: Sequence[str]) -> dict[str, CircuitState]:
     return result
 
 
-def circuit_allowed(aliases: Sequence[str]) -> list[str]:
+def circuit_allowed(aliases: Sequence[str]) -> list[CircuitState]:
     """The aliases a call may use now, in order: closed ones, and half-open ones it won.
 
     Winning a half-open alias reserves its single probe for this caller.
     """
-    allowed = []
-    for alias, state in circuit_states(aliases).items():
-        if state.state == "closed" or (state.state == "half-open" and _probe_claim(alias)):
-            allowed.append(alias)
-    return allowed
+    return [
+        state
+        for state in circuit_states(aliases).values()
+        if state.state == "closed" or (state.state == "half-open" and _probe_claim(state.alias))
+    ]
 
 
 def _probe_claim(alias: str) -> bool:
@@ -98,6 +98,7 @@ def _probe_claim(alias: str) -> bool:
 
 
 def circuit_record_success(alias: str) -> None:
+    """Close the alias's circuit. Callers skip it when the alias was closed with no failures."""
     try:
         cache.delete_many([_failures_key(alias), _open_until_key(alias), _probe_key(alias)])
     except Exception:

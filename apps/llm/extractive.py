@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -113,13 +115,39 @@ def lexical_scores(question: str, sentences: Sequence[Sentence]) -> list[float]:
     return scores
 
 
+_vector_cache: OrderedDict[str, list[float]] = OrderedDict()
+_vector_cache_lock = threading.Lock()
+VECTOR_CACHE_SIZE = 20_000  # sentences; ~35 MB of floats at 384 dimensions
+
+
+def _sentence_vectors(texts: list[str]) -> list[list[float]]:
+    """Embeddings of `texts`, reusing those seen before in this process.
+
+    The same knowledge-base passages come back for many questions, so after warm-up only
+    the question itself is embedded.
+    """
+    from apps.llm import embeddings
+
+    with _vector_cache_lock:
+        missing = [t for t in dict.fromkeys(texts) if t not in _vector_cache]
+    fresh = dict(zip(missing, embeddings.embed(missing), strict=True)) if missing else {}
+    with _vector_cache_lock:
+        _vector_cache.update(fresh)
+        for text in texts:
+            _vector_cache.move_to_end(text)
+        vectors = [_vector_cache[text] for text in texts]
+        while len(_vector_cache) > VECTOR_CACHE_SIZE:
+            _vector_cache.popitem(last=False)
+    return vectors
+
+
 def embedding_scores(question: str, sentences: Sequence[Sentence]) -> list[float]:
     """Cosine similarity of each sentence to the question (unit vectors: a dot product)."""
     from apps.llm import embeddings
 
-    vectors = embeddings.embed([question, *(s.text for s in sentences)])
-    asked = vectors[0]
-    return [sum(a * b for a, b in zip(asked, vector, strict=True)) for vector in vectors[1:]]
+    asked = embeddings.embed([question])[0]
+    vectors = _sentence_vectors([s.text for s in sentences])
+    return [sum(a * b for a, b in zip(asked, vector, strict=True)) for vector in vectors]
 
 
 def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:

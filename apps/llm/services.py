@@ -36,6 +36,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import connection, transaction
 
 from apps.core.exceptions import ValidationError
 from apps.llm import circuit
@@ -295,7 +296,7 @@ def completion_create(
         row.status = LLMCall.Status.BUDGET_EXHAUSTED
         row.error_type = "BudgetExhausted"
         row.error_message = error.message
-        row.save()
+        _log_save(row)
         error.llm_call_id = row.id
         raise
 
@@ -311,7 +312,10 @@ def completion_create(
     emitted = False
     last_error: Exception | None = None
     while remaining:
-        allowed = circuit.circuit_allowed(remaining)
+        states = circuit.circuit_allowed(remaining)
+        allowed = [state.alias for state in states]
+        # A success on a closed circuit with no failures has nothing to reset in Redis.
+        clean = {state.alias for state in states if state.state == "closed" and not state.failures}
         if not allowed:
             if last_error is None:
                 last_error = ModelUnavailable(
@@ -349,7 +353,8 @@ def completion_create(
                 emitted = publisher is not None
                 remaining = allowed[position + 1 :]
                 continue
-        circuit.circuit_record_success(served)
+        if served not in clean:
+            circuit.circuit_record_success(served)
         input_tokens, output_tokens = _tokens(attempt.response)
         row.status = LLMCall.Status.SUCCEEDED
         row.served_alias = served
@@ -362,7 +367,7 @@ def completion_create(
         row.time_to_first_token_ms = attempt.ttft_ms
         row.cache_hit = attempt.cache_hit
         row.attempted_aliases = attempted
-        row.save()
+        _log_save(row)
         return CompletionResult(
             text=attempt.text,
             parsed=parsed,
@@ -383,13 +388,29 @@ def completion_create(
     row.error_message = _error_message(last_error)[:4000]
     row.latency_ms = int((time.perf_counter() - started) * 1000)
     row.attempted_aliases = attempted
-    row.save()
+    _log_save(row)
     raise ModelUnavailable(
         f"no model answered for {alias!r} (tried {', '.join(attempted) or 'none'}): "
         f"{row.error_type}",
         llm_call_id=row.id,
         detail=row.error_message,
     ) from last_error
+
+
+def _log_save(row: LLMCall) -> None:
+    """Insert the call's row without waiting for the WAL flush when that is safe.
+
+    The row is a log entry: losing the last few milliseconds of them in a database crash is
+    acceptable, an fsync per model call (several ms) is not. Only outside the caller's own
+    transaction: SET LOCAL inside it would make the caller's commit asynchronous too.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        row.save()
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        row.save()
 
 
 def _error_message(error: Exception | None) -> str:

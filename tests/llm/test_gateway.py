@@ -417,3 +417,15 @@ def test_unknown_alias_is_refused_and_nothing_is_logged():
     # then
     assert raised.value.field == "alias"
     assert LLMCall.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_outside_any_transaction_is_logged_and_committed(fakes, use_fakes):
+    # given: no surrounding transaction, so the row is written with an asynchronous commit
+    fast, _, _ = fakes
+    use_fakes(draft_fast=[fast])
+    fast.default = ok()
+    # when
+    result = completion_create(purpose="draft", alias="draft-fast", messages=MESSAGES)
+    # then
+    assert LLMCall.objects.filter(id=result.llm_call_id, status="succeeded").count() == 1
