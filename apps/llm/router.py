@@ -115,6 +115,27 @@ def router() -> Any:
     return _router
 
 
+def router_warm() -> None:
+    """Import litellm and pay its lazy first-call costs now (~1-2 s), not on a customer's message.
+
+    Runs one streamed local/extractive completion in memory: no network, no database row.
+    Meant for worker start-up (e.g. Celery's worker_process_init).
+    """
+    from apps.llm.prompt_format import Passage, sections_render
+
+    provider_register()
+    content = sections_render(passages=[Passage("P1", "Warm-up text.")], customer_message="warm up")
+    module = litellm()
+    for chunk in module.completion(
+        model="local/extractive",
+        messages=[{"role": "user", "content": content}],
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
+        del chunk
+    router()
+
+
 def router_reset() -> None:
     """Forget the Router (and with it the in-process deployment cooldowns)."""
     global _router, _router_config

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -104,7 +104,8 @@ class _Attempt:
     text: str = ""
     ttft_ms: int | None = None
     cache_hit: bool = False
-    chunks: list[Any] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 class _Publisher:
@@ -186,24 +187,29 @@ def _call(
         response = router().completion(**kwargs)
         attempt.response = response
         attempt.text = response.choices[0].message.content or ""
+        attempt.input_tokens, attempt.output_tokens = _tokens(getattr(response, "usage", None))
         hidden = getattr(response, "_hidden_params", {}) or {}
     else:
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
-        attempt_started = time.perf_counter()
         stream = router().completion(**kwargs)
+        # Opening the stream is bounded by the Router's timeout; this bounds the reading.
+        reading_started = time.perf_counter()
         hidden = getattr(stream, "_hidden_params", {}) or {}
         attempt.served_alias, attempt.deployment_id = _served(hidden)
         deployment = deployment_for(attempt.deployment_id)
         # A provider that keeps trickling tokens must not hold the call past its timeout.
-        deadline = attempt_started + (
+        deadline = reading_started + (
             (deployment.timeout if deployment else None) or settings.LLM_REQUEST_TIMEOUT
         )
         extractor = ReplyStreamExtractor() if structured else None
         pieces: list[str] = []
+        chunks: list[Any] = []
+        usage = None
         try:
             for chunk in stream:
-                attempt.chunks.append(chunk)
+                chunks.append(chunk)
+                usage = getattr(chunk, "usage", None) or usage
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"stream from {attempt.served_alias} passed its timeout")
                 delta = chunk.choices[0].delta.content if chunk.choices else None
@@ -219,7 +225,11 @@ def _call(
             error.served_alias = attempt.served_alias  # type: ignore[attr-defined]
             raise
         attempt.text = "".join(pieces)
-        attempt.response = litellm().stream_chunk_builder(attempt.chunks, messages=messages)
+        if usage is None:
+            # The provider ignored include_usage: let litellm rebuild the response and count.
+            attempt.response = litellm().stream_chunk_builder(chunks, messages=messages)
+            usage = getattr(attempt.response, "usage", None)
+        attempt.input_tokens, attempt.output_tokens = _tokens(usage)
     attempt.served_alias, attempt.deployment_id = _served(hidden)
     attempt.deployment = deployment_for(attempt.deployment_id)
     attempt.cache_hit = bool(hidden.get("cache_hit"))
@@ -227,25 +237,34 @@ def _call(
 
 
 def _cost(attempt: _Attempt) -> Decimal:
+    """USD from the token counts and litellm's local price table (0 for local/extractive).
+
+    cost_per_token is the table lookup completion_cost does, without rebuilding a response
+    from the stream's chunks (which cost ~10 ms per streamed call).
+    """
     deployment = attempt.deployment
-    if deployment is None or deployment.is_local or attempt.response is None:
+    if deployment is None or deployment.is_local:
         return Decimal("0")
-    kwargs: dict[str, Any] = {"completion_response": attempt.response, "model": deployment.model}
+    kwargs: dict[str, Any] = {
+        "model": deployment.model,
+        "prompt_tokens": attempt.input_tokens,
+        "completion_tokens": attempt.output_tokens,
+    }
     if deployment.input_cost_per_token is not None or deployment.output_cost_per_token is not None:
         kwargs["custom_cost_per_token"] = {
             "input_cost_per_token": deployment.input_cost_per_token or 0.0,
             "output_cost_per_token": deployment.output_cost_per_token or 0.0,
         }
     try:
-        return Decimal(str(litellm().completion_cost(**kwargs)))
+        prompt_cost, completion_cost = litellm().cost_per_token(**kwargs)
     except Exception:
         # An unpriced model costs 0 here: say so loudly, budgets cannot see it.
         logger.warning("no price for %s; set input/output_cost_per_token", deployment.model)
         return Decimal("0")
+    return Decimal(str(prompt_cost + completion_cost)).quantize(Decimal("1e-8"))
 
 
-def _tokens(response: Any) -> tuple[int, int]:
-    usage = getattr(response, "usage", None)
+def _tokens(usage: Any) -> tuple[int, int]:
     if usage is None:
         return 0, 0
     return int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
@@ -355,10 +374,10 @@ def completion_create(
                 continue
         if served not in clean:
             circuit.circuit_record_success(served)
-        input_tokens, output_tokens = _tokens(attempt.response)
+        input_tokens, output_tokens = attempt.input_tokens, attempt.output_tokens
         row.status = LLMCall.Status.SUCCEEDED
         row.served_alias = served
-        row.model = attempt.deployment.model if attempt.deployment else str(attempt.response.model)
+        row.model = attempt.deployment.model if attempt.deployment else served
         row.deployment_id = attempt.deployment_id
         row.input_tokens = input_tokens
         row.output_tokens = output_tokens

@@ -30,6 +30,7 @@ class Reply:
     status: int = 200
     delay: float = 0.0  # seconds before answering: longer than the client timeout = a timeout
     chunk_delay: float = 0.0  # seconds between streamed chunks
+    stream_usage: bool = True  # False: ignore stream_options.include_usage, as some servers do
 
     @classmethod
     def ok(cls, content: str, **kwargs: Any) -> Reply:
@@ -193,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(_chunk(model, {}, "stop"))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if reply.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
             completion_tokens = max(1, len(reply.content.split()))
             usage = {
                 "id": "chatcmpl-fake",
