@@ -61,36 +61,46 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def timed(label: str, calls: int, action: Callable[[], float | None]) -> dict:
-    """Run `action` `calls` times after a warm-up; it may return its own TTFT in ms."""
-    for _ in range(max(5, calls // 10)):
-        action()
-    durations, ttfts = [], []
-    begin = time.perf_counter()
-    for _ in range(calls):
-        start = time.perf_counter()
-        ttft = action()
-        durations.append((time.perf_counter() - start) * 1000)
-        if ttft is not None:
-            ttfts.append(ttft)
-    wall = time.perf_counter() - begin
+def summary(label: str, durations: list[float], ttfts: list[float], wall: float) -> dict:
     row = {
         "label": label,
         "p50": statistics.median(durations),
         "p95": percentile(durations, 0.95),
-        "throughput": calls / wall,
+        "throughput": len(durations) / wall,
         "ttft_p50": statistics.median(ttfts) if ttfts else None,
         "ttft_p95": percentile(ttfts, 0.95) if ttfts else None,
     }
     ttft_text = (
-        f"  ttft p50 {row['ttft_p50']:7.2f} ms p95 {row['ttft_p95']:7.2f} ms" if ttfts else ""
+        f"  ttft p50 {row['ttft_p50']:6.2f} ms p95 {row['ttft_p95']:6.2f} ms" if ttfts else ""
     )
     print(
-        f"{label:58s} p50 {row['p50']:7.2f} ms  p95 {row['p95']:7.2f} ms  "
+        f"{label:56s} p50 {row['p50']:7.2f} ms  p95 {row['p95']:7.2f} ms  "
         f"{row['throughput']:7.1f}/s{ttft_text}",
         flush=True,
     )
     return row
+
+
+def interleaved(cases: list[tuple[str, Callable[[], float | None]]], calls: int) -> list[dict]:
+    """Run every case once per round, in a rotating order, so that the load of a shared
+    machine falls on all of them alike; an action may return its own TTFT in ms."""
+    for _ in range(max(5, calls // 10)):
+        for _, action in cases:
+            action()
+    durations: list[list[float]] = [[] for _ in cases]
+    ttfts: list[list[float]] = [[] for _ in cases]
+    spent = [0.0 for _ in cases]
+    for round_number in range(calls):
+        shift = round_number % len(cases)
+        for index in [*range(shift, len(cases)), *range(shift)]:
+            start = time.perf_counter()
+            ttft = cases[index][1]()
+            elapsed = time.perf_counter() - start
+            spent[index] += elapsed
+            durations[index].append(elapsed * 1000)
+            if ttft is not None:
+                ttfts[index].append(ttft)
+    return [summary(label, durations[i], ttfts[i], spent[i]) for i, (label, _) in enumerate(cases)]
 
 
 # A small knowledge base and questions: (question, passage that answers it or None).
@@ -195,10 +205,12 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
+    from apps.llm.circuit import circuit_allowed
     from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
+    from apps.llm.models import LLMCall
     from apps.llm.prompt_format import Passage, sections_render
     from apps.llm.router import router, router_reset
-    from apps.llm.services import completion_create
+    from apps.llm.services import _log_save, budget_check, completion_create
     from apps.llm.structured import OUTPUT_INSTRUCTIONS
     from tests.llm.fake_openai import Reply, RunningServer
 
@@ -274,39 +286,55 @@ def main() -> None:
 
         return call
 
-    print(f"{calls} calls each after a warm-up; fake server answers instantly\n", flush=True)
+    def log_insert() -> None:
+        _log_save(LLMCall(purpose="bench", alias="draft-fast", status="succeeded", model="m"))
+
+    print(f"{calls} rounds after a warm-up, cases interleaved; the fake server answers at once\n")
     try:
-        baseline = timed("raw httpx POST to the fake server", calls, raw_post)
-        router_row = timed("litellm Router.completion (no gateway)", calls, router_only)
-        fake_row = timed("completion_create -> fake server", calls, gateway("draft-fast"))
-        raw_stream_row = timed("raw httpx streamed POST (ttft = first content)", calls, raw_stream)
-        stream_row = timed(
-            "completion_create streamed -> fake server", calls, gateway_stream("draft-fast")
-        )
-        local_row = timed(
-            "completion_create -> local/extractive (lexical)", calls, gateway("draft-strong")
-        )
-        local_stream = timed(
-            "completion_create streamed -> local/extractive (lexical)",
+        (
+            baseline,
+            router_row,
+            fake_row,
+            raw_stream_row,
+            stream_row,
+            local_row,
+            local_stream,
+            *_,
+        ) = interleaved(
+            [
+                ("raw httpx POST to the fake server", raw_post),
+                ("litellm Router.completion alone", router_only),
+                ("completion_create -> fake server", gateway("draft-fast")),
+                ("raw httpx streamed POST (ttft: first content)", raw_stream),
+                ("completion_create streamed -> fake server", gateway_stream("draft-fast")),
+                ("completion_create -> local/extractive (lexical)", gateway("draft-strong")),
+                (
+                    "completion_create streamed -> local/extractive (lexical)",
+                    gateway_stream("draft-strong"),
+                ),
+                ("  part: budget_check (one aggregate query)", lambda: budget_check(ticket_id=1)),
+                (
+                    "  part: circuit breaker check (one Redis MGET)",
+                    lambda: circuit_allowed(["draft-fast", "draft-strong"]) and None,
+                ),
+                ("  part: LLMCall insert (asynchronous commit)", log_insert),
+            ],
             calls,
-            gateway_stream("draft-strong"),
         )
         settings.LLM_EXTRACTIVE_SCORER = "embedding"
-        embed_row = timed(
-            "completion_create -> local/extractive (embedding)",
-            max(50, calls // 3),
-            gateway("draft-strong"),
+        (embed_row,) = interleaved(
+            [("completion_create -> local/extractive (embedding)", gateway("draft-strong"))],
+            max(30, calls // 5),
         )
-        print("\nratios against the raw POST measured above (p50 / p95):")
+        print("\nratios against the raw POST of the same rounds (p50 / p95):")
         for row in (router_row, fake_row, stream_row, local_row, local_stream, embed_row):
             print(
                 f"  {row['label']:56s} x{row['p50'] / baseline['p50']:.1f} / "
                 f"x{row['p95'] / baseline['p95']:.1f}"
             )
         print(
-            f"\ngateway's own overhead over the Router (p50): "
-            f"{fake_row['p50'] - router_row['p50']:.2f} ms; over the raw POST: "
-            f"{fake_row['p50'] - baseline['p50']:.2f} ms"
+            f"\ngateway's own overhead (p50): {fake_row['p50'] - router_row['p50']:.2f} ms over "
+            f"the Router alone, {fake_row['p50'] - baseline['p50']:.2f} ms over the raw POST"
         )
         print(
             f"streamed TTFT p50: raw {raw_stream_row['ttft_p50']:.2f} ms, gateway "

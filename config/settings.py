@@ -247,6 +247,8 @@ LLM_CIRCUIT_OPEN_SECONDS = env_float("LLM_CIRCUIT_OPEN_SECONDS", 60.0, minimum=0
 LLM_BUDGET_DAILY_USD = env_float("LLM_BUDGET_DAILY_USD", 20.0, minimum=0.0)
 LLM_BUDGET_MONTHLY_USD = env_float("LLM_BUDGET_MONTHLY_USD", 300.0, minimum=0.0)
 LLM_BUDGET_TICKET_USD = env_float("LLM_BUDGET_TICKET_USD", 0.25, minimum=0.0)
+# Torch threads per process for embeddings (0: torch's default, one per core).
+EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
 # How local/extractive scores sentences against the question: "embedding" or "lexical".
 LLM_EXTRACTIVE_SCORER = _llm_config.choice_from_env(
     os.environ, "LLM_EXTRACTIVE_SCORER", "embedding", {"embedding", "lexical"}
