@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -122,6 +123,8 @@ class _Publisher:
             return
         try:
             self.callback(event)
+        except SoftTimeLimitExceeded:
+            raise
         except Exception:
             logger.exception("stream callback failed; streaming stops, the completion goes on")
             self.callback = None
@@ -346,7 +349,10 @@ def completion_create(
             emitted = False
         try:
             attempt = _call(allowed, messages, extra, publisher, structured, started)
+        except SoftTimeLimitExceeded:
+            raise  # the task's own time limit is the caller's business, not a provider failure
         except Exception as error:  # every provider error ends here, never reaches the caller
+            logger.warning("LLM call for %s failed on %s: %r", purpose, allowed, error)
             served = getattr(error, "served_alias", "")
             failed = allowed[: allowed.index(served) + 1] if served in allowed else allowed
             for name in failed:

@@ -412,6 +412,25 @@ def test_a_failing_stream_callback_does_not_fail_the_completion(fakes, use_fakes
     assert fast.hits == 1
 
 
+def test_a_celery_soft_time_limit_is_not_mistaken_for_a_provider_failure(fakes, use_fakes):
+    # given: the task's soft time limit fires while tokens stream
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    fast, strong, _ = fakes
+    use_fakes(draft_fast=[fast], draft_strong=[strong])
+    fast.default = ok()
+
+    def out_of_time(event: StreamEvent) -> None:
+        raise SoftTimeLimitExceeded()
+
+    # when / then: it propagates; no fallback is tried
+    with pytest.raises(SoftTimeLimitExceeded):
+        completion_create(
+            purpose="draft", alias="draft-fast", messages=MESSAGES, stream_callback=out_of_time
+        )
+    assert (fast.hits, strong.hits) == (1, 0)
+
+
 def test_unstructured_call_returns_raw_text(fakes, use_fakes):
     # given
     fast, _, _ = fakes
