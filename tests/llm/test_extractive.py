@@ -136,3 +136,25 @@ def test_embedding_scorer_matches_a_paraphrase_and_is_deterministic(settings):
     assert first.parsed is not None and first.parsed.answerable is True
     assert first.parsed.citations == ("P1",)
     assert "5 business days" in first.parsed.reply
+
+
+def test_async_streaming_gives_the_same_text_as_a_sync_completion():
+    # given
+    import asyncio
+
+    from apps.llm.gateway import litellm
+    from apps.llm.provider import provider_register
+
+    provider_register()
+    prompt = messages(PASSAGES, "Where do orders ship from?")
+
+    async def collect() -> str:
+        stream = await litellm().acompletion(model="local/extractive", messages=prompt, stream=True)
+        return "".join([chunk.choices[0].delta.content or "" async for chunk in stream])
+
+    # when
+    streamed = asyncio.run(collect())
+    whole = litellm().completion(model="local/extractive", messages=prompt)
+    # then
+    assert streamed == whole.choices[0].message.content
+    assert whole.choices[0].message.provider_specific_fields["extractive"] is True
