@@ -309,3 +309,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# --- LLM gateway: aliases, fallbacks, resilience, budgets (apps/llm is the only reader) -------
+# See apps/llm/deployments.py for LLM_DEPLOYMENTS / LLM_<ALIAS>_MODEL / LLM_FALLBACKS.
+from apps.llm import deployments as _llm_config  # noqa: E402  (pure module, no Django)
+
+# An alias nobody configures resolves to the offline drafter, local/extractive.
+LLM_DEPLOYMENTS = _llm_config.deployments_from_env(os.environ)
+LLM_FALLBACKS = _llm_config.fallbacks_from_env(os.environ, aliases=LLM_DEPLOYMENTS)
+LLM_NUM_RETRIES = env_int("LLM_NUM_RETRIES", 1, minimum=0)  # per alias, after the first try
+LLM_ALLOWED_FAILS = env_int("LLM_ALLOWED_FAILS", 1, minimum=0)  # per deployment, per minute
+LLM_COOLDOWN_SECONDS = env_float("LLM_COOLDOWN_SECONDS", 30.0, minimum=0.0)
+LLM_CIRCUIT_FAILURE_THRESHOLD = env_int("LLM_CIRCUIT_FAILURE_THRESHOLD", 3, minimum=1)
+LLM_CIRCUIT_OPEN_SECONDS = env_float("LLM_CIRCUIT_OPEN_SECONDS", 60.0, minimum=0.1)
+# Spend limits in USD; 0 turns one off. Checked before each call from LLMCall sums.
+LLM_BUDGET_DAILY_USD = env_float("LLM_BUDGET_DAILY_USD", 20.0, minimum=0.0)
+LLM_BUDGET_MONTHLY_USD = env_float("LLM_BUDGET_MONTHLY_USD", 300.0, minimum=0.0)
+LLM_BUDGET_TICKET_USD = env_float("LLM_BUDGET_TICKET_USD", 0.25, minimum=0.0)
+# Torch threads per process for embeddings (0: torch's default, one per core).
+EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
+# How local/extractive scores sentences against the question: "embedding" or "lexical".
+LLM_EXTRACTIVE_SCORER = _llm_config.choice_from_env(
+    os.environ, "LLM_EXTRACTIVE_SCORER", "embedding", {"embedding", "lexical"}
+)
