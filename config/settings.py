@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "apps.tickets",
     "apps.copilot",
     "apps.widget",
+    "apps.feedback",
+    "apps.inbox",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,141 @@
+"""What people said about the copilot's work: customer ratings, agent corrections, flags.
+
+Every row here is evidence for evaluation and for the admin's review of what was sent.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import TimeStampedModel
+
+
+class RatingValue(models.TextChoices):
+    UP = "up", "Thumbs up"
+    DOWN = "down", "Thumbs down"
+
+
+class ReplyRating(TimeStampedModel):
+    """A customer's thumbs up/down on one reply (copilot or agent). One per reply: the
+    customer may change their mind, the latest value counts."""
+
+    message = models.OneToOneField("tickets.Message", on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
+    value = models.CharField(max_length=8, choices=RatingValue.choices)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__in=RatingValue.values), name="feedback_rating_value_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.value} on message #{self.message_id}"
+
+
+class CsatRating(TimeStampedModel):
+    """Customer satisfaction for a conversation, 1 (bad) to 5 (great). One per ticket."""
+
+    ticket = models.OneToOneField("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "CSAT rating"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__gte=1, score__lte=5), name="feedback_csat_score_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"CSAT {self.score} on ticket #{self.ticket_id}"
+
+
+class IntentCorrection(models.Model):
+    """An agent changed a ticket's intent: the text becomes a training example for triage."""
+
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
+    # The customer message whose text was recorded as the training example.
+    message = models.ForeignKey(
+        "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_intent = models.CharField(max_length=100, blank=True)
+    to_intent = models.CharField(max_length=100)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    training_example_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.ticket_id}: {self.from_intent or '-'} → {self.to_intent}"
+
+
+class FlagReason(models.TextChoices):
+    """Why a reply deserves an admin's look."""
+
+    THUMBS_DOWN = "thumbs_down", "Customer thumbs-down"
+    DRAFT_REJECTED = "draft_rejected", "Draft rejected by an agent"
+    HEAVILY_EDITED = "heavily_edited", "Draft heavily edited by an agent"
+    LOW_MARGIN = "low_margin", "Auto-sent with a low margin"
+    GUARD_VERDICT = "guard_verdict", "Guard verdict"
+
+
+class FlagStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    REVIEWED = "reviewed", "Reviewed"
+
+
+class FlaggedReply(TimeStampedModel):
+    """One reply (sent or drafted) flagged for review, with what the admin did about it."""
+
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
+    # The reply the customer saw (thumbs-down, auto-sent) or the agent's replacement, if any.
+    message = models.ForeignKey(
+        "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=32, choices=FlagReason.choices, db_index=True)
+    detail = models.TextField(blank=True)
+    intent = models.CharField(max_length=100, blank=True)
+    status = models.CharField(
+        max_length=16, choices=FlagStatus.choices, default=FlagStatus.OPEN, db_index=True
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # What the admin did, in order: [{"action", "at", "by", "detail"}].
+    actions_taken = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "flagged reply"
+        verbose_name_plural = "flagged replies"
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reason__in=FlagReason.values), name="feedback_flag_reason_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=FlagStatus.values), name="feedback_flag_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=FlagStatus.OPEN) | Q(reviewed_at__isnull=False),
+                name="feedback_flag_reviewed_has_time",
+            ),
+            # A reply is flagged once per reason, however often the trigger fires.
+            models.UniqueConstraint(
+                fields=["reason", "message"],
+                condition=Q(message__isnull=False),
+                name="feedback_flag_unique_per_message",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} on ticket #{self.ticket_id}"

@@ -1,0 +1,126 @@
+"""Writes of feedback: customer ratings, CSAT, flags for the admin's review.
+
+Every function is safe to call twice with the same input (ratings are upserts, flags are
+unique per reply and reason).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.core.exceptions import ConflictError, ValidationError
+from apps.feedback.models import (
+    CsatRating,
+    FlaggedReply,
+    FlagReason,
+    FlagStatus,
+    RatingValue,
+    ReplyRating,
+)
+from apps.tickets.models import AuthorKind, Message, Ticket
+
+REPLY_AUTHOR_KINDS = (AuthorKind.AGENT, AuthorKind.COPILOT)
+FLAG_DETAIL_MAX_CHARS = 2000
+
+
+@transaction.atomic
+def reply_rate(*, message: Message, value: str) -> ReplyRating:
+    """Record the customer's thumbs up/down on a reply; the latest value counts.
+
+    A thumbs-down flags the reply for review; changing it to a thumbs-up withdraws a flag
+    that nobody has reviewed yet (a reviewed one is kept: it is part of the audit).
+    """
+    if value not in RatingValue.values:
+        raise ValidationError(
+            f"value must be one of {', '.join(RatingValue.values)}", field="value"
+        )
+    if message.author_kind not in REPLY_AUTHOR_KINDS:
+        raise ValidationError("only replies from the team can be rated", field="message")
+    rating, _ = ReplyRating.objects.update_or_create(
+        message=message, defaults={"ticket_id": message.ticket_id, "value": value}
+    )
+    if value == RatingValue.DOWN:
+        flagged_reply_open(
+            ticket=message.ticket,
+            message=message,
+            reason=FlagReason.THUMBS_DOWN,
+            detail=f"the customer gave a thumbs-down to this {message.author_kind} reply",
+        )
+    else:
+        FlaggedReply.objects.filter(
+            message=message, reason=FlagReason.THUMBS_DOWN, status=FlagStatus.OPEN
+        ).delete()
+    return rating
+
+
+def csat_record(*, ticket: Ticket, score: int, comment: str = "") -> CsatRating:
+    """The customer's satisfaction with the conversation, 1 to 5; the latest answer counts."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise ValidationError("score must be a whole number from 1 to 5", field="score")
+    if len(comment) > 2000:
+        raise ValidationError("comment is longer than 2000 characters", field="comment")
+    rating, _ = CsatRating.objects.update_or_create(
+        ticket=ticket, defaults={"score": score, "comment": comment.replace("\x00", "")}
+    )
+    return rating
+
+
+def flagged_reply_open(
+    *,
+    ticket: Ticket,
+    reason: FlagReason,
+    message: Message | None = None,
+    detail: str = "",
+    extra: dict[str, Any] | None = None,
+) -> FlaggedReply:
+    """Flag a reply for the admin's review; the existing flag when this reply already has one
+    for this reason (idempotent under concurrency: the unique constraint decides)."""
+    if message is not None:
+        existing = FlaggedReply.objects.filter(message=message, reason=reason).first()
+        if existing is not None:
+            return existing
+    values: dict[str, Any] = {
+        "ticket": ticket,
+        "message": message,
+        "reason": reason,
+        "detail": detail[:FLAG_DETAIL_MAX_CHARS],
+        "intent": ticket.intent,
+        **(extra or {}),
+    }
+    try:
+        with transaction.atomic():
+            return FlaggedReply.objects.create(**values)
+    except IntegrityError:
+        if message is None:
+            raise
+        return FlaggedReply.objects.get(message=message, reason=reason)
+
+
+def _action_append(flagged: FlaggedReply, *, action: str, user: User, detail: str = "") -> None:
+    flagged.actions_taken = [
+        *flagged.actions_taken,
+        {
+            "action": action,
+            "at": timezone.now().isoformat(),
+            "by": user.get_username(),
+            "detail": detail[:500],
+        },
+    ]
+
+
+@transaction.atomic
+def flagged_reply_review(*, flagged: FlaggedReply, user: User, note: str = "") -> FlaggedReply:
+    """Mark a flag reviewed. Reviewing a reviewed flag is a conflict: someone else did it."""
+    updated = FlaggedReply.objects.filter(pk=flagged.pk, status=FlagStatus.OPEN).update(
+        status=FlagStatus.REVIEWED, reviewed_by=user, reviewed_at=timezone.now()
+    )
+    if updated != 1:
+        raise ConflictError(f"flagged reply #{flagged.pk} was already reviewed", field="status")
+    flagged.refresh_from_db()
+    _action_append(flagged, action="marked_reviewed", user=user, detail=note)
+    FlaggedReply.objects.filter(pk=flagged.pk).update(actions_taken=flagged.actions_taken)
+    return flagged

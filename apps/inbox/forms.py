@@ -1,0 +1,69 @@
+"""Inbox forms: each action posts what the agent saw (the version) with what they want."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from apps.accounts.models import User
+from apps.tickets.models import Ticket, TicketStatus
+
+
+def ticket_version(ticket: Ticket) -> str:
+    """A token that changes whenever the ticket changes (every service touches updated_at)."""
+    return str(int(ticket.updated_at.timestamp() * 1_000_000))
+
+
+class SeenStateForm(forms.Form):
+    """The ticket as the agent saw it when they opened the page."""
+
+    version = forms.CharField(widget=forms.HiddenInput, max_length=32)
+    seen_status = forms.ChoiceField(choices=TicketStatus.choices, widget=forms.HiddenInput)
+    seen_message_id = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+
+    @classmethod
+    def initial_for(cls, ticket: Ticket, last_message_id: int) -> dict[str, object]:
+        return {
+            "version": ticket_version(ticket),
+            "seen_status": ticket.status,
+            "seen_message_id": last_message_id,
+        }
+
+
+class ReplyForm(SeenStateForm):
+    body = forms.CharField(
+        label="Reply",
+        strip=False,
+        max_length=settings.MESSAGE_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "Write a reply to the customer…"}),
+        error_messages={"required": "Write a reply before sending."},
+    )
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data["body"]
+        if not body.strip():
+            raise forms.ValidationError("Write a reply before sending.")
+        if "\x00" in body:
+            raise forms.ValidationError("The reply contains a NUL character; remove it.")
+        return body
+
+
+class AssignForm(SeenStateForm):
+    assignee = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_active=True).order_by("username"),
+        required=False,
+        empty_label="Nobody (unassign)",
+        label="Assign to",
+    )
+
+
+class ReasonForm(SeenStateForm):
+    reason = forms.CharField(required=False, max_length=500, label="Note (optional)")
+
+
+class IntentForm(SeenStateForm):
+    intent = forms.ChoiceField(label="Intent", choices=())
+
+    def __init__(self, *args: object, intents: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["intent"].choices = [(name, name) for name in intents]

@@ -1,0 +1,188 @@
+/* Deskpilot inbox: keyboard shortcuts, queue selection, inserting knowledge passages.
+ * Progressive enhancement only: every action is a form or a link that works without it.
+ * Shortcut buttons are marked with data-shortcut="<key>"; the key clicks (or focuses) them.
+ */
+(function () {
+  "use strict";
+
+  var selectedId = null;
+
+  function $(selector) {
+    return document.querySelector(selector);
+  }
+  function rows() {
+    return Array.prototype.slice.call(document.querySelectorAll("#queue-rows tr[data-ticket-id]"));
+  }
+  function isTyping(target) {
+    var tag = (target && target.tagName) || "";
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable);
+  }
+
+  function toast(text) {
+    var box = $("#shortcut-status");
+    if (!box) return;
+    box.textContent = text;
+    box.hidden = false;
+    window.clearTimeout(toast.timer);
+    toast.timer = window.setTimeout(function () {
+      box.hidden = true;
+    }, 2500);
+  }
+
+  function select(row) {
+    rows().forEach(function (other) {
+      other.classList.remove("selected");
+      other.removeAttribute("aria-selected");
+    });
+    if (!row) return;
+    row.classList.add("selected");
+    row.setAttribute("aria-selected", "true");
+    selectedId = row.dataset.ticketId;
+    row.scrollIntoView({ block: "nearest" });
+  }
+
+  function reselect() {
+    var all = rows();
+    if (!all.length) return;
+    var match = all.filter(function (row) {
+      return row.dataset.ticketId === selectedId;
+    })[0];
+    if (match) select(match);
+  }
+
+  function move(delta) {
+    var all = rows();
+    if (all.length) {
+      var index = all.findIndex(function (row) {
+        return row.dataset.ticketId === selectedId;
+      });
+      var next = index === -1 ? (delta > 0 ? 0 : all.length - 1) : index + delta;
+      if (next >= 0 && next < all.length) select(all[next]);
+      return;
+    }
+    var layout = $(".ticket-layout");
+    if (!layout) return;
+    var href = delta > 0 ? layout.dataset.nextHref : layout.dataset.previousHref;
+    if (href) window.location.assign(href);
+    else toast(delta > 0 ? "This is the last ticket of the queue page." : "This is the first ticket of the queue page.");
+  }
+
+  function openSelected() {
+    var row = rows().filter(function (candidate) {
+      return candidate.dataset.ticketId === selectedId;
+    })[0];
+    if (row) window.location.assign(row.dataset.href);
+  }
+
+  function press(key, missing) {
+    var target = $('[data-shortcut="' + key + '"]');
+    if (!target) {
+      toast(missing);
+      return;
+    }
+    if (target.tagName === "TEXTAREA" || target.tagName === "INPUT") target.focus();
+    else target.click();
+  }
+
+  function edit() {
+    var target = $('[data-shortcut="e"]');
+    if (target) {
+      if (target.tagName === "TEXTAREA") target.focus();
+      else target.click();
+      return;
+    }
+    var reply = $(".reply-form textarea");
+    if (reply) reply.focus();
+    else toast("Open a ticket to write a reply.");
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    var help = $("#help");
+    if (isTyping(event.target)) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    if (help && help.open) return; // the dialog handles Esc itself
+    var handled = true;
+    switch (event.key) {
+      case "?":
+        if (help) help.showModal();
+        break;
+      case "j":
+        move(1);
+        break;
+      case "k":
+        move(-1);
+        break;
+      case "o":
+        openSelected();
+        break;
+      case "Enter":
+        if (event.target === document.body && selectedId) openSelected();
+        else handled = false;
+        break;
+      case "a":
+        press("a", "No draft to accept on this page.");
+        break;
+      case "e":
+        edit();
+        break;
+      case "r":
+        press("r", "No draft to reject on this page.");
+        break;
+      case "t":
+        press("t", "This ticket cannot be taken over.");
+        break;
+      case "/":
+        var search = $("#search-input");
+        if (search) search.focus();
+        break;
+      case "u":
+        var layout = $(".ticket-layout");
+        if (layout) window.location.assign(layout.dataset.queueHref);
+        break;
+      default:
+        handled = false;
+    }
+    if (handled) event.preventDefault();
+  });
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (target.closest("[data-help-open]")) {
+      var help = $("#help");
+      if (help) help.showModal();
+      return;
+    }
+    var insert = target.closest("[data-insert]");
+    if (insert) {
+      insertIntoReply(insert.dataset.insert);
+      return;
+    }
+    var row = target.closest("#queue-rows tr[data-href]");
+    if (row && !target.closest("a, button")) {
+      select(row);
+      window.location.assign(row.dataset.href);
+    }
+  });
+
+  // Insert a knowledge passage or link at the reply's cursor, on a line of its own.
+  function insertIntoReply(text) {
+    var reply = $('[data-shortcut="e"]') || $(".reply-form textarea");
+    if (!reply || reply.tagName !== "TEXTAREA") reply = $(".reply-form textarea");
+    if (!reply) return;
+    var start = reply.selectionStart || reply.value.length;
+    var end = reply.selectionEnd || start;
+    var before = reply.value.slice(0, start);
+    var after = reply.value.slice(end);
+    var glue = before && !/\n$/.test(before) ? "\n" : "";
+    reply.value = before + glue + text + "\n" + after;
+    var caret = (before + glue + text + "\n").length;
+    reply.focus();
+    reply.setSelectionRange(caret, caret);
+    toast("Inserted into the reply.");
+  }
+
+  document.addEventListener("htmx:afterSettle", reselect);
+})();

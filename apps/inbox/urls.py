@@ -1,0 +1,34 @@
+"""The agent inbox, mounted at /inbox/."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
+
+from apps.inbox.views import queue, ticket
+
+app_name = "inbox"
+
+urlpatterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="inbox/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path(
+        "logout/",
+        auth_views.LogoutView.as_view(next_page=reverse_lazy("inbox:login")),
+        name="logout",
+    ),
+    path("", queue.queue_page, name="queue"),
+    path("tickets/<int:ticket_id>/", ticket.ticket_page, name="ticket"),
+    path("tickets/<int:ticket_id>/changes", ticket.ticket_changes, name="ticket-changes"),
+    path("tickets/<int:ticket_id>/reply", ticket.ticket_reply, name="ticket-reply"),
+    path("tickets/<int:ticket_id>/assign", ticket.ticket_assign_view, name="ticket-assign"),
+    path("tickets/<int:ticket_id>/assign-me", ticket.ticket_assign_me, name="ticket-assign-me"),
+    path(
+        "tickets/<int:ticket_id>/take-over", ticket.ticket_take_over_view, name="ticket-take-over"
+    ),
+    path("tickets/<int:ticket_id>/resolve", ticket.ticket_resolve_view, name="ticket-resolve"),
+    path("tickets/<int:ticket_id>/reopen", ticket.ticket_reopen_view, name="ticket-reopen"),
+]

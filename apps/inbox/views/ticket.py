@@ -1,0 +1,272 @@
+"""The ticket page and the agent's actions on it.
+
+Every action is a plain form POST (CSRF-protected) that htmx merely enhances. Each form
+carries the version of the ticket the agent saw; if the ticket changed since (another agent,
+the customer, the copilot), nothing is done and the page says what changed, keeping the
+agent's typed reply. The services' own compare-and-set errors are shown the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import User
+from apps.core.exceptions import DeskpilotError, NotFoundError
+from apps.inbox.access import inbox_login_required
+from apps.inbox.actions import reply_send, ticket_take_over
+from apps.inbox.forms import AssignForm, ReasonForm, ReplyForm, SeenStateForm, ticket_version
+from apps.inbox.views.queue import SESSION_QUEUE_IDS, SESSION_QUEUE_QUERY
+from apps.tickets.models import Message, Ticket, TicketStatus
+from apps.tickets.selectors import message_list, ticket_get, ticket_list
+from apps.tickets.services import Actor, ticket_assign, ticket_reopen, ticket_resolve
+
+PREVIOUS_TICKETS_SHOWN = 10
+
+
+def _ticket_or_404(ticket_id: int) -> Ticket:
+    try:
+        return ticket_get(ticket_id=ticket_id)
+    except NotFoundError as error:
+        raise Http404(error.message) from None
+
+
+def _last_message_id(ticket: Ticket) -> int:
+    last = message_list(ticket=ticket).values_list("id", flat=True).last()
+    return last or 0
+
+
+def _neighbours(request: HttpRequest, ticket_id: int) -> tuple[int | None, int | None]:
+    ids: list[int] = request.session.get(SESSION_QUEUE_IDS) or []
+    if ticket_id not in ids:
+        return None, None
+    index = ids.index(ticket_id)
+    previous = ids[index - 1] if index > 0 else None
+    following = ids[index + 1] if index + 1 < len(ids) else None
+    return previous, following
+
+
+def ticket_context(
+    request: HttpRequest, ticket: Ticket, *, forms: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    conversation: list[Message] = list(message_list(ticket=ticket).select_related("author_user"))
+    last_message_id = conversation[-1].pk if conversation else 0
+    seen = SeenStateForm.initial_for(ticket, last_message_id)
+    forms = forms or {}
+    previous_id, next_id = _neighbours(request, ticket.pk)
+    return {
+        "ticket": ticket,
+        "conversation": conversation,
+        "events": list(ticket.events.order_by("-id")[:20]),
+        "previous_tickets": list(
+            ticket_list()
+            .filter(customer_id=ticket.customer_id)
+            .exclude(pk=ticket.pk)
+            .order_by("-created_at")[:PREVIOUS_TICKETS_SHOWN]
+        ),
+        "version": seen["version"],
+        "seen": seen,
+        "reply_form": forms.get("reply") or ReplyForm(initial=seen),
+        "assign_form": forms.get("assign")
+        or AssignForm(initial={**seen, "assignee": ticket.assignee_id}),
+        "reason_form": ReasonForm(initial=seen),
+        "is_open": ticket.status != TicketStatus.RESOLVED,
+        "can_take_over": ticket.status != TicketStatus.RESOLVED
+        and not (
+            ticket.status == TicketStatus.HANDED_OFF and ticket.assignee_id == request.user.pk
+        ),
+        "previous_ticket_id": previous_id,
+        "next_ticket_id": next_id,
+        "queue_query": request.session.get(SESSION_QUEUE_QUERY, ""),
+    }
+
+
+@inbox_login_required
+def ticket_page(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    ticket = _ticket_or_404(ticket_id)
+    return render(request, "inbox/ticket.html", ticket_context(request, ticket))
+
+
+@inbox_login_required
+def ticket_changes(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    """Polled by the ticket page: a notice when the ticket changed since it was rendered."""
+    ticket = _ticket_or_404(ticket_id)
+    seen_version = request.GET.get("version", "")
+    try:
+        seen_message_id = int(request.GET.get("seen_message_id", "0"))
+    except ValueError:
+        seen_message_id = 0
+    changes = (
+        []
+        if seen_version == ticket_version(ticket)
+        else _changes(
+            ticket,
+            seen_status=request.GET.get("seen_status", ticket.status),
+            seen_message_id=seen_message_id,
+        )
+    )
+    return render(request, "inbox/_ticket_changes.html", {"ticket": ticket, "changes": changes})
+
+
+def _changes(ticket: Ticket, *, seen_status: str, seen_message_id: int) -> list[str]:
+    """What changed since the agent loaded the page, in words."""
+    changes: list[str] = []
+    new_messages = message_list(ticket=ticket, after_id=seen_message_id).count()
+    if new_messages:
+        changes.append(f"{new_messages} new message{'s' if new_messages > 1 else ''}")
+    if seen_status != ticket.status:
+        seen_label = dict(TicketStatus.choices).get(seen_status, seen_status)
+        changes.append(f"status changed from {seen_label} to {ticket.get_status_display()}")
+    if not changes:
+        assignee = ticket.assignee.get_username() if ticket.assignee else "nobody"
+        changes.append(f"it was updated (now assigned to {assignee})")
+    return changes
+
+
+def _perform(
+    request: HttpRequest,
+    ticket_id: int,
+    *,
+    form: SeenStateForm,
+    form_name: str,
+    action: Callable[[Ticket, dict[str, Any]], str],
+) -> HttpResponse:
+    """Validate, check the version, run the action in a transaction, redirect or explain."""
+    ticket = _ticket_or_404(ticket_id)
+    if not form.is_valid():
+        context = ticket_context(request, ticket, forms={form_name: form})
+        return render(request, "inbox/ticket.html", context, status=422)
+    data = form.cleaned_data
+    if data["version"] != ticket_version(ticket):
+        changes = _changes(
+            ticket, seen_status=data["seen_status"], seen_message_id=data["seen_message_id"]
+        )
+        return _conflict(
+            request,
+            ticket,
+            form=form,
+            form_name=form_name,
+            text=(
+                f"Ticket #{ticket.pk} changed while you were looking at it: "
+                f"{'; '.join(changes)}. Nothing was done: check the latest state and try again."
+            ),
+        )
+    try:
+        with transaction.atomic():
+            done = action(ticket, data)
+    except DeskpilotError as error:
+        return _conflict(
+            request,
+            _ticket_or_404(ticket_id),
+            form=form,
+            form_name=form_name,
+            text=f"Nothing was done: {error.message}",
+            status=error.status_code,
+        )
+    messages.success(request, done)
+    return redirect(reverse("inbox:ticket", args=[ticket.pk]))
+
+
+def _conflict(
+    request: HttpRequest,
+    ticket: Ticket,
+    *,
+    form: SeenStateForm,
+    form_name: str,
+    text: str,
+    status: int = 409,
+) -> HttpResponse:
+    messages.error(request, text)
+    # The page shows the ticket as it is now, with the agent's typed text kept but the
+    # version refreshed: sending again is a deliberate second decision.
+    fresh: dict[str, Any] = {}
+    if form_name == "reply":
+        seen = SeenStateForm.initial_for(ticket, _last_message_id(ticket))
+        fresh["reply"] = ReplyForm(initial={**seen, "body": form.data.get("body", "")})
+    context = ticket_context(request, ticket, forms=fresh)
+    return render(request, "inbox/ticket.html", context, status=status)
+
+
+def _actor(request: HttpRequest) -> Actor:
+    user: User = request.user  # type: ignore[assignment]
+    return Actor.for_user(user)
+
+
+@require_POST
+@inbox_login_required
+def ticket_reply(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        reply_send(ticket=ticket, body=data["body"], user=request.user)
+        return "Reply sent."
+
+    return _perform(
+        request, ticket_id, form=ReplyForm(request.POST), form_name="reply", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def ticket_assign_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        assignee: User | None = data["assignee"]
+        ticket_assign(ticket=ticket, assignee=assignee, actor=_actor(request))
+        return f"Assigned to {assignee.get_username()}." if assignee else "Unassigned."
+
+    return _perform(
+        request, ticket_id, form=AssignForm(request.POST), form_name="assign", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def ticket_assign_me(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        ticket_assign(ticket=ticket, assignee=request.user, actor=_actor(request))
+        return "Assigned to you."
+
+    return _perform(
+        request, ticket_id, form=SeenStateForm(request.POST), form_name="assign", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def ticket_take_over_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        ticket_take_over(ticket=ticket, user=request.user)
+        return "You took over this ticket: the copilot stays out of it."
+
+    return _perform(
+        request, ticket_id, form=SeenStateForm(request.POST), form_name="takeover", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def ticket_resolve_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        ticket_resolve(ticket=ticket, actor=_actor(request), reason=data.get("reason", ""))
+        return "Ticket resolved."
+
+    return _perform(
+        request, ticket_id, form=ReasonForm(request.POST), form_name="resolve", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def ticket_reopen_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        ticket_reopen(ticket=ticket, actor=_actor(request), reason=data.get("reason", ""))
+        return "Ticket reopened."
+
+    return _perform(
+        request, ticket_id, form=ReasonForm(request.POST), form_name="reopen", action=action
+    )

@@ -1,0 +1,434 @@
+/*! Deskpilot chat widget. Embed with:
+ *  <script src="https://support.example.com/static/widget/deskpilot-widget.js"
+ *          data-widget-key="wk_..." defer></script>
+ * Plain JavaScript, no dependencies. Renders inside a Shadow DOM so the host page's styles
+ * cannot reach it (and its styles cannot leak out). Everything shown is set as text, never
+ * as HTML: a message containing markup is displayed as the characters it contains.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  if (!script || !script.dataset.widgetKey || window.__deskpilotWidget) return;
+  window.__deskpilotWidget = true;
+
+  var KEY = script.dataset.widgetKey;
+  var SCRIPT_URL = new URL(script.src, document.baseURI);
+  var API = SCRIPT_URL.origin + "/widget/api/" + encodeURIComponent(KEY);
+  var CSS_URL = new URL("deskpilot-widget.css", SCRIPT_URL).href;
+  var STORE = "deskpilot:" + KEY;
+  var TITLE = script.dataset.title || "Support";
+  var FAST_POLL_MS = 1500;
+  var FAST_POLL_FOR_MS = 90000;
+  var OPEN_POLL_MS = 5000;
+  var IDLE_POLL_MS = 20000;
+
+  // --- state kept across page loads (localStorage; the page may forbid it: then memory) -----
+  var memory = {};
+  function load() {
+    try {
+      return JSON.parse(window.localStorage.getItem(STORE) || "{}") || {};
+    } catch (error) {
+      return memory;
+    }
+  }
+  function save() {
+    try {
+      window.localStorage.setItem(STORE, JSON.stringify(state));
+    } catch (error) {
+      memory = state;
+    }
+  }
+  var state = load();
+  state.ratings = state.ratings || {};
+
+  var messages = []; // as the server sent them, in id order
+  var lastId = 0;
+  var status = "";
+  var sending = false;
+  var pollTimer = null;
+  var fastUntil = 0;
+  var unread = 0;
+
+  // --- DOM -------------------------------------------------------------------------------
+  function el(tag, attributes, text) {
+    var node = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (name) {
+      node.setAttribute(name, attributes[name]);
+    });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  var host = el("div", { id: "deskpilot-widget", "data-deskpilot": "" });
+  var root = host.attachShadow({ mode: "open" });
+  root.appendChild(el("link", { rel: "stylesheet", href: CSS_URL }));
+
+  var launcher = el("button", {
+    class: "launcher",
+    type: "button",
+    "aria-label": "Open the support chat",
+    "aria-expanded": "false",
+    "aria-controls": "dp-panel",
+  });
+  launcher.appendChild(el("span", { class: "launcher-icon", "aria-hidden": "true" }, "\u{1F4AC}"));
+  var badge = el("span", { class: "badge", hidden: "" });
+  launcher.appendChild(badge);
+
+  var panel = el("section", {
+    class: "panel",
+    id: "dp-panel",
+    role: "dialog",
+    "aria-modal": "false",
+    "aria-labelledby": "dp-title",
+    hidden: "",
+  });
+  var header = el("header", { class: "header" });
+  header.appendChild(el("h2", { id: "dp-title" }, TITLE));
+  var closeButton = el("button", { class: "close", type: "button", "aria-label": "Close the chat" }, "\u00D7");
+  header.appendChild(closeButton);
+  panel.appendChild(header);
+
+  var notice = el("p", { class: "notice", role: "status", hidden: "" });
+  panel.appendChild(notice);
+  var log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+  panel.appendChild(log);
+  var intro = el("li", { class: "intro" }, "Hi! Ask us anything. An assistant answers right away; a person from our team takes over when needed.");
+  log.appendChild(intro);
+  var typing = el("li", { class: "typing", hidden: "", "aria-label": "Support is writing a reply" });
+  typing.appendChild(el("span", { "aria-hidden": "true" }, "\u2022\u2022\u2022"));
+  log.appendChild(typing);
+
+  var errorBox = el("p", { class: "error", role: "alert", hidden: "" });
+  panel.appendChild(errorBox);
+
+  var form = el("form", { class: "composer", novalidate: "" });
+  var label = el("label", { for: "dp-input", class: "visually-hidden" }, "Your message");
+  var input = el("textarea", {
+    id: "dp-input",
+    rows: "2",
+    maxlength: "20000",
+    placeholder: "Type your question\u2026",
+    autocomplete: "off",
+  });
+  var sendButton = el("button", { type: "submit", class: "send" }, "Send");
+  form.appendChild(label);
+  form.appendChild(input);
+  form.appendChild(sendButton);
+  panel.appendChild(form);
+
+  var footer = el("div", { class: "footer" });
+  var humanButton = el("button", { type: "button", class: "human" }, "Talk to a human");
+  footer.appendChild(humanButton);
+  panel.appendChild(footer);
+
+  root.appendChild(panel);
+  root.appendChild(launcher);
+
+  // --- HTTP ------------------------------------------------------------------------------
+  function HttpError(status, message, retryAfter) {
+    this.status = status;
+    this.message = message;
+    this.retryAfter = retryAfter;
+  }
+
+  function request(method, path, body) {
+    var headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    return fetch(API + path, {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      mode: "cors",
+      credentials: "omit",
+    }).then(
+      function (response) {
+        return response
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (data) {
+            if (response.ok) return data;
+            var message = (data && data.error && data.error.message) || "";
+            throw new HttpError(response.status, message, response.headers.get("Retry-After"));
+          });
+      },
+      function () {
+        throw new HttpError(0, "", null);
+      }
+    );
+  }
+
+  // `kept`: the visitor's text stays in the box, so say so.
+  function friendlyError(error, kept) {
+    var keptNote = kept ? " Your message is kept, so you can send it again." : "";
+    if (error.status === 0) return "We couldn't reach support. Check your connection." + keptNote;
+    if (error.status === 429) {
+      var seconds = parseInt(error.retryAfter, 10);
+      return (
+        "You're sending messages faster than we can take them. Please wait " +
+        (seconds > 0 ? seconds + " seconds" : "a moment") +
+        " and try again." +
+        keptNote
+      );
+    }
+    if (error.status >= 500) {
+      return "Our chat is having trouble right now. Please try again in a moment." + keptNote;
+    }
+    if (error.status === 413) return "That message is too long. Please shorten it.";
+    if (!kept) return error.message || "Please try again.";
+    return error.message ? "Not sent: " + error.message : "Not sent. Please try again.";
+  }
+
+  function showError(text) {
+    errorBox.textContent = text;
+    errorBox.hidden = !text;
+  }
+
+  // --- rendering -------------------------------------------------------------------------
+  var AUTHORS = { customer: "You", copilot: "Assistant (automated)", agent: "Support team" };
+
+  function renderMessage(message) {
+    var item = el("li", { class: "message " + message.author_kind, "data-message-id": String(message.id) });
+    item.appendChild(el("span", { class: "author" }, AUTHORS[message.author_kind] || "Support"));
+    item.appendChild(el("p", { class: "body" }, message.body));
+    if (message.author_kind === "copilot" || message.author_kind === "agent") {
+      var rating = el("div", { class: "rating", role: "group", "aria-label": "Was this reply helpful?" });
+      [
+        ["up", "\u{1F44D}", "Helpful"],
+        ["down", "\u{1F44E}", "Not helpful"],
+      ].forEach(function (choice) {
+        var button = el("button", {
+          type: "button",
+          class: "rate rate-" + choice[0],
+          "aria-label": choice[2],
+          "aria-pressed": state.ratings[message.id] === choice[0] ? "true" : "false",
+          "data-value": choice[0],
+        }, choice[1]);
+        button.addEventListener("click", function () {
+          rate(message.id, choice[0], rating);
+        });
+        rating.appendChild(button);
+      });
+      item.appendChild(rating);
+    }
+    return item;
+  }
+
+  function addMessages(incoming) {
+    var added = 0;
+    incoming.forEach(function (message) {
+      if (message.id <= lastId) return;
+      messages.push(message);
+      lastId = message.id;
+      log.insertBefore(renderMessage(message), typing);
+      added += 1;
+      if (message.author_kind !== "customer" && panel.hidden) unread += 1;
+    });
+    if (added) log.scrollTop = log.scrollHeight;
+    badge.hidden = unread === 0;
+    badge.textContent = unread ? String(unread) : "";
+    launcher.setAttribute("aria-label", unread ? "Open the support chat, " + unread + " new" : "Open the support chat");
+    updateTyping();
+  }
+
+  function updateTyping() {
+    var last = messages[messages.length - 1];
+    typing.hidden = !(last && last.author_kind === "customer" && status === "new");
+  }
+
+  function setStatus(value) {
+    status = value || status;
+    var text = "";
+    if (status === "handed_off") text = "A person from our team has taken over and will reply here.";
+    else if (status === "resolved") text = "This conversation is closed. Write again any time to reopen it.";
+    notice.textContent = text;
+    notice.hidden = !text;
+    humanButton.hidden = !state.token || status === "handed_off";
+    updateTyping();
+  }
+
+  // --- actions ---------------------------------------------------------------------------
+  function resetConversation() {
+    state.token = null;
+    state.conversationId = null;
+    state.ratings = {};
+    messages = [];
+    lastId = 0;
+    Array.prototype.slice.call(log.querySelectorAll(".message")).forEach(function (node) {
+      node.remove();
+    });
+    save();
+  }
+
+  function send(text) {
+    if (state.token) return request("POST", "/messages", { body: text });
+    return request("POST", "/conversations", { body: text }).then(function (data) {
+      state.token = data.visitor_token;
+      state.conversationId = data.conversation_id;
+      save();
+      status = "new";
+      return data.message;
+    });
+  }
+
+  function submit(event) {
+    event.preventDefault();
+    var text = input.value;
+    if (!text.trim() || sending) return;
+    sending = true;
+    sendButton.disabled = true;
+    showError("");
+    send(text)
+      .catch(function (error) {
+        // An expired or foreign token: start a fresh conversation with the same text.
+        if (state.token && (error.status === 401 || error.status === 403 || error.status === 404)) {
+          resetConversation();
+          return send(text);
+        }
+        throw error;
+      })
+      .then(
+        function (message) {
+          input.value = "";
+          state.unsent = "";
+          save();
+          addMessages([message]);
+          setStatus(status === "resolved" || status === "awaiting_customer" ? "new" : status || "new");
+          fastUntil = Date.now() + FAST_POLL_FOR_MS;
+          schedulePoll(FAST_POLL_MS);
+        },
+        function (error) {
+          showError(friendlyError(error, true));
+        }
+      )
+      .then(function () {
+        sending = false;
+        sendButton.disabled = false;
+      });
+  }
+
+  function poll() {
+    pollTimer = null;
+    if (!state.token) return;
+    request("GET", "/messages?since=" + lastId)
+      .then(
+        function (data) {
+          addMessages(data.messages || []);
+          setStatus(data.status);
+        },
+        function (error) {
+          if (error.status === 401 || error.status === 404) {
+            resetConversation();
+            setStatus("");
+            return;
+          }
+        }
+      )
+      .then(function () {
+        schedulePoll();
+      });
+  }
+
+  function schedulePoll(delay) {
+    if (!state.token) return;
+    if (pollTimer) window.clearTimeout(pollTimer);
+    if (delay === undefined) {
+      if (Date.now() < fastUntil) delay = FAST_POLL_MS;
+      else if (!panel.hidden && !document.hidden) delay = OPEN_POLL_MS;
+      else delay = IDLE_POLL_MS;
+    }
+    pollTimer = window.setTimeout(poll, delay);
+  }
+
+  function rate(messageId, value, group) {
+    request("POST", "/messages/" + messageId + "/rating", { value: value }).then(
+      function () {
+        state.ratings[messageId] = value;
+        save();
+        Array.prototype.slice.call(group.querySelectorAll("button")).forEach(function (button) {
+          button.setAttribute("aria-pressed", button.dataset.value === value ? "true" : "false");
+        });
+        showError("");
+      },
+      function (error) {
+        showError("Your rating was not saved. " + friendlyError(error, false));
+      }
+    );
+  }
+
+  function askForHuman() {
+    humanButton.disabled = true;
+    request("POST", "/human", {})
+      .then(
+        function (data) {
+          setStatus(data.status);
+          showError("");
+        },
+        function (error) {
+          showError(error.status === 409 ? error.message : friendlyError(error, false));
+        }
+      )
+      .then(function () {
+        humanButton.disabled = false;
+      });
+  }
+
+  function openPanel(focus) {
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    host.setAttribute("data-open", "");
+    unread = 0;
+    badge.hidden = true;
+    launcher.setAttribute("aria-label", "Close the support chat");
+    state.open = true;
+    save();
+    log.scrollTop = log.scrollHeight;
+    if (focus !== false) input.focus();
+    schedulePoll(0);
+  }
+
+  function closePanel() {
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    host.removeAttribute("data-open");
+    launcher.setAttribute("aria-label", "Open the support chat");
+    state.open = false;
+    save();
+    launcher.focus();
+  }
+
+  launcher.addEventListener("click", function () {
+    if (panel.hidden) openPanel();
+    else closePanel();
+  });
+  closeButton.addEventListener("click", closePanel);
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") closePanel();
+  });
+  form.addEventListener("submit", submit);
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submit(event);
+  });
+  input.addEventListener("input", function () {
+    state.unsent = input.value;
+    save();
+  });
+  humanButton.addEventListener("click", askForHuman);
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) schedulePoll(0);
+  });
+
+  function start() {
+    document.body.appendChild(host);
+    input.value = state.unsent || "";
+    setStatus("");
+    if (state.token) poll();
+    if (state.open) openPanel(false);
+  }
+
+  if (document.body) start();
+  else document.addEventListener("DOMContentLoaded", start);
+})();

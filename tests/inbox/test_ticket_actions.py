@@ -1,0 +1,248 @@
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from apps.inbox.forms import ticket_version
+from apps.tickets.models import AuthorKind, Channel, Message, Ticket, TicketEvent, TicketStatus
+from apps.tickets.services import Actor, message_add, ticket_assign
+from tests.inbox.factories import conversation_create
+
+pytestmark = pytest.mark.django_db
+
+
+def seen(ticket: Ticket) -> dict[str, object]:
+    """The hidden fields a form carries: the ticket as the agent saw it."""
+    ticket.refresh_from_db()
+    last = Message.objects.filter(ticket=ticket).order_by("-id").values_list("id", flat=True)
+    return {
+        "version": ticket_version(ticket),
+        "seen_status": ticket.status,
+        "seen_message_id": last.first() or 0,
+    }
+
+
+def state(ticket: Ticket) -> tuple[str, int | None, int, int]:
+    ticket.refresh_from_db()
+    return (
+        ticket.status,
+        ticket.assignee_id,
+        Message.objects.filter(ticket=ticket).count(),
+        TicketEvent.objects.filter(ticket=ticket).count(),
+    )
+
+
+def test_ticket_page_shows_conversation_customer_and_previous_tickets(agent_client):
+    # given
+    earlier = conversation_create(subject="Old question")
+    ticket = conversation_create(customer=earlier.customer, body="Second question")
+    # when
+    response = agent_client.get(f"/inbox/tickets/{ticket.pk}/")
+    # then
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Second question" in page
+    assert earlier.customer.email in page
+    assert f'href="/inbox/tickets/{earlier.pk}/"' in page
+    assert f'name="version" value="{ticket_version(ticket)}"' in page
+
+
+def test_unknown_ticket_is_404(agent_client):
+    assert agent_client.get("/inbox/tickets/999999/").status_code == 404
+
+
+def test_agent_reply_on_a_widget_ticket_is_stored_for_the_customer(agent_client, agent):
+    # given
+    ticket = conversation_create(channel=Channel.WIDGET)
+    # when
+    response = agent_client.post(
+        f"/inbox/tickets/{ticket.pk}/reply", {**seen(ticket), "body": "It ships today."}
+    )
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == f"/inbox/tickets/{ticket.pk}/"
+    reply = Message.objects.filter(ticket=ticket).last()
+    assert (reply.author_kind, reply.author_user, reply.body) == ("agent", agent, "It ships today.")
+    assert state(ticket)[0] == TicketStatus.AWAITING_CUSTOMER
+    assert "Reply sent." in agent_client.get(response["Location"]).content.decode()
+
+
+def test_agent_reply_on_an_email_ticket_is_emailed(agent_client):
+    # given
+    ticket = conversation_create(channel=Channel.EMAIL)
+    # when
+    agent_client.post(f"/inbox/tickets/{ticket.pk}/reply", {**seen(ticket), "body": "Hello!"})
+    # then
+    assert [(m.to, m.body) for m in mail.outbox] == [([ticket.customer.email], "Hello!")]
+    assert Message.objects.filter(ticket=ticket, author_kind="agent").count() == 1
+
+
+def test_empty_reply_is_refused_next_to_the_field_and_stores_nothing(agent_client):
+    # given
+    ticket = conversation_create()
+    before = state(ticket)
+    # when
+    response = agent_client.post(
+        f"/inbox/tickets/{ticket.pk}/reply", {**seen(ticket), "body": "  "}
+    )
+    # then
+    assert response.status_code == 422
+    assert '<p class="field-error" role="alert">Write a reply before sending.</p>' in (
+        response.content.decode()
+    )
+    assert state(ticket) == before
+
+
+def test_reply_on_a_ticket_changed_meanwhile_is_a_conflict_that_keeps_the_text(agent_client):
+    # given: the agent loaded the page, then the customer wrote again
+    ticket = conversation_create()
+    loaded = seen(ticket)
+    message_add(
+        ticket=ticket,
+        author_kind=AuthorKind.CUSTOMER,
+        body="Hello??",
+        actor=Actor.for_customer(ticket.customer),
+    )
+    before = state(ticket)
+    # when
+    response = agent_client.post(
+        f"/inbox/tickets/{ticket.pk}/reply", {**loaded, "body": "My careful answer"}
+    )
+    # then
+    page = response.content.decode()
+    assert response.status_code == 409
+    assert f"Ticket #{ticket.pk} changed while you were looking at it: 1 new message." in page
+    assert "Nothing was done" in page
+    assert "\nMy careful answer</textarea>" in page
+    assert "Hello??" in page
+    assert state(ticket) == before
+    # and the refreshed form now carries the new version: sending again is deliberate
+    assert f'name="version" value="{ticket_version(ticket)}"' in page
+
+
+def test_assign_after_another_agent_assigned_is_a_conflict(agent_client, agent, other_agent):
+    # given
+    ticket = conversation_create()
+    loaded = seen(ticket)
+    ticket_assign(ticket=ticket, assignee=other_agent, actor=Actor.for_user(other_agent))
+    before = state(ticket)
+    # when
+    response = agent_client.post(f"/inbox/tickets/{ticket.pk}/assign-me", loaded)
+    # then
+    assert response.status_code == 409
+    assert "it was updated (now assigned to bob)" in response.content.decode()
+    assert state(ticket) == before
+
+
+def test_resolve_then_reopen(agent_client):
+    # given
+    ticket = conversation_create(status=TicketStatus.HANDED_OFF)
+    # when
+    resolved = agent_client.post(f"/inbox/tickets/{ticket.pk}/resolve", seen(ticket))
+    status_after_resolve = state(ticket)[0]
+    reopened = agent_client.post(f"/inbox/tickets/{ticket.pk}/reopen", seen(ticket))
+    # then
+    assert (resolved.status_code, reopened.status_code) == (302, 302)
+    assert status_after_resolve == TicketStatus.RESOLVED
+    assert state(ticket)[0] == TicketStatus.NEW
+
+
+def test_reopen_of_an_open_ticket_says_why_and_changes_nothing(agent_client):
+    # given
+    ticket = conversation_create()
+    before = state(ticket)
+    # when
+    response = agent_client.post(f"/inbox/tickets/{ticket.pk}/reopen", seen(ticket))
+    # then
+    assert response.status_code == 409
+    assert "only a resolved ticket can be reopened" in response.content.decode()
+    assert state(ticket) == before
+
+
+def test_take_over_hands_off_and_assigns_to_the_agent(agent_client, agent):
+    # given
+    ticket = conversation_create(status=TicketStatus.NEEDS_REVIEW)
+    # when
+    response = agent_client.post(f"/inbox/tickets/{ticket.pk}/take-over", seen(ticket))
+    # then
+    assert response.status_code == 302
+    assert state(ticket)[:2] == (TicketStatus.HANDED_OFF, agent.pk)
+    event = TicketEvent.objects.get(ticket=ticket, kind="status_changed", to_status="handed_off")
+    assert (event.actor_kind, event.reason) == ("agent", "taken over by ann")
+
+
+def test_assign_to_another_agent_with_the_select(agent_client, other_agent):
+    # given
+    ticket = conversation_create()
+    # when
+    agent_client.post(
+        f"/inbox/tickets/{ticket.pk}/assign", {**seen(ticket), "assignee": other_agent.pk}
+    )
+    # then
+    assert state(ticket)[1] == other_agent.pk
+
+
+def test_actions_need_a_signed_in_user_and_csrf(agent, db):
+    # given
+    ticket = conversation_create()
+    before = state(ticket)
+    anonymous = Client()
+    csrf_checked = Client(enforce_csrf_checks=True)
+    csrf_checked.force_login(agent)
+    # when
+    anonymous_response = anonymous.post(f"/inbox/tickets/{ticket.pk}/resolve", seen(ticket))
+    no_token_response = csrf_checked.post(f"/inbox/tickets/{ticket.pk}/resolve", seen(ticket))
+    # then
+    assert anonymous_response.status_code == 302
+    assert anonymous_response["Location"].startswith("/inbox/login/")
+    assert no_token_response.status_code == 403
+    assert state(ticket) == before
+
+
+def test_forged_hidden_fields_are_refused_without_a_500(agent_client):
+    # given
+    ticket = conversation_create()
+    before = state(ticket)
+    # when
+    response = agent_client.post(
+        f"/inbox/tickets/{ticket.pk}/resolve",
+        {"version": "x" * 40, "seen_status": "bogus", "seen_message_id": "-1"},
+    )
+    # then
+    assert response.status_code == 422
+    assert state(ticket) == before
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "<script>window.pwned=1</script>",
+        '<img src=x onerror="window.pwned=1">',
+        "[click me](javascript:alert(1))",
+        '<a href="javascript:alert(1)">x</a>',
+        "**bold** <iframe src=//evil></iframe>",
+    ],
+)
+def test_ticket_page_renders_customer_text_inert(agent_client, payload):
+    # given
+    ticket = conversation_create(body=payload, subject=payload)
+    # when
+    page = agent_client.get(f"/inbox/tickets/{ticket.pk}/").content.decode()
+    # then
+    assert payload not in page if "<" in payload else True
+    assert not re.search(r"<(script|img|iframe)[^>]*(pwned|evil)", page)
+    assert 'href="javascript:' not in page
+
+
+def test_changes_poll_reports_what_changed(agent_client, other_agent):
+    # given
+    ticket = conversation_create()
+    loaded = seen(ticket)
+    unchanged = agent_client.get(f"/inbox/tickets/{ticket.pk}/changes", loaded)
+    ticket_assign(ticket=ticket, assignee=other_agent, actor=Actor.for_user(other_agent))
+    # when
+    changed = agent_client.get(f"/inbox/tickets/{ticket.pk}/changes", loaded)
+    # then
+    assert unchanged.content.decode().strip() == ""
+    assert "it was updated (now assigned to bob)" in changed.content.decode()
