@@ -20,6 +20,9 @@ _started: list[EmbeddedPostgres | EmbeddedRedis] = []
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):  # type: ignore[no-untyped-def]
+    # Importing this plugin imported config/celery.py, which defaults the settings module to
+    # production settings; tests always use the test overrides.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.test_settings"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -97,3 +97,17 @@ def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1):  # typ
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def api_key_client(db):  # type: ignore[no-untyped-def]
+    """Factory: an APIClient that sends a fresh API key with the given scopes."""
+    from apps.accounts.services import api_key_create
+
+    def make(scopes: tuple[str, ...] = ("read", "write"), name: str = "test") -> APIClient:
+        _, key = api_key_create(name=name, scopes=list(scopes))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    return make

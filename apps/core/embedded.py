@@ -11,8 +11,10 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -24,6 +26,20 @@ logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 # A Unix socket path must fit in sun_path (108 bytes on Linux, 104 elsewhere).
 SOCKET_PATH_LIMIT = 100
+
+
+def die_with_parent() -> None:
+    """preexec_fn: on Linux, the child gets SIGTERM when its parent dies, even by SIGKILL.
+
+    So a killed `up` (or test run) does not leave redis-server, web or workers behind.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class EmbeddedServiceError(Exception):
@@ -69,18 +85,45 @@ class EmbeddedPostgres:
             ) from error
         return server.get_uri()
 
-    def stop(self) -> None:
-        """Stop the server if it runs. Safe to call when it is already stopped."""
-        if not (self.pgdata / "postmaster.pid").exists():
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop the server if it runs, and make sure it is gone. Safe to call twice."""
+        pid = self.postmaster_pid()
+        if pid is None:
             return
         from pgserver import _commands
 
         user = "pgserver" if os.geteuid() == 0 else None
-        # CalledProcessError: it was not running (a stale pid file).
-        with contextlib.suppress(subprocess.CalledProcessError):
+        # pg_ctl can fail (a stale pid file, a signal in flight): the loop below checks the
+        # postmaster itself and signals it directly until it is gone.
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
             _commands.pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=30
+                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=timeout
             )
+        escalation = ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0))
+        for signum, wait in escalation:
+            if not _process_alive(pid):
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+            deadline = time.monotonic() + wait
+            while _process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        import psutil
+
+        process = psutil.Process(pid)
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except Exception:  # NoSuchProcess and friends: gone
+        return False
 
 
 def redis_server_binary() -> str:
@@ -144,6 +187,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

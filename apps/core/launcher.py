@@ -20,7 +20,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
+from apps.core.embedded import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    EmbeddedServiceError,
+    die_with_parent,
+)
 from config.env import mask_url
 
 STOP_GRACE_SECONDS = 15.0
@@ -145,11 +150,24 @@ class Launcher:
         if result.returncode != 0:
             raise LaunchError(f"`manage.py {' '.join(args)}` failed (exit {result.returncode})")
 
+    @property
+    def log_dir(self) -> Path:
+        return self.options.home / "logs"
+
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         # A new session: the terminal's Ctrl-C reaches `up` only, which stops children in order.
-        process = subprocess.Popen(
-            command, env=env, cwd=self.options.base_dir, start_new_session=True
-        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                cwd=self.options.base_dir,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.children.append((name, process))
 
     def start_processes(self, env: dict[str, str]) -> None:
@@ -232,7 +250,12 @@ class Launcher:
         for name, process in self.children:
             code = process.poll()
             if code is not None:
-                raise LaunchError(f"the {name} process exited with code {code}")
+                log = self.log_dir / f"{name}.log"
+                tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+                raise LaunchError(
+                    f"the {name} process exited with code {code}; last lines of {log}:\n"
+                    + "\n".join(tail)
+                )
 
     def _url_host(self) -> str:
         return "127.0.0.1" if self.options.host in ("0.0.0.0", "") else self.options.host  # noqa: S104
@@ -277,8 +300,9 @@ def run(options: LaunchOptions, out: object = sys.stdout) -> int:
     def request_stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGHUP, request_stop)
+    # SIGINT explicitly too: a parent may have left it ignored (a shell's background job).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     if not port_is_free(options.host, options.port):
         launcher.say(
             f"error: port {options.port} on {options.host} is already in use; "
@@ -306,6 +330,7 @@ def run(options: LaunchOptions, out: object = sys.stdout) -> int:
         if options.demo and credentials.exists():
             launcher.say(credentials.read_text().rstrip())
         launcher.say(f"  data       {options.home}")
+        launcher.say(f"  logs       {launcher.log_dir}/{{web,worker,beat}}.log")
         launcher.say("Press Ctrl-C to stop.")
         while True:
             launcher.check_children()

@@ -1,0 +1,11 @@
+"""REST API v1. Each area adds its routes below."""
+
+from django.urls import path
+
+from apps.api.views.ping import PingView
+
+app_name = "api"
+
+urlpatterns = [
+    path("ping", PingView.as_view(), name="ping"),
+]

@@ -1,0 +1,185 @@
+"""`manage.py up` as a user runs it: a real process tree, stopped by a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def up_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(DESKPILOT_HOME=str(home), DJANGO_SETTINGS_MODULE="config.settings", **extra)
+    return env
+
+
+def run_up(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "up", *args],
+        cwd=BASE_DIR,
+        env=up_env(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_up_refuses_a_port_in_use_with_a_clear_message(tmp_path):
+    # given: something already listens on the port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # when
+        result = run_up(tmp_path / "home", "--port", str(port))
+    # then
+    assert result.returncode == 1
+    assert f"error: port {port} on 127.0.0.1 is already in use" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "home" / "pgdata").exists()  # nothing was started
+
+
+def test_up_names_an_unreachable_database_url_with_password_masked(tmp_path):
+    # when
+    result = run_up(
+        tmp_path / "home",
+        "--port",
+        str(free_port()),
+        DATABASE_URL="postgresql://deskpilot:s3cret@127.0.0.1:1/deskpilot",
+    )
+    # then
+    assert result.returncode == 1
+    assert (
+        "error: DATABASE_URL postgresql://deskpilot:***@127.0.0.1:1/deskpilot is unreachable"
+        in (result.stdout)
+    )
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_up_names_an_unreachable_redis_url(tmp_path):
+    # given: a reachable database is not needed; Redis is checked after it, so use ours
+    env_database = os.environ["DATABASE_URL"]
+    # when
+    result = run_up(
+        tmp_path / "home",
+        "--port",
+        str(free_port()),
+        DATABASE_URL=env_database,
+        REDIS_URL="redis://:pw@127.0.0.1:1/0",
+    )
+    # then
+    assert result.returncode == 1
+    assert "error: REDIS_URL redis://:***@127.0.0.1:1/0 is unreachable" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_setting_value_gives_one_line_not_a_traceback(tmp_path):
+    # when
+    result = run_up(tmp_path / "home", DEBUG="maybe")
+    # then
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "configuration error: DEBUG='maybe' is not a boolean (use true/false, 1/0, yes/no)"
+    )
+
+
+def _descendants_and_services(up: psutil.Process, home: Path) -> list[psutil.Process]:
+    found = {child.pid: child for child in up.children(recursive=True)}
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if str(home) in cmdline:
+            found[process.pid] = process
+    pid_file = home / "pgdata" / "postmaster.pid"
+    if pid_file.exists():
+        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+        found[postmaster.pid] = postmaster
+        found.update({child.pid: child for child in postmaster.children(recursive=True)})
+    found.pop(up.pid, None)
+    return list(found.values())
+
+
+def start_up(home: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
+    """Start `up` and read its output until it says it is ready."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--port", str(port)],
+        cwd=BASE_DIR,
+        env=up_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "Deskpilot is ready" in line or "error:" in line:
+            break
+    if not any("Deskpilot is ready" in line for line in lines):
+        process.kill()
+        pytest.fail("up did not become ready:\n" + "".join(lines))
+    return process, lines
+
+
+def stop_and_assert_nothing_left(process: subprocess.Popen, home: Path, stop_signal: int) -> None:
+    tree = _descendants_and_services(psutil.Process(process.pid), home)
+    names = " ".join(" ".join(p.cmdline()) for p in tree)
+    assert "uvicorn" in names and " worker " in names and " beat " in names
+    assert any(p.name().startswith("postgres") for p in tree)
+    assert any(p.name().startswith("redis") for p in tree)
+    # when
+    process.send_signal(stop_signal)
+    try:
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # then: nothing it started is still running
+    deadline = time.monotonic() + 5
+    alive = tree
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.2)
+    output = process.stdout.read() if process.stdout else ""
+    assert alive == [], ([" ".join(p.cmdline()) for p in alive], output)
+    assert process.returncode == 0, output
+    assert not (home / "run" / "database_url").exists()
+
+
+@pytest.mark.slow
+def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
+    # given: a fresh home, no DATABASE_URL / REDIS_URL: embedded services
+    home = tmp_path / "home"
+    port = free_port()
+    process, _ = start_up(home, port)
+    database_url = (home / "run" / "database_url").read_text()
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('hello')")
+    secret = (home / "secret_key").read_text()
+    # when: SIGTERM, as a service manager stops it
+    stop_and_assert_nothing_left(process, home, signal.SIGTERM)
+    # and: a second `up` on the same home, stopped by Ctrl-C
+    process, _ = start_up(home, port)
+    database_url = (home / "run" / "database_url").read_text()
+    with psycopg.connect(database_url) as connection:
+        kept = connection.execute("SELECT note FROM kept").fetchall()
+    stop_and_assert_nothing_left(process, home, signal.SIGINT)
+    # then: the data and the secret key survived the restart
+    assert kept == [("hello",)]
+    assert (home / "secret_key").read_text() == secret
