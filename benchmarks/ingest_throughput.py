@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from knowledge_bench_db import BASE_DIR, database_setup  # noqa: E402
+from knowledge_bench_db import BASE_DIR, database_setup
 
 PRODUCTS = ["Aster", "Birch", "Cedar", "Dune", "Elm", "Fjord", "Garnet", "Heath", "Iris", "Juniper"]
 ITEMS = ["teapot", "rug", "duvet", "casserole", "lamp", "vase", "towel set", "mug", "chair", "bowl"]

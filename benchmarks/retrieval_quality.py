@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from knowledge_bench_db import BASE_DIR, database_setup  # noqa: E402
+from knowledge_bench_db import BASE_DIR, database_setup
 
 GOLD = BASE_DIR / "fixtures/demo/gold/retrieval.tsv"
 KB = BASE_DIR / "fixtures/demo/kb"
@@ -66,7 +66,10 @@ def main() -> None:
     report = kb_import(paths=[KB], source_name="demo")
     print(f"imported demo KB in {time.perf_counter() - started:.1f} s: {report.summary()}")
     gold = gold_load()
-    splits = {"dev": [g for g in gold if g[2] == "dev"], "test": [g for g in gold if g[2] == "test"]}
+    splits = {
+        "dev": [g for g in gold if g[2] == "dev"],
+        "test": [g for g in gold if g[2] == "test"],
+    }
     vectors = {name: embeddings.embed([q for q, _, _ in rows]) for name, rows in splits.items()}
     print(f"gold set: {len(gold)} questions ({len(splits['dev'])} dev, {len(splits['test'])} test)")
     print(f"fusion: {DEFAULT_FUSION}")
@@ -74,11 +77,7 @@ def main() -> None:
     for mode in ("vector", "fulltext", "hybrid"):
         for name in ("dev", "test", "all"):
             rows = gold if name == "all" else splits[name]
-            vecs = (
-                vectors["dev"] + vectors["test"]
-                if name == "all"
-                else vectors[name]
-            )
+            vecs = vectors["dev"] + vectors["test"] if name == "all" else vectors[name]
             if name == "all":
                 rows = splits["dev"] + splits["test"]
             result = evaluate(rows, vecs, mode=mode, fusion=DEFAULT_FUSION)
@@ -92,7 +91,13 @@ def main() -> None:
     if arguments.sweep:
         print("\nsweep (hybrid): rrf_k, vector_weight, fulltext_weight -> dev MRR / test MRR")
         for rrf_k in (10, 30, 60):
-            for vector_weight, fulltext_weight in ((1.0, 1.0), (1.0, 0.7), (1.0, 0.5), (1.0, 0.3), (1.0, 0.2)):
+            for vector_weight, fulltext_weight in (
+                (1.0, 1.0),
+                (1.0, 0.7),
+                (1.0, 0.5),
+                (1.0, 0.3),
+                (1.0, 0.2),
+            ):
                 fusion = replace(
                     DEFAULT_FUSION,
                     rrf_k=rrf_k,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from knowledge_bench_db import database_setup  # noqa: E402
+from knowledge_bench_db import database_setup
 
 DIMENSIONS = 384
 CHUNKS_PER_ARTICLE = 5
@@ -61,10 +61,22 @@ def load(start: int, stop: int, *, rng: random.Random, words: list[str], centroi
         ) as copy:
             for article in range(first_article, last_article + 1):
                 copy.write_row(
-                    [article + 1, source.pk, f"synthetic/{article}", f"Article {article}", "",
-                     "", "en", "public",
-                     "{rare}" if article % RARE_TAG_SHARE == 0 else "{}", "published", "x" * 64, 1,
-                     "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"]
+                    [
+                        article + 1,
+                        source.pk,
+                        f"synthetic/{article}",
+                        f"Article {article}",
+                        "",
+                        "",
+                        "en",
+                        "public",
+                        "{rare}" if article % RARE_TAG_SHARE == 0 else "{}",
+                        "published",
+                        "x" * 64,
+                        1,
+                        "2026-01-01T00:00:00Z",
+                        "2026-01-01T00:00:00Z",
+                    ]
                 )
         with cursor.copy(
             "COPY knowledge_chunk (article_id, position, heading_path, text, context, "
@@ -81,16 +93,23 @@ def load(start: int, stop: int, *, rng: random.Random, words: list[str], centroi
                     number = offset + index
                     text = " ".join(rng.choices(words, k=40))
                     copy.write_row(
-                        [number // CHUNKS_PER_ARTICLE + 1, number % CHUNKS_PER_ARTICLE, "",
-                         text, f"Article {number // CHUNKS_PER_ARTICLE}", 60,
-                         vectors[index].astype(np.float32), model]
+                        [
+                            number // CHUNKS_PER_ARTICLE + 1,
+                            number % CHUNKS_PER_ARTICLE,
+                            "",
+                            text,
+                            f"Article {number // CHUNKS_PER_ARTICLE}",
+                            60,
+                            vectors[index].astype(np.float32),
+                            model,
+                        ]
                     )
     raw.commit()
 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def timed(function, arguments_list):  # type: ignore[no-untyped-def]
@@ -157,11 +176,11 @@ def main() -> None:
         print(f"\n== {size:,} chunks (load {load_seconds:.0f} s, HNSW build {build_seconds:.0f} s)")
         query_vectors = []
         for _ in range(arguments.queries):
-            vector = centroids[generator.integers(0, CLUSTERS)] + generator.normal(0, NOISE, DIMENSIONS)
+            vector = centroids[generator.integers(0, CLUSTERS)] + generator.normal(
+                0, NOISE, DIMENSIONS
+            )
             query_vectors.append((vector / np.linalg.norm(vector)).tolist())
-        queries = [
-            (" ".join(rng.choices(words, k=4)), vector) for vector in query_vectors
-        ]
+        queries = [(" ".join(rng.choices(words, k=4)), vector) for vector in query_vectors]
         recalls = []
         for vector in query_vectors:
             index_ids = nearest_ids(vector, ef_search=ef_search, exact=False)
@@ -189,8 +208,11 @@ def main() -> None:
             print(f"{name:28} {p50:8.1f} {p95:8.1f} {qps:7.1f}")
         for ef in (40, 200):
             extra = [
-                len(set(nearest_ids(v, ef_search=ef, exact=False))
-                    & set(nearest_ids(v, ef_search=ef, exact=True))) / 10
+                len(
+                    set(nearest_ids(v, ef_search=ef, exact=False))
+                    & set(nearest_ids(v, ef_search=ef, exact=True))
+                )
+                / 10
                 for v in query_vectors[:50]
             ]
             print(f"  (recall@10 at ef_search={ef}: {statistics.mean(extra):.3f}, 50 queries)")

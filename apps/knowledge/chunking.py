@@ -128,12 +128,12 @@ def _group(
         for piece in _split_words(part, room=room, token_count=token_count):
             tokens = token_count(piece) + 1
             if current and used + tokens > room:
-                groups.append("\n".join(prefix + [joiner.join(current)]))
+                groups.append("\n".join([*prefix, joiner.join(current)]))
                 current, used = [], 0
             current.append(piece)
             used += tokens
     if current:
-        groups.append("\n".join(prefix + [joiner.join(current)]))
+        groups.append("\n".join([*prefix, joiner.join(current)]))
     return groups
 
 
@@ -156,9 +156,7 @@ def _split_words(text: str, *, room: int, token_count: Callable[[str], int]) -> 
     return windows
 
 
-def _fit(
-    context: str, text: str, *, window: int, token_count: Callable[[str], int]
-) -> list[str]:
+def _fit(context: str, text: str, *, window: int, token_count: Callable[[str], int]) -> list[str]:
     """Token sums are estimates; check the real count and halve a text that still overflows."""
     if token_count(embedded_text(context=context, text=text)) <= window:
         return [text]

@@ -231,7 +231,9 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
             items = []
             while index < len(lines):
                 current = lines[index]
-                if _LIST_ITEM.match(current) or (current.startswith((" ", "\t")) and current.strip()):
+                if _LIST_ITEM.match(current) or (
+                    current.startswith((" ", "\t")) and current.strip()
+                ):
                     items.append(current.rstrip())
                     index += 1
                 elif (
@@ -247,7 +249,9 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
         if not stripped:
             flush()
         else:
-            paragraph.append(stripped.removeprefix(">").strip() if stripped.startswith(">") else line.rstrip())
+            paragraph.append(
+                stripped.removeprefix(">").strip() if stripped.startswith(">") else line.rstrip()
+            )
         index += 1
     flush()
     return assembler.document(metadata)
@@ -299,7 +303,9 @@ class _HtmlCollector(HTMLParser):
             return
         attributes = dict(attrs)
         if self.heading_level is not None and (
-            tag in _BLOCK_TAGS or tag in {"ul", "ol", "table", "pre"} or re.fullmatch(r"h[1-6]", tag)
+            tag in _BLOCK_TAGS
+            or tag in {"ul", "ol", "table", "pre"}
+            or re.fullmatch(r"h[1-6]", tag)
         ):
             # An unclosed heading ends where the next block starts.
             self.assembler.heading(self.heading_level, self._take())

@@ -142,16 +142,16 @@ def chunk_search(
     if text is None:
         return []
     filtered = bool(visibility or language or tags or source)
-    where, params = _filters_sql(
-        visibility=visibility, language=language, tags=tags, source=source
-    )
+    where, params = _filters_sql(visibility=visibility, language=language, tags=tags, source=source)
     candidates = min(
         fusion.max_candidates,
         max(fusion.candidates, k * 4) * (fusion.filter_overfetch if filtered else 1),
     )
     vector = None
     if mode != "fulltext":
-        vector = _vector_literal(query_vector if query_vector is not None else embeddings.embed([text])[0])
+        vector = _vector_literal(
+            query_vector if query_vector is not None else embeddings.embed([text])[0]
+        )
     ef = max(ef_search or settings.KNOWLEDGE_HNSW_EF_SEARCH, candidates)
     vector_list: list[_Candidate] = []
     text_list: list[_Candidate] = []

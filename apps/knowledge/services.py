@@ -57,7 +57,9 @@ def embeddings_fetch(*, texts: Sequence[str]) -> EmbeddingBatch:
             model_name=model, text_hash__in=unique_hashes[start : start + 5000]
         ).values_list("text_hash", "embedding")
         known.update({digest: vector for digest, vector in rows})
-    missing = {digest: text for digest, text in zip(hashes, texts, strict=True) if digest not in known}
+    missing = {
+        digest: text for digest, text in zip(hashes, texts, strict=True) if digest not in known
+    }
     if missing:
         vectors = embeddings.embed(list(missing.values()))
         fresh = dict(zip(missing.keys(), vectors, strict=True))
@@ -77,9 +79,7 @@ def embeddings_fetch(*, texts: Sequence[str]) -> EmbeddingBatch:
     )
 
 
-def source_get_or_create(
-    *, name: str, kind: str = SourceKind.FOLDER, url: str = ""
-) -> Source:
+def source_get_or_create(*, name: str, kind: str = SourceKind.FOLDER, url: str = "") -> Source:
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationError("a source name needs 1 to 100 characters", field="source")
@@ -191,7 +191,9 @@ def articles_upsert(*, source: Source, articles: Sequence[ArticleInput]) -> Upse
         if current and current["content_hash"] == digest:
             if current["status"] != item.status:
                 Article.objects.filter(pk=current["id"]).update(status=item.status)
-                report.outcomes.append(UpsertOutcome(item.external_id, "updated", "", current["id"]))
+                report.outcomes.append(
+                    UpsertOutcome(item.external_id, "updated", "", current["id"])
+                )
             else:
                 report.outcomes.append(
                     UpsertOutcome(item.external_id, "unchanged", "", current["id"])
@@ -343,3 +345,61 @@ def chunks_reembed(*, everything: bool = False, batch_size: int = 256) -> Embedd
         total.embedded += batch.embedded
         total.cached += batch.cached
         last_id = chunks[-1].id
+
+
+BODY_FORMATS = {"markdown": "article.md", "html": "article.html", "text": "article.txt"}
+
+
+def article_input_build(
+    *,
+    external_id: str,
+    title: str,
+    body: str,
+    body_format: str = "markdown",
+    url: str = "",
+    language: str = "en",
+    visibility: str = Visibility.PUBLIC,
+    tags: Sequence[str] = (),
+    status: str = ArticleStatus.PUBLISHED,
+) -> ArticleInput:
+    """An article pushed by an API client, parsed like an imported file of that format."""
+    from apps.knowledge.parsing import ParseError, document_parse
+
+    if body_format not in BODY_FORMATS:
+        raise ValidationError(f"format must be one of {', '.join(BODY_FORMATS)}", field="format")
+    try:
+        document = document_parse(name=BODY_FORMATS[body_format], data=body.encode("utf-8"))
+    except ParseError as error:
+        raise ValidationError(f"body: {error.reason}", field="body") from error
+    if title.strip():
+        document.title = title.strip()[:500]
+    item = ArticleInput(
+        external_id=external_id.strip(),
+        document=document,
+        url=url,
+        language=language.lower(),
+        visibility=visibility,
+        tags=list(tags),
+        status=status,
+    )
+    item.validate()
+    return item
+
+
+def articles_push(*, source_name: str, items: Sequence[ArticleInput]) -> UpsertReport:
+    """Upsert articles sent by an API client into an API source (created on first use)."""
+    external_ids = [item.external_id for item in items]
+    if len(set(external_ids)) != len(external_ids):
+        raise ValidationError("each external_id may appear once per request", field="articles")
+    source = source_get_or_create(name=source_name, kind=SourceKind.API)
+    return articles_upsert(source=source, articles=items)
+
+
+def articles_delete(*, source_name: str, external_ids: Sequence[str]) -> int:
+    """Delete articles (and their chunks) by external_id; returns how many existed."""
+    deleted = (
+        Article.objects.filter(source__name=source_name, external_id__in=list(external_ids))
+        .delete()[1]
+        .get("knowledge.Article", 0)
+    )
+    return deleted

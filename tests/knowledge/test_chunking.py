@@ -37,7 +37,10 @@ def test_a_table_that_fits_is_kept_whole_with_its_section():
     table = "| Zone | Price |\n|---|---|\n" + "\n".join(f"| Zone {i} | {i}.95 |" for i in range(10))
     document = ParsedDocument(
         title="Costs",
-        blocks=[Block("paragraph", "Prices below.", ("Prices",)), Block("table", table, ("Prices",))],
+        blocks=[
+            Block("paragraph", "Prices below.", ("Prices",)),
+            Block("table", table, ("Prices",)),
+        ],
     )
     # when
     chunks = chunk(document)
@@ -48,7 +51,9 @@ def test_a_table_that_fits_is_kept_whole_with_its_section():
 
 def test_long_sections_are_split_within_the_model_window_at_natural_boundaries():
     # given: a list and a table far larger than 256 tokens
-    items = "\n".join(f"- Step {i}: open the drawer number {i} and take the blue box out" for i in range(60))
+    items = "\n".join(
+        f"- Step {i}: open the drawer number {i} and take the blue box out" for i in range(60)
+    )
     rows = "\n".join(f"| Country {i} | {i} working days | {i}.50 |" for i in range(80))
     table = "| Country | Time | Cost |\n|---|---|---|\n" + rows
     document = ParsedDocument(
@@ -67,7 +72,9 @@ def test_long_sections_are_split_within_the_model_window_at_natural_boundaries()
     # items are never cut in the middle, and every table part repeats the header
     assert all(line.startswith("- Step ") for c in list_chunks for line in c.text.split("\n"))
     assert "\n".join(c.text for c in list_chunks) == items
-    assert all(c.text.startswith("| Country | Time | Cost |\n|---|---|---|\n") for c in table_chunks)
+    assert all(
+        c.text.startswith("| Country | Time | Cost |\n|---|---|---|\n") for c in table_chunks
+    )
     assert [c.position for c in chunks] == list(range(len(chunks)))
 
 

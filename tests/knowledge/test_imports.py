@@ -13,7 +13,9 @@ from tests.knowledge.conftest import pdf_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-REFUNDS = "# Refunds\n\nWe refund within 5 working days.\n\n## PayPal\n\nPayPal refunds take a day.\n"
+REFUNDS = (
+    "# Refunds\n\nWe refund within 5 working days.\n\n## PayPal\n\nPayPal refunds take a day.\n"
+)
 SHIPPING = "# Shipping\n\nParcels leave our warehouse the same day.\n"
 
 
@@ -66,8 +68,12 @@ def test_reimporting_the_same_folder_embeds_nothing_and_changes_nothing(help_cen
 def test_a_changed_file_is_replaced_and_only_its_new_text_is_embedded(help_center):
     # given
     kb_import(paths=[help_center], source_name="help")
-    old_chunks = set(Chunk.objects.filter(article__external_id="billing/refunds.md").values_list("id", flat=True))
-    (help_center / "billing" / "refunds.md").write_text(REFUNDS + "\n## Klarna\n\nKlarna updates your plan.\n")
+    old_chunks = set(
+        Chunk.objects.filter(article__external_id="billing/refunds.md").values_list("id", flat=True)
+    )
+    (help_center / "billing" / "refunds.md").write_text(
+        REFUNDS + "\n## Klarna\n\nKlarna updates your plan.\n"
+    )
     # when
     report = kb_import(paths=[help_center], source_name="help")
     # then: one new passage embedded, the two unchanged ones come from the cache
@@ -117,7 +123,9 @@ def test_bad_files_are_reported_and_the_rest_is_imported(help_center, settings):
     settings.KNOWLEDGE_MAX_FILE_BYTES = 4096
     (help_center / "empty.md").write_bytes(b"")
     (help_center / "photo.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
-    (help_center / "latin1.txt").write_bytes("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e".encode("latin-1"))
+    (help_center / "latin1.txt").write_bytes(
+        "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e".encode("latin-1")
+    )
     (help_center / "scan.pdf").write_bytes(pdf_bytes([[]]))
     (help_center / "huge.pdf").write_bytes(b"%PDF-1.4\n" + b"0" * 5000)
     (help_center / "broken.html").write_bytes(b"<html><div><script>only()</script>")
@@ -125,7 +133,14 @@ def test_bad_files_are_reported_and_the_rest_is_imported(help_center, settings):
     report = kb_import(paths=[help_center], source_name="help")
     # then
     reasons = dict(report.failed)
-    assert sorted(reasons) == ["broken.html", "empty.md", "huge.pdf", "latin1.txt", "photo.md", "scan.pdf"]
+    assert sorted(reasons) == [
+        "broken.html",
+        "empty.md",
+        "huge.pdf",
+        "latin1.txt",
+        "photo.md",
+        "scan.pdf",
+    ]
     assert reasons["empty.md"] == "empty file"
     assert reasons["photo.md"].startswith("binary content")
     assert reasons["latin1.txt"].startswith("not UTF-8 text: invalid byte 0xe9")
@@ -153,7 +168,9 @@ def test_a_replacement_failing_halfway_leaves_the_previous_version_whole(help_ce
     kb_import(paths=[help_center], source_name="help")
     before = state()
     source = source_get_or_create(name="help")
-    document = document_parse(name="refunds.md", data=(REFUNDS + "\n## New\n\nNew text.\n").encode())
+    document = document_parse(
+        name="refunds.md", data=(REFUNDS + "\n## New\n\nNew text.\n").encode()
+    )
     item = ArticleInput.from_document(external_id="billing/refunds.md", document=document)
     from apps.knowledge.chunking import ChunkDraft
 

@@ -50,20 +50,31 @@ def write_site(root: Path, base: str, pages: dict[str, tuple[str, str]]) -> None
 def test_sitemap_crawl_imports_pages_then_updates_and_unpublishes_incrementally(website):
     # given
     root, base = website
-    write_site(root, base, {"returns.html": ("Returns", "Send items back within 30 days."),
-                            "shipping.html": ("Shipping", "We ship in 2 days.")})
+    write_site(
+        root,
+        base,
+        {
+            "returns.html": ("Returns", "Send items back within 30 days."),
+            "shipping.html": ("Shipping", "We ship in 2 days."),
+        },
+    )
     source = source_get_or_create(name="site", kind=SourceKind.SITEMAP, url=f"{base}/sitemap.xml")
     # when
     first = sitemap_crawl(source=source)
     # then
-    assert (sorted(first.added), first.failed) == ([f"{base}/returns.html", f"{base}/shipping.html"], [])
+    assert (sorted(first.added), first.failed) == (
+        [f"{base}/returns.html", f"{base}/shipping.html"],
+        [],
+    )
     returns = Article.objects.get(external_id=f"{base}/returns.html")
     assert (returns.title, returns.url) == ("Returns", f"{base}/returns.html")
     # given: one page changed, one gone from the sitemap, one listed but missing (404)
     (root / "shipping.html").unlink()
     write_site(root, base, {"returns.html": ("Returns", "Send items back within 60 days.")})
     (root / "sitemap.xml").write_text(
-        (root / "sitemap.xml").read_text().replace("</urlset>", f"<url><loc>{base}/gone.html</loc></url></urlset>")
+        (root / "sitemap.xml")
+        .read_text()
+        .replace("</urlset>", f"<url><loc>{base}/gone.html</loc></url></urlset>")
     )
     # when: through the task, as the periodic crawl runs it
     summary = sitemap_crawl_task.apply(args=[source.pk]).get()
@@ -87,7 +98,9 @@ def test_an_unreachable_sitemap_unpublishes_nothing(website):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_queued_import_runs_on_the_ingest_queue_and_records_progress(celery_worker_process, tmp_path):
+def test_queued_import_runs_on_the_ingest_queue_and_records_progress(
+    celery_worker_process, tmp_path
+):
     # given
     (tmp_path / "a.md").write_text("# Alpha\n\nFirst article.\n")
     (tmp_path / "b.md").write_text("# Beta\n\nSecond article.\n")

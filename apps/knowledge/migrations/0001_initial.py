@@ -10,7 +10,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -19,113 +18,257 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='EmbeddingCache',
+            name="EmbeddingCache",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text_hash', models.CharField(max_length=64)),
-                ('model_name', models.CharField(max_length=200)),
-                ('embedding', pgvector.django.vector.VectorField(dimensions=384)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("text_hash", models.CharField(max_length=64)),
+                ("model_name", models.CharField(max_length=200)),
+                ("embedding", pgvector.django.vector.VectorField(dimensions=384)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('text_hash', 'model_name'), name='knowledge_embedding_cache_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("text_hash", "model_name"), name="knowledge_embedding_cache_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Source',
+            name="Source",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('kind', models.CharField(choices=[('folder', 'Folder'), ('upload', 'Upload'), ('api', 'API client'), ('sitemap', 'Website sitemap')], default='folder', max_length=16)),
-                ('url', models.URLField(blank=True, max_length=1000)),
-                ('is_active', models.BooleanField(default=True)),
-                ('last_crawled_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("folder", "Folder"),
+                            ("upload", "Upload"),
+                            ("api", "API client"),
+                            ("sitemap", "Website sitemap"),
+                        ],
+                        default="folder",
+                        max_length=16,
+                    ),
+                ),
+                ("url", models.URLField(blank=True, max_length=1000)),
+                ("is_active", models.BooleanField(default=True)),
+                ("last_crawled_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('kind', 'sitemap'), _negated=True), models.Q(('url', ''), _negated=True), _connector='OR'), name='knowledge_sitemap_has_url')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("kind", "sitemap"), _negated=True),
+                            models.Q(("url", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="knowledge_sitemap_has_url",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ImportRun',
+            name="ImportRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('paths', models.JSONField(default=list)),
-                ('prune', models.BooleanField(default=False)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('processed', models.PositiveIntegerField(default=0)),
-                ('added', models.PositiveIntegerField(default=0)),
-                ('updated', models.PositiveIntegerField(default=0)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('removed', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('embedded', models.PositiveIntegerField(default=0)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('detail', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='import_runs', to='knowledge.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("paths", models.JSONField(default=list)),
+                ("prune", models.BooleanField(default=False)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("processed", models.PositiveIntegerField(default=0)),
+                ("added", models.PositiveIntegerField(default=0)),
+                ("updated", models.PositiveIntegerField(default=0)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                ("removed", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("embedded", models.PositiveIntegerField(default=0)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("detail", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="import_runs",
+                        to="knowledge.source",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Article',
+            name="Article",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('external_id', models.CharField(max_length=500)),
-                ('title', models.CharField(max_length=500)),
-                ('body', models.TextField()),
-                ('url', models.URLField(blank=True, max_length=1000)),
-                ('language', models.CharField(default='en', max_length=16)),
-                ('visibility', models.CharField(choices=[('public', 'Public'), ('internal', 'Internal')], default='public', max_length=16)),
-                ('tags', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=100), blank=True, default=list, size=None)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('published', 'Published')], default='published', max_length=16)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='articles', to='knowledge.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("external_id", models.CharField(max_length=500)),
+                ("title", models.CharField(max_length=500)),
+                ("body", models.TextField()),
+                ("url", models.URLField(blank=True, max_length=1000)),
+                ("language", models.CharField(default="en", max_length=16)),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[("public", "Public"), ("internal", "Internal")],
+                        default="public",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "tags",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=100),
+                        blank=True,
+                        default=list,
+                        size=None,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("published", "Published")],
+                        default="published",
+                        max_length=16,
+                    ),
+                ),
+                ("content_hash", models.CharField(max_length=64)),
+                ("version", models.PositiveIntegerField(default=1)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="articles",
+                        to="knowledge.source",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Chunk',
+            name="Chunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('heading_path', models.CharField(blank=True, max_length=1000)),
-                ('text', models.TextField()),
-                ('context', models.TextField(blank=True)),
-                ('token_count', models.PositiveIntegerField()),
-                ('embedding', pgvector.django.vector.VectorField(dimensions=384)),
-                ('embedding_model', models.CharField(max_length=200)),
-                ('search_vector', models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.SearchVector('context', config='english', weight='A'), '||', django.contrib.postgres.search.SearchVector('text', config='english', weight='B'), django.contrib.postgres.search.SearchConfig('english')), output_field=django.contrib.postgres.search.SearchVectorField())),
-                ('article', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='knowledge.article')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("heading_path", models.CharField(blank=True, max_length=1000)),
+                ("text", models.TextField()),
+                ("context", models.TextField(blank=True)),
+                ("token_count", models.PositiveIntegerField()),
+                ("embedding", pgvector.django.vector.VectorField(dimensions=384)),
+                ("embedding_model", models.CharField(max_length=200)),
+                (
+                    "search_vector",
+                    models.GeneratedField(
+                        db_persist=True,
+                        expression=django.contrib.postgres.search.CombinedSearchVector(
+                            django.contrib.postgres.search.SearchVector(
+                                "context", config="english", weight="A"
+                            ),
+                            "||",
+                            django.contrib.postgres.search.SearchVector(
+                                "text", config="english", weight="B"
+                            ),
+                            django.contrib.postgres.search.SearchConfig("english"),
+                        ),
+                        output_field=django.contrib.postgres.search.SearchVectorField(),
+                    ),
+                ),
+                (
+                    "article",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks",
+                        to="knowledge.article",
+                    ),
+                ),
             ],
             options={
-                'indexes': [pgvector.django.indexes.HnswIndex(ef_construction=64, fields=['embedding'], m=16, name='knowledge_chunk_embedding_hnsw', opclasses=['vector_cosine_ops']), django.contrib.postgres.indexes.GinIndex(fields=['search_vector'], name='knowledge_chunk_fulltext_gin')],
-                'constraints': [models.UniqueConstraint(fields=('article', 'position'), name='knowledge_chunk_unique_position')],
+                "indexes": [
+                    pgvector.django.indexes.HnswIndex(
+                        ef_construction=64,
+                        fields=["embedding"],
+                        m=16,
+                        name="knowledge_chunk_embedding_hnsw",
+                        opclasses=["vector_cosine_ops"],
+                    ),
+                    django.contrib.postgres.indexes.GinIndex(
+                        fields=["search_vector"], name="knowledge_chunk_fulltext_gin"
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("article", "position"), name="knowledge_chunk_unique_position"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='article',
-            index=models.Index(fields=['status', 'visibility', 'language'], name='knowledge_a_status_283e4e_idx'),
+            model_name="article",
+            index=models.Index(
+                fields=["status", "visibility", "language"], name="knowledge_a_status_283e4e_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='article',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['tags'], name='knowledge_article_tags_gin'),
+            model_name="article",
+            index=django.contrib.postgres.indexes.GinIndex(
+                fields=["tags"], name="knowledge_article_tags_gin"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='article',
-            constraint=models.UniqueConstraint(fields=('source', 'external_id'), name='knowledge_article_unique_external_id'),
+            model_name="article",
+            constraint=models.UniqueConstraint(
+                fields=("source", "external_id"), name="knowledge_article_unique_external_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='article',
-            constraint=models.CheckConstraint(condition=models.Q(('version__gte', 1)), name='knowledge_version_positive'),
+            model_name="article",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("version__gte", 1)), name="knowledge_version_positive"
+            ),
         ),
     ]
