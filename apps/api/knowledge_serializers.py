@@ -68,3 +68,15 @@ class SearchHitSerializer(serializers.Serializer):
     vector_rank = serializers.IntegerField(allow_null=True)
     fulltext_rank = serializers.IntegerField(allow_null=True)
     fulltext_score = serializers.FloatField(allow_null=True)
+
+
+class ArticlePushResponseSerializer(serializers.Serializer):
+    results = ArticleOutcomeSerializer(many=True)
+
+
+class ArticlesDeletedSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField()
+
+
+class SearchResponseSerializer(serializers.Serializer):
+    results = SearchHitSerializer(many=True)

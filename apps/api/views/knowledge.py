@@ -14,9 +14,11 @@ from apps.api.knowledge_serializers import (
     ArticleBulkDeleteSerializer,
     ArticleBulkWriteSerializer,
     ArticleOutcomeSerializer,
+    ArticlePushResponseSerializer,
+    ArticlesDeletedSerializer,
     ArticleWriteSerializer,
-    SearchHitSerializer,
     SearchQuerySerializer,
+    SearchResponseSerializer,
 )
 from apps.core.exceptions import NotFoundError
 from apps.knowledge.selectors import chunk_search
@@ -61,7 +63,9 @@ class ArticleCollectionView(APIView):
     """
 
     @extend_schema(
-        request=ArticleBulkWriteSerializer, responses=ArticleOutcomeSerializer(many=True)
+        operation_id="articles_push",
+        request=ArticleBulkWriteSerializer,
+        responses=ArticlePushResponseSerializer,
     )
     def post(self, request: Request) -> Response:
         payload = request.data
@@ -84,7 +88,11 @@ class ArticleCollectionView(APIView):
             {"results": outcomes}, status=status.HTTP_201_CREATED if stored else status.HTTP_200_OK
         )
 
-    @extend_schema(request=ArticleBulkDeleteSerializer, responses={204: None})
+    @extend_schema(
+        operation_id="articles_delete",
+        request=ArticleBulkDeleteSerializer,
+        responses=ArticlesDeletedSerializer,
+    )
     def delete(self, request: Request) -> Response:
         serializer = ArticleBulkDeleteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -99,6 +107,7 @@ class ArticleDetailView(APIView):
     """PUT: create or replace the article at this external_id. DELETE: remove it."""
 
     @extend_schema(
+        operation_id="article_put",
         request=ArticleWriteSerializer,
         responses=ArticleOutcomeSerializer,
         parameters=[OpenApiParameter("source", str, default="api")],
@@ -120,7 +129,9 @@ class ArticleDetailView(APIView):
         return Response(outcome, status=code)
 
     @extend_schema(
-        parameters=[OpenApiParameter("source", str, default="api")], responses={204: None}
+        operation_id="article_delete",
+        parameters=[OpenApiParameter("source", str, default="api")],
+        responses={204: None},
     )
     def delete(self, request: Request, external_id: str) -> Response:
         source = request.query_params.get("source", "api")
@@ -132,7 +143,11 @@ class ArticleDetailView(APIView):
 class KnowledgeSearchView(APIView):
     """Hybrid search of published articles: the best passage per article, best first."""
 
-    @extend_schema(parameters=[SearchQuerySerializer], responses=SearchHitSerializer(many=True))
+    @extend_schema(
+        operation_id="knowledge_search",
+        parameters=[SearchQuerySerializer],
+        responses=SearchResponseSerializer,
+    )
     def get(self, request: Request) -> Response:
         serializer = SearchQuerySerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
