@@ -167,7 +167,7 @@ def main() -> None:
         began = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute("DROP INDEX IF EXISTS knowledge_chunk_embedding_hnsw")
-            cursor.execute("SET maintenance_work_mem = '2GB'")
+            cursor.execute("SET maintenance_work_mem = '4GB'")
             cursor.execute(
                 "CREATE INDEX knowledge_chunk_embedding_hnsw ON knowledge_chunk "
                 "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
