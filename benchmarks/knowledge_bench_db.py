@@ -33,8 +33,11 @@ def database_setup(name: str) -> None:
         home = Path(os.environ.get("DESKPILOT_HOME", BASE_DIR / ".deskpilot")).resolve() / "bench"
         os.environ["DESKPILOT_HOME"] = str(home)
         postgres = EmbeddedPostgres(home)
+        already_running = (postgres.pgdata / "postmaster.pid").exists()
         url = postgres.start()
-        atexit.register(postgres.stop)
+        if not already_running:
+            # Another benchmark may share this server: only its starter stops it.
+            atexit.register(postgres.stop)
     import psycopg
 
     database = f"bench_{name}"
