@@ -156,6 +156,8 @@ def _squash(text: str) -> str:
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$")
+_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 
 
 def _front_matter(text: str) -> tuple[dict[str, object], str]:
@@ -211,6 +213,15 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
                 index += 1
             code.append(marker)
             assembler.block("code", "\n".join(code))
+            index += 1
+            continue
+        if _SETEXT.match(line) and len(paragraph) == 1:
+            # "Title" underlined with === (level 1) or --- (level 2)
+            assembler.heading(1 if stripped.startswith("=") else 2, paragraph.pop())
+            index += 1
+            continue
+        if _RULE.match(line):
+            flush()  # a horizontal rule separates, it says nothing
             index += 1
             continue
         heading = _HEADING.match(line)

@@ -125,3 +125,16 @@ def test_bad_files_raise_a_clear_reason(name, data, reason):
     with pytest.raises(ParseError) as caught:
         document_parse(name=name, data=data)
     assert reason in caught.value.reason
+
+
+def test_markdown_setext_headings_and_rules_are_structure_not_text():
+    # given
+    data = b"Delivery\n========\n\nWe ship daily.\n\n---\n\nCosts\n-----\n\nFree over 50.\n\n***\n"
+    # when
+    document = document_parse(name="delivery.md", data=data)
+    # then
+    assert document.title == "Delivery"
+    assert [(b.heading_path, b.text) for b in document.blocks] == [
+        ((), "We ship daily."),
+        (("Costs",), "Free over 50."),
+    ]
