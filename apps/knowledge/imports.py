@@ -99,6 +99,9 @@ def kb_import(
 
     Idempotent: a second run over the same files changes nothing and embeds nothing.
     """
+    if prune and any(Path(path).is_file() for path in paths):
+        # Pruning after importing one file would unpublish the rest of the source.
+        raise ValidationError("--prune needs folders, not single files", field="paths")
     source = source_get_or_create(name=source_name, kind=SourceKind.FOLDER)
     files = files_collect(paths=paths)
     report = ImportReport()

@@ -4,6 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError
 
+from apps.core.exceptions import ValidationError
 from apps.knowledge.imports import kb_import
 from apps.knowledge.models import Article, ArticleStatus, Chunk, EmbeddingCache
 from apps.knowledge.parsing import document_parse
@@ -230,3 +231,13 @@ def test_reembed_moves_chunks_to_the_active_model(help_center, settings):
     # and a second run has nothing to do
     call_command("kb_reembed", stdout=(again := StringIO()))
     assert again.getvalue() == "model all-MiniLM-L6-v2@v2: 0 texts embedded, 0 from the cache\n"
+
+
+def test_prune_refuses_a_single_file_and_changes_nothing(help_center):
+    # given
+    kb_import(paths=[help_center], source_name="help")
+    before = state()
+    # when / then
+    with pytest.raises(ValidationError, match="--prune needs folders"):
+        kb_import(paths=[help_center / "shipping.md"], source_name="help", prune=True)
+    assert state() == before
