@@ -3,6 +3,11 @@
 from django.urls import path
 
 from apps.api.views.inbound_email import InboundEmailView
+from apps.api.views.knowledge import (
+    ArticleCollectionView,
+    ArticleDetailView,
+    KnowledgeSearchView,
+)
 from apps.api.views.ping import PingView
 from apps.api.views.tickets import TicketDetailView, TicketListCreateView, TicketMessageCreateView
 
@@ -18,4 +23,7 @@ urlpatterns = [
         name="ticket-messages",
     ),
     path("inbound/email", InboundEmailView.as_view(), name="inbound-email"),
+    path("articles", ArticleCollectionView.as_view(), name="articles"),
+    path("articles/<path:external_id>", ArticleDetailView.as_view(), name="article"),
+    path("knowledge/search", KnowledgeSearchView.as_view(), name="knowledge-search"),
 ]
