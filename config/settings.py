@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.llm",
     "apps.api",
+    "apps.triage",
 ]
 
 MIDDLEWARE = [
@@ -232,3 +233,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# --- triage: intent classification (apps/triage) ----------------------------------------------
+TRIAGE_MIN_EXAMPLES_PER_INTENT = env_int("TRIAGE_MIN_EXAMPLES_PER_INTENT", 5, minimum=2)
+TRIAGE_MAX_EXAMPLE_CHARS = env_int("TRIAGE_MAX_EXAMPLE_CHARS", 2000, minimum=100)
+TRIAGE_MAX_CSV_BYTES = env_int("TRIAGE_MAX_CSV_BYTES", 50 * 1024 * 1024, minimum=1024)
+TRIAGE_MAX_BATCH = env_int("TRIAGE_MAX_BATCH", 256, minimum=1)
+TRIAGE_MAX_MESSAGE_CHARS = env_int("TRIAGE_MAX_MESSAGE_CHARS", 20000, minimum=100)
+TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, minimum=100)
+TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)
