@@ -195,21 +195,23 @@ def classifier_version_train(
         )
         logger.warning("classifier version %s failed: %s", version.id, message)
         raise
-    ClassifierVersion.objects.filter(id=version.id).update(
-        status=TrainingStatus.READY,
-        example_count=len(kept),
-        intent_count=len(intents),
-        examples_max_id=examples_max_id,
-        examples_sha256=_examples_sha256(kept),
-        metrics=outcome.metrics,
-        training_report=report.as_json(),
-        artifact=artifact,
-        artifact_bytes=len(artifact),
-        finished_at=timezone.now(),
-        training_seconds=round(time.monotonic() - started, 2),
-    )
-    if activate:
-        classifier_version_activate(version_id=version.id)
+    # One transaction: nobody sees the version ready but not yet active when asked for both.
+    with transaction.atomic():
+        ClassifierVersion.objects.filter(id=version.id).update(
+            status=TrainingStatus.READY,
+            example_count=len(kept),
+            intent_count=len(intents),
+            examples_max_id=examples_max_id,
+            examples_sha256=_examples_sha256(kept),
+            metrics=outcome.metrics,
+            training_report=report.as_json(),
+            artifact=artifact,
+            artifact_bytes=len(artifact),
+            finished_at=timezone.now(),
+            training_seconds=round(time.monotonic() - started, 2),
+        )
+        if activate:
+            classifier_version_activate(version_id=version.id)
     version.refresh_from_db()
     return version
 

@@ -29,10 +29,12 @@ _HUMAN_NOUNS = (
     r"(?:human|person|people|agent|operator|representative|rep|someone|somebody|"
     r"real\s+person|live\s+person|staff|employee|manager|supervisor|customer\s+service)"
 )
+_DETERMINER = r"(?:(?:a|an|the|some|your|one\s+of\s+your|real|live|actual)\s+){0,2}"
 _ASKS_FOR_HUMAN = [
     # English
-    rf"\b(?:talk|speak|chat|connect|transfer|put)\b[\w\s']{{0,25}}\b(?:to|with|through)\b"
-    rf"[\w\s]{{0,12}}\b{_HUMAN_NOUNS}\b",
+    rf"\b(?:talk|speak|chat)\b(?:\s+\w+){{0,2}}?\s+(?:to|with)\s+{_DETERMINER}{_HUMAN_NOUNS}\b",
+    rf"\b(?:transfer|connect|put|pass)\s+me\s+(?:through\s+|over\s+)?(?:to|with)\s+"
+    rf"{_DETERMINER}{_HUMAN_NOUNS}\b",
     r"\b(?:real|live|actual)\s+(?:human|person|agent|people)\b",
     r"\bhuman\s+(?:agent|being|support|help)\b",
     r"\b(?:get|need|want)\s+(?:me\s+)?(?:a|an|some)\s+(?:human|person|agent|operator)\b",
