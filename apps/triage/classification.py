@@ -10,6 +10,7 @@ from django.conf import settings
 from apps.core.exceptions import ValidationError
 from apps.llm.embeddings import embed
 from apps.triage import runtime, selectors
+from apps.triage.classifier import IntentModel
 from apps.triage.signals import message_signals
 from apps.triage.text import has_words
 
@@ -63,45 +64,52 @@ def _check(texts: list[str]) -> None:
             )
 
 
+Outcome = tuple[str | None, float, list[IntentProbability], bool, str]
+
+
+def model_outcomes(texts: list[str], model: IntentModel) -> list[Outcome]:
+    """(intent, confidence, alternatives, out of scope, reason) per text, from the model
+    alone: no database. `messages_classify` adds the signals and the intents' policies."""
+    outcomes: list[Outcome] = [(None, 0.0, [], True, REASON_NO_WORDS) for _ in texts]
+    wordy = [position for position, text in enumerate(texts) if has_words(text)]
+    if not wordy:
+        return outcomes
+    # The encoder reads 256 word pieces; the rest of a long message changes nothing
+    # but the time the n-gram features take.
+    clipped = [texts[p][: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for p in wordy]
+    embeddings = np.asarray(embed(clipped), dtype=np.float32)
+    predictions = model.predict(clipped, embeddings)
+    for row, position in enumerate(wordy):
+        probabilities = predictions.probabilities[row]
+        ranked = np.argsort(-probabilities)[:3]
+        alternatives = [
+            IntentProbability(model.labels[i], round(float(probabilities[i]), 4)) for i in ranked
+        ]
+        confidence = round(float(predictions.confidence[row]), 4)
+        similarity = float(predictions.nearest_similarity[row])
+        if similarity < model.out_of_scope_similarity:
+            reason = (
+                f"{REASON_OUT_OF_SCOPE} (similarity {similarity:.2f} < "
+                f"{model.out_of_scope_similarity:.2f})"
+            )
+            outcomes[position] = (None, confidence, alternatives, True, reason)
+        else:
+            outcomes[position] = (alternatives[0].intent, confidence, alternatives, False, "")
+    return outcomes
+
+
 def messages_classify(*, texts: list[str]) -> list[ClassificationResult]:
     """Triage of each text, in order. Read-only; never raises for a missing classifier
     (the results say "no active classifier"); raises ValidationError for oversized input."""
     _check(texts)
     signals = [message_signals(text) for text in texts]
     loaded = runtime.active_model()
-    outcomes: list[tuple[str | None, float, list[IntentProbability], bool, str]] = [
-        (None, 0.0, [], False, REASON_NO_CLASSIFIER) for _ in texts
-    ]
     version_id = None
-    if loaded is not None:
+    if loaded is None:
+        outcomes: list[Outcome] = [(None, 0.0, [], False, REASON_NO_CLASSIFIER) for _ in texts]
+    else:
         version_id, model = loaded
-        wordy = [position for position, text in enumerate(texts) if has_words(text)]
-        for position in set(range(len(texts))) - set(wordy):
-            outcomes[position] = (None, 0.0, [], True, REASON_NO_WORDS)
-        if wordy:
-            # The encoder reads 256 word pieces; the rest of a long message changes nothing
-            # but the time the n-gram features take.
-            clipped = [texts[p][: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for p in wordy]
-            embeddings = np.asarray(embed(clipped), dtype=np.float32)
-            predictions = model.predict(clipped, embeddings)
-            for row, position in enumerate(wordy):
-                probabilities = predictions.probabilities[row]
-                ranked = np.argsort(-probabilities)[:3]
-                alternatives = [
-                    IntentProbability(model.labels[i], round(float(probabilities[i]), 4))
-                    for i in ranked
-                ]
-                confidence = round(float(predictions.confidence[row]), 4)
-                similarity = float(predictions.nearest_similarity[row])
-                if similarity < model.out_of_scope_similarity:
-                    reason = (
-                        f"{REASON_OUT_OF_SCOPE} (similarity {similarity:.2f} < "
-                        f"{model.out_of_scope_similarity:.2f})"
-                    )
-                    outcomes[position] = (None, confidence, alternatives, True, reason)
-                else:
-                    top = alternatives[0].intent
-                    outcomes[position] = (top, confidence, alternatives, False, "")
+        outcomes = model_outcomes(texts, model)
     policies = selectors.intent_policies(names=[o[0] for o in outcomes if o[0]])
     return [
         ClassificationResult(

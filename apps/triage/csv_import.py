@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_slug
 
 from apps.core.exceptions import ValidationError
 from apps.triage.text import has_words, normalize_text
@@ -170,15 +168,10 @@ def _row_problem(text: str, intent: str, limit: int) -> str | None:
         return f"too long: {len(text)} characters, the limit is {limit}"
     if not intent:
         return "empty category"
-    try:
-        validate_slug(intent)
-    except DjangoValidationError:
-        return (
-            f"bad category name: {intent[:60]!r} (use letters, digits, '_' and '-', "
-            "e.g. card_arrival)"
-        )
     if len(intent) > 100:
         return "bad category name: longer than 100 characters"
+    if not intent.isprintable():
+        return f"bad category name: {intent[:60]!r} holds control characters"
     return None
 
 

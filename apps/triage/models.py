@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.validators import validate_slug
 from django.db import models
 from django.db.models import Q
 
@@ -16,9 +15,13 @@ class HandoffPolicy(models.TextChoices):
 
 
 class Intent(TimeStampedModel):
-    """What a customer wants (e.g. `card_arrival`); the handoff policy is the team's call."""
+    """What a customer wants (e.g. `card_arrival`); the handoff policy is the team's call.
 
-    name = models.CharField(max_length=100, unique=True, validators=[validate_slug])
+    The name is kept exactly as the team's data spells it (Banking77 has
+    `reverted_card_payment?`), because callers compare it with their own labels.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     handoff_policy = models.CharField(
         max_length=16, choices=HandoffPolicy.choices, default=HandoffPolicy.AUTO

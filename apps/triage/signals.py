@@ -13,14 +13,25 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-# English function words: short support messages ("card not arrived yet?") are too short
-# for a statistical detector, and most traffic is English, so a clear English text skips it.
-_ENGLISH_FUNCTION_WORDS = (
-    "i my me you your the a an is are was were am be been do does did not no to of in on "
-    "at for with and or but it this that what why how when where can could would should "
-    "will have has had there please hi hello thanks thank yet still"
+# Common English words (function words and everyday support vocabulary). Short support
+# messages ("someone stole my credit card") are too short for a statistical detector, which
+# then guesses Italian; most traffic is English, so a clearly English text skips it.
+_ENGLISH_COMMON = (
+    "i my me you your we our us they them their he she his her it its this that these those "
+    "the a an is are was were am be been being do does did done not no yes to of in on at "
+    "for with from by about into over after before and or but if so than then there here "
+    "what why how when where who which can could would should will shall may might must "
+    "have has had get got getting please hi hello hey thanks thank yet still just already "
+    "any some all more much many very too also again only now today tomorrow yesterday "
+    "want need know tell help make use used using see let go going come came take took "
+    "give gave pay paid send sent receive received find found try tried work working "
+    "account card cards money payment payments transfer transfers bank fee fees charge "
+    "charged refund order delivery password phone app email address number name change "
+    "new old wrong right still long time week weeks day days month someone stole stolen "
+    "lost missing arrived arrive why where help problem issue cash balance top up "
+    "credit debit online contact support service customer person human agent"
 )
-_ENGLISH_WORDS = frozenset(_ENGLISH_FUNCTION_WORDS.split())
+_ENGLISH_WORDS = frozenset(_ENGLISH_COMMON.split())
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _detector_lock = threading.Lock()
 _detector_ready = False
@@ -201,7 +212,7 @@ def detect_language(text: str) -> str | None:
     if letters < settings.TRIAGE_LANGUAGE_MIN_LETTERS:
         return None
     english = sum(1 for word in words if word in _ENGLISH_WORDS)
-    if english >= 2 and english / len(words) >= 0.25:
+    if english >= 2 and english / len(words) >= 0.5:
         return "en"
     _ensure_detector()
     from langdetect import LangDetectException, detect_langs
