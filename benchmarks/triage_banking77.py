@@ -164,12 +164,11 @@ def main() -> None:
     for batch in batches:
         baseline.predict_proba(np.asarray(embed(batch), dtype=np.float32))
     base_throughput = len(batches) * 64 / (time.perf_counter() - begin)
-    ms = 1000.0
+    ours_p50, base_p50 = statistics.median(ours_latency), statistics.median(base_latency)
     print(
-        f"one message ({len(samples)} samples): ours p50 {statistics.median(ours_latency) * ms:.1f} ms"
-        f" p95 {percentile(ours_latency, 0.95) * ms:.1f} ms; baseline p50 "
-        f"{statistics.median(base_latency) * ms:.1f} ms p95 {percentile(base_latency, 0.95) * ms:.1f}"
-        f" ms; ratio p50 {statistics.median(ours_latency) / statistics.median(base_latency):.2f}x"
+        f"one message ({len(samples)} samples): ours p50 {ours_p50 * 1000:.1f} ms p95 "
+        f"{percentile(ours_latency, 0.95) * 1000:.1f} ms; baseline p50 {base_p50 * 1000:.1f} ms "
+        f"p95 {percentile(base_latency, 0.95) * 1000:.1f} ms; ratio p50 {ours_p50 / base_p50:.2f}x"
     )
     print(
         f"batches of 64 ({len(batches)} batches): ours {ours_throughput:.0f} texts/s, baseline "
