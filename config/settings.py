@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.tickets",
     "apps.copilot",
     "apps.widget",
+    "apps.triage",
 ]
 
 MIDDLEWARE = [
@@ -345,3 +346,11 @@ CELERY_BEAT_SCHEDULE["knowledge-sitemap-crawl"] = {
     "schedule": float(KNOWLEDGE_SITEMAP_CRAWL_SECONDS),
     "options": {"queue": "ingest"},
 }
+# --- triage: intent classification (apps/triage) ----------------------------------------------
+TRIAGE_MIN_EXAMPLES_PER_INTENT = env_int("TRIAGE_MIN_EXAMPLES_PER_INTENT", 5, minimum=2)
+TRIAGE_MAX_EXAMPLE_CHARS = env_int("TRIAGE_MAX_EXAMPLE_CHARS", 2000, minimum=100)
+TRIAGE_MAX_CSV_BYTES = env_int("TRIAGE_MAX_CSV_BYTES", 50 * 1024 * 1024, minimum=1024)
+TRIAGE_MAX_BATCH = env_int("TRIAGE_MAX_BATCH", 256, minimum=1)
+TRIAGE_MAX_MESSAGE_CHARS = env_int("TRIAGE_MAX_MESSAGE_CHARS", 20000, minimum=100)
+TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, minimum=100)
+TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)

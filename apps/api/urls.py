@@ -10,6 +10,7 @@ from apps.api.views.knowledge import (
 )
 from apps.api.views.ping import PingView
 from apps.api.views.tickets import TicketDetailView, TicketListCreateView, TicketMessageCreateView
+from apps.api.views.triage import TriageClassifyView
 
 app_name = "api"
 
@@ -26,4 +27,5 @@ urlpatterns = [
     path("articles", ArticleCollectionView.as_view(), name="articles"),
     path("articles/<path:external_id>", ArticleDetailView.as_view(), name="article"),
     path("knowledge/search", KnowledgeSearchView.as_view(), name="knowledge-search"),
+    path("triage/classify", TriageClassifyView.as_view(), name="triage-classify"),
 ]
