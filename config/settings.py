@@ -45,10 +45,12 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.llm",
+    "apps.knowledge",
     "apps.api",
     "apps.tickets",
     "apps.copilot",
     "apps.widget",
+    "apps.triage",
     "apps.feedback",
     "apps.inbox",
 ]
@@ -334,3 +336,23 @@ EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
 LLM_EXTRACTIVE_SCORER = _llm_config.choice_from_env(
     os.environ, "LLM_EXTRACTIVE_SCORER", "embedding", {"embedding", "lexical"}
 )
+# --- knowledge base (apps/knowledge) ----------------------------------------------------------
+# HNSW candidates per vector search; raised per query when filters need over-fetch.
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)
+# Files larger than this are reported as failed, not parsed (a 50 MB PDF is not an article).
+KNOWLEDGE_MAX_FILE_BYTES = env_int("KNOWLEDGE_MAX_FILE_BYTES", 10 * 1024 * 1024, minimum=1024)
+KNOWLEDGE_MAX_PDF_PAGES = env_int("KNOWLEDGE_MAX_PDF_PAGES", 300, minimum=1)
+KNOWLEDGE_SITEMAP_CRAWL_SECONDS = env_int("KNOWLEDGE_SITEMAP_CRAWL_SECONDS", 3600, minimum=60)
+CELERY_BEAT_SCHEDULE["knowledge-sitemap-crawl"] = {
+    "task": "knowledge.sitemap_sources_crawl",
+    "schedule": float(KNOWLEDGE_SITEMAP_CRAWL_SECONDS),
+    "options": {"queue": "ingest"},
+}
+# --- triage: intent classification (apps/triage) ----------------------------------------------
+TRIAGE_MIN_EXAMPLES_PER_INTENT = env_int("TRIAGE_MIN_EXAMPLES_PER_INTENT", 5, minimum=2)
+TRIAGE_MAX_EXAMPLE_CHARS = env_int("TRIAGE_MAX_EXAMPLE_CHARS", 2000, minimum=100)
+TRIAGE_MAX_CSV_BYTES = env_int("TRIAGE_MAX_CSV_BYTES", 50 * 1024 * 1024, minimum=1024)
+TRIAGE_MAX_BATCH = env_int("TRIAGE_MAX_BATCH", 256, minimum=1)
+TRIAGE_MAX_MESSAGE_CHARS = env_int("TRIAGE_MAX_MESSAGE_CHARS", 20000, minimum=100)
+TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, minimum=100)
+TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)

@@ -17,6 +17,7 @@ DEMO_USERS = [("admin", Role.ADMIN), ("agent", Role.AGENT)]
 
 # (management command, arguments): each runs if its app is installed.
 DEMO_DATA_STEPS: list[tuple[str, list[str]]] = []
+DEMO_DATA_STEPS.append(("kb_import", ["fixtures/demo/kb", "--source", "demo"]))
 
 
 class Command(BaseCommand):

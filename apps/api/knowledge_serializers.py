@@ -1,0 +1,82 @@
+"""Serializers of the knowledge endpoints: shape and limits only, no logic."""
+
+from rest_framework import serializers
+
+from apps.knowledge.models import ArticleStatus, Visibility
+from apps.knowledge.selectors import MAX_QUERY_CHARACTERS, MAX_RESULTS, SEARCH_MODES
+from apps.knowledge.services import BODY_FORMATS
+
+MAX_ARTICLES_PER_REQUEST = 100
+MAX_BODY_CHARACTERS = 1_000_000
+
+
+class ArticleWriteSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=500)
+    title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    body = serializers.CharField(max_length=MAX_BODY_CHARACTERS, trim_whitespace=False)
+    format = serializers.ChoiceField(choices=sorted(BODY_FORMATS), default="markdown")
+    url = serializers.URLField(max_length=1000, required=False, allow_blank=True, default="")
+    language = serializers.CharField(max_length=16, default="en")
+    visibility = serializers.ChoiceField(choices=Visibility.values, default=Visibility.PUBLIC)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=50, default=list
+    )
+    status = serializers.ChoiceField(choices=ArticleStatus.values, default=ArticleStatus.PUBLISHED)
+
+
+class ArticleBulkWriteSerializer(serializers.Serializer):
+    source = serializers.CharField(max_length=100, default="api")
+    articles = ArticleWriteSerializer(many=True, max_length=MAX_ARTICLES_PER_REQUEST, min_length=1)
+
+
+class ArticleBulkDeleteSerializer(serializers.Serializer):
+    source = serializers.CharField(max_length=100, default="api")
+    external_ids = serializers.ListField(
+        child=serializers.CharField(max_length=500), min_length=1, max_length=1000
+    )
+
+
+class ArticleOutcomeSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    result = serializers.ChoiceField(choices=["added", "updated", "unchanged", "failed"])
+    reason = serializers.CharField()
+    article_id = serializers.IntegerField(allow_null=True)
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    # Length is checked by chunk_search too; here it is a clear 400 before any work.
+    q = serializers.CharField(max_length=MAX_QUERY_CHARACTERS, trim_whitespace=True)
+    k = serializers.IntegerField(min_value=1, max_value=MAX_RESULTS, default=5)
+    mode = serializers.ChoiceField(choices=SEARCH_MODES, default="hybrid")
+    visibility = serializers.ChoiceField(choices=Visibility.values, required=False)
+    language = serializers.CharField(max_length=16, required=False)
+    tags = serializers.CharField(max_length=1000, required=False, help_text="comma-separated")
+    source = serializers.CharField(max_length=100, required=False)
+
+
+class SearchHitSerializer(serializers.Serializer):
+    article_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    source = serializers.CharField()
+    title = serializers.CharField()
+    url = serializers.CharField()
+    heading_path = serializers.CharField()
+    text = serializers.CharField()
+    chunk_id = serializers.IntegerField()
+    score = serializers.FloatField()
+    similarity = serializers.FloatField(allow_null=True)
+    vector_rank = serializers.IntegerField(allow_null=True)
+    fulltext_rank = serializers.IntegerField(allow_null=True)
+    fulltext_score = serializers.FloatField(allow_null=True)
+
+
+class ArticlePushResponseSerializer(serializers.Serializer):
+    results = ArticleOutcomeSerializer(many=True)
+
+
+class ArticlesDeletedSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField()
+
+
+class SearchResponseSerializer(serializers.Serializer):
+    results = SearchHitSerializer(many=True)

@@ -1,0 +1,223 @@
+"""Folder imports: walk paths, parse each file, upsert in batches, report per file.
+
+A file that cannot be read or parsed is reported with its reason and the import goes on;
+its stored article (if any) is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.exceptions import NotFoundError, ValidationError
+from apps.knowledge.models import ImportRun, ImportState, Source, SourceKind
+from apps.knowledge.parsing import SUPPORTED_SUFFIXES, ParseError, document_parse
+from apps.knowledge.services import (
+    ArticleInput,
+    articles_unpublish,
+    articles_upsert,
+    source_get_or_create,
+)
+
+# Files parsed, chunked and embedded together: big enough for efficient model batches.
+FILES_PER_BATCH = 32
+
+
+@dataclass
+class ImportReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    embedded: int = 0
+    cached: int = 0
+    chunks: int = 0
+
+    @property
+    def processed(self) -> int:
+        return len(self.added) + len(self.updated) + len(self.unchanged) + len(self.failed)
+
+    def summary(self) -> str:
+        return (
+            f"added {len(self.added)}, updated {len(self.updated)}, "
+            f"unchanged {len(self.unchanged)}, removed {self.removed}, "
+            f"failed {len(self.failed)}; {self.chunks} chunks written, "
+            f"{self.embedded} texts embedded, {self.cached} from the cache"
+        )
+
+
+ProgressCallback = Callable[[int, int, ImportReport], None]
+
+
+def files_collect(*, paths: Sequence[str | Path]) -> list[tuple[str, Path]]:
+    """(external_id, file) pairs: a folder's files by their path relative to that folder.
+
+    Hidden files and folders and unsupported extensions are skipped. Raises NotFoundError
+    for a path that does not exist.
+    """
+    found: list[tuple[str, Path]] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise NotFoundError(f"no such file or folder: {raw}")
+        if path.is_file():
+            found.append((path.name, path))
+            continue
+        for file in sorted(path.rglob("*")):
+            relative = file.relative_to(path)
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            if file.is_file() and file.suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append((relative.as_posix(), file))
+    return found
+
+
+def _read(file: Path) -> bytes:
+    size = file.stat().st_size
+    limit = settings.KNOWLEDGE_MAX_FILE_BYTES
+    if size > limit:
+        raise ParseError(
+            f"file is {size / 1_048_576:.1f} MB, over the {limit / 1_048_576:.1f} MB limit"
+        )
+    return file.read_bytes()
+
+
+def kb_import(
+    *,
+    paths: Sequence[str | Path],
+    source_name: str,
+    prune: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import files into `source_name` incrementally; with `prune`, unpublish the missing.
+
+    Idempotent: a second run over the same files changes nothing and embeds nothing.
+    """
+    if prune and any(Path(path).is_file() for path in paths):
+        # Pruning after importing one file would unpublish the rest of the source.
+        raise ValidationError("--prune needs folders, not single files", field="paths")
+    source = source_get_or_create(name=source_name, kind=SourceKind.FOLDER)
+    files = files_collect(paths=paths)
+    report = ImportReport()
+    seen: set[str] = set()
+    batch: list[ArticleInput] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        upserted = articles_upsert(source=source, articles=batch)
+        for outcome in upserted.outcomes:
+            if outcome.result == "failed":
+                report.failed.append((outcome.external_id, outcome.reason))
+            else:
+                getattr(report, outcome.result).append(outcome.external_id)
+        report.embedded += upserted.embedded
+        report.cached += upserted.cached
+        report.chunks += upserted.chunks
+        batch.clear()
+        if on_progress:
+            on_progress(report.processed, len(files), report)
+
+    for external_id, file in files:
+        if external_id in seen:
+            report.failed.append((external_id, f"duplicate external_id (also at {file})"))
+            continue
+        seen.add(external_id)
+        try:
+            document = document_parse(name=file.name, data=_read(file))
+        except ParseError as error:
+            report.failed.append((external_id, error.reason))
+            continue
+        except OSError as error:
+            report.failed.append((external_id, f"unreadable: {error.strerror or error}"))
+            continue
+        batch.append(ArticleInput.from_document(external_id=external_id, document=document))
+        if len(batch) >= FILES_PER_BATCH:
+            flush()
+    flush()
+    if prune:
+        # A file that is there but failed to parse keeps its stored article published.
+        report.removed = articles_unpublish(source=source, keep_external_ids=seen)
+    if on_progress:
+        on_progress(report.processed, len(files), report)
+    return report
+
+
+def import_run_create(*, paths: Sequence[str], source_name: str, prune: bool) -> ImportRun:
+    """Queue an import on the `ingest` queue; progress is kept on the returned ImportRun."""
+    from apps.knowledge.tasks import import_run_execute_task
+
+    if not paths:
+        raise ValidationError("give at least one path", field="paths")
+    resolved = []
+    for raw in paths:
+        path = Path(raw).resolve()
+        if not path.exists():
+            raise NotFoundError(f"no such file or folder: {raw}")
+        resolved.append(str(path))
+    source = source_get_or_create(name=source_name)
+    run = ImportRun.objects.create(source=source, paths=resolved, prune=prune)
+    transaction.on_commit(
+        lambda: import_run_execute_task.apply_async(args=[run.pk], queue="ingest")
+    )
+    return run
+
+
+def import_run_execute(*, import_run_id: int) -> ImportRun | None:
+    """Run a queued import. Idempotent: only a QUEUED run starts; a gone run is ignored."""
+    claimed = ImportRun.objects.filter(pk=import_run_id, state=ImportState.QUEUED).update(
+        state=ImportState.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return ImportRun.objects.filter(pk=import_run_id).first()
+    run = ImportRun.objects.select_related("source").get(pk=import_run_id)
+
+    def progress(done: int, total: int, report: ImportReport) -> None:
+        ImportRun.objects.filter(pk=run.pk).update(
+            total=total,
+            processed=done,
+            added=len(report.added),
+            updated=len(report.updated),
+            unchanged=len(report.unchanged),
+            failed=len(report.failed),
+            embedded=report.embedded,
+        )
+
+    try:
+        report = kb_import(
+            paths=run.paths, source_name=run.source.name, prune=run.prune, on_progress=progress
+        )
+    except Exception as error:
+        # Terminal: recorded on the run for a human; the task does not retry a broken import.
+        ImportRun.objects.filter(pk=run.pk).update(
+            state=ImportState.FAILED, detail=str(error)[:2000], finished_at=timezone.now()
+        )
+        raise
+    ImportRun.objects.filter(pk=run.pk).update(
+        state=ImportState.SUCCEEDED,
+        processed=report.processed,
+        added=len(report.added),
+        updated=len(report.updated),
+        unchanged=len(report.unchanged),
+        removed=report.removed,
+        failed=len(report.failed),
+        embedded=report.embedded,
+        errors=[{"path": path, "reason": reason} for path, reason in report.failed],
+        detail=report.summary(),
+        finished_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    return run
+
+
+def source_for_name(*, name: str) -> Source:
+    source = Source.objects.filter(name=name).first()
+    if source is None:
+        raise NotFoundError(f"no knowledge source named {name!r}")
+    return source
