@@ -21,7 +21,13 @@ from apps.feedback.models import (
     ReplyRating,
 )
 from apps.feedback.review import flagged_review_context
-from apps.feedback.services import flagged_reply_review
+from apps.feedback.services import (
+    flagged_reply_add_knowledge_note,
+    flagged_reply_add_training_example,
+    flagged_reply_review,
+)
+from apps.knowledge.models import Visibility
+from apps.triage.selectors import intent_example_counts
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -97,6 +103,8 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
             "title": f"Flagged reply #{flagged.pk}: {flagged.get_reason_display()}",
             "flagged": flagged,
             "changelist_url": reverse("admin:feedback_flaggedreply_changelist"),
+            "intents": sorted(intent_example_counts()),
+            "visibilities": Visibility.choices,
         }
         return TemplateResponse(request, "admin/feedback/flaggedreply/review.html", context)
 
@@ -105,9 +113,20 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
             return HttpResponse("Only admins review flagged replies.", status=403)
         flagged = get_object_or_404(FlaggedReply, pk=flagged_id)
         url = reverse("admin:feedback_flaggedreply_change", args=[flagged.pk])
+        post = request.POST
         handlers = {
             "review": lambda: flagged_reply_review(
-                flagged=flagged, user=request.user, note=request.POST.get("note", "")
+                flagged=flagged, user=request.user, note=post.get("note", "")
+            ),
+            "knowledge-note": lambda: flagged_reply_add_knowledge_note(
+                flagged=flagged,
+                user=request.user,
+                title=post.get("title", ""),
+                body=post.get("body", ""),
+                visibility=post.get("visibility", Visibility.PUBLIC),
+            ),
+            "training-example": lambda: flagged_reply_add_training_example(
+                flagged=flagged, user=request.user, intent=post.get("intent", "")
             ),
         }
         handler = handlers.get(action)

@@ -18,13 +18,21 @@ from apps.feedback.models import (
     FlaggedReply,
     FlagReason,
     FlagStatus,
+    IntentCorrection,
     RatingValue,
     ReplyRating,
 )
+from apps.knowledge.services import article_input_build, articles_push
 from apps.tickets.models import AuthorKind, Message, Ticket
+from apps.tickets.selectors import message_list
+from apps.tickets.services import ticket_triage_record
+from apps.triage.models import ExampleSource
+from apps.triage.services import training_example_record_correction
 
 REPLY_AUTHOR_KINDS = (AuthorKind.AGENT, AuthorKind.COPILOT)
 FLAG_DETAIL_MAX_CHARS = 2000
+# The knowledge source that holds answers admins wrote while reviewing flagged replies.
+REVIEW_NOTES_SOURCE = "review-notes"
 
 
 @transaction.atomic
@@ -123,4 +131,84 @@ def flagged_reply_review(*, flagged: FlaggedReply, user: User, note: str = "") -
     flagged.refresh_from_db()
     _action_append(flagged, action="marked_reviewed", user=user, detail=note)
     FlaggedReply.objects.filter(pk=flagged.pk).update(actions_taken=flagged.actions_taken)
+    return flagged
+
+
+# --- agent corrections and the admin's fixes ---------------------------------------------------
+
+
+def _customer_text(ticket: Ticket) -> tuple[Message | None, str]:
+    """The latest customer message of a ticket: what triage classified."""
+    message = (
+        message_list(ticket=ticket).filter(author_kind=AuthorKind.CUSTOMER).order_by("-id").first()
+    )
+    return message, (message.body if message else ticket.subject)
+
+
+@transaction.atomic
+def ticket_intent_correct(*, ticket: Ticket, intent: str, user: User) -> IntentCorrection:
+    """An agent says the ticket's intent is `intent`: the ticket takes it, and the customer's
+    text becomes an agent-correction training example for the next classifier training.
+
+    The intent must exist in triage. Choosing the intent the ticket already has is refused
+    (nothing to learn). The ticket's intent confidence is cleared: it is no longer a model's.
+    """
+    if intent == ticket.intent:
+        raise ValidationError(f"the ticket's intent is already {intent!r}", field="intent")
+    message, text = _customer_text(ticket)
+    example = training_example_record_correction(text=text, intent_name=intent)
+    ticket_triage_record(
+        ticket=ticket, intent=intent, intent_confidence=None, language=ticket.language
+    )
+    return IntentCorrection.objects.create(
+        ticket=ticket,
+        message=message,
+        from_intent=ticket.intent,
+        to_intent=intent,
+        corrected_by=user,
+        training_example_id=example.pk,
+    )
+
+
+def _flag_open_or_conflict(flagged: FlaggedReply) -> FlaggedReply:
+    current = FlaggedReply.objects.select_for_update().get(pk=flagged.pk)
+    if current.status != FlagStatus.OPEN:
+        raise ConflictError(f"flagged reply #{flagged.pk} was already reviewed", field="status")
+    return current
+
+
+@transaction.atomic
+def flagged_reply_add_knowledge_note(
+    *, flagged: FlaggedReply, user: User, title: str, body: str, visibility: str
+) -> FlaggedReply:
+    """Add the correct answer to the knowledge base as an article of the `review-notes`
+    source (one per flag: adding it again replaces it), so the copilot can cite it."""
+    flagged = _flag_open_or_conflict(flagged)
+    if not title.strip():
+        raise ValidationError("the note needs a title", field="title")
+    if not body.strip():
+        raise ValidationError("the note needs the correct answer", field="body")
+    item = article_input_build(
+        external_id=f"flagged-reply-{flagged.pk}",
+        title=title,
+        body=body,
+        body_format="text",
+        visibility=visibility,
+    )
+    articles_push(source_name=REVIEW_NOTES_SOURCE, items=[item])
+    _action_append(flagged, action="knowledge_note_added", user=user, detail=title)
+    flagged.save(update_fields=["actions_taken", "updated_at"])
+    return flagged
+
+
+@transaction.atomic
+def flagged_reply_add_training_example(
+    *, flagged: FlaggedReply, user: User, intent: str
+) -> FlaggedReply:
+    """Record the customer's text as a training example of `intent` (the admin's label)."""
+    flagged = _flag_open_or_conflict(flagged)
+    _, text = _customer_text(flagged.ticket)
+    training_example_record_correction(text=text, intent_name=intent, source=ExampleSource.ADMIN)
+    _action_append(flagged, action="training_example_added", user=user, detail=intent)
+    flagged.save(update_fields=["actions_taken", "updated_at"])
     return flagged

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from apps.inbox.views import queue, ticket
+from apps.inbox.views import knowledge, queue, ticket
 
 app_name = "inbox"
 
@@ -31,4 +31,11 @@ urlpatterns = [
     ),
     path("tickets/<int:ticket_id>/resolve", ticket.ticket_resolve_view, name="ticket-resolve"),
     path("tickets/<int:ticket_id>/reopen", ticket.ticket_reopen_view, name="ticket-reopen"),
+    path("tickets/<int:ticket_id>/intent", ticket.ticket_intent_view, name="ticket-intent"),
+    path("knowledge/search", knowledge.knowledge_search, name="knowledge-search"),
+    path(
+        "knowledge/<str:source>/<path:external_id>",
+        knowledge.knowledge_article,
+        name="knowledge-article",
+    ),
 ]

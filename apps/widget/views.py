@@ -93,6 +93,10 @@ class WidgetView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         request.widget_key = self._widget_key(kwargs["public_key"])
         origin = request.headers.get("Origin", "")
+        if not origin and request.headers.get("Sec-Fetch-Site") == "same-origin":
+            # Browsers omit Origin on same-origin GETs (a page served by Deskpilot itself, like
+            # the demo); a cross-origin request always carries it, so this opens nothing.
+            origin = f"{request.scheme}://{request.get_host()}"
         if not request.widget_key.allows_origin(origin):
             raise PermissionDeniedError(
                 f"origin {origin[:200]!r} is not allowed for this widget"

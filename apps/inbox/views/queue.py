@@ -11,7 +11,7 @@ from apps.accounts.models import User
 from apps.inbox.access import inbox_login_required
 from apps.inbox.queue import BANDS, VIEWS, QueueFilters, queue_counts, queue_tickets
 from apps.tickets.models import Channel, TicketStatus
-from apps.tickets.selectors import ticket_list
+from apps.triage.selectors import intent_example_counts
 
 PAGE_SIZE = 50
 SESSION_QUEUE_IDS = "inbox_queue_ids"
@@ -47,17 +47,7 @@ def queue_page(request: HttpRequest) -> HttpResponse:
         "channels": Channel.choices,
         "bands": [(slug, label) for slug, (label, _) in BANDS.items()],
         "agents": User.objects.filter(is_active=True).order_by("username"),
-        "intents": _intents_in_use(),
+        "intents": sorted(intent_example_counts()),
     }
     template = "inbox/_queue_rows.html" if request.htmx and request.GET.get("rows") else None
     return render(request, template or "inbox/queue.html", context)
-
-
-def _intents_in_use() -> list[str]:
-    return list(
-        ticket_list()
-        .exclude(intent="")
-        .order_by("intent")
-        .values_list("intent", flat=True)
-        .distinct()[:500]
-    )

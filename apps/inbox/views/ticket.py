@@ -22,11 +22,21 @@ from apps.accounts.models import User
 from apps.core.exceptions import DeskpilotError, NotFoundError
 from apps.inbox.access import inbox_login_required
 from apps.inbox.actions import reply_send, ticket_take_over
-from apps.inbox.forms import AssignForm, ReasonForm, ReplyForm, SeenStateForm, ticket_version
+from apps.feedback.services import ticket_intent_correct
+from apps.inbox.forms import (
+    AssignForm,
+    IntentForm,
+    ReasonForm,
+    ReplyForm,
+    SeenStateForm,
+    ticket_version,
+)
+from apps.inbox.views.knowledge import knowledge_results
 from apps.inbox.views.queue import SESSION_QUEUE_IDS, SESSION_QUEUE_QUERY
 from apps.tickets.models import Message, Ticket, TicketStatus
 from apps.tickets.selectors import message_list, ticket_get, ticket_list
 from apps.tickets.services import Actor, ticket_assign, ticket_reopen, ticket_resolve
+from apps.triage.selectors import intent_example_counts
 
 PREVIOUS_TICKETS_SHOWN = 10
 
@@ -53,6 +63,10 @@ def _neighbours(request: HttpRequest, ticket_id: int) -> tuple[int | None, int |
     return previous, following
 
 
+def _intent_names() -> list[str]:
+    return sorted(intent_example_counts())
+
+
 def ticket_context(
     request: HttpRequest, ticket: Ticket, *, forms: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -61,6 +75,8 @@ def ticket_context(
     seen = SeenStateForm.initial_for(ticket, last_message_id)
     forms = forms or {}
     previous_id, next_id = _neighbours(request, ticket.pk)
+    knowledge_query = request.GET.get("kq", "")[:2000]
+    knowledge_hits, knowledge_error = knowledge_results(knowledge_query)
     return {
         "ticket": ticket,
         "conversation": conversation,
@@ -77,6 +93,11 @@ def ticket_context(
         "assign_form": forms.get("assign")
         or AssignForm(initial={**seen, "assignee": ticket.assignee_id}),
         "reason_form": ReasonForm(initial=seen),
+        "intent_form": forms.get("intent")
+        or IntentForm(initial={**seen, "intent": ticket.intent}, intents=_intent_names()),
+        "knowledge_query": knowledge_query,
+        "knowledge_hits": knowledge_hits,
+        "knowledge_error": knowledge_error,
         "is_open": ticket.status != TicketStatus.RESOLVED,
         "can_take_over": ticket.status != TicketStatus.RESOLVED
         and not (
@@ -270,3 +291,14 @@ def ticket_reopen_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
     return _perform(
         request, ticket_id, form=ReasonForm(request.POST), form_name="reopen", action=action
     )
+
+
+@require_POST
+@inbox_login_required
+def ticket_intent_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        ticket_intent_correct(ticket=ticket, intent=data["intent"], user=request.user)
+        return f"Intent changed to {data['intent']}; triage will learn from it."
+
+    form = IntentForm(request.POST, intents=_intent_names())
+    return _perform(request, ticket_id, form=form, form_name="intent", action=action)

@@ -1,0 +1,41 @@
+"""The knowledge panel: search the knowledge base from a ticket, read an article."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from apps.core.exceptions import ValidationError
+from apps.inbox.access import inbox_login_required
+from apps.knowledge.selectors import SearchHit, article_get, chunk_search
+
+RESULTS = 5
+
+
+def knowledge_results(query: str) -> tuple[list[SearchHit], str]:
+    """Hits for the agent's query, or an error message to show next to the search field."""
+    if not query.strip():
+        return [], ""
+    try:
+        return chunk_search(query=query, k=RESULTS), ""
+    except ValidationError as error:
+        return [], error.message
+
+
+@inbox_login_required
+def knowledge_search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("kq", "")
+    hits, error = knowledge_results(query)
+    return render(
+        request,
+        "inbox/_knowledge_hits.html",
+        {"knowledge_query": query, "knowledge_hits": hits, "knowledge_error": error},
+    )
+
+
+@inbox_login_required
+def knowledge_article(request: HttpRequest, source: str, external_id: str) -> HttpResponse:
+    article = article_get(source_name=source, external_id=external_id)
+    if article is None:
+        raise Http404("no such article")
+    return render(request, "inbox/article.html", {"article": article})

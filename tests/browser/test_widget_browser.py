@@ -1,0 +1,161 @@
+"""The chat widget in a real browser, embedded in the demo page like on a customer's site."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.tickets.models import AuthorKind, Message, Ticket, TicketStatus
+from apps.tickets.services import Actor, message_add
+from tests.browser.conftest import PHONE, widget_open, widget_send
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def only_ticket() -> Ticket:
+    return wait_for(lambda: Ticket.objects.order_by("id").last())
+
+
+def test_visitor_asks_and_sees_the_reply_and_history_survives_a_reload(site, new_page):
+    # given
+    page = new_page()
+    panel = widget_open(page, site.url)
+    # when: the visitor asks; a reply arrives on the ticket
+    widget_send(page, "Do you ship to Norway?")
+    expect(panel.locator(".message.customer .body")).to_have_text(["Do you ship to Norway?"])
+    ticket = only_ticket()
+    message_add(
+        ticket=ticket,
+        author_kind=AuthorKind.COPILOT,
+        body="Yes, we ship to Norway in 3-5 days.",
+        actor=Actor.copilot(),
+    )
+    # then
+    expect(panel.locator(".message.copilot .body")).to_have_text(
+        ["Yes, we ship to Norway in 3-5 days."]
+    )
+    expect(panel.get_by_label("Conversation")).to_contain_text("Assistant (automated)")
+    # and after a reload, the same conversation is there (the panel reopens by itself)
+    page.reload()
+    expect(page.locator("#deskpilot-widget .message .body")).to_have_text(
+        ["Do you ship to Norway?", "Yes, we ship to Norway in 3-5 days."]
+    )
+    assert Ticket.objects.count() == 1
+
+
+def test_host_page_styles_do_not_reach_the_widget(site, new_page):
+    # given
+    page = new_page()
+    panel = widget_open(page, site.url)
+    # when
+    send = panel.get_by_role("button", name="Send", exact=True)
+    host_button = page.get_by_role("button", name="A host page button")
+    # then: the demo page paints its own buttons pink with uppercase Comic Sans; not ours
+    assert host_button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(255, 0, 170)"
+    assert send.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(29, 78, 216)"
+    assert send.evaluate("b => getComputedStyle(b).textTransform") == "none"
+
+
+def test_talk_to_a_human_shows_the_handoff_notice(site, new_page):
+    # given
+    page = new_page()
+    panel = widget_open(page, site.url)
+    widget_send(page, "I want a person")
+    expect(panel.locator(".message.customer")).to_have_count(1)
+    # when
+    panel.get_by_role("button", name="Talk to a human").click()
+    # then
+    expect(panel.get_by_role("status")).to_have_text(
+        "A person from our team has taken over and will reply here."
+    )
+    expect(panel.get_by_role("button", name="Talk to a human")).to_be_hidden()
+    assert only_ticket().status == TicketStatus.HANDED_OFF
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [
+        (429, {"Retry-After": "30"}, "Please wait 30 seconds and try again."),
+        (503, {}, "Our chat is having trouble right now."),
+        (0, {}, "We couldn't reach support."),
+    ],
+)
+def test_failed_send_shows_a_friendly_message_and_keeps_the_text(
+    site, new_page, status, headers, expected
+):
+    # given
+    page = new_page()
+    panel = widget_open(page, site.url)
+
+    def refuse(route):  # type: ignore[no-untyped-def]
+        if status == 0:
+            route.abort("internetdisconnected")
+        else:
+            route.fulfill(status=status, headers=headers, json={"error": {"message": "no"}})
+
+    page.route(re.compile(r".*/widget/api/.*/conversations$"), refuse)
+    # when
+    widget_send(page, "My unsent question")
+    # then
+    expect(panel.get_by_role("alert")).to_contain_text(expected)
+    expect(panel.get_by_role("alert")).to_contain_text("Your message is kept")
+    expect(panel.get_by_label("Your message")).to_have_value("My unsent question")
+    assert Message.objects.count() == 0
+    # and once the server answers again, the same text goes through
+    page.unroute(re.compile(r".*/widget/api/.*/conversations$"))
+    panel.get_by_role("button", name="Send", exact=True).click()
+    expect(panel.locator(".message.customer .body")).to_have_text(["My unsent question"])
+    expect(panel.get_by_role("alert")).to_be_hidden()
+    expect(panel.get_by_label("Your message")).to_have_value("")
+
+
+def test_widget_is_usable_with_the_keyboard_and_on_a_phone(site, new_page):
+    # given
+    page = new_page(viewport=PHONE)
+    page.goto(f"{site.url}/widget/demo/")
+    launcher = page.get_by_role("button", name="Open the support chat")
+    # when: focus the launcher and press Enter; type and press Enter to send
+    launcher.focus()
+    page.keyboard.press("Enter")
+    panel = page.get_by_role("dialog", name="Fernhill support")
+    expect(panel).to_be_visible()
+    expect(page.get_by_label("Your message")).to_be_focused()
+    page.keyboard.type("Hello from my phone")
+    page.keyboard.press("Enter")
+    # then: the panel fills the phone's screen and the message is sent
+    expect(panel.locator(".message.customer .body")).to_have_text(["Hello from my phone"])
+    box = panel.bounding_box()
+    assert box is not None
+    assert (round(box["width"]), round(box["height"])) == (PHONE["width"], PHONE["height"])
+    # and Escape closes it, returning focus to the launcher
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    expect(launcher).to_be_focused()
+
+
+def test_thumbs_on_a_reply_are_saved_and_shown_pressed(site, new_page):
+    # given
+    page = new_page()
+    panel = widget_open(page, site.url)
+    widget_send(page, "Is the oak table solid?")
+    ticket = only_ticket()
+    reply = message_add(
+        ticket=ticket, author_kind=AuthorKind.AGENT, body="Yes, solid oak.", actor=Actor.system()
+    )
+    expect(panel.locator(".message.agent")).to_have_count(1)
+    # when
+    panel.get_by_role("button", name="Not helpful").click()
+    # then
+    expect(panel.get_by_role("button", name="Not helpful")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    wait_for(lambda: reply.pk in set(_rated_message_ids()))
+
+
+def _rated_message_ids() -> list[int]:
+    from apps.feedback.models import ReplyRating
+
+    return list(ReplyRating.objects.filter(value="down").values_list("message_id", flat=True))
