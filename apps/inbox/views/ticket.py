@@ -20,9 +20,9 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import User
 from apps.core.exceptions import DeskpilotError, NotFoundError
+from apps.feedback.services import ticket_intent_correct
 from apps.inbox.access import inbox_login_required
 from apps.inbox.actions import reply_send, ticket_take_over
-from apps.feedback.services import ticket_intent_correct
 from apps.inbox.forms import (
     AssignForm,
     IntentForm,
