@@ -27,7 +27,7 @@ demo: install
 up: install
 	$(PY) manage.py up
 
-test: install
+test: install chromium
 	$(PY) -m pytest
 
 lint: install
@@ -41,3 +41,17 @@ format: install
 # Stops nothing: run it with `up` stopped. Removes the local database, Redis data and secret key.
 clean-data:
 	rm -rf $${DESKPILOT_HOME:-.deskpilot}
+
+# Browser tests and screenshots drive Debian's Chromium (never Playwright's own download).
+# Installed when missing; if that fails (no root, no registry), the browser tests skip.
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: chromium screenshots
+chromium:
+	@test -x $(CHROMIUM) || command -v chromium >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium could not be installed: the browser tests will skip"
+
+# PNGs of the inbox, a ticket, the widget (desktop and phone) and the flagged view, made
+# on a throwaway test database, into screenshots/ (git-ignored).
+screenshots: install chromium
+	$(PY) -m pytest tests/browser/screenshots.py -q -p no:cacheprovider

@@ -11,7 +11,9 @@ urlpatterns = [
     path(
         "login/",
         auth_views.LoginView.as_view(
-            template_name="inbox/login.html", redirect_authenticated_user=True
+            template_name="inbox/login.html",
+            redirect_authenticated_user=True,
+            next_page=reverse_lazy("inbox:queue"),
         ),
         name="login",
     ),

@@ -60,6 +60,23 @@
     return node;
   }
 
+  // Icons drawn as SVG paths (Material Icons, Apache-2.0): no emoji font needed.
+  var ICONS = {
+    chat: "M20 2H4c-1.1 0-2 .9-2 2v18l4-4h14c1.1 0 2-.9 2-2V4c0-1.1-.9-2-2-2z",
+    up: "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
+    down: "M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1.9 2 2 2h6.31l-.95 4.57-.03.32c0 .41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5c0-1.1-.9-2-2-2zm4 0v12h4V3h-4z",
+  };
+  function icon(name) {
+    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", ICONS[name]);
+    svg.appendChild(path);
+    return svg;
+  }
+
   var host = el("div", { id: "deskpilot-widget", "data-deskpilot": "" });
   var root = host.attachShadow({ mode: "open" });
   root.appendChild(el("link", { rel: "stylesheet", href: CSS_URL }));
@@ -71,7 +88,7 @@
     "aria-expanded": "false",
     "aria-controls": "dp-panel",
   });
-  launcher.appendChild(el("span", { class: "launcher-icon", "aria-hidden": "true" }, "\u{1F4AC}"));
+  launcher.appendChild(icon("chat"));
   var badge = el("span", { class: "badge", hidden: "" });
   launcher.appendChild(badge);
 
@@ -197,16 +214,18 @@
     if (message.author_kind === "copilot" || message.author_kind === "agent") {
       var rating = el("div", { class: "rating", role: "group", "aria-label": "Was this reply helpful?" });
       [
-        ["up", "\u{1F44D}", "Helpful"],
-        ["down", "\u{1F44E}", "Not helpful"],
+        ["up", "Helpful"],
+        ["down", "Not helpful"],
       ].forEach(function (choice) {
         var button = el("button", {
           type: "button",
           class: "rate rate-" + choice[0],
-          "aria-label": choice[2],
+          "aria-label": choice[1],
+          title: choice[1],
           "aria-pressed": state.ratings[message.id] === choice[0] ? "true" : "false",
           "data-value": choice[0],
-        }, choice[1]);
+        });
+        button.appendChild(icon(choice[0]));
         button.addEventListener("click", function () {
           rate(message.id, choice[0], rating);
         });
