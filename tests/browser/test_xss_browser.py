@@ -16,7 +16,8 @@ PAYLOADS = [
     "<img src=x onerror=\"window.pwned = 'img'\">",
     "[click me](javascript:window.pwned='link')",
     "<a href=\"javascript:window.pwned='anchor'\">click</a>",
-    '**bold** <svg onload="window.pwned=\'svg\'"></svg> <iframe src="javascript:alert(1)"></iframe>',
+    "**bold** <svg onload=\"window.pwned='svg'\"></svg>",
+    '<iframe src="javascript:alert(1)"></iframe> ![x](javascript:alert(1))',
 ]
 CUSTOMER_TEXT = "\n".join(PAYLOADS)
 REPLY_TEXT = "Reply: " + " ".join(reversed(PAYLOADS))
