@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.http import urlencode
 
 from apps.accounts.models import User
@@ -24,11 +25,17 @@ def queue_page(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(queue_tickets(filters=filters, user=request.user), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     tickets = list(page.object_list)
-    # The ticket page's j/k move through the queue the agent was looking at.
-    request.session[SESSION_QUEUE_IDS] = [ticket.pk for ticket in tickets]
-    request.session[SESSION_QUEUE_QUERY] = urlencode(filters.as_query())
+    # The ticket page's j/k move through the queue the agent was looking at. Written only
+    # when it changed: the rows are polled every few seconds.
+    ids = [ticket.pk for ticket in tickets]
+    query = urlencode(filters.as_query())
+    if request.session.get(SESSION_QUEUE_IDS) != ids:
+        request.session[SESSION_QUEUE_IDS] = ids
+    if request.session.get(SESSION_QUEUE_QUERY) != query:
+        request.session[SESSION_QUEUE_QUERY] = query
     counts = queue_counts(user=request.user)
     base_query = {k: v for k, v in filters.as_query().items() if k != "view"}
+    rows_only = bool(request.htmx and request.GET.get("rows"))
     context = {
         "filters": filters,
         "page": page,
@@ -42,12 +49,19 @@ def queue_page(request: HttpRequest) -> HttpResponse:
             }
             for view in VIEWS
         ],
-        "query": urlencode(filters.as_query()),
-        "statuses": TicketStatus.choices,
-        "channels": Channel.choices,
-        "bands": [(slug, label) for slug, (label, _) in BANDS.items()],
-        "agents": User.objects.filter(is_active=True).order_by("username"),
-        "intents": sorted(intent_example_counts()),
+        "query": query,
+        # Reversed once, not once per row.
+        "ticket_url_prefix": reverse("inbox:ticket", args=[0]).removesuffix("0/"),
     }
-    template = "inbox/_queue_rows.html" if request.htmx and request.GET.get("rows") else None
-    return render(request, template or "inbox/queue.html", context)
+    if not rows_only:
+        context.update(
+            {
+                "statuses": TicketStatus.choices,
+                "channels": Channel.choices,
+                "bands": [(slug, label) for slug, (label, _) in BANDS.items()],
+                "agents": User.objects.filter(is_active=True).order_by("username"),
+                "intents": sorted(intent_example_counts()),
+            }
+        )
+    template = "inbox/_queue_rows.html" if rows_only else "inbox/queue.html"
+    return render(request, template, context)
