@@ -138,3 +138,11 @@ def test_queue_escapes_customer_text(agent_client):
         "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
         in body
     )
+
+
+def test_login_without_next_lands_on_the_queue(agent):
+    # when
+    response = Client().post("/inbox/login/", {"username": "ann", "password": "pw-ann-123"})
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == "/inbox/"
