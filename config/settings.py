@@ -47,6 +47,10 @@ INSTALLED_APPS = [
     "apps.llm",
     "apps.knowledge",
     "apps.api",
+    "apps.tickets",
+    "apps.copilot",
+    "apps.widget",
+    "apps.triage",
 ]
 
 MIDDLEWARE = [
@@ -98,8 +102,20 @@ DATABASE_URL = (
     or f"postgresql://postgres:@/postgres?host={DESKPILOT_HOME / 'pgdata'}"
 )
 DATABASES = {"default": database_from_url(DATABASE_URL)}
-DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A connection pool per process (psycopg_pool). Under ASGI every request's sync code runs in
+# a fresh thread, so persistent per-thread connections (CONN_MAX_AGE > 0) would pile up until
+# PostgreSQL refuses new clients; a pool bounds them and still reuses connections.
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+if DATABASE_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+        "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0, minimum=0.1),
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # --- Redis: broker, cache, streams ------------------------------------------------------------
 REDIS_URL = (
@@ -225,8 +241,77 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Model libraries are chatty at INFO (every model load); their warnings still show.
+        "sentence_transformers": {"level": "WARNING"},
+        "transformers": {"level": "WARNING"},
+        "LiteLLM": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
 }
+
+# --- tickets and intake: API, widget, email, pipeline hook -----------------------------------
+# A customer message longer than this is refused (API, widget) or truncated with a note (email).
+MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 20_000, minimum=1)
+# A stored Idempotency-Key answers retries for this long, then may be used again.
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=1)
+CELERY_BEAT_SCHEDULE["accounts-idempotency-purge"] = {
+    "task": "accounts.idempotency_records_purge",
+    "schedule": 3600.0,
+}
+# The sweep publishes again the pipeline task of messages stuck `unscheduled` (broker down)
+# for longer than this, and of messages `queued` for longer than the second value.
+PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS = env_int(
+    "PIPELINE_SWEEP_UNSCHEDULED_AFTER", 30, minimum=0
+)
+PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 3600, minimum=0)
+CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
+    "task": "tickets.pipeline_sweep",
+    "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "TicketStatusEnum": "apps.tickets.models.TicketStatus",
+    "AuthorKindEnum": "apps.tickets.models.AuthorKind",
+    "PostableAuthorKindEnum": "apps.api.serializers.tickets.PostableAuthorKind",
+    "PipelineStatusEnum": "apps.tickets.models.PipelineStatus",
+}
+WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS = env_int(
+    "WIDGET_VISITOR_TOKEN_MAX_AGE", 7 * 24 * 3600, minimum=60
+)
+# Email: inbound raw messages above this size are refused; HTML bodies are cut before parsing.
+INBOUND_EMAIL_MAX_BYTES = env_int("INBOUND_EMAIL_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+EMAIL_HTML_MAX_CHARS = env_int("EMAIL_HTML_MAX_CHARS", 1_000_000, minimum=1000)
+SUPPORT_EMAIL = env_str("SUPPORT_EMAIL", "support@localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", SUPPORT_EMAIL)
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# No SMTP server configured: replies are printed by the web/worker process, not lost silently.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+# IMAP polling is off unless IMAP_HOST is set.
+IMAP_HOST = env_str("IMAP_HOST")
+IMAP_PORT = env_int("IMAP_PORT", 993, minimum=1)
+IMAP_USER = env_str("IMAP_USER")
+IMAP_PASSWORD = env_str("IMAP_PASSWORD")
+IMAP_FOLDER = env_str("IMAP_FOLDER", "INBOX")
+IMAP_USE_SSL = env_bool("IMAP_USE_SSL", True)
+IMAP_POLL_SECONDS = env_int("IMAP_POLL_SECONDS", 60, minimum=10)
+IMAP_BATCH_SIZE = env_int("IMAP_BATCH_SIZE", 50, minimum=1)
+if IMAP_HOST:
+    if not (IMAP_USER and IMAP_PASSWORD):
+        raise ConfigurationError("IMAP_HOST is set: IMAP_USER and IMAP_PASSWORD are needed too")
+    CELERY_BEAT_SCHEDULE["tickets-imap-poll"] = {
+        "task": "tickets.imap_poll",
+        "schedule": float(IMAP_POLL_SECONDS),
+    }
 
 # Model libraries must never reach a hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -234,6 +319,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# --- LLM gateway: aliases, fallbacks, resilience, budgets (apps/llm is the only reader) -------
+# See apps/llm/deployments.py for LLM_DEPLOYMENTS / LLM_<ALIAS>_MODEL / LLM_FALLBACKS.
+from apps.llm import deployments as _llm_config  # noqa: E402  (pure module, no Django)
+
+# An alias nobody configures resolves to the offline drafter, local/extractive.
+LLM_DEPLOYMENTS = _llm_config.deployments_from_env(os.environ)
+LLM_FALLBACKS = _llm_config.fallbacks_from_env(os.environ, aliases=LLM_DEPLOYMENTS)
+LLM_NUM_RETRIES = env_int("LLM_NUM_RETRIES", 1, minimum=0)  # per alias, after the first try
+LLM_ALLOWED_FAILS = env_int("LLM_ALLOWED_FAILS", 1, minimum=0)  # per deployment, per minute
+LLM_COOLDOWN_SECONDS = env_float("LLM_COOLDOWN_SECONDS", 30.0, minimum=0.0)
+LLM_CIRCUIT_FAILURE_THRESHOLD = env_int("LLM_CIRCUIT_FAILURE_THRESHOLD", 3, minimum=1)
+LLM_CIRCUIT_OPEN_SECONDS = env_float("LLM_CIRCUIT_OPEN_SECONDS", 60.0, minimum=0.1)
+# Spend limits in USD; 0 turns one off. Checked before each call from LLMCall sums.
+LLM_BUDGET_DAILY_USD = env_float("LLM_BUDGET_DAILY_USD", 20.0, minimum=0.0)
+LLM_BUDGET_MONTHLY_USD = env_float("LLM_BUDGET_MONTHLY_USD", 300.0, minimum=0.0)
+LLM_BUDGET_TICKET_USD = env_float("LLM_BUDGET_TICKET_USD", 0.25, minimum=0.0)
+# Torch threads per process for embeddings (0: torch's default, one per core).
+EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
+# How local/extractive scores sentences against the question: "embedding" or "lexical".
+LLM_EXTRACTIVE_SCORER = _llm_config.choice_from_env(
+    os.environ, "LLM_EXTRACTIVE_SCORER", "embedding", {"embedding", "lexical"}
+)
 # --- knowledge base (apps/knowledge) ----------------------------------------------------------
 # HNSW candidates per vector search; raised per query when filters need over-fetch.
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)
@@ -246,3 +353,11 @@ CELERY_BEAT_SCHEDULE["knowledge-sitemap-crawl"] = {
     "schedule": float(KNOWLEDGE_SITEMAP_CRAWL_SECONDS),
     "options": {"queue": "ingest"},
 }
+# --- triage: intent classification (apps/triage) ----------------------------------------------
+TRIAGE_MIN_EXAMPLES_PER_INTENT = env_int("TRIAGE_MIN_EXAMPLES_PER_INTENT", 5, minimum=2)
+TRIAGE_MAX_EXAMPLE_CHARS = env_int("TRIAGE_MAX_EXAMPLE_CHARS", 2000, minimum=100)
+TRIAGE_MAX_CSV_BYTES = env_int("TRIAGE_MAX_CSV_BYTES", 50 * 1024 * 1024, minimum=1024)
+TRIAGE_MAX_BATCH = env_int("TRIAGE_MAX_BATCH", 256, minimum=1)
+TRIAGE_MAX_MESSAGE_CHARS = env_int("TRIAGE_MAX_MESSAGE_CHARS", 20000, minimum=100)
+TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, minimum=100)
+TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)

@@ -1,9 +1,11 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
-from apps.accounts.models import ApiKey, ApiKeyScope, User
-from apps.accounts.services import api_key_create, api_key_revoke
+from apps.accounts.models import ApiKey, ApiKeyScope, IdempotencyRecord, User, WidgetKey
+from apps.accounts.services import api_key_create, api_key_revoke, widget_origins_clean
+from apps.core.exceptions import ValidationError
 
 
 @admin.register(User)
@@ -37,3 +39,49 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+class WidgetKeyForm(forms.ModelForm):
+    allowed_origins = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        help_text="One origin a line, e.g. https://www.example.com (scheme, host, port; no path).",
+    )
+
+    class Meta:
+        model = WidgetKey
+        fields = ("site_name", "allowed_origins", "is_active")
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins)
+
+    def clean_allowed_origins(self) -> list[str]:
+        lines = [line for line in self.cleaned_data["allowed_origins"].splitlines() if line.strip()]
+        try:
+            return widget_origins_clean(lines)
+        except ValidationError as error:
+            raise forms.ValidationError(error.message) from None
+
+
+@admin.register(WidgetKey)
+class WidgetKeyAdmin(admin.ModelAdmin):
+    form = WidgetKeyForm
+    list_display = ("site_name", "public_key", "allowed_origins", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("site_name", "public_key")
+    readonly_fields = ("public_key", "created_at")
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ("key", "api_key", "response_status", "created_at")
+    search_fields = ("key",)
+    list_filter = ("response_status",)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

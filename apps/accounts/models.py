@@ -1,3 +1,5 @@
+import secrets
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -51,3 +53,64 @@ class ApiKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST made with an `Idempotency-Key`, replayed for retries.
+
+    Written in the same transaction as the request's own changes, so a stored record always
+    means the request's effects were committed; the unique constraint makes two concurrent
+    requests with one key resolve to one execution.
+    """
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and canonical request body.
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.api_key_id})"
+
+
+def widget_public_key_generate() -> str:
+    return "wk_" + secrets.token_urlsafe(18)
+
+
+class WidgetKey(models.Model):
+    """The public key a website embeds to run the chat widget; public, so not a secret.
+
+    It identifies the site; the browser's Origin header must be one of `allowed_origins`.
+    """
+
+    public_key = models.CharField(
+        max_length=64, unique=True, default=widget_public_key_generate, editable=False
+    )
+    site_name = models.CharField(max_length=100)
+    allowed_origins = models.JSONField(
+        default=list, help_text="Exact origins allowed to use the widget, e.g. https://example.com"
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.site_name} ({self.public_key})"
+
+    def allows_origin(self, origin: str) -> bool:
+        return bool(origin) and origin_normalize(origin) in self.allowed_origins
+
+
+def origin_normalize(origin: str) -> str:
+    """scheme://host[:port], lower-cased, default ports dropped, as browsers send Origin."""
+    origin = origin.strip().rstrip("/").lower()
+    for scheme, port in (("https://", ":443"), ("http://", ":80")):
+        if origin.startswith(scheme) and origin.endswith(port):
+            origin = origin.removesuffix(port)
+    return origin

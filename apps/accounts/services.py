@@ -1,12 +1,24 @@
 import hashlib
 import hmac
+import re
 import secrets
+from datetime import timedelta
+from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.models import ApiKey, ApiKeyScope, Role, User
-from apps.core.exceptions import ValidationError
+from apps.accounts.models import (
+    ApiKey,
+    ApiKeyScope,
+    IdempotencyRecord,
+    Role,
+    User,
+    WidgetKey,
+    origin_normalize,
+)
+from apps.core.exceptions import ConflictError, ValidationError
 
 
 @transaction.atomic
@@ -82,3 +94,115 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db()
     return api_key
+
+
+# --- idempotency keys ------------------------------------------------------------------------
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """The same Idempotency-Key came with a different request."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def idempotency_key_clean(key: str) -> str:
+    if not IDEMPOTENCY_KEY_PATTERN.match(key):
+        raise ValidationError(
+            "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def idempotency_record_find(
+    *, api_key: ApiKey, key: str, fingerprint: str
+) -> IdempotencyRecord | None:
+    """The stored answer for a retried request, or None when this key is new (or expired).
+
+    Call inside the request's transaction, before doing anything. Raises
+    IdempotencyKeyReusedError when the key was used for a different request.
+    """
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    IdempotencyRecord.objects.filter(api_key=api_key, key=key, created_at__lt=cutoff).delete()
+    record = IdempotencyRecord.objects.filter(api_key=api_key, key=key).first()
+    if record is not None and record.fingerprint != fingerprint:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was already used with a different request; "
+            "use a new key for a new request",
+            field="Idempotency-Key",
+        )
+    return record
+
+
+def idempotency_record_save(
+    *, api_key: ApiKey, key: str, fingerprint: str, status: int, body: Any
+) -> IdempotencyRecord:
+    """Store the answer to replay, in the request's own transaction.
+
+    When a concurrent request with the same key committed first, the unique constraint
+    refuses this one: the caller's transaction must roll back, and the winner's answer is
+    returned (the caller replays it). Raises IdempotencyKeyReusedError if the winner's
+    request was different.
+    """
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(
+                api_key=api_key,
+                key=key,
+                fingerprint=fingerprint,
+                response_status=status,
+                response_body=body,
+            )
+    except IntegrityError:
+        winner = idempotency_record_find(api_key=api_key, key=key, fingerprint=fingerprint)
+        if winner is None:
+            raise
+        raise IdempotencyReplay(winner) from None
+
+
+class IdempotencyReplay(Exception):
+    """Control flow: another request with this key won; roll back and answer with its record."""
+
+    def __init__(self, record: IdempotencyRecord) -> None:
+        super().__init__(record.key)
+        self.record = record
+
+
+def idempotency_records_purge() -> int:
+    """Delete records older than IDEMPOTENCY_KEY_TTL_HOURS; returns how many."""
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- widget keys ---------------------------------------------------------------------------
+
+ORIGIN_PATTERN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
+
+
+def widget_origins_clean(origins: list[str]) -> list[str]:
+    """Normalised origins; refuses anything that is not scheme://host[:port]."""
+    cleaned: list[str] = []
+    for origin in origins:
+        normalised = origin_normalize(origin)
+        if not ORIGIN_PATTERN.match(normalised):
+            raise ValidationError(
+                f"{origin!r} is not an origin like https://www.example.com (no path, no '*')",
+                field="allowed_origins",
+            )
+        if normalised not in cleaned:
+            cleaned.append(normalised)
+    return cleaned
+
+
+def widget_key_create(*, site_name: str, allowed_origins: list[str]) -> WidgetKey:
+    site_name = site_name.strip()
+    if not site_name:
+        raise ValidationError("a widget key needs a site name", field="site_name")
+    return WidgetKey.objects.create(
+        site_name=site_name, allowed_origins=widget_origins_clean(allowed_origins)
+    )

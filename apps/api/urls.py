@@ -2,18 +2,30 @@
 
 from django.urls import path
 
+from apps.api.views.inbound_email import InboundEmailView
 from apps.api.views.knowledge import (
     ArticleCollectionView,
     ArticleDetailView,
     KnowledgeSearchView,
 )
 from apps.api.views.ping import PingView
+from apps.api.views.tickets import TicketDetailView, TicketListCreateView, TicketMessageCreateView
+from apps.api.views.triage import TriageClassifyView
 
 app_name = "api"
 
 urlpatterns = [
     path("ping", PingView.as_view(), name="ping"),
+    path("tickets", TicketListCreateView.as_view(), name="tickets"),
+    path("tickets/<str:ticket_id>", TicketDetailView.as_view(), name="ticket-detail"),
+    path(
+        "tickets/<str:ticket_id>/messages",
+        TicketMessageCreateView.as_view(),
+        name="ticket-messages",
+    ),
+    path("inbound/email", InboundEmailView.as_view(), name="inbound-email"),
     path("articles", ArticleCollectionView.as_view(), name="articles"),
     path("articles/<path:external_id>", ArticleDetailView.as_view(), name="article"),
     path("knowledge/search", KnowledgeSearchView.as_view(), name="knowledge-search"),
+    path("triage/classify", TriageClassifyView.as_view(), name="triage-classify"),
 ]

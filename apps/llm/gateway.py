@@ -2,10 +2,12 @@
 
 litellm takes seconds to import and must never fetch its price table from the
 network, so it is imported lazily, once, with LITELLM_LOCAL_MODEL_COST_MAP set.
+The calls themselves go through `apps.llm.services.completion_create`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from types import ModuleType
@@ -25,5 +27,8 @@ def litellm() -> ModuleType:
 
                 module.telemetry = False
                 module.suppress_debug_info = True
+                # litellm logs every call at INFO; our LLMCall rows are the call log.
+                for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
                 _litellm = module
     return _litellm

@@ -41,3 +41,17 @@ class Command(BaseCommand):
             if command in available:
                 call_command(command, *arguments, stdout=self.stdout, stderr=self.stderr)
         self.stdout.write(f"demo data loaded; logins in {logins_path}")
+
+
+# Tickets and intake: a widget key for the demo site served by `up` (issue 3).
+DEMO_DATA_STEPS.append(
+    (
+        "widgetkey_create",
+        [
+            "Demo site",
+            "--origin=http://localhost:8000",
+            "--origin=http://127.0.0.1:8000",
+            "--if-missing",
+        ],
+    )
+)

@@ -1,0 +1,36 @@
+from django.contrib import admin
+
+from apps.llm.models import LLMCall
+
+
+@admin.register(LLMCall)
+class LLMCallAdmin(admin.ModelAdmin):
+    """Read-only: the call log is evidence (cost, latency, errors), never edited by hand."""
+
+    list_display = (
+        "created_at",
+        "purpose",
+        "alias",
+        "served_alias",
+        "model",
+        "status",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "latency_ms",
+        "time_to_first_token_ms",
+        "ticket_id",
+    )
+    list_filter = ("status", "purpose", "alias", "served_alias", "model", "cache_hit", "created_at")
+    search_fields = ("model", "error_type", "error_message", "prompt_version")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in LLMCall._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False

@@ -1,0 +1,176 @@
+"""The offline drafter behind `local/extractive`: a reply made of the passages' own sentences.
+
+It is not a language model. It reads the prompt's sections (`prompt_format`), scores every
+sentence of every passage against the customer's question, keeps the few that answer it best
+(in document order, so the reply reads like the article), adds a greeting and a closing, and
+answers with the same JSON contract as a real model (`structured`), citing the passages it
+took sentences from. When no sentence is close enough, or there are no passages, it says the
+question is not answerable instead of guessing. Same input, same output.
+
+Scoring (`LLM_EXTRACTIVE_SCORER`): "embedding" (cosine similarity with all-MiniLM-L6-v2
+through `apps.llm.embeddings`, the default: it matches paraphrases such as "money back" /
+"refund") or "lexical" (content-word overlap, no model). benchmarks/llm_overhead.py measures
+both on a small built-in question set.
+
+`provider.py` wraps `draft_compose` as a litellm custom provider.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from apps.llm.prompt_format import ParsedPrompt, Passage
+
+GREETING = "Hello,"
+CLOSING = "I hope this helps. If anything is still unclear, just reply to this message."
+NOT_ANSWERABLE_REPLY = (
+    "Thank you for your message. I am passing it to a member of our team, "
+    "who will get back to you shortly."
+)
+MAX_SENTENCES = 3
+# Below these a sentence is not an answer; a kept sentence must also be close to the best one.
+EMBEDDING_MIN_SCORE = 0.35
+LEXICAL_MIN_SCORE = 0.2
+RELATIVE_TO_BEST = 0.75
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORD_TEXT = """
+    a an and are as at be been but by can could did do does for from had has have how i if
+    in into is it its me my no not of on or our please so that the their them then there these
+    they this to us was we were what when where which who why will with would you your yours
+    hello hi thanks thank"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass(frozen=True)
+class Sentence:
+    passage_index: int
+    position: int
+    passage_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Draft:
+    reply: str
+    citations: tuple[str, ...]
+    answerable: bool
+    best_score: float
+
+    def as_json(self) -> str:
+        # "reply" first: the stream extractor shows it before the rest arrives.
+        return json.dumps(
+            {"reply": self.reply, "citations": list(self.citations), "answerable": self.answerable},
+            ensure_ascii=False,
+        )
+
+
+def sentences_split(passage_index: int, passage: Passage) -> list[Sentence]:
+    """The passage's sentences, without markdown headings, bullets or empty lines."""
+    result: list[Sentence] = []
+    for line in passage.text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or set(line) <= set("-=*_|: "):
+            continue
+        line = re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", line)
+        for piece in _SENTENCE_END.split(line):
+            piece = piece.strip()
+            if len(_WORD.findall(piece.lower())) >= 3:
+                result.append(Sentence(passage_index, len(result), passage.id, piece))
+    return result
+
+
+def _content_words(text: str) -> set[str]:
+    words = set()
+    for word in _WORD.findall(text.lower()):
+        if word in _STOPWORDS:
+            continue
+        # A crude stem so "refunds"/"refunded"/"refund" meet; enough for overlap scoring.
+        for suffix in ("ing", "ed", "es", "s"):
+            if len(word) > len(suffix) + 3 and word.endswith(suffix):
+                word = word[: -len(suffix)]
+                break
+        words.add(word)
+    return words
+
+
+def lexical_scores(question: str, sentences: Sequence[Sentence]) -> list[float]:
+    """Share of the question's content words found in each sentence, in [0, 1]."""
+    asked = _content_words(question)
+    if not asked:
+        return [0.0 for _ in sentences]
+    scores = []
+    for sentence in sentences:
+        found = _content_words(sentence.text)
+        overlap = len(asked & found)
+        # Dividing by sqrt of the sentence's size keeps long sentences from winning by bulk.
+        scores.append(overlap / math.sqrt(len(asked) * max(len(found), 1)))
+    return scores
+
+
+_vector_cache: OrderedDict[str, list[float]] = OrderedDict()
+_vector_cache_lock = threading.Lock()
+VECTOR_CACHE_SIZE = 20_000  # sentences; ~35 MB of floats at 384 dimensions
+
+
+def _sentence_vectors(texts: list[str]) -> list[list[float]]:
+    """Embeddings of `texts`, reusing those seen before in this process.
+
+    The same knowledge-base passages come back for many questions, so after warm-up only
+    the question itself is embedded.
+    """
+    from apps.llm import embeddings
+
+    with _vector_cache_lock:
+        missing = [t for t in dict.fromkeys(texts) if t not in _vector_cache]
+    fresh = dict(zip(missing, embeddings.embed(missing), strict=True)) if missing else {}
+    with _vector_cache_lock:
+        _vector_cache.update(fresh)
+        for text in texts:
+            _vector_cache.move_to_end(text)
+        vectors = [_vector_cache[text] for text in texts]
+        while len(_vector_cache) > VECTOR_CACHE_SIZE:
+            _vector_cache.popitem(last=False)
+    return vectors
+
+
+def embedding_scores(question: str, sentences: Sequence[Sentence]) -> list[float]:
+    """Cosine similarity of each sentence to the question (unit vectors: a dot product)."""
+    from apps.llm import embeddings
+
+    asked = embeddings.embed([question])[0]
+    vectors = _sentence_vectors([s.text for s in sentences])
+    return [sum(a * b for a, b in zip(asked, vector, strict=True)) for vector in vectors]
+
+
+def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:
+    """The extractive draft for a parsed prompt. Deterministic; no side effects."""
+    question = prompt.customer_message.strip()
+    sentences = [
+        sentence
+        for index, passage in enumerate(prompt.passages)
+        for sentence in sentences_split(index, passage)
+    ]
+    if not question or not sentences:
+        return Draft(NOT_ANSWERABLE_REPLY, (), False, 0.0)
+    if scorer == "embedding":
+        scores, minimum = embedding_scores(question, sentences), EMBEDDING_MIN_SCORE
+    else:
+        scores, minimum = lexical_scores(question, sentences), LEXICAL_MIN_SCORE
+    best = max(scores)
+    if best < minimum:
+        return Draft(NOT_ANSWERABLE_REPLY, (), False, round(best, 4))
+    # Ties go to the earlier sentence, so the choice never depends on float noise ordering.
+    ranked = sorted(range(len(sentences)), key=lambda i: (-round(scores[i], 6), i))
+    keep = [i for i in ranked if scores[i] >= max(minimum, best * RELATIVE_TO_BEST)]
+    chosen = sorted(keep[:MAX_SENTENCES])
+    body = " ".join(sentences[i].text for i in chosen)
+    citations = tuple(dict.fromkeys(sentences[i].passage_id for i in chosen))
+    return Draft(f"{GREETING}\n\n{body}\n\n{CLOSING}", citations, True, round(best, 4))

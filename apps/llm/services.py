@@ -1,0 +1,476 @@
+"""The gateway's public services: `completion_create` (one model call) and `budget_check`.
+
+How the copilot uses it:
+
+    from apps.llm import prompt_format, structured
+    from apps.llm.exceptions import BudgetExhausted, ModelUnavailable
+    from apps.llm.services import StreamEvent, completion_create
+
+    user = prompt_format.sections_render(passages=passages, customer_message=text)
+    try:
+        result = completion_create(
+            purpose="draft", alias="draft-fast", ticket_id=ticket.id, message_id=message.id,
+            prompt_version=template.version,
+            messages=[{"role": "system", "content": template.body + structured.OUTPUT_INSTRUCTIONS},
+                      {"role": "user", "content": user}],
+            stream_callback=publish,  # StreamEvent("delta", text) / StreamEvent("reset", "")
+        )
+    except BudgetExhausted:   -> handoff reason "budget"
+    except ModelUnavailable:  -> handoff reason "model unavailable"
+    result.parsed.reply, result.parsed.citations, result.parsed.answerable, result.model, ...
+
+What one call does: budget check -> circuit breaker filters the alias and its fallbacks ->
+Router call (retries, deployment order, cooldowns, fallbacks, timeouts) -> for structured
+calls the output is parsed, and malformed or empty output counts as a failure of the alias
+that produced it, so the next alias is tried -> one LLMCall row, success or failure.
+It never raises a provider exception and never waits longer than the bound in router.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connection, transaction
+
+from apps.core.exceptions import ValidationError
+from apps.llm import circuit
+from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
+from apps.llm.exceptions import BudgetExhausted, MalformedOutput, ModelUnavailable
+from apps.llm.gateway import litellm
+from apps.llm.models import LLMCall
+from apps.llm.router import deployment_for, router
+from apps.llm.selectors import llm_spend
+from apps.llm.structured import (
+    RESPONSE_FORMAT,
+    ReplyStreamExtractor,
+    StructuredReply,
+    reply_parse,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """What `stream_callback` receives while a completion streams.
+
+    "delta": `text` is the next piece of the reply (for structured calls: of the "reply"
+    field only, already JSON-decoded). "reset": the text sent so far is void (that model
+    failed mid-stream or its output was malformed) and another model starts from scratch.
+    """
+
+    type: Literal["delta", "reset"]
+    text: str = ""
+
+
+StreamCallback = Callable[[StreamEvent], None]
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    text: str  # the model's raw output
+    parsed: StructuredReply | None  # set for structured calls (the default)
+    alias: str  # what was asked for
+    served_alias: str  # what answered (differs after a fallback)
+    model: str  # the deployment's model, e.g. "openai/gpt-4o-mini" or "local/extractive"
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    latency_ms: int
+    ttft_ms: int | None  # time to the first streamed reply text; None when not streamed
+    llm_call_id: int
+    cache_hit: bool = False
+
+    @property
+    def extractive(self) -> bool:
+        """True when the offline extractive drafter wrote this, not a language model."""
+        return self.model == LOCAL_EXTRACTIVE
+
+
+@dataclass
+class _Attempt:
+    """What one Router call (one alias plus the fallbacks handed to it) produced."""
+
+    served_alias: str = ""
+    deployment: Deployment | None = None
+    deployment_id: str = ""
+    response: Any = None
+    text: str = ""
+    ttft_ms: int | None = None
+    cache_hit: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class _Publisher:
+    """Calls the caller's stream callback; a failing callback stops streaming, not the call.
+
+    Streaming is a preview: if publishing breaks (Redis down), the draft still completes.
+    """
+
+    def __init__(self, callback: StreamCallback) -> None:
+        self.callback: StreamCallback | None = callback
+
+    def send(self, event: StreamEvent) -> None:
+        if self.callback is None:
+            return
+        try:
+            self.callback(event)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            logger.exception("stream callback failed; streaming stops, the completion goes on")
+            self.callback = None
+
+
+def budget_check(*, ticket_id: int | None) -> None:
+    """Raise BudgetExhausted when today's, this month's or the ticket's spend reached its limit.
+
+    A limit of 0 is off. Checked before a call, so the call that crosses a limit completes
+    and the next one is refused.
+    """
+    spend = llm_spend(ticket_id=ticket_id)
+    limits = (
+        ("daily", spend.today_usd, settings.LLM_BUDGET_DAILY_USD),
+        ("monthly", spend.month_usd, settings.LLM_BUDGET_MONTHLY_USD),
+        (
+            "ticket",
+            spend.ticket_usd if ticket_id is not None else None,
+            settings.LLM_BUDGET_TICKET_USD,
+        ),
+    )
+    for scope, spent, limit in limits:
+        if spent is not None and limit > 0 and spent >= Decimal(str(limit)):
+            raise BudgetExhausted(
+                f"the {scope} LLM budget of {limit} USD is spent ({spent:.4f} USD)",
+                scope=scope,
+                spent_usd=float(spent),
+                limit_usd=float(limit),
+            )
+
+
+def _chain(alias: str) -> list[str]:
+    return [alias, *settings.LLM_FALLBACKS.get(alias, ())]
+
+
+def _served(hidden: dict[str, Any]) -> tuple[str, str]:
+    headers = hidden.get("additional_headers") or {}
+    model_id = str(hidden.get("model_id") or "")
+    served = str(headers.get("x-litellm-model-group") or model_id.rpartition("/")[0])
+    return served, model_id
+
+
+def _call(
+    aliases: Sequence[str],
+    messages: list[dict],
+    extra: dict[str, Any],
+    publisher: _Publisher | None,
+    structured: bool,
+    started: float,
+) -> _Attempt:
+    first, rest = aliases[0], list(aliases[1:])
+    kwargs: dict[str, Any] = {
+        "model": first,
+        "messages": messages,
+        # Our fallbacks for this call only: the chain minus aliases whose circuit is open.
+        "fallbacks": [{first: rest}] if rest else [],
+        **extra,
+    }
+    if structured:
+        kwargs["response_format"] = RESPONSE_FORMAT
+    attempt = _Attempt()
+    if publisher is None:
+        response = router().completion(**kwargs)
+        attempt.response = response
+        attempt.text = response.choices[0].message.content or ""
+        attempt.input_tokens, attempt.output_tokens = _tokens(getattr(response, "usage", None))
+        hidden = getattr(response, "_hidden_params", {}) or {}
+    else:
+        kwargs["stream"] = True
+        kwargs["stream_options"] = {"include_usage": True}
+        stream = router().completion(**kwargs)
+        # Opening the stream is bounded by the Router's timeout; this bounds the reading.
+        reading_started = time.perf_counter()
+        hidden = getattr(stream, "_hidden_params", {}) or {}
+        attempt.served_alias, attempt.deployment_id = _served(hidden)
+        deployment = deployment_for(attempt.deployment_id)
+        # A provider that keeps trickling tokens must not hold the call past its timeout.
+        deadline = reading_started + (
+            (deployment.timeout if deployment else None) or settings.LLM_REQUEST_TIMEOUT
+        )
+        extractor = ReplyStreamExtractor() if structured else None
+        pieces: list[str] = []
+        chunks: list[Any] = []
+        usage = None
+        try:
+            for chunk in stream:
+                chunks.append(chunk)
+                usage = getattr(chunk, "usage", None) or usage
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"stream from {attempt.served_alias} passed its timeout")
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if not delta:
+                    continue
+                pieces.append(delta)
+                visible = extractor.feed(delta) if extractor else delta
+                if visible:
+                    if attempt.ttft_ms is None:
+                        attempt.ttft_ms = int((time.perf_counter() - started) * 1000)
+                    publisher.send(StreamEvent("delta", visible))
+        except Exception as error:
+            error.served_alias = attempt.served_alias  # type: ignore[attr-defined]
+            raise
+        attempt.text = "".join(pieces)
+        if usage is None:
+            # The provider ignored include_usage: let litellm rebuild the response and count.
+            attempt.response = litellm().stream_chunk_builder(chunks, messages=messages)
+            usage = getattr(attempt.response, "usage", None)
+        attempt.input_tokens, attempt.output_tokens = _tokens(usage)
+    attempt.served_alias, attempt.deployment_id = _served(hidden)
+    attempt.deployment = deployment_for(attempt.deployment_id)
+    attempt.cache_hit = bool(hidden.get("cache_hit"))
+    return attempt
+
+
+def _cost(attempt: _Attempt) -> Decimal:
+    """USD from the token counts and litellm's local price table (0 for local/extractive).
+
+    cost_per_token is the table lookup completion_cost does, without rebuilding a response
+    from the stream's chunks (which cost ~10 ms per streamed call).
+    """
+    deployment = attempt.deployment
+    if deployment is None or deployment.is_local:
+        return Decimal("0")
+    kwargs: dict[str, Any] = {
+        "model": deployment.model,
+        "prompt_tokens": attempt.input_tokens,
+        "completion_tokens": attempt.output_tokens,
+    }
+    if deployment.input_cost_per_token is not None or deployment.output_cost_per_token is not None:
+        kwargs["custom_cost_per_token"] = {
+            "input_cost_per_token": deployment.input_cost_per_token or 0.0,
+            "output_cost_per_token": deployment.output_cost_per_token or 0.0,
+        }
+    try:
+        prompt_cost, completion_cost = litellm().cost_per_token(**kwargs)
+    except Exception:
+        # An unpriced model costs 0 here: say so loudly, budgets cannot see it.
+        logger.warning("no price for %s; set input/output_cost_per_token", deployment.model)
+        return Decimal("0")
+    return Decimal(str(prompt_cost + completion_cost)).quantize(Decimal("1e-8"))
+
+
+def _tokens(usage: Any) -> tuple[int, int]:
+    if usage is None:
+        return 0, 0
+    return int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
+
+
+def completion_create(
+    *,
+    purpose: str,
+    alias: str,
+    messages: list[dict],
+    ticket_id: int | None = None,
+    message_id: int | None = None,
+    prompt_version: str | int | None = None,
+    stream_callback: StreamCallback | None = None,
+    structured: bool = True,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> CompletionResult:
+    """One completion through the Router, logged as one LLMCall row whatever happens.
+
+    `structured=True` asks for the JSON contract of `apps.llm.structured` and parses it into
+    `result.parsed`. With `stream_callback`, reply text is sent as it arrives (StreamEvent).
+    Raises BudgetExhausted (nothing is called), ModelUnavailable (every alias in the chain
+    failed, timed out, had its circuit open, or answered malformed output), or
+    ValidationError (unknown alias, no messages: a caller's bug). Not idempotent: each call
+    is a model call and a row; the caller decides when to call again.
+    """
+    if alias not in settings.LLM_DEPLOYMENTS:
+        configured = ", ".join(sorted(settings.LLM_DEPLOYMENTS))
+        raise ValidationError(
+            f"unknown LLM alias {alias!r}; configured: {configured}",
+            field="alias",
+        )
+    if not messages:
+        raise ValidationError("a completion needs at least one message", field="messages")
+    started = time.perf_counter()
+    row = LLMCall(
+        purpose=purpose,
+        alias=alias,
+        prompt_version="" if prompt_version is None else str(prompt_version),
+        ticket_id=ticket_id,
+        message_id=message_id,
+        streamed=stream_callback is not None,
+    )
+    try:
+        budget_check(ticket_id=ticket_id)
+    except BudgetExhausted as error:
+        row.status = LLMCall.Status.BUDGET_EXHAUSTED
+        row.error_type = "BudgetExhausted"
+        row.error_message = error.message
+        _log_save(row)
+        error.llm_call_id = row.id
+        raise
+
+    extra: dict[str, Any] = {}
+    if max_tokens is not None:
+        extra["max_tokens"] = max_tokens
+    if temperature is not None:
+        extra["temperature"] = temperature
+
+    publisher = _Publisher(stream_callback) if stream_callback is not None else None
+    remaining = _chain(alias)
+    attempted: list[str] = []
+    emitted = False
+    last_error: Exception | None = None
+    while remaining:
+        states = circuit.circuit_allowed(remaining)
+        allowed = [state.alias for state in states]
+        # A success on a closed circuit with no failures has nothing to reset in Redis.
+        clean = {state.alias for state in states if state.state == "closed" and not state.failures}
+        if not allowed:
+            if last_error is None:
+                last_error = ModelUnavailable(
+                    f"circuit open for {', '.join(remaining)}", detail="circuit breaker"
+                )
+            break
+        if emitted and publisher is not None:
+            publisher.send(StreamEvent("reset"))
+            emitted = False
+        try:
+            attempt = _call(allowed, messages, extra, publisher, structured, started)
+        except SoftTimeLimitExceeded:
+            raise  # the task's own time limit is the caller's business, not a provider failure
+        except Exception as error:  # every provider error ends here, never reaches the caller
+            logger.warning("LLM call for %s failed on %s: %r", purpose, allowed, error)
+            served = getattr(error, "served_alias", "")
+            failed = allowed[: allowed.index(served) + 1] if served in allowed else allowed
+            for name in failed:
+                circuit.circuit_record_failure(name)
+            attempted.extend(failed)
+            emitted = emitted or bool(served)
+            last_error = error
+            remaining = allowed[allowed.index(served) + 1 :] if served in allowed else []
+            continue
+        served = attempt.served_alias if attempt.served_alias in allowed else allowed[0]
+        position = allowed.index(served)
+        for name in allowed[:position]:
+            circuit.circuit_record_failure(name)
+        attempted.extend(allowed[: position + 1])
+        parsed = None
+        if structured:
+            try:
+                parsed = reply_parse(attempt.text)
+            except MalformedOutput as error:
+                circuit.circuit_record_failure(served)
+                error.detail = f"{served}: {error.detail or attempt.text[:200]}"
+                last_error = error
+                emitted = publisher is not None
+                remaining = allowed[position + 1 :]
+                continue
+        if served not in clean:
+            circuit.circuit_record_success(served)
+        input_tokens, output_tokens = attempt.input_tokens, attempt.output_tokens
+        row.status = LLMCall.Status.SUCCEEDED
+        row.served_alias = served
+        row.model = attempt.deployment.model if attempt.deployment else served
+        row.deployment_id = attempt.deployment_id
+        row.input_tokens = input_tokens
+        row.output_tokens = output_tokens
+        row.cost_usd = _cost(attempt)
+        row.latency_ms = int((time.perf_counter() - started) * 1000)
+        row.time_to_first_token_ms = attempt.ttft_ms
+        row.cache_hit = attempt.cache_hit
+        row.attempted_aliases = attempted
+        _log_save(row)
+        return CompletionResult(
+            text=attempt.text,
+            parsed=parsed,
+            alias=alias,
+            served_alias=served,
+            model=row.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=row.cost_usd,
+            latency_ms=row.latency_ms,
+            ttft_ms=attempt.ttft_ms,
+            llm_call_id=row.id,
+            cache_hit=attempt.cache_hit,
+        )
+
+    row.status = LLMCall.Status.FAILED
+    row.error_type = type(last_error).__name__ if last_error else "ModelUnavailable"
+    row.error_message = _error_message(last_error)[:4000]
+    row.latency_ms = int((time.perf_counter() - started) * 1000)
+    row.attempted_aliases = attempted
+    _log_save(row)
+    raise ModelUnavailable(
+        f"no model answered for {alias!r} (tried {', '.join(attempted) or 'none'}): "
+        f"{row.error_type}",
+        llm_call_id=row.id,
+        detail=row.error_message,
+    ) from last_error
+
+
+def _log_save(row: LLMCall) -> None:
+    """Insert the call's row without waiting for the WAL flush when that is safe.
+
+    The row is a log entry: losing the last few milliseconds of them in a database crash is
+    acceptable, an fsync per model call (several ms) is not. Only outside the caller's own
+    transaction: SET LOCAL inside it would make the caller's commit asynchronous too.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        row.save()
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        row.save()
+
+
+def _error_message(error: Exception | None) -> str:
+    if error is None:
+        return "no alias was available"
+    detail = getattr(error, "detail", "")
+    message = getattr(error, "message", None) or str(error)
+    return f"{message} ({detail})" if detail else message
+
+
+def cache_hit_record(
+    *,
+    purpose: str,
+    alias: str,
+    model: str,
+    ticket_id: int | None = None,
+    message_id: int | None = None,
+    prompt_version: str | int | None = None,
+    latency_ms: int = 0,
+) -> LLMCall:
+    """Log a reply the caller served from its own cache (no model call, no cost).
+
+    The copilot's reply cache calls this so the LLMCall log holds every answer and the
+    cache hit rate is a query (share of rows with cache_hit). `model` is the one that wrote
+    the cached reply.
+    """
+    return LLMCall.objects.create(
+        purpose=purpose,
+        alias=alias,
+        served_alias=alias,
+        model=model,
+        ticket_id=ticket_id,
+        message_id=message_id,
+        prompt_version="" if prompt_version is None else str(prompt_version),
+        latency_ms=latency_ms,
+        cache_hit=True,
+        status=LLMCall.Status.SUCCEEDED,
+    )

@@ -1,0 +1,48 @@
+"""Reads of tickets and messages for the API, the widget and the inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from apps.core.exceptions import NotFoundError
+from apps.tickets.models import AuthorKind, Message, Ticket
+
+
+def ticket_get(*, ticket_id: int) -> Ticket:
+    ticket = Ticket.objects.select_related("customer").filter(pk=ticket_id).first()
+    if ticket is None:
+        raise NotFoundError(f"ticket {ticket_id} does not exist", field="ticket_id")
+    return ticket
+
+
+def ticket_list(
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    intent: str | None = None,
+    updated_since: datetime | None = None,
+) -> QuerySet[Ticket]:
+    tickets = Ticket.objects.select_related("customer")
+    if status:
+        tickets = tickets.filter(status=status)
+    if channel:
+        tickets = tickets.filter(channel=channel)
+    if intent:
+        tickets = tickets.filter(intent=intent)
+    if updated_since is not None:
+        tickets = tickets.filter(updated_at__gte=updated_since)
+    return tickets
+
+
+def message_list(*, ticket: Ticket, after_id: int | None = None) -> QuerySet[Message]:
+    messages = Message.objects.filter(ticket=ticket).order_by("id")
+    if after_id is not None:
+        messages = messages.filter(id__gt=after_id)
+    return messages
+
+
+def message_list_for_customer(*, ticket: Ticket, after_id: int | None = None) -> QuerySet[Message]:
+    """What the customer may see of the conversation: no system messages."""
+    return message_list(ticket=ticket, after_id=after_id).exclude(author_kind=AuthorKind.SYSTEM)

@@ -1,0 +1,125 @@
+"""The pipeline hook: publish, advance and sweep the copilot pipeline task of messages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.tickets.models import (
+    Message,
+    PipelineStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# The copilot pipeline's task, scheduled by name: tickets sits below copilot in the layering
+# and must not import it. The name is the contract (apps/copilot/tasks.py registers it).
+PIPELINE_TASK = "copilot.pipeline_run"
+PIPELINE_QUEUE = "pipeline"
+# A broker blip is retried briefly; a broker that stays down leaves the message for the sweep.
+PIPELINE_PUBLISH_RETRY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+
+def message_pipeline_schedule(*, message_id: int) -> bool:
+    """Publish the pipeline task for a customer message; True when the broker took it.
+
+    Runs after commit (never inside the transaction that stored the message). Any publish
+    failure is logged and recorded on the message, which stays `unscheduled` for the sweep:
+    the message itself is already safe. Publishing twice is harmless (the task is idempotent).
+    """
+    now = timezone.now()
+    try:
+        current_app.send_task(
+            PIPELINE_TASK,
+            kwargs={"message_id": message_id},
+            queue=PIPELINE_QUEUE,
+            retry=True,
+            retry_policy=PIPELINE_PUBLISH_RETRY,
+        )
+    except Exception as error:  # any broker failure: the sweep retries later
+        logger.warning("pipeline task for message %s not published: %s", message_id, error)
+        Message.objects.filter(pk=message_id).update(
+            pipeline_attempts=F("pipeline_attempts") + 1,
+            pipeline_scheduled_at=now,
+            pipeline_error=f"publish failed at {now.isoformat()}: {error}"[:2000],
+        )
+        return False
+    Message.objects.filter(pk=message_id).update(
+        pipeline_attempts=F("pipeline_attempts") + 1, pipeline_scheduled_at=now
+    )
+    # The worker may already have moved it past `queued`: only an unscheduled message moves.
+    Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.UNSCHEDULED).update(
+        pipeline_status=PipelineStatus.QUEUED, pipeline_error=""
+    )
+    return True
+
+
+def message_pipeline_advance(
+    *,
+    message_id: int,
+    from_statuses: Iterable[PipelineStatus],
+    to_status: PipelineStatus,
+    error: str = "",
+) -> bool:
+    """Compare-and-set a message's pipeline status; False (and nothing changed) when the
+    message is gone or not in one of `from_statuses`. Safe to call twice."""
+    now = timezone.now()
+    changes: dict[str, Any] = {"pipeline_status": to_status, "pipeline_error": error[:2000]}
+    if to_status in (PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING):
+        changes["pipeline_started_at"] = now
+    if to_status in (PipelineStatus.DONE, PipelineStatus.FAILED):
+        changes["pipeline_finished_at"] = now
+    updated = Message.objects.filter(pk=message_id, pipeline_status__in=list(from_statuses)).update(
+        **changes
+    )
+    return updated == 1
+
+
+def message_pipeline_sweep(
+    *,
+    unscheduled_after_seconds: float | None = None,
+    queued_after_seconds: float | None = None,
+    limit: int = 500,
+) -> int:
+    """Publish again the pipeline task of messages stuck before the pipeline; returns how many
+    were published. `unscheduled` ones are retried soon (the broker was down); `queued` ones
+    only after a long time (the broker lost the task). Idempotent and safe to run concurrently:
+    the task itself is idempotent."""
+    unscheduled_after = (
+        settings.PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS
+        if unscheduled_after_seconds is None
+        else unscheduled_after_seconds
+    )
+    queued_after = (
+        settings.PIPELINE_SWEEP_QUEUED_AFTER_SECONDS
+        if queued_after_seconds is None
+        else queued_after_seconds
+    )
+    now = timezone.now()
+    unscheduled_cutoff = now - timedelta(seconds=unscheduled_after)
+    queued_cutoff = now - timedelta(seconds=queued_after)
+    stuck = Message.objects.filter(
+        Q(
+            pipeline_status=PipelineStatus.UNSCHEDULED,
+            created_at__lte=unscheduled_cutoff,
+        )
+        & (Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=unscheduled_cutoff))
+        | Q(pipeline_status=PipelineStatus.QUEUED, pipeline_scheduled_at__lte=queued_cutoff)
+    ).order_by("id")
+    published = 0
+    for message_id in stuck.values_list("id", flat=True)[:limit]:
+        published += message_pipeline_schedule(message_id=message_id)
+    return published

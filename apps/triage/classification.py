@@ -1,0 +1,138 @@
+"""Classifying customer messages with the active classifier, plus the per-message signals."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from django.conf import settings
+
+from apps.core.exceptions import ValidationError
+from apps.llm.embeddings import embed
+from apps.triage import runtime, selectors
+from apps.triage.classifier import IntentModel
+from apps.triage.signals import message_signals
+from apps.triage.text import has_words
+
+REASON_NO_CLASSIFIER = "no active classifier"
+REASON_NO_WORDS = "no words to classify"
+REASON_OUT_OF_SCOPE = "unlike every intent's training examples"
+
+
+@dataclass(frozen=True)
+class IntentProbability:
+    intent: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """One message's triage. `intent` is None when unclassified or out of scope, and
+    `reason` then says why; `confidence` is the calibrated probability of the top intent."""
+
+    intent: str | None
+    confidence: float
+    alternatives: list[IntentProbability]
+    out_of_scope: bool
+    classifier_version_id: int | None
+    handoff_policy: str | None
+    reason: str
+    language: str | None
+    asks_for_human: bool
+    urgency: str
+    urgency_score: float
+    sentiment: str
+    sentiment_score: float
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def _check(texts: list[str]) -> None:
+    if len(texts) > settings.TRIAGE_MAX_BATCH:
+        raise ValidationError(
+            f"{len(texts)} texts in one call; at most {settings.TRIAGE_MAX_BATCH}", field="texts"
+        )
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValidationError(f"text {position} is not a string", field="texts")
+        if len(text) > settings.TRIAGE_MAX_MESSAGE_CHARS:
+            raise ValidationError(
+                f"text {position} has {len(text)} characters; at most "
+                f"{settings.TRIAGE_MAX_MESSAGE_CHARS}",
+                field="texts",
+            )
+
+
+Outcome = tuple[str | None, float, list[IntentProbability], bool, str]
+
+
+def model_outcomes(texts: list[str], model: IntentModel) -> list[Outcome]:
+    """(intent, confidence, alternatives, out of scope, reason) per text, from the model
+    alone: no database. `messages_classify` adds the signals and the intents' policies."""
+    outcomes: list[Outcome] = [(None, 0.0, [], True, REASON_NO_WORDS) for _ in texts]
+    wordy = [position for position, text in enumerate(texts) if has_words(text)]
+    if not wordy:
+        return outcomes
+    # The encoder reads 256 word pieces; the rest of a long message changes nothing
+    # but the time the n-gram features take.
+    clipped = [texts[p][: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for p in wordy]
+    embeddings = np.asarray(embed(clipped), dtype=np.float32)
+    predictions = model.predict(clipped, embeddings)
+    for row, position in enumerate(wordy):
+        probabilities = predictions.probabilities[row]
+        ranked = np.argsort(-probabilities)[:3]
+        alternatives = [
+            IntentProbability(model.labels[i], round(float(probabilities[i]), 4)) for i in ranked
+        ]
+        confidence = round(float(predictions.confidence[row]), 4)
+        similarity = float(predictions.nearest_similarity[row])
+        if similarity < model.out_of_scope_similarity:
+            reason = (
+                f"{REASON_OUT_OF_SCOPE} (similarity {similarity:.2f} < "
+                f"{model.out_of_scope_similarity:.2f})"
+            )
+            outcomes[position] = (None, confidence, alternatives, True, reason)
+        else:
+            outcomes[position] = (alternatives[0].intent, confidence, alternatives, False, "")
+    return outcomes
+
+
+def messages_classify(*, texts: list[str]) -> list[ClassificationResult]:
+    """Triage of each text, in order. Read-only; never raises for a missing classifier
+    (the results say "no active classifier"); raises ValidationError for oversized input."""
+    _check(texts)
+    signals = [message_signals(text) for text in texts]
+    loaded = runtime.active_model()
+    version_id = None
+    if loaded is None:
+        outcomes: list[Outcome] = [(None, 0.0, [], False, REASON_NO_CLASSIFIER) for _ in texts]
+    else:
+        version_id, model = loaded
+        outcomes = model_outcomes(texts, model)
+    policies = selectors.intent_policies(names=[o[0] for o in outcomes if o[0]])
+    return [
+        ClassificationResult(
+            intent=intent,
+            confidence=confidence,
+            alternatives=alternatives,
+            out_of_scope=out_of_scope,
+            classifier_version_id=version_id,
+            handoff_policy=policies.get(intent) if intent else None,
+            reason=reason,
+            language=signal.language,
+            asks_for_human=signal.asks_for_human,
+            urgency=signal.urgency,
+            urgency_score=signal.urgency_score,
+            sentiment=signal.sentiment,
+            sentiment_score=signal.sentiment_score,
+        )
+        for (intent, confidence, alternatives, out_of_scope, reason), signal in zip(
+            outcomes, signals, strict=True
+        )
+    ]
+
+
+def message_classify(*, text: str) -> ClassificationResult:
+    """Triage of one customer message; see `messages_classify`."""
+    return messages_classify(texts=[text])[0]

@@ -1,0 +1,302 @@
+"""The intent classifier: frozen sentence embeddings + lexical n-grams, a linear SVM,
+calibrated on out-of-fold predictions, with an out-of-scope check by similarity.
+
+Measured on Banking77 (benchmarks/triage_banking77.py): a plain logistic regression on the
+frozen all-MiniLM-L6-v2 embeddings is the baseline; adding TF-IDF word (1-2) and character
+(2-5) n-grams beside the embeddings and a linear SVM gains about a point of accuracy, because
+the small encoder blurs the exact words that separate neighbouring intents
+("card_arrival" vs "card_delivery_estimate"). SVM margins are not probabilities: a softmax
+with a temperature fitted on out-of-fold margins gives the distribution, then isotonic
+regression on the out-of-fold top probability maps it to a confidence that means a
+precision. Embeddings are computed by the caller (apps.llm), so this module is plain numpy.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.sparse as sparse
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
+
+from apps.triage.metrics import classification_metrics, expected_calibration_error
+
+METHOD = "minilm+tfidf-word-char/linear-svc/temperature+isotonic"
+ARTIFACT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    embedding_weight: float = 2.0  # the dense block's weight beside the two unit-norm TF-IDF blocks
+    svm_c: float = 1.0
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    char_min_df: int = 2
+    folds: int = 5
+    # In-scope texts whose nearest training example is less similar than this percentile of
+    # held-out in-scope texts are rare; below it a text is "unlike any intent".
+    out_of_scope_percentile: float = 1.0
+    # ...but never above this: a small, repetitive training set puts its own percentile so
+    # high that ordinary rephrasings would be out of scope. Off-topic texts score under 0.5
+    # against Banking77; in-scope rephrasings of a synthetic set score 0.6-0.9.
+    out_of_scope_max_similarity: float = 0.55
+    seed: int = 0
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Predictions:
+    probabilities: np.ndarray  # (n, intents), calibrated distribution
+    confidence: np.ndarray  # (n,), calibrated probability that the top intent is right
+    nearest_similarity: np.ndarray  # (n,), cosine similarity to the closest training example
+
+
+@dataclass
+class IntentModel:
+    """The trained artifact: everything needed to classify, nothing of the training data
+    but the embeddings used for the out-of-scope check."""
+
+    labels: list[str]
+    params: ClassifierParams
+    word_vectorizer: TfidfVectorizer
+    char_vectorizer: TfidfVectorizer
+    coef: np.ndarray
+    intercept: np.ndarray
+    temperature: float
+    isotonic_x: np.ndarray
+    isotonic_y: np.ndarray
+    reference_embeddings: np.ndarray  # float16, unit-length rows
+    out_of_scope_similarity: float
+    format: int = ARTIFACT_FORMAT
+    info: dict = field(default_factory=dict)
+
+    def margins(self, texts: list[str], embeddings: np.ndarray) -> np.ndarray:
+        features = _features(
+            texts, embeddings, self.word_vectorizer, self.char_vectorizer, self.params
+        )
+        scores = np.asarray(features @ self.coef.T) + self.intercept
+        return _two_class_margins(scores, len(self.labels))
+
+    def predict(self, texts: list[str], embeddings: np.ndarray) -> Predictions:
+        probabilities = softmax(self.margins(texts, embeddings) * self.temperature, axis=1)
+        top = probabilities.max(axis=1)
+        confidence = np.interp(top, self.isotonic_x, self.isotonic_y)
+        return Predictions(
+            probabilities=_rescale_to_confidence(probabilities, confidence),
+            confidence=confidence,
+            nearest_similarity=_nearest_similarity(embeddings, self.reference_embeddings),
+        )
+
+    def to_bytes(self) -> bytes:
+        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), level=6)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> IntentModel:
+        model = pickle.loads(zlib.decompress(data))  # noqa: S301 -- our own artifact, see the import
+        if not isinstance(model, IntentModel) or model.format != ARTIFACT_FORMAT:
+            raise ValueError("classifier artifact has an unknown format; retrain the classifier")
+        return model
+
+
+@dataclass
+class TrainingOutcome:
+    model: IntentModel
+    metrics: dict
+
+
+def _vectorizers(params: ClassifierParams) -> tuple[TfidfVectorizer, TfidfVectorizer]:
+    word = TfidfVectorizer(ngram_range=params.word_ngrams, sublinear_tf=True, dtype=np.float32)
+    char = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=params.char_ngrams,
+        min_df=params.char_min_df,
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+    return word, char
+
+
+def _features(
+    texts: list[str],
+    embeddings: np.ndarray,
+    word: TfidfVectorizer,
+    char: TfidfVectorizer,
+    params: ClassifierParams,
+    *,
+    fit: bool = False,
+) -> sparse.csr_matrix:
+    if fit:
+        word_block, char_block = word.fit_transform(texts), char.fit_transform(texts)
+    else:
+        word_block, char_block = word.transform(texts), char.transform(texts)
+    dense = sparse.csr_matrix(params.embedding_weight * embeddings.astype(np.float32))
+    return sparse.hstack([dense, word_block, char_block], format="csr")
+
+
+def _two_class_margins(scores: np.ndarray, classes: int) -> np.ndarray:
+    # A two-class LinearSVC has one decision column: margin for class 1 against class 0.
+    if classes == 2 and scores.shape[1] == 1:
+        return np.hstack([-scores, scores])
+    return scores
+
+
+def _fit_margins(
+    texts: list[str],
+    embeddings: np.ndarray,
+    targets: np.ndarray,
+    params: ClassifierParams,
+) -> tuple[TfidfVectorizer, TfidfVectorizer, np.ndarray, np.ndarray]:
+    word, char = _vectorizers(params)
+    features = _features(texts, embeddings, word, char, params, fit=True)
+    svm = LinearSVC(C=params.svm_c, random_state=params.seed).fit(features, targets)
+    # The dropped-term sets are only diagnostics and can be megabytes: not worth storing.
+    word.stop_words_ = None
+    char.stop_words_ = None
+    return word, char, svm.coef_.astype(np.float32), svm.intercept_.astype(np.float32)
+
+
+def _nearest_similarity(embeddings: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    if len(embeddings) == 0:
+        return np.zeros(0)
+    similarity = embeddings.astype(np.float32) @ reference.astype(np.float32).T
+    return similarity.max(axis=1)
+
+
+def _rescale_to_confidence(probabilities: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """The top intent gets the calibrated confidence; the others share the rest in the same
+    proportions as before, so each row stays a distribution."""
+    rows = np.arange(len(probabilities))
+    top_index = probabilities.argmax(axis=1)
+    top = probabilities[rows, top_index]
+    rest = np.clip(1.0 - top, 1e-12, None)
+    scaled = probabilities * ((1.0 - confidence) / rest)[:, None]
+    scaled[rows, top_index] = confidence
+    return scaled
+
+
+def _fit_temperature(margins: np.ndarray, targets: np.ndarray) -> float:
+    rows = np.arange(len(targets))
+
+    def negative_log_likelihood(log_temperature: float) -> float:
+        scaled = log_softmax(margins * np.exp(log_temperature), axis=1)
+        return float(-scaled[rows, targets].mean())
+
+    found = minimize_scalar(negative_log_likelihood, bounds=(-3.0, 5.0), method="bounded")
+    return float(np.exp(found.x))
+
+
+def _fit_isotonic(
+    top: np.ndarray, correct: np.ndarray, *, z: float = 1.645
+) -> tuple[np.ndarray, np.ndarray]:
+    """Isotonic map from top probability to precision, where each block's precision is the
+    one-sided 95 % Wilson lower bound of its (Laplace-smoothed) share of right answers.
+
+    The map is fitted on out-of-fold predictions but applied to a model refitted on all the
+    data, which is a little more confident; the lower bound keeps "confidence >= 0.9" a
+    precision of at least 0.9 (measured: 98.7 % precision at >= 0.9 on held-out Banking77,
+    against 98.3 % with the point estimate), and a block of 40 right answers does not claim
+    a confidence of 1.0.
+    """
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(top, correct)
+    fitted = isotonic.predict(top)
+    x = isotonic.X_thresholds_.astype(np.float64)
+    y = isotonic.y_thresholds_.astype(np.float64)
+    bounded = y.copy()
+    for position, value in enumerate(y):
+        in_block = np.isclose(fitted, value)
+        count = int(in_block.sum())
+        if count:
+            share = (correct[in_block].sum() + 1.0) / (count + 2.0)
+            spread = z * np.sqrt(share * (1 - share) / count + z * z / (4 * count * count))
+            bounded[position] = (share + z * z / (2 * count) - spread) / (1 + z * z / count)
+    return x, np.maximum.accumulate(np.clip(bounded, 0.0, 1.0))
+
+
+def folds_for(targets: np.ndarray, wanted: int) -> int:
+    smallest = int(np.bincount(targets).min())
+    return max(2, min(wanted, smallest))
+
+
+def train(
+    *,
+    texts: list[str],
+    embeddings: np.ndarray,
+    labels: list[str],
+    intents: list[str],
+    params: ClassifierParams | None = None,
+) -> TrainingOutcome:
+    """Cross-validate, calibrate on the out-of-fold predictions, then fit on everything.
+
+    `labels[i]` is the intent of `texts[i]`; `intents` lists the intent names in order;
+    every intent needs at least two examples (callers enforce a higher minimum).
+    """
+    params = params or ClassifierParams()
+    index = {name: position for position, name in enumerate(intents)}
+    targets = np.array([index[label] for label in labels])
+    folds = folds_for(targets, params.folds)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
+    out_of_fold = np.zeros((len(texts), len(intents)), dtype=np.float64)
+    nearest = np.zeros(len(texts))
+    fold_of = np.zeros(len(texts), dtype=int)
+    text_array = np.array(texts, dtype=object)
+    for fold, (fit_rows, held_rows) in enumerate(splitter.split(texts, targets)):
+        word, char, coef, intercept = _fit_margins(
+            list(text_array[fit_rows]), embeddings[fit_rows], targets[fit_rows], params
+        )
+        held_features = _features(
+            list(text_array[held_rows]), embeddings[held_rows], word, char, params
+        )
+        scores = np.asarray(held_features @ coef.T) + intercept
+        out_of_fold[held_rows] = _two_class_margins(scores, len(intents))
+        nearest[held_rows] = _nearest_similarity(embeddings[held_rows], embeddings[fit_rows])
+        fold_of[held_rows] = fold
+
+    temperature = _fit_temperature(out_of_fold, targets)
+    probabilities = softmax(out_of_fold * temperature, axis=1)
+    predicted = probabilities.argmax(axis=1)
+    top = probabilities.max(axis=1)
+    correct = (predicted == targets).astype(float)
+    # Cross-fitted: each fold's confidence comes from an isotonic map fitted on the other
+    # folds, so the reported calibration error is not measured on the data it was fitted on.
+    cross_fitted = np.zeros(len(texts))
+    for fold in range(folds):
+        held = fold_of == fold
+        x, y = _fit_isotonic(top[~held], correct[~held])
+        cross_fitted[held] = np.interp(top[held], x, y)
+    metrics = classification_metrics(
+        true=targets, predicted=predicted, confidence=cross_fitted, labels=intents
+    )
+    metrics["folds"] = folds
+    metrics["ece_temperature_only"] = round(expected_calibration_error(top, correct), 4)
+    out_of_scope_similarity = min(
+        float(np.percentile(nearest, params.out_of_scope_percentile)),
+        params.out_of_scope_max_similarity,
+    )
+    metrics["out_of_scope_similarity"] = round(out_of_scope_similarity, 4)
+
+    isotonic_x, isotonic_y = _fit_isotonic(top, correct)
+    word, char, coef, intercept = _fit_margins(texts, embeddings, targets, params)
+    model = IntentModel(
+        labels=list(intents),
+        params=params,
+        word_vectorizer=word,
+        char_vectorizer=char,
+        coef=coef,
+        intercept=intercept,
+        temperature=temperature,
+        isotonic_x=isotonic_x,
+        isotonic_y=isotonic_y,
+        reference_embeddings=embeddings.astype(np.float16),
+        out_of_scope_similarity=out_of_scope_similarity,
+        info={"method": METHOD, "temperature": round(temperature, 4)},
+    )
+    return TrainingOutcome(model=model, metrics=metrics)

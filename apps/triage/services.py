@@ -1,0 +1,306 @@
+"""Triage writes and workflows: intents and examples, training, activation, corrections.
+
+Classification itself lives in `apps.triage.classification` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
+from apps.llm import embeddings as llm_embeddings
+from apps.triage import classifier, selectors
+
+# Classification is one of the app's services; re-exported so callers use `services`.
+from apps.triage.classification import ClassificationResult as ClassificationResult
+from apps.triage.classification import IntentProbability as IntentProbability
+from apps.triage.classification import message_classify as message_classify
+from apps.triage.classification import messages_classify as messages_classify
+from apps.triage.csv_import import ImportReport, LabelledText, training_csv_read
+from apps.triage.models import (
+    ClassifierVersion,
+    ExampleSource,
+    Intent,
+    TrainingExample,
+    TrainingSource,
+    TrainingStatus,
+)
+from apps.triage.text import has_words, normalize_text
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    version: ClassifierVersion
+    report: ImportReport
+
+
+# --- intents and examples ------------------------------------------------------------------
+
+
+def intents_ensure(*, names: list[str]) -> dict[str, Intent]:
+    """The intents named, creating the missing ones (policy `auto`). Idempotent."""
+    wanted = sorted(set(names))
+    Intent.objects.bulk_create([Intent(name=name) for name in wanted], ignore_conflicts=True)
+    return {intent.name: intent for intent in Intent.objects.filter(name__in=wanted)}
+
+
+def training_examples_import(
+    *, rows: list[LabelledText], source: ExampleSource = ExampleSource.IMPORT
+) -> int:
+    """Store labelled rows as examples, creating missing intents; rows already stored (same
+    normalised text and intent) are left as they are. Returns how many rows were new."""
+    intents = intents_ensure(names=[row.intent for row in rows])
+    before = TrainingExample.objects.count()
+    TrainingExample.objects.bulk_create(
+        [
+            TrainingExample(
+                text=row.text,
+                normalized_text=normalize_text(row.text),
+                intent=intents[row.intent],
+                source=source,
+            )
+            for row in rows
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    return TrainingExample.objects.count() - before
+
+
+def training_example_record_correction(
+    *,
+    text: str,
+    intent_name: str,
+    source: ExampleSource = ExampleSource.AGENT_CORRECTION,
+) -> TrainingExample:
+    """Record that `text` means `intent_name` (an agent changed a ticket's intent).
+
+    Idempotent: the same text and intent twice is one example. The intent must exist.
+    The next training from the database uses it and prefers it over older labels.
+    """
+    text = text.strip()[: settings.TRIAGE_MAX_EXAMPLE_CHARS]
+    if not has_words(text):
+        raise ValidationError("a training example needs words (letters or digits)", field="text")
+    intent = Intent.objects.filter(name=intent_name).first()
+    if intent is None:
+        raise NotFoundError(f"no intent named {intent_name!r}", field="intent_name")
+    example, created = TrainingExample.objects.get_or_create(
+        normalized_text=normalize_text(text),
+        intent=intent,
+        defaults={"text": text, "source": source},
+    )
+    if not created and source == ExampleSource.AGENT_CORRECTION:
+        # Re-labelled by an agent again: make it count as a fresh correction.
+        example.delete()
+        example = TrainingExample.objects.create(
+            text=text, normalized_text=normalize_text(text), intent=intent, source=source
+        )
+    return example
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+def _examples_sha256(rows: list[LabelledText]) -> str:
+    digest = hashlib.sha256()
+    for normalized, intent in sorted((normalize_text(row.text), row.intent) for row in rows):
+        digest.update(f"{intent}\t{normalized}\n".encode())
+    return digest.hexdigest()
+
+
+def _drop_small_intents(rows: list[LabelledText], report: ImportReport) -> list[LabelledText]:
+    minimum = settings.TRIAGE_MIN_EXAMPLES_PER_INTENT
+    counts = Counter(row.intent for row in rows)
+    small = {name: count for name, count in counts.items() if count < minimum}
+    for name, count in small.items():
+        report.skipped_intents[name] = (
+            f"{count} example{'s' if count != 1 else ''}, at least {minimum} needed: "
+            "add examples for it or leave it out"
+        )
+    kept = [row for row in rows if row.intent not in small]
+    remaining = len(counts) - len(small)
+    if remaining < 2:
+        raise ValidationError(
+            f"training needs at least 2 intents with {minimum} or more examples each; "
+            f"this data has {remaining} (of {len(counts)} intents). Add examples per intent."
+        )
+    return kept
+
+
+def classifier_version_start(
+    *, training_source: TrainingSource, source_detail: str = ""
+) -> ClassifierVersion:
+    """A pending version row: it records a training run even if the run fails."""
+    return ClassifierVersion.objects.create(
+        training_source=training_source,
+        source_detail=source_detail[:500],
+        method=classifier.METHOD,
+        params=classifier.ClassifierParams().as_json(),
+        embedding_model=llm_embeddings.model_name(),
+    )
+
+
+def classifier_version_train(
+    *,
+    version: ClassifierVersion,
+    rows: list[LabelledText],
+    report: ImportReport,
+    examples_max_id: int = 0,
+    activate: bool = False,
+) -> ClassifierVersion:
+    """Train `version` (pending) on `rows`: cross-validate, calibrate, fit, store.
+
+    Idempotent per version: only a pending version is trained (compare-and-set), so a
+    redelivered task does nothing. On any failure the version is marked failed with the
+    error and the active version is untouched; the error is raised again.
+    """
+    claimed = ClassifierVersion.objects.filter(id=version.id, status=TrainingStatus.PENDING).update(
+        status=TrainingStatus.TRAINING
+    )
+    if claimed != 1:
+        raise ConflictError(f"classifier version {version.id} is not pending")
+    started = time.monotonic()
+    try:
+        kept = _drop_small_intents(rows, report)
+        intents = sorted({row.intent for row in kept})
+        texts = [row.text for row in kept]
+        vectors = np.asarray(llm_embeddings.embed(texts), dtype=np.float32)
+        outcome = classifier.train(
+            texts=texts,
+            embeddings=vectors,
+            labels=[row.intent for row in kept],
+            intents=intents,
+        )
+        artifact = outcome.model.to_bytes()
+    except Exception as error:
+        message = error.message if isinstance(error, ValidationError) else repr(error)
+        ClassifierVersion.objects.filter(id=version.id).update(
+            status=TrainingStatus.FAILED,
+            error=message[:5000],
+            training_report=report.as_json(),
+            finished_at=timezone.now(),
+            training_seconds=time.monotonic() - started,
+        )
+        logger.warning("classifier version %s failed: %s", version.id, message)
+        raise
+    # One transaction: nobody sees the version ready but not yet active when asked for both.
+    with transaction.atomic():
+        ClassifierVersion.objects.filter(id=version.id).update(
+            status=TrainingStatus.READY,
+            example_count=len(kept),
+            intent_count=len(intents),
+            examples_max_id=examples_max_id,
+            examples_sha256=_examples_sha256(kept),
+            metrics=outcome.metrics,
+            training_report=report.as_json(),
+            artifact=artifact,
+            artifact_bytes=len(artifact),
+            finished_at=timezone.now(),
+            training_seconds=round(time.monotonic() - started, 2),
+        )
+        if activate:
+            classifier_version_activate(version_id=version.id)
+    version.refresh_from_db()
+    return version
+
+
+def classifier_train_from_csv(*, path: Path, activate: bool = False) -> TrainingResult:
+    """Import the CSV's rows as examples (creating missing intents) and train on them.
+
+    A file that cannot be used raises ValidationError before anything is stored.
+    """
+    parsed = training_csv_read(path=path)
+    if not parsed.rows:
+        raise ValidationError(
+            f"no usable rows in {path.name}: every row was skipped\n{parsed.report.as_text()}",
+            field="file",
+        )
+    created = training_examples_import(rows=parsed.rows)
+    parsed.report.notes.append(f"{created} new training examples stored")
+    version = classifier_version_start(training_source=TrainingSource.CSV, source_detail=str(path))
+    # examples_max_id stays 0: a CSV run includes none of the agents' corrections.
+    version = classifier_version_train(
+        version=version, rows=parsed.rows, report=parsed.report, activate=activate
+    )
+    return TrainingResult(version=version, report=parsed.report)
+
+
+def classifier_train_from_database(*, version_id: int, activate: bool = False) -> None:
+    """Train a pending version on every stored example, agents' corrections included.
+
+    Idempotent: a version that is gone or no longer pending is left alone.
+    """
+    version = ClassifierVersion.objects.filter(id=version_id).first()
+    if version is None or version.status != TrainingStatus.PENDING:
+        return
+    rows, highest = selectors.training_rows_from_database()
+    report = ImportReport(rows_read=len(rows))
+    try:
+        classifier_version_train(
+            version=version, rows=rows, report=report, examples_max_id=highest, activate=activate
+        )
+    except ValidationError:
+        return  # recorded on the version; retrying cannot help
+
+
+def classifier_version_queue_training(*, activate: bool = False) -> ClassifierVersion:
+    """Create a pending version and schedule its training on the `ingest` queue."""
+    from apps.triage.tasks import classifier_train_from_database_task
+
+    version = classifier_version_start(
+        training_source=TrainingSource.DATABASE, source_detail="training examples"
+    )
+    transaction.on_commit(
+        lambda: classifier_train_from_database_task.apply_async(
+            kwargs={"version_id": version.id, "activate": activate}, queue="ingest"
+        )
+    )
+    return version
+
+
+# --- activation ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def classifier_version_activate(*, version_id: int) -> ClassifierVersion:
+    """Make this ready version the active one (also how a rollback is done)."""
+    version = ClassifierVersion.objects.select_for_update().filter(id=version_id).first()
+    if version is None:
+        raise NotFoundError(f"no classifier version {version_id}")
+    if version.status != TrainingStatus.READY:
+        raise ConflictError(
+            f"classifier version {version_id} is {version.status}; only a ready one can be "
+            "activated"
+        )
+    ClassifierVersion.objects.filter(is_active=True).exclude(id=version_id).update(is_active=False)
+    ClassifierVersion.objects.filter(id=version_id).update(
+        is_active=True, activated_at=timezone.now()
+    )
+    version.refresh_from_db()
+    return version
+
+
+def classifier_version_rollback() -> ClassifierVersion:
+    """Re-activate the ready version that was active before the current one."""
+    current = selectors.classifier_version_active()
+    previous = (
+        ClassifierVersion.objects.filter(status=TrainingStatus.READY, activated_at__isnull=False)
+        .exclude(id=current.id if current else None)
+        .order_by("-activated_at")
+        .first()
+    )
+    if previous is None:
+        raise ConflictError("no earlier classifier version to roll back to")
+    return classifier_version_activate(version_id=previous.id)

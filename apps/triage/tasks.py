@@ -1,0 +1,12 @@
+from celery import shared_task
+
+from apps.triage.services import classifier_train_from_database
+
+
+@shared_task(name="triage.classifier_train_from_database", acks_late=True)
+def classifier_train_from_database_task(version_id: int, activate: bool = False) -> None:
+    """Train the pending classifier version `version_id` on the stored examples.
+
+    Idempotent: a version that is gone or already trained/failed is left alone.
+    """
+    classifier_train_from_database(version_id=version_id, activate=activate)

@@ -1,0 +1,212 @@
+"""Public endpoints of the chat widget: start a conversation, post and read messages.
+
+Every request names a widget key in the URL; the browser's Origin must be one of the key's
+allowed origins (also for the CORS preflight, which is answered with that origin only).
+Starting a conversation returns a signed visitor token; the other endpoints need it as
+`Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import authentication, exceptions, permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import WidgetKey
+from apps.core.exceptions import NotFoundError, PermissionDeniedError
+from apps.core.rest import (
+    StrictCharField,
+    StrictEmailField,
+    StrictJSONParser,
+    StrictSerializer,
+)
+from apps.tickets.models import ActorKind, AuthorKind, Channel, Message, Ticket
+from apps.tickets.selectors import message_list_for_customer
+from apps.tickets.services import Actor, customer_resolve, message_add, ticket_create
+from apps.widget.tokens import Visitor, VisitorTokenError, visitor_token_issue, visitor_token_read
+
+PREFLIGHT_MAX_AGE = 600
+PUBLIC_KEY_PATTERN = re.compile(r"^wk_[A-Za-z0-9_-]{1,61}$")
+
+
+class ConversationStartSerializer(StrictSerializer):
+    body = StrictCharField(trim_whitespace=False)
+    name = StrictCharField(required=False, allow_blank=True, max_length=200)
+    email = StrictEmailField(required=False, allow_blank=True, max_length=254)
+
+
+class MessagePostSerializer(StrictSerializer):
+    body = StrictCharField(trim_whitespace=False)
+
+
+class SinceSerializer(StrictSerializer):
+    since = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
+
+
+class WidgetMessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ("id", "author_kind", "body", "created_at")
+        read_only_fields = fields
+
+
+class VisitorTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[None, Visitor] | None:
+        if request.method == "OPTIONS":
+            return None  # a CORS preflight carries no credentials
+        header = authentication.get_authorization_header(request).decode(errors="replace")
+        scheme, _, token = header.partition(" ")
+        if scheme != self.keyword or not token.strip():
+            raise exceptions.NotAuthenticated("send the visitor token as 'Bearer <token>'")
+        try:
+            visitor = visitor_token_read(token=token.strip(), widget_key=request.widget_key)
+        except VisitorTokenError as error:
+            raise exceptions.AuthenticationFailed(error.message) from None
+        return None, visitor
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class HasVisitor(permissions.BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        return request.method == "OPTIONS" or isinstance(request.auth, Visitor)
+
+
+class WidgetView(APIView):
+    """Checks the widget key and the Origin before anything else; adds CORS headers."""
+
+    parser_classes = [StrictJSONParser]
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    allowed_methods_for_cors = "GET, POST, OPTIONS"
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        request.widget_key = self._widget_key(kwargs["public_key"])
+        origin = request.headers.get("Origin", "")
+        if not request.widget_key.allows_origin(origin):
+            raise PermissionDeniedError(
+                f"origin {origin[:200]!r} is not allowed for this widget"
+                if origin
+                else "the Origin header is missing"
+            )
+        request.cors_origin = origin
+        super().initial(request, *args, **kwargs)
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The preflight: reached only when `initial` accepted the Origin.
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        response["Access-Control-Allow-Methods"] = self.allowed_methods_for_cors
+        response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+        return response
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        origin = getattr(request, "cors_origin", "")
+        if origin:
+            response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+        return response
+
+    @staticmethod
+    def _widget_key(public_key: str) -> WidgetKey:
+        widget_key = None
+        if PUBLIC_KEY_PATTERN.match(public_key):
+            widget_key = WidgetKey.objects.filter(public_key=public_key, is_active=True).first()
+        if widget_key is None:
+            raise NotFoundError("unknown or disabled widget key", field="public_key")
+        return widget_key
+
+
+@extend_schema(exclude=True)
+class ConversationStartView(WidgetView):
+    allowed_methods_for_cors = "POST, OPTIONS"
+
+    def post(self, request: Request, public_key: str) -> Response:
+        payload = ConversationStartSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        widget_key: WidgetKey = request.widget_key
+        with transaction.atomic():
+            customer = customer_resolve(
+                email=data.get("email", ""),
+                name=data.get("name", ""),
+                channel=Channel.WIDGET,
+                identifier=f"visitor-{uuid.uuid4().hex}",
+            )
+            ticket, message = ticket_create(
+                customer=customer,
+                body=data["body"],
+                channel=Channel.WIDGET,
+                actor=Actor.for_customer(customer),
+                metadata={"widget": {"site": widget_key.site_name, "origin": request.cors_origin}},
+            )
+        token, expires_at = visitor_token_issue(
+            visitor=Visitor(
+                widget_key_id=widget_key.pk, ticket_id=ticket.pk, customer_id=customer.pk
+            )
+        )
+        return Response(
+            {
+                "conversation_id": ticket.pk,
+                "visitor_token": token,
+                "token_expires_at": expires_at.isoformat(),
+                "message": WidgetMessageSerializer(message).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+@extend_schema(exclude=True)
+class ConversationMessagesView(WidgetView):
+    authentication_classes = [VisitorTokenAuthentication]
+    permission_classes = [HasVisitor]
+
+    def _ticket(self, visitor: Visitor) -> Ticket:
+        ticket = Ticket.objects.filter(
+            pk=visitor.ticket_id, customer_id=visitor.customer_id, channel=Channel.WIDGET
+        ).first()
+        if ticket is None:
+            raise NotFoundError("this conversation no longer exists", field="conversation")
+        return ticket
+
+    def get(self, request: Request, public_key: str) -> Response:
+        query = SinceSerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        ticket = self._ticket(request.auth)
+        messages = message_list_for_customer(
+            ticket=ticket, after_id=query.validated_data.get("since")
+        )
+        return Response(
+            {
+                "conversation_id": ticket.pk,
+                "status": ticket.status,
+                "messages": WidgetMessageSerializer(messages[:500], many=True).data,
+            }
+        )
+
+    def post(self, request: Request, public_key: str) -> Response:
+        payload = MessagePostSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        visitor: Visitor = request.auth
+        ticket = self._ticket(visitor)
+        message = message_add(
+            ticket=ticket,
+            author_kind=AuthorKind.CUSTOMER,
+            body=payload.validated_data["body"],
+            channel=Channel.WIDGET,
+            actor=Actor(ActorKind.CUSTOMER, str(visitor.customer_id)),
+        )
+        return Response(WidgetMessageSerializer(message).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,238 @@
+"""The pipeline hook: one task per new customer message, on commit, surviving a broker outage."""
+
+from collections.abc import Iterator
+
+import pytest
+from celery.signals import after_task_publish
+
+from apps.copilot.services import pipeline_run
+from apps.tickets.models import Message, PipelineStatus
+from apps.tickets.services import message_pipeline_sweep
+from config.celery import app as celery_app
+from tests.conftest import wait_for
+
+DEAD_BROKER_URL = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def published() -> Iterator[list[dict]]:
+    """Every pipeline task published to the broker by this process during the test."""
+    seen: list[dict] = []
+
+    def record(sender=None, headers=None, body=None, routing_key=None, **_):  # type: ignore[no-untyped-def]
+        if sender == "copilot.pipeline_run":
+            seen.append({"kwargs": body[1], "routing_key": routing_key})
+
+    after_task_publish.connect(record, weak=False)
+    yield seen
+    after_task_publish.disconnect(record)
+
+
+def _reset_connections() -> None:
+    # Forget the app's cached pools (kombu keeps one per broker URL): the next publish picks
+    # the pool of whatever broker_url is now.
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker_down() -> Iterator[None]:
+    """The Celery app publishes to a dead broker until the test restores it (or ends)."""
+    original = celery_app.conf.broker_url
+    _reset_connections()
+    celery_app.conf.broker_url = DEAD_BROKER_URL
+
+    def restore() -> None:
+        _reset_connections()
+        celery_app.conf.broker_url = original
+
+    yield restore
+    restore()
+
+
+def _create_ticket(client, body: str = "help") -> dict:  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/tickets", {"body": body}, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+@pytest.mark.django_db
+def test_each_new_customer_message_publishes_exactly_one_task_after_commit(
+    api_key_client, published, django_capture_on_commit_callbacks
+):
+    # given
+    client = api_key_client()
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        ticket = _create_ticket(client)
+        reply = client.post(
+            f"/api/v1/tickets/{ticket['id']}/messages", {"body": "more"}, format="json"
+        ).json()
+    # then
+    assert len(callbacks) == 2
+    assert published == [
+        {"kwargs": {"message_id": ticket["message_id"]}, "routing_key": "pipeline"},
+        {"kwargs": {"message_id": reply["id"]}, "routing_key": "pipeline"},
+    ]
+    for message in Message.objects.all():
+        assert (message.pipeline_status, message.pipeline_attempts) == ("queued", 1)
+
+
+@pytest.mark.django_db
+def test_agent_message_and_refused_request_publish_nothing(
+    api_key_client, published, django_capture_on_commit_callbacks
+):
+    # given
+    client = api_key_client()
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket = _create_ticket(client)
+    published.clear()
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        client.post(
+            f"/api/v1/tickets/{ticket['id']}/messages",
+            {"body": "answer", "author_kind": "agent"},
+            format="json",
+        )
+        client.post("/api/v1/tickets", {"body": ""}, format="json")
+    # then
+    assert callbacks == []
+    assert published == []
+
+
+@pytest.mark.django_db
+def test_pipeline_run_marks_the_message_awaiting_triage_once(api_key_client):
+    # given
+    message_id = _create_ticket(api_key_client())["message_id"]
+    # when
+    first = pipeline_run(message_id=message_id)
+    second = pipeline_run(message_id=message_id)
+    # then
+    message = Message.objects.get(pk=message_id)
+    assert (first, second) == (True, False)
+    assert message.pipeline_status == "awaiting_triage"
+    assert message.pipeline_started_at is not None
+
+
+@pytest.mark.django_db
+def test_pipeline_run_for_a_missing_message_does_nothing():
+    # when / then
+    assert pipeline_run(message_id=987654) is False
+
+
+@pytest.mark.django_db
+def test_broker_down_message_is_stored_answered_201_and_swept_once_back(
+    api_key_client, broker_down, published, django_capture_on_commit_callbacks
+):
+    # given: the broker is unreachable
+    client = api_key_client()
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket = _create_ticket(client, "are you there?")
+    # then: stored, answered, left unscheduled with the reason
+    message = Message.objects.get(pk=ticket["message_id"])
+    assert message.pipeline_status == PipelineStatus.UNSCHEDULED
+    assert message.pipeline_attempts == 1
+    assert message.pipeline_error.startswith("publish failed at ")
+    assert published == []
+    # when: the sweep runs while the broker is still down
+    assert message_pipeline_sweep(unscheduled_after_seconds=0) == 0
+    # when: the broker is back and the sweep runs
+    broker_down()
+    swept = message_pipeline_sweep(unscheduled_after_seconds=0)
+    # then
+    message.refresh_from_db()
+    assert swept == 1
+    assert published == [{"kwargs": {"message_id": message.pk}, "routing_key": "pipeline"}]
+    assert (message.pipeline_status, message.pipeline_attempts, message.pipeline_error) == (
+        "queued",
+        3,
+        "",
+    )
+
+
+@pytest.mark.django_db
+def test_sweep_leaves_recent_and_running_messages_alone(api_key_client, published):
+    # given: one message just stored (unscheduled), one already picked up
+    client = api_key_client()
+    recent = _create_ticket(client)["message_id"]
+    running = _create_ticket(client)["message_id"]
+    pipeline_run(message_id=running)
+    # when
+    swept = message_pipeline_sweep()
+    # then
+    assert swept == 0
+    assert published == []
+    assert Message.objects.get(pk=recent).pipeline_status == "unscheduled"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_picks_up_a_message_created_through_the_api(
+    celery_worker_process, api_key_client
+):
+    # given
+    client = api_key_client()
+    # when
+    message_id = _create_ticket(client, "worker, please")["message_id"]
+    # then
+    message = wait_for(
+        lambda: Message.objects.filter(
+            pk=message_id, pipeline_status=PipelineStatus.AWAITING_TRIAGE
+        ).first()
+    )
+    assert message.pipeline_attempts == 1
+    assert message.pipeline_started_at is not None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_gets_the_message_after_the_broker_comes_back(
+    celery_worker_process, api_key_client, broker_down
+):
+    # given: a message arrives while the broker is down
+    client = api_key_client()
+    message_id = _create_ticket(client, "during the outage")["message_id"]
+    assert Message.objects.get(pk=message_id).pipeline_status == "unscheduled"
+    # when: the broker is back and the sweep runs
+    broker_down()
+    assert message_pipeline_sweep(unscheduled_after_seconds=0) == 1
+    # then
+    wait_for(
+        lambda: Message.objects.filter(
+            pk=message_id, pipeline_status=PipelineStatus.AWAITING_TRIAGE
+        ).exists()
+    )
+
+
+@pytest.mark.django_db
+def test_widget_and_email_messages_each_publish_one_task(
+    api_key_client, published, django_capture_on_commit_callbacks
+):
+    # given
+    from apps.accounts.services import widget_key_create
+
+    origin = "https://shop.example.com"
+    widget_key = widget_key_create(site_name="Shop", allowed_origins=[origin])
+    raw = b"From: a@example.com\r\nMessage-ID: <one@x>\r\n\r\nhello\r\n"
+    client = api_key_client()
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(
+            f"/widget/api/{widget_key.public_key}/conversations",
+            {"body": "hi"},
+            format="json",
+            HTTP_ORIGIN=origin,
+        ).json()
+        emailed = client.generic(
+            "POST", "/api/v1/inbound/email", raw, content_type="message/rfc822"
+        ).json()
+        duplicate = client.generic(
+            "POST", "/api/v1/inbound/email", raw, content_type="message/rfc822"
+        ).json()
+    # then
+    assert duplicate["is_duplicate"] is True
+    assert [entry["kwargs"]["message_id"] for entry in published] == [
+        started["message"]["id"],
+        emailed["message_id"],
+    ]

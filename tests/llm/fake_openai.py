@@ -1,0 +1,231 @@
+"""A local server speaking the OpenAI chat-completions protocol, scriptable per request.
+
+litellm talks to it over real HTTP (its OpenAI client, httpx, SSE parsing), so tests exercise
+the same code path as a production provider without the network. Each request takes the
+next scripted `Reply` from the queue (or `default` when the queue is empty) and is recorded in
+`requests` so a test can count what reached the provider.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer. `kind`: ok, error (with `status`), malformed, empty, cut.
+
+    "cut" streams the first half of `content` and closes the connection without [DONE].
+    """
+
+    kind: str = "ok"
+    content: str = '{"reply": "Hello.", "citations": [], "answerable": true}'
+    status: int = 200
+    delay: float = 0.0  # seconds before answering: longer than the client timeout = a timeout
+    chunk_delay: float = 0.0  # seconds between streamed chunks
+    stream_usage: bool = True  # False: ignore stream_options.include_usage, as some servers do
+
+    @classmethod
+    def ok(cls, content: str, **kwargs: Any) -> Reply:
+        return cls(kind="ok", content=content, **kwargs)
+
+    @classmethod
+    def error(cls, status: int, **kwargs: Any) -> Reply:
+        return cls(kind="error", status=status, **kwargs)
+
+    @classmethod
+    def malformed(cls) -> Reply:
+        return cls(kind="malformed")
+
+    @classmethod
+    def cut(cls, content: str) -> Reply:
+        return cls(kind="cut", content=content)
+
+    @classmethod
+    def empty(cls) -> Reply:
+        return cls(kind="empty", content="")
+
+
+@dataclass
+class FakeOpenAI:
+    """The server's script and log; `base_url` is what a deployment's api_base points at."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    default: Reply = field(default_factory=Reply)
+    script: deque[Reply] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        with self.lock:
+            self.script.extend(replies)
+
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.requests.append(body)
+            return self.script.popleft() if self.script else self.default
+
+    def reset(self, default: Reply | None = None) -> None:
+        with self.lock:
+            self.script.clear()
+            self.requests.clear()
+            self.default = default or Reply()
+
+    @property
+    def hits(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+
+def _completion_body(model: str, content: str, prompt_tokens: int) -> dict[str, Any]:
+    completion_tokens = max(1, len(content.split()))
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None) -> bytes:
+    payload = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _pieces(content: str, size: int = 8) -> list[str]:
+    return [content[start : start + size] for start in range(0, len(content), size)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeOpenAI/1.0"
+    protocol_version = "HTTP/1.1"
+    fake: FakeOpenAI  # set on the subclass built per server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without this, Nagle's algorithm and
+        # delayed ACKs add ~40 ms to every answer and would swamp what the benchmark measures.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, b'{"error": {"message": "not found"}}')
+            return
+        reply = self.fake.next_reply(body)
+        try:
+            if reply.delay:
+                time.sleep(reply.delay)
+            self._answer(reply, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout under test); nothing to answer
+
+    def _answer(self, reply: Reply, body: dict[str, Any]) -> None:
+        model = str(body.get("model", "fake"))
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        if reply.kind == "error":
+            error = {"error": {"message": f"scripted {reply.status}", "type": "fake_error"}}
+            self._send(reply.status, json.dumps(error).encode())
+            return
+        if reply.kind == "malformed":
+            self._send(200, b'{"id": "chatcmpl-fake", "choices": [ this is not json')
+            return
+        if not body.get("stream"):
+            self._send(
+                200, json.dumps(_completion_body(model, reply.content, prompt_tokens)).encode()
+            )
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(_chunk(model, {"role": "assistant", "content": ""}, None))
+        pieces = _pieces(reply.content)
+        if reply.kind == "cut":
+            pieces = pieces[: len(pieces) // 2]
+        for piece in pieces:
+            if reply.chunk_delay:
+                time.sleep(reply.chunk_delay)
+            self.wfile.write(_chunk(model, {"content": piece}, None))
+            self.wfile.flush()
+        if reply.kind == "cut":
+            self.close_connection = True
+            return
+        self.wfile.write(_chunk(model, {}, "stop"))
+        if reply.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
+            completion_tokens = max(1, len(reply.content.split()))
+            usage = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+            self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+class RunningServer:
+    """A started FakeOpenAI on a daemon thread; `stop()` shuts it down."""
+
+    def __init__(self, fake: FakeOpenAI | None = None) -> None:
+        self.fake = fake or FakeOpenAI()
+        handler = type("Handler", (_Handler,), {"fake": self.fake})
+        self.httpd = ThreadingHTTPServer((self.fake.host, 0), handler)
+        self.httpd.daemon_threads = True
+        self.fake.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,185 @@
+"""Outbound replies (locmem backend) and the IMAP poll (against a fake IMAP server object)."""
+
+import pytest
+from django.core import mail
+
+from apps.core.exceptions import ValidationError
+from apps.tickets.email_inbound import email_ingest, imap_poll
+from apps.tickets.email_outbound import email_reply_send
+from apps.tickets.models import Message, Ticket
+from apps.tickets.services import Actor, customer_resolve, ticket_create
+
+pytestmark = pytest.mark.django_db
+
+
+def inbound(message_id: str, body: str = "Where is my refund?", extra: str = "") -> bytes:
+    return (
+        f"From: Ada <ada@example.com>\r\nSubject: Refund\r\nMessage-ID: <{message_id}>\r\n"
+        f"{extra}\r\n{body}\r\n"
+    ).encode()
+
+
+def test_reply_is_sent_with_threading_headers_and_stored(settings):
+    # given
+    settings.SUPPORT_EMAIL = "help@shop.test"
+    first = email_ingest(
+        raw=inbound("c1@mail.x", extra="References: <older@mail.x>\r\n"), actor=Actor.system()
+    ).message
+    ticket = first.ticket
+    # when
+    reply = email_reply_send(
+        ticket=ticket, body="Your refund is on its way.", author_kind="agent", actor=Actor.system()
+    )
+    # then
+    assert len(mail.outbox) == 1
+    sent = mail.outbox[0]
+    assert sent.to == ["ada@example.com"]
+    assert sent.subject == "Re: Refund"
+    assert sent.extra_headers["Message-ID"] == f"<{reply.channel_message_id}>"
+    assert reply.channel_message_id.endswith("@shop.test")
+    assert sent.extra_headers["In-Reply-To"] == "<c1@mail.x>"
+    assert sent.extra_headers["References"] == "<older@mail.x> <c1@mail.x>"
+    assert sent.message()["Message-ID"] == f"<{reply.channel_message_id}>"
+    ticket.refresh_from_db()
+    assert ticket.status == "awaiting_customer"
+
+
+def test_customer_answer_to_our_reply_threads_into_the_ticket():
+    # given
+    ticket = email_ingest(raw=inbound("c1@mail.x"), actor=Actor.system()).message.ticket
+    reply = email_reply_send(
+        ticket=ticket, body="Done.", author_kind="copilot", actor=Actor.copilot()
+    )
+    # when
+    answer = email_ingest(
+        raw=inbound("c2@mail.x", "Thanks!", f"In-Reply-To: <{reply.channel_message_id}>\r\n"),
+        actor=Actor.system(),
+    ).message
+    # then
+    assert answer.ticket_id == ticket.pk
+    assert Ticket.objects.get(pk=ticket.pk).status == "new"
+
+
+def test_failed_send_stores_nothing(settings):
+    # given
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = 1
+    ticket = email_ingest(raw=inbound("c1@mail.x"), actor=Actor.system()).message.ticket
+    # when
+    with pytest.raises(Exception, match="the reply could not be sent"):
+        email_reply_send(ticket=ticket, body="x", author_kind="agent", actor=Actor.system())
+    # then
+    assert Message.objects.filter(ticket=ticket).count() == 1
+    assert Ticket.objects.get(pk=ticket.pk).status == "new"
+
+
+def test_reply_to_a_customer_without_email_is_refused():
+    # given
+    ticket, _ = ticket_create(
+        customer=customer_resolve(external_id="c"), body="hi", channel="api", actor=Actor.system()
+    )
+    # when / then
+    with pytest.raises(ValidationError, match="customer has no email address"):
+        email_reply_send(ticket=ticket, body="x", author_kind="agent", actor=Actor.system())
+    assert len(mail.outbox) == 0
+
+
+class FakeImap:
+    """Speaks the subset of imaplib.IMAP4 that imap_poll uses, over an in-memory folder."""
+
+    def __init__(self, mails: dict[str, bytes]) -> None:
+        self.mails = mails
+        self.seen: set[str] = set()
+        self.logged_in = False
+
+    def login(self, user: str, password: str) -> tuple[str, list]:
+        self.logged_in = (user, password) == ("desk", "secret")
+        return "OK", []
+
+    def select(self, folder: str) -> tuple[str, list]:
+        return ("OK", [b"1"]) if folder == "INBOX" and self.logged_in else ("NO", [])
+
+    def uid(self, command: str, *args: str) -> tuple[str, list]:
+        if command == "SEARCH":
+            unseen = [uid for uid in self.mails if uid not in self.seen]
+            return "OK", [" ".join(unseen).encode()]
+        if command == "FETCH":
+            uid, what = args
+            raw = self.mails[uid]
+            if what == "(RFC822.SIZE)":
+                return "OK", [f"1 (UID {uid} RFC822.SIZE {len(raw)})".encode()]
+            if what == "(BODY.PEEK[HEADER])":
+                return "OK", [
+                    (b"1 (UID BODY[HEADER]", raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n"),
+                    b")",
+                ]
+            return "OK", [(b"1 (UID BODY[]", raw), b")"]
+        if command == "STORE":
+            self.seen.add(args[0])
+            return "OK", []
+        raise AssertionError(command)
+
+    def logout(self) -> tuple[str, list]:
+        return "BYE", []
+
+
+@pytest.fixture
+def imap_settings(settings):  # type: ignore[no-untyped-def]
+    settings.IMAP_HOST = "imap.test"
+    settings.IMAP_USER = "desk"
+    settings.IMAP_PASSWORD = "secret"
+    settings.IMAP_FOLDER = "INBOX"
+    return settings
+
+
+def test_imap_poll_imports_unseen_mail_once_and_flags_it_seen(imap_settings):
+    # given
+    server = FakeImap(
+        {
+            "1": inbound("i1@x"),
+            "2": inbound("i2@x", "Follow-up", "In-Reply-To: <i1@x>\r\n"),
+            "3": b"garbage without headers",
+        }
+    )
+    # when
+    first = imap_poll(connect=lambda: server)
+    second = imap_poll(connect=lambda: server)
+    # then
+    assert (first, second) == (2, 0)
+    assert server.seen == {"1", "2", "3"}
+    assert Ticket.objects.count() == 1
+    assert Message.objects.count() == 2
+
+
+def test_imap_poll_keeps_an_oversized_mail_from_its_headers(imap_settings):
+    # given
+    imap_settings.INBOUND_EMAIL_MAX_BYTES = 2048
+    raw = inbound("huge@x", "x" * 5000)
+    server = FakeImap({"7": raw})
+    # when
+    imap_poll(connect=lambda: server)
+    # then
+    message = Message.objects.get()
+    assert message.body.startswith("(This email was 5.0 KB, over the 2.0 KB limit")
+    assert message.metadata["intake_notes"] == [
+        f"too large ({len(raw)} bytes): only the headers were read"
+    ]
+
+
+def test_imap_poll_is_off_without_imap_host(settings):
+    # given
+    settings.IMAP_HOST = ""
+    # when / then
+    assert imap_poll() == 0
+
+
+def test_beat_schedules_imap_only_when_configured():
+    # given: the test environment has no IMAP_HOST
+    from django.conf import settings
+
+    # then
+    assert "tickets-imap-poll" not in settings.CELERY_BEAT_SCHEDULE
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"]["task"] == "tickets.pipeline_sweep"
+    )

@@ -1,0 +1,122 @@
+import pytest
+
+from apps.core.exceptions import ValidationError
+from apps.triage import runtime
+from apps.triage.models import HandoffPolicy, Intent
+from apps.triage.services import (
+    classifier_version_activate,
+    message_classify,
+    messages_classify,
+)
+from tests.triage.data import HELD_OUT, INTENT_NAMES, OUT_OF_SCOPE
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+def test_without_an_active_classifier_messages_are_unclassified_with_the_reason(
+    make_ready_version,
+):
+    # given: a trained version that is not active
+    make_ready_version(activate=False)
+    # when
+    result = message_classify(text="I lost my card")
+    # then
+    assert result.intent is None
+    assert result.reason == "no active classifier"
+    assert result.classifier_version_id is None
+    assert result.out_of_scope is False
+    assert result.alternatives == []
+    assert result.language == "en"  # the signals do not need a classifier
+
+
+def test_held_out_messages_get_their_intent_with_calibrated_looking_output(active_classifier):
+    # when
+    results = messages_classify(texts=[text for text, _ in HELD_OUT])
+    # then
+    assert [result.intent for result in results] == [intent for _, intent in HELD_OUT]
+    for result in results:
+        assert result.classifier_version_id == active_classifier.id
+        assert result.out_of_scope is False
+        assert 0.5 <= result.confidence <= 1.0
+        assert next(a.intent for a in result.alternatives) == result.intent
+        assert result.alternatives[0].probability == result.confidence
+        probabilities = [a.probability for a in result.alternatives]
+        assert len(probabilities) == 3
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert sum(probabilities) <= 1.0001
+        assert {a.intent for a in result.alternatives} <= set(INTENT_NAMES)
+
+
+def test_a_message_unlike_any_intent_is_out_of_scope(active_classifier):
+    # when
+    results = messages_classify(texts=OUT_OF_SCOPE)
+    # then
+    for result in results:
+        assert result.out_of_scope is True
+        assert result.intent is None
+        assert result.reason.startswith("unlike every intent's training examples (similarity ")
+        assert len(result.alternatives) == 3  # the nearest guesses stay visible
+
+
+@pytest.mark.parametrize("text", ["", "   ", "🙂🔥👍", "?!..."])
+def test_texts_without_words_are_out_of_scope_not_errors(active_classifier, text):
+    # when
+    result = message_classify(text=text)
+    # then
+    assert (result.intent, result.out_of_scope, result.reason) == (
+        None,
+        True,
+        "no words to classify",
+    )
+    assert result.classifier_version_id == active_classifier.id
+
+
+def test_a_20000_character_message_is_classified_and_a_longer_one_refused(active_classifier):
+    # given
+    long_text = ("where is my parcel " * 2000)[:20000]
+    # when
+    result = message_classify(text=long_text)
+    # then: classified (repetition makes it unlike the short examples, so possibly
+    # out of scope, but the best guess is right)
+    assert result.alternatives[0].intent == "delivery_status"
+    with pytest.raises(ValidationError) as refused:
+        message_classify(text=long_text + "x")
+    assert refused.value.message == "text 0 has 20001 characters; at most 20000"
+
+
+def test_more_than_256_texts_are_refused(active_classifier):
+    # when
+    with pytest.raises(ValidationError) as refused:
+        messages_classify(texts=["hello"] * 257)
+    # then
+    assert refused.value.message == "257 texts in one call; at most 256"
+
+
+def test_the_intent_handoff_policy_comes_with_the_result(active_classifier):
+    # given
+    Intent.objects.filter(name="card_lost").update(handoff_policy=HandoffPolicy.ALWAYS_HUMAN)
+    # when
+    result = message_classify(text="someone stole my credit card")
+    # then
+    assert (result.intent, result.handoff_policy) == ("card_lost", "always_human")
+
+
+def test_the_model_is_loaded_once_per_process_and_again_when_the_active_version_changes(
+    make_ready_version,
+):
+    # given
+    first = make_ready_version(activate=True)
+    message_classify(text="where is my parcel")
+    loads = runtime.load_count()
+    # when: more calls on the same active version
+    message_classify(text="I forgot my password")
+    messages_classify(texts=["refund my order", "are you open today"])
+    # then
+    assert runtime.load_count() == loads
+    # when: another version becomes active
+    second = make_ready_version()
+    classifier_version_activate(version_id=second.id)
+    result = message_classify(text="where is my parcel")
+    # then
+    assert runtime.load_count() == loads + 1
+    assert result.classifier_version_id == second.id != first.id

@@ -1,0 +1,240 @@
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
+
+from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
+from apps.triage.csv_import import LabelledText
+from apps.triage.models import (
+    ClassifierVersion,
+    ExampleSource,
+    HandoffPolicy,
+    Intent,
+    TrainingExample,
+    TrainingSource,
+    TrainingStatus,
+)
+from apps.triage.selectors import corrections_waiting_count, training_rows_from_database
+from apps.triage.services import (
+    classifier_train_from_csv,
+    classifier_train_from_database,
+    classifier_version_activate,
+    classifier_version_queue_training,
+    classifier_version_rollback,
+    classifier_version_start,
+    training_example_record_correction,
+    training_examples_import,
+)
+from tests.conftest import wait_for
+from tests.triage.data import INTENT_NAMES, csv_bytes, synthetic_rows
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+def test_training_from_csv_stores_a_ready_version_with_cross_validated_metrics(synthetic_csv):
+    # when
+    result = classifier_train_from_csv(path=synthetic_csv)
+    # then
+    version = result.version
+    assert version.status == TrainingStatus.READY
+    assert version.is_active is False
+    assert (version.example_count, version.intent_count) == (150, 5)
+    assert len(version.examples_sha256) == 64
+    assert version.artifact_bytes == len(version.artifact) > 0
+    metrics = version.metrics
+    assert metrics["examples"] == 150
+    assert metrics["folds"] == 5
+    assert sorted(metrics["per_intent"]) == INTENT_NAMES
+    assert set(metrics["per_intent"]["card_lost"]) == {"precision", "recall", "f1", "support"}
+    assert metrics["accuracy"] >= 0.9
+    assert 0 <= metrics["ece"] <= 0.1
+    assert isinstance(metrics["most_confused"], list)
+    # the rows became examples and the intents were created
+    assert sorted(Intent.objects.values_list("name", flat=True)) == INTENT_NAMES
+    assert TrainingExample.objects.filter(source=ExampleSource.IMPORT).count() == 150
+
+
+def test_importing_the_same_rows_twice_stores_each_example_once():
+    # given
+    rows = [LabelledText(text=text, intent=intent) for text, intent in synthetic_rows()]
+    assert training_examples_import(rows=rows) == 150
+    # when
+    created = training_examples_import(rows=rows)
+    # then
+    assert created == 0
+    assert TrainingExample.objects.count() == 150
+
+
+def test_an_intent_with_too_few_examples_is_skipped_and_reported(tmp_path: Path):
+    # given
+    path = tmp_path / "data.csv"
+    path.write_bytes(csv_bytes([*synthetic_rows(), ("what a lovely bank", "compliment")]))
+    # when
+    result = classifier_train_from_csv(path=path)
+    # then
+    assert result.report.skipped_intents == {
+        "compliment": "1 example, at least 5 needed: add examples for it or leave it out"
+    }
+    assert result.version.intent_count == 5
+    assert "compliment" not in result.version.metrics["per_intent"]
+
+
+def test_a_failed_training_is_recorded_and_keeps_the_active_version(
+    active_classifier, tmp_path: Path
+):
+    # given: a file with a single usable intent
+    path = tmp_path / "one.csv"
+    path.write_bytes(csv_bytes([(f"card lost number {i}", "card_lost") for i in range(10)]))
+    # when
+    with pytest.raises(ValidationError) as refused:
+        classifier_train_from_csv(path=path, activate=True)
+    # then
+    assert refused.value.message == (
+        "training needs at least 2 intents with 5 or more examples each; this data has 1 "
+        "(of 1 intents). Add examples per intent."
+    )
+    failed = ClassifierVersion.objects.exclude(id=active_classifier.id).get()
+    assert failed.status == TrainingStatus.FAILED
+    assert failed.error == refused.value.message
+    assert failed.is_active is False
+    assert ClassifierVersion.objects.get(is_active=True).id == active_classifier.id
+
+
+def test_the_command_trains_reports_and_activates(synthetic_csv):
+    # given
+    output = StringIO()
+    # when
+    call_command("triage_train", str(synthetic_csv), "--activate", stdout=output)
+    # then
+    version = ClassifierVersion.objects.get()
+    assert version.is_active is True
+    text = output.getvalue()
+    assert "rows read: 150, skipped: 0" in text
+    assert f"classifier version {version.id}: 150 examples, 5 intents" in text
+    assert "accuracy" in text and "macro-F1" in text and "ECE" in text
+    assert f"version {version.id} is now active" in text
+
+
+def test_the_command_refuses_a_file_without_the_category_column(tmp_path: Path):
+    # given
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"text,label\nmy card is lost,card_lost\n")
+    # when
+    with pytest.raises(CommandError) as refused:
+        call_command("triage_train", str(path), stdout=StringIO())
+    # then: refused before anything was stored
+    assert str(refused.value).startswith("training refused: missing column 'category'")
+    assert ClassifierVersion.objects.count() == 0
+    assert TrainingExample.objects.count() == 0
+
+
+def test_activation_and_rollback_switch_the_single_active_version(make_ready_version):
+    # given: two ready versions, the second one activated after the first
+    first = make_ready_version(activate=True)
+    second = make_ready_version(activate=True)
+    assert list(ClassifierVersion.objects.filter(is_active=True).values_list("id", flat=True)) == [
+        second.id
+    ]
+    # when
+    back = classifier_version_rollback()
+    # then
+    assert back.id == first.id
+    assert list(ClassifierVersion.objects.filter(is_active=True).values_list("id", flat=True)) == [
+        first.id
+    ]
+    # and activating the second again is the same one action
+    classifier_version_activate(version_id=second.id)
+    assert ClassifierVersion.objects.get(is_active=True).id == second.id
+
+
+def test_the_database_refuses_two_active_versions(active_classifier):
+    # given
+    other = classifier_version_start(training_source=TrainingSource.CSV)
+    ClassifierVersion.objects.filter(id=other.id).update(status=TrainingStatus.READY, artifact=b"x")
+    # when / then
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ClassifierVersion.objects.filter(id=other.id).update(is_active=True)
+
+
+def test_a_version_that_is_not_ready_cannot_be_activated(active_classifier):
+    # given
+    pending = classifier_version_start(training_source=TrainingSource.DATABASE)
+    # when
+    with pytest.raises(ConflictError):
+        classifier_version_activate(version_id=pending.id)
+    # then
+    assert ClassifierVersion.objects.get(is_active=True).id == active_classifier.id
+
+
+def test_corrections_are_counted_until_a_database_training_uses_them(active_classifier):
+    # given: an agent says a delivery-looking text is about a lost card
+    training_example_record_correction(
+        text="my parcel with the new card never came, I think it was stolen",
+        intent_name="card_lost",
+    )
+    assert corrections_waiting_count() == 1
+    version = classifier_version_start(training_source=TrainingSource.DATABASE)
+    # when
+    classifier_train_from_database(version_id=version.id, activate=True)
+    # then
+    version.refresh_from_db()
+    assert version.status == TrainingStatus.READY
+    assert version.is_active is True
+    assert version.example_count == 151
+    assert corrections_waiting_count() == 0
+
+
+def test_a_correction_to_an_unknown_intent_is_refused():
+    # when
+    with pytest.raises(NotFoundError) as refused:
+        training_example_record_correction(text="hello", intent_name="nope")
+    # then
+    assert refused.value.message == "no intent named 'nope'"
+    assert TrainingExample.objects.count() == 0
+
+
+def test_the_latest_correction_wins_over_the_imported_label():
+    # given: an imported text, re-labelled by an agent
+    training_examples_import(rows=[LabelledText(text=t, intent=i) for t, i in synthetic_rows()])
+    training_example_record_correction(text="where is my card", intent_name="card_lost")
+    training_example_record_correction(text="Where is my card", intent_name="delivery_status")
+    # when
+    rows, _ = training_rows_from_database()
+    # then
+    labels = [row.intent for row in rows if row.text.lower() == "where is my card"]
+    assert labels == ["delivery_status"]
+
+
+def test_a_policy_is_kept_when_importing_again():
+    # given
+    rows = [LabelledText(text=text, intent=intent) for text, intent in synthetic_rows()]
+    training_examples_import(rows=rows)
+    Intent.objects.filter(name="card_lost").update(handoff_policy=HandoffPolicy.ALWAYS_HUMAN)
+    # when
+    training_examples_import(rows=rows)
+    # then
+    assert Intent.objects.get(name="card_lost").handoff_policy == HandoffPolicy.ALWAYS_HUMAN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_training_runs_in_a_real_worker_and_activates(celery_worker_process, tmp_path):
+    # given: examples in the database, no version
+    from apps.triage.csv_import import LabelledText
+    from apps.triage.services import training_examples_import
+
+    training_examples_import(rows=[LabelledText(text=t, intent=i) for t, i in synthetic_rows()])
+    # when
+    with transaction.atomic():
+        version = classifier_version_queue_training(activate=True)
+    # then
+    done = wait_for(
+        lambda: ClassifierVersion.objects.filter(
+            id=version.id, status__in=[TrainingStatus.READY, TrainingStatus.FAILED]
+        ).first(),
+        timeout=120,
+    )
+    assert (done.status, done.error) == (TrainingStatus.READY, "")
+    assert done.is_active is True
+    assert done.example_count == 150
