@@ -112,9 +112,13 @@ def test_a_punctuation_only_query_returns_nothing(demo_kb):
     assert chunk_search(query="?!... ,;:", k=5) == []
 
 
-def test_hybrid_search_with_a_bounded_fulltext_pool_still_ranks_the_right_article(demo_kb):
-    # given: every query counts as matching too many chunks to rank them all
-    bounded = FusionSettings(fulltext_max_ranked=0)
+@pytest.mark.parametrize(
+    "bounded",
+    [FusionSettings(fulltext_max_ranked=0), FusionSettings(fulltext_full_rank_max_chunks=-1)],
+    ids=["many-matches", "large-table"],
+)
+def test_hybrid_search_with_a_bounded_fulltext_pool_still_ranks_the_right_article(demo_kb, bounded):
+    # given: too many matches, or too many chunks, to rank every full-text match
     # when
     hits = chunk_search(
         query="how long do refunds take to paypal", k=5, fusion=bounded, source=demo_kb
