@@ -361,3 +361,5 @@ TRIAGE_MAX_BATCH = env_int("TRIAGE_MAX_BATCH", 256, minimum=1)
 TRIAGE_MAX_MESSAGE_CHARS = env_int("TRIAGE_MAX_MESSAGE_CHARS", 20000, minimum=100)
 TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, minimum=100)
 TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)
+# Cross-validation folds trained in parallel threads during training.
+TRIAGE_TRAINING_JOBS = env_int("TRIAGE_TRAINING_JOBS", 2, minimum=1)
