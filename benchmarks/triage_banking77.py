@@ -32,6 +32,7 @@ import django  # noqa: E402
 django.setup()
 
 import numpy as np  # noqa: E402
+from django.conf import settings  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
@@ -99,7 +100,11 @@ def main() -> None:
     train_vectors = np.asarray(embed(train_texts), dtype=np.float32)
     embedded = time.perf_counter()
     outcome = classifier.train(
-        texts=train_texts, embeddings=train_vectors, labels=train_labels, intents=intents
+        texts=train_texts,
+        embeddings=train_vectors,
+        labels=train_labels,
+        intents=intents,
+        jobs=settings.TRIAGE_TRAINING_JOBS,
     )
     training_seconds = time.perf_counter() - started
     print(
@@ -113,7 +118,7 @@ def main() -> None:
 
     test_vectors = np.asarray(embed(test_texts), dtype=np.float32)
     predictions = outcome.model.predict(test_texts, test_vectors)
-    predicted = predictions.probabilities.argmax(axis=1)
+    predicted = predictions.top_index
     ours = classification_metrics(
         true=test_targets, predicted=predicted, confidence=predictions.confidence, labels=intents
     )

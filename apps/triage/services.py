@@ -182,6 +182,7 @@ def classifier_version_train(
             embeddings=vectors,
             labels=[row.intent for row in kept],
             intents=intents,
+            jobs=settings.TRIAGE_TRAINING_JOBS,
         )
         artifact = outcome.model.to_bytes()
     except Exception as error:

@@ -3,7 +3,7 @@ from celery import shared_task
 from apps.triage.services import classifier_train_from_database
 
 
-@shared_task(name="triage.classifier_train_from_database", acks_late=True)
+@shared_task(name="triage.classifier_train_from_database", acks_late=True, queue="ingest")
 def classifier_train_from_database_task(version_id: int, activate: bool = False) -> None:
     """Train the pending classifier version `version_id` on the stored examples.
 

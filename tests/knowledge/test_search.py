@@ -110,3 +110,27 @@ def test_invalid_searches_raise_a_clear_validation_error(arguments, message):
 def test_a_punctuation_only_query_returns_nothing(demo_kb):
     # when / then
     assert chunk_search(query="?!... ,;:", k=5) == []
+
+
+@pytest.mark.parametrize(
+    "bounded",
+    [FusionSettings(fulltext_max_ranked=0), FusionSettings(fulltext_full_rank_max_chunks=-1)],
+    ids=["many-matches", "large-table"],
+)
+def test_hybrid_search_with_a_bounded_fulltext_pool_still_ranks_the_right_article(demo_kb, bounded):
+    # given: too many matches, or too many chunks, to rank every full-text match
+    # when
+    hits = chunk_search(
+        query="how long do refunds take to paypal", k=5, fusion=bounded, source=demo_kb
+    )
+    # then: full text still ranks the vector candidates
+    assert hits[0].external_id == "returns/refund-timing.md"
+    assert hits[0].fulltext_rank is not None
+
+
+def test_a_query_of_stop_words_only_still_searches_by_meaning(demo_kb):
+    # when
+    hits = chunk_search(query="how do I do it", k=3, source=demo_kb)
+    # then: no full-text terms, vector results only
+    assert len(hits) == 3
+    assert all(hit.fulltext_rank is None for hit in hits)

@@ -2,7 +2,7 @@ import pytest
 
 from apps.core.exceptions import ValidationError
 from apps.triage import runtime
-from apps.triage.models import HandoffPolicy, Intent
+from apps.triage.models import ClassifierVersion, HandoffPolicy, Intent
 from apps.triage.services import (
     classifier_version_activate,
     message_classify,
@@ -120,3 +120,18 @@ def test_the_model_is_loaded_once_per_process_and_again_when_the_active_version_
     # then
     assert runtime.load_count() == loads + 1
     assert result.classifier_version_id == second.id != first.id
+
+
+def test_an_unloadable_active_artifact_leaves_messages_unclassified_with_the_reason(
+    make_ready_version,
+):
+    # given: the active version's artifact is not one this code can read
+    version = make_ready_version(activate=True)
+    ClassifierVersion.objects.filter(id=version.id).update(artifact=b"not a model")
+    # when
+    result = message_classify(text="where is my parcel")
+    # then
+    assert (result.intent, result.classifier_version_id) == (None, None)
+    assert result.reason == (
+        "the active classifier cannot be loaded: retrain or activate another version"
+    )
