@@ -9,22 +9,27 @@ from apps.accounts.models import User
 from apps.tickets.models import Ticket, TicketStatus
 
 
-def ticket_version(ticket: Ticket) -> str:
-    """A token that changes whenever the ticket changes (every service touches updated_at)."""
-    return str(int(ticket.updated_at.timestamp() * 1_000_000))
+def ticket_version(ticket: Ticket, last_message_id: int) -> str:
+    """What an agent's decision rests on: the status, the assignee and the last message.
+
+    Not `updated_at`: the copilot records triage results on the ticket while an agent reads
+    it, and that must not turn the agent's reply into a conflict. A new draft is checked
+    separately (draft actions carry the draft's id).
+    """
+    return f"{ticket.status}.{ticket.assignee_id or 0}.{last_message_id}"
 
 
 class SeenStateForm(forms.Form):
     """The ticket as the agent saw it when they opened the page."""
 
-    version = forms.CharField(widget=forms.HiddenInput, max_length=32)
+    version = forms.CharField(widget=forms.HiddenInput, max_length=80)
     seen_status = forms.ChoiceField(choices=TicketStatus.choices, widget=forms.HiddenInput)
     seen_message_id = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
 
     @classmethod
     def initial_for(cls, ticket: Ticket, last_message_id: int) -> dict[str, object]:
         return {
-            "version": ticket_version(ticket),
+            "version": ticket_version(ticket, last_message_id),
             "seen_status": ticket.status,
             "seen_message_id": last_message_id,
         }

@@ -16,10 +16,11 @@ def seen(ticket: Ticket) -> dict[str, object]:
     """The hidden fields a form carries: the ticket as the agent saw it."""
     ticket.refresh_from_db()
     last = Message.objects.filter(ticket=ticket).order_by("-id").values_list("id", flat=True)
+    last_message_id = last.first() or 0
     return {
-        "version": ticket_version(ticket),
+        "version": ticket_version(ticket, last_message_id),
         "seen_status": ticket.status,
-        "seen_message_id": last.first() or 0,
+        "seen_message_id": last_message_id,
     }
 
 
@@ -45,7 +46,7 @@ def test_ticket_page_shows_conversation_customer_and_previous_tickets(agent_clie
     assert "Second question" in page
     assert earlier.customer.email in page
     assert f'href="/inbox/tickets/{earlier.pk}/"' in page
-    assert f'name="version" value="{ticket_version(ticket)}"' in page
+    assert f'name="version" value="{seen(ticket)["version"]}"' in page
 
 
 def test_unknown_ticket_is_404(agent_client):
@@ -118,7 +119,7 @@ def test_reply_on_a_ticket_changed_meanwhile_is_a_conflict_that_keeps_the_text(a
     assert "Hello??" in page
     assert state(ticket) == before
     # and the refreshed form now carries the new version: sending again is deliberate
-    assert f'name="version" value="{ticket_version(ticket)}"' in page
+    assert f'name="version" value="{seen(ticket)["version"]}"' in page
 
 
 def test_assign_after_another_agent_assigned_is_a_conflict(agent_client, agent, other_agent):
@@ -246,3 +247,17 @@ def test_changes_poll_reports_what_changed(agent_client, other_agent):
     # then
     assert unchanged.content.decode().strip() == ""
     assert "it was updated (now assigned to bob)" in changed.content.decode()
+
+
+def test_triage_recorded_meanwhile_is_not_a_conflict(agent_client):
+    # given: the copilot stores the triage result while the agent reads the ticket
+    from apps.tickets.services import ticket_triage_record
+
+    ticket = conversation_create()
+    loaded = seen(ticket)
+    ticket_triage_record(ticket=ticket, intent="shipping", intent_confidence=0.9, language="en")
+    # when
+    response = agent_client.post(f"/inbox/tickets/{ticket.pk}/reply", {**loaded, "body": "Hi"})
+    # then
+    assert response.status_code == 302
+    assert Message.objects.filter(ticket=ticket, author_kind="agent").count() == 1

@@ -126,7 +126,7 @@ def ticket_changes(request: HttpRequest, ticket_id: int) -> HttpResponse:
         seen_message_id = 0
     changes = (
         []
-        if seen_version == ticket_version(ticket)
+        if seen_version == ticket_version(ticket, _last_message_id(ticket))
         else _changes(
             ticket,
             seen_status=request.GET.get("seen_status", ticket.status),
@@ -165,7 +165,7 @@ def _perform(
         context = ticket_context(request, ticket, forms={form_name: form})
         return render(request, "inbox/ticket.html", context, status=422)
     data = form.cleaned_data
-    if data["version"] != ticket_version(ticket):
+    if data["version"] != ticket_version(ticket, _last_message_id(ticket)):
         changes = _changes(
             ticket, seen_status=data["seen_status"], seen_message_id=data["seen_message_id"]
         )
