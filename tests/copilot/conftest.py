@@ -26,6 +26,7 @@ from apps.tickets.services import Actor, customer_resolve, ticket_create
 from apps.triage import classifier
 from apps.triage.models import ClassifierVersion, TrainingSource, TrainingStatus
 from apps.triage.services import classifier_version_activate, intent_upsert
+from tests.llm.fake_openai import FakeOpenAI, RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures/demo"
@@ -135,3 +136,24 @@ def customer_ticket(
     return ticket_create(
         customer=customer, body=body, channel=channel, actor=Actor.for_customer(customer)
     )
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_server() -> Iterator[RunningServer]:
+    server = RunningServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_server: RunningServer, settings, monkeypatch) -> FakeOpenAI:  # type: ignore[no-untyped-def]
+    """Every alias served by one fake OpenAI-compatible server (script emptied per test)."""
+    fake = _fake_openai_server.fake
+    fake.reset()
+    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-fake")
+    deployment = Deployment(
+        model="openai/gpt-4o-mini", api_base=fake.base_url, api_key_env="FAKE_OPENAI_KEY"
+    )
+    settings.LLM_DEPLOYMENTS = {alias: (deployment,) for alias in ALIASES}
+    router_reset()
+    return fake
