@@ -307,12 +307,26 @@ def _compose(
             prompt=prompt,
             intent=result.intent,
         )
-        cached = _cached_reply(entry, by_passage) if entry is not None else None
-        if cached is not None and entry is not None:
+        if entry is not None:
+            cached = entry.reply
             result.cache_hit = kind
             ReplyCacheEntry.objects.filter(pk=entry.pk).update(hits=entry.hits + 1)
+    # passage id → the cited passage as stored on the draft; and what validation reads
+    lookup = {p.id: _hit_json(p.id, hit) for p, hit in zip(passages, hits, strict=True)}
+    evidence = [EvidencePassage(id=p.id, text=p.text, url=by_passage[p.id].url) for p in passages]
     if cached is not None:
-        reply, citations, answerable, result.model = cached
+        # The cached reply is judged against the passages it was written from (a paraphrase
+        # may retrieve other chunks of the same articles), relabelled C1, C2, ...
+        lookup = {
+            f"C{index}": {**cited, "passage_id": f"C{index}"}
+            for index, cited in enumerate(cached["citations"], start=1)
+        }
+        evidence = [
+            EvidencePassage(id=pid, text=cited["passage"], url=cited["url"])
+            for pid, cited in lookup.items()
+        ]
+        reply, citations, answerable = cached["reply"], list(lookup), True
+        result.model = cached["model"]
         call = cache_hit_record(
             purpose="draft",
             alias=choice.alias,
@@ -366,8 +380,7 @@ def _compose(
                 kb_version=result.knowledge_version,
                 prompt=prompt,
                 reply=reply,
-                citations=citations,
-                by_passage=by_passage,
+                citations=[lookup[c] for c in citations if c in lookup],
                 model=result.model,
             )
     result.body = reply
@@ -376,7 +389,6 @@ def _compose(
     clock.lap("draft")
 
     # --- validation
-    evidence = [EvidencePassage(id=p.id, text=p.text, url=by_passage[p.id].url) for p in passages]
     validation = draft_validate(
         reply=reply,
         citations=citations,
@@ -385,11 +397,7 @@ def _compose(
         courtesy=(extractive.GREETING, extractive.CLOSING),
     )
     result.validation = validation.as_dict()
-    result.citations = [
-        _hit_json(citation, by_passage[citation])
-        for citation in citations
-        if citation in by_passage
-    ]
+    result.citations = [lookup[citation] for citation in citations if citation in lookup]
     clock.lap("validate")
 
     # --- confidence and decision
@@ -464,20 +472,6 @@ def _decide(
         )
 
 
-def _cached_reply(
-    entry: ReplyCacheEntry, by_passage: dict[str, SearchHit]
-) -> tuple[str, list[str], bool, str] | None:
-    """The cached reply with its citations mapped onto this retrieval's passage ids; None
-    when a cited chunk is not among the passages retrieved now (then the model drafts)."""
-    passage_of_chunk = {hit.chunk_id: passage_id for passage_id, hit in by_passage.items()}
-    citations = []
-    for chunk_id in entry.reply.get("chunk_ids", []):
-        if chunk_id not in passage_of_chunk:
-            return None
-        citations.append(passage_of_chunk[chunk_id])
-    return entry.reply["reply"], citations, bool(entry.reply["answerable"]), entry.reply["model"]
-
-
 def _cache_store(
     *,
     key: str,
@@ -487,11 +481,9 @@ def _cache_store(
     kb_version: str,
     prompt: PromptTemplate,
     reply: str,
-    citations: list[str],
-    by_passage: dict[str, SearchHit],
+    citations: list[dict],
     model: str,
 ) -> None:
-    chunk_ids = [by_passage[c].chunk_id for c in citations if c in by_passage]
     ReplyCacheEntry.objects.update_or_create(
         key=key,
         defaults={
@@ -502,8 +494,7 @@ def _cache_store(
             "prompt": prompt,
             "reply": {
                 "reply": reply,
-                "chunk_ids": chunk_ids,
-                "answerable": True,
+                "citations": citations,
                 "model": model,
             },
         },

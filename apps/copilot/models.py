@@ -286,7 +286,7 @@ class ReplyCacheEntry(TimeStampedModel):
     intent = models.CharField(max_length=100, blank=True)
     knowledge_version = models.CharField(max_length=100)
     prompt = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="+")
-    reply = models.JSONField(help_text="reply, citations (article-level), answerable, model")
+    reply = models.JSONField(help_text="reply, model, citations (the cited passages)")
     hits = models.PositiveIntegerField(default=0)
 
     class Meta:

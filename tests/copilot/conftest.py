@@ -113,7 +113,8 @@ def _isolated_gateway(settings) -> Iterator[None]:  # type: ignore[no-untyped-de
     """Offline drafter, no budgets, fresh Router and closed circuits for every test."""
     settings.LLM_DEPLOYMENTS = {alias: (Deployment(LOCAL_EXTRACTIVE),) for alias in ALIASES}
     settings.LLM_FALLBACKS = {"draft-fast": ("draft-strong",), "draft-strong": (), "judge": ()}
-    settings.LLM_REQUEST_TIMEOUT = 2.0
+    # The first offline draft of a process imports litellm and warms up: not a timeout.
+    settings.LLM_REQUEST_TIMEOUT = 30.0
     settings.LLM_NUM_RETRIES = 0
     settings.LLM_BUDGET_DAILY_USD = 0.0
     settings.LLM_BUDGET_MONTHLY_USD = 0.0

@@ -182,7 +182,7 @@ def test_a_fake_openai_model_drafts_with_tokens_and_cost(copilot_ready, fake_ope
             )
         )
     )
-    ticket, message = customer_ticket(PASSWORD_QUESTION)
+    _, message = customer_ticket(PASSWORD_QUESTION)
     # when
     draft = pipeline_run(message_id=message.id)
     # then
@@ -198,7 +198,7 @@ def test_a_fake_openai_model_drafts_with_tokens_and_cost(copilot_ready, fake_ope
 def test_an_unanswerable_reply_is_handed_off_with_no_answer(copilot_ready, fake_openai):
     # given
     fake_openai.reset(default=Reply.ok('{"reply": "", "citations": [], "answerable": false}'))
-    ticket, message = customer_ticket(PASSWORD_QUESTION)
+    _, message = customer_ticket(PASSWORD_QUESTION)
     # when
     draft = pipeline_run(message_id=message.id)
     # then
