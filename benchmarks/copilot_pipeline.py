@@ -281,7 +281,7 @@ def main() -> None:
         print(f"  written to {CALIBRATION_FIXTURE.relative_to(ROOT)}")
 
     questions = gold_read(path=GOLD)
-    fit_half, held_half = gold_split(questions)
+    _, held_half = gold_split(questions)
     held = {q.question for q in held_half}
     rows = gold_run(questions)
     quality("all gold questions, local/extractive, shipped thresholds", rows)

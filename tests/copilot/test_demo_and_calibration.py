@@ -69,15 +69,20 @@ def test_demo_setup_creates_intents_links_classifier_and_prompt_once(tiny_kb, tm
 def test_calibrate_fits_on_half_and_reports_the_held_out_half(copilot_ready, tmp_path):
     # given: a small gold set, half answerable in the KB, half to hand off
     gold = tmp_path / "gold.tsv"
+    password, refund, tracking = (
+        "account/reset-password.md",
+        "returns/refund-timing.md",
+        "shipping/tracking.md",
+    )
     rows = [
-        ("I forgot my password and cannot get back in", "reset_password", "account/reset-password.md", ""),
-        ("the password reset link never shows up in my inbox", "reset_password", "account/reset-password.md", ""),
-        ("how do I set a new password, mine stopped working", "reset_password", "account/reset-password.md", ""),
-        ("when will I get my money back for the return", "refund_status", "returns/refund-timing.md", ""),
-        ("you got my return a week ago, where is the refund", "refund_status", "returns/refund-timing.md", ""),
-        ("how long does a refund take once you have the parcel", "refund_status", "returns/refund-timing.md", ""),
-        ("my tracking link shows nothing yet", "track_order", "shipping/tracking.md", ""),
-        ("where can I follow my parcel", "track_order", "shipping/tracking.md", ""),
+        ("I forgot my password and cannot get back in", "reset_password", password, ""),
+        ("the password reset link never shows up in my inbox", "reset_password", password, ""),
+        ("how do I set a new password, mine stopped working", "reset_password", password, ""),
+        ("when will I get my money back for the return", "refund_status", refund, ""),
+        ("you got my return a week ago, where is the refund", "refund_status", refund, ""),
+        ("how long does a refund take once you have the parcel", "refund_status", refund, ""),
+        ("my tracking link shows nothing yet", "track_order", tracking, ""),
+        ("where can I follow my parcel", "track_order", tracking, ""),
         ("what is the opening time of your shop on sunday", "", "", "no_answer"),
         ("do you sell car tyres for a truck", "", "", "out_of_scope"),
         ("is there a student discount", "", "", "no_answer"),
