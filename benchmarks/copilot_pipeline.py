@@ -163,11 +163,11 @@ def cost_report(rows: list[tuple]) -> None:  # type: ignore[type-arg]
     total = prompt_cost + completion_cost
     resolved = sum(1 for _, d, _ in rows if d.decision == "auto_sent")
     drafted = sum(1 for _, d, _ in rows if d.input_tokens)
+    per_resolved = f"${total / resolved:.6f}" if resolved else "n/a (nothing auto-sent)"
     print(
         f"\ncost at {PRICE_MODEL} prices (litellm local table): {input_tokens} input + "
         f"{output_tokens} output tokens over {drafted} model calls = ${total:.5f}; "
-        f"per resolved (auto-sent) ticket ${total / max(1, resolved):.6f}; "
-        f"per ticket ${total / len(rows):.6f}"
+        f"per ticket ${total / len(rows):.6f}; per resolved (auto-sent) ticket {per_resolved}"
     )
 
 
