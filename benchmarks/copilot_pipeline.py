@@ -259,9 +259,9 @@ def main() -> None:
         f"{metrics['expected_calibration_error']:.3f}, Brier {metrics['brier']:.3f}; "
         f"auto-send threshold {report.threshold:.4f}"
     )
-    print(
-        f"  weights: {dict(zip(report.fitted['feature_names'], [round(w, 3) for w in report.fitted['weights']], strict=True))}, bias {report.fitted['bias']:.3f}"
-    )
+    weights = [round(weight, 3) for weight in report.fitted["weights"]]
+    named = dict(zip(report.fitted["feature_names"], weights, strict=True))
+    print(f"  weights: {named}, bias {report.fitted['bias']:.3f}")
     if arguments.write_calibration:
         calibration = report.calibration
         CALIBRATION_FIXTURE.parent.mkdir(parents=True, exist_ok=True)
