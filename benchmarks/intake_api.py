@@ -32,7 +32,7 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from apps.core.embedded import EmbeddedRedis, services_start  # noqa: E402
 
 
 @dataclass
@@ -133,16 +133,8 @@ def main() -> int:
     options = parser.parse_args()
 
     home = Path(os.environ.get("DESKPILOT_HOME", BASE_DIR / ".deskpilot")).resolve() / "bench"
-    started_services: list[EmbeddedPostgres | EmbeddedRedis] = []
+    started_services = services_start(home)
     env = dict(os.environ)
-    if not env.get("DATABASE_URL"):
-        postgres = EmbeddedPostgres(home)
-        env["DATABASE_URL"] = postgres.start()
-        started_services.append(postgres)
-    if not env.get("REDIS_URL"):
-        redis = EmbeddedRedis(home)
-        env["REDIS_URL"] = redis.start()
-        started_services.append(redis)
     env.update(
         DESKPILOT_HOME=str(home),
         DJANGO_SETTINGS_MODULE="config.settings",

@@ -42,18 +42,11 @@ started_services: list = []
 
 
 def services_start() -> None:
-    from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis
+    from apps.core.embedded import services_start as embedded_services_start
 
     home = Path(os.environ.get("DESKPILOT_HOME", ROOT / ".deskpilot")).resolve() / "bench"
     os.environ["DESKPILOT_HOME"] = str(home)
-    if not os.environ.get("DATABASE_URL"):
-        postgres = EmbeddedPostgres(home)
-        os.environ["DATABASE_URL"] = postgres.start()
-        started_services.append(postgres)
-    if not os.environ.get("REDIS_URL"):
-        redis = EmbeddedRedis(home)
-        os.environ["REDIS_URL"] = redis.start()
-        started_services.append(redis)
+    started_services.extend(embedded_services_start(home))
 
 
 def percentile(values: list[float], share: float) -> float:

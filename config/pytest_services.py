@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis
+from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis, services_start
 
 _started: list[EmbeddedPostgres | EmbeddedRedis] = []
 
@@ -29,14 +29,8 @@ def pytest_load_initial_conftests(early_config, parser, args):  # type: ignore[n
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     home = Path(os.environ.get("DESKPILOT_HOME", ".deskpilot")).resolve() / "test"
     os.environ["DESKPILOT_HOME"] = str(home)
-    if not os.environ.get("DATABASE_URL"):
-        postgres = EmbeddedPostgres(home)
-        os.environ["DATABASE_URL"] = postgres.start()
-        _started.append(postgres)
-    if not os.environ.get("REDIS_URL"):
-        redis = EmbeddedRedis(home)
-        os.environ["REDIS_URL"] = redis.start()
-        _started.append(redis)
+    _started.extend(services_start(home))
+    if any(isinstance(service, EmbeddedRedis) for service in _started):
         # Our own throwaway Redis: start from empty queues, not an earlier run's tasks.
         import redis as redis_client
 

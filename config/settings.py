@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -205,8 +206,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Health probes come over plain HTTP from the orchestrator, inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# /readyz names what is down; the error texts behind it (hosts, roles) only with this on.
+HEALTH_DETAILS = env_bool("HEALTH_DETAILS", DEBUG)
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -365,3 +366,12 @@ TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, m
 TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)
 # Cross-validation folds trained in parallel threads during training.
 TRIAGE_TRAINING_JOBS = env_int("TRIAGE_TRAINING_JOBS", 2, minimum=1)
+# --- copilot pipeline (apps/copilot); the admin's CopilotPolicy row overrides these -----------
+COPILOT_AUTO_SEND_THRESHOLD = env_float("COPILOT_AUTO_SEND_THRESHOLD", 0.9, minimum=0.0)
+COPILOT_REVIEW_THRESHOLD = env_float("COPILOT_REVIEW_THRESHOLD", 0.3, minimum=0.0)
+COPILOT_TOP_K = env_int("COPILOT_TOP_K", 4, minimum=1)
+COPILOT_GROUNDEDNESS_THRESHOLD = env_float("COPILOT_GROUNDEDNESS_THRESHOLD", 0.7, minimum=0.0)
+COPILOT_INTENT_BOOST = env_float("COPILOT_INTENT_BOOST", 0.02, minimum=0.0)
+COPILOT_SEMANTIC_CACHE_SIMILARITY = env_float("COPILOT_SEMANTIC_CACHE_SIMILARITY", 0.95)
+COPILOT_STREAM_REPLAY_SECONDS = env_int("COPILOT_STREAM_REPLAY_SECONDS", 300, minimum=10)
+COPILOT_PIPELINE_MAX_RETRIES = env_int("COPILOT_PIPELINE_MAX_RETRIES", 3, minimum=0)

@@ -15,3 +15,4 @@ STORAGES = {
 CACHES["default"]["KEY_PREFIX"] = "deskpilot-test"  # noqa: F405
 # Static files come from the finders in tests; nothing is collected.
 WHITENOISE_AUTOREFRESH = True
+HEALTH_DETAILS = True

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from apps.api.views.drafts import DraftRegenerateView, DraftStreamView
 from apps.api.views.inbound_email import InboundEmailView
 from apps.api.views.knowledge import (
     ArticleCollectionView,
@@ -22,6 +23,14 @@ urlpatterns = [
         "tickets/<str:ticket_id>/messages",
         TicketMessageCreateView.as_view(),
         name="ticket-messages",
+    ),
+    path(
+        "tickets/<str:ticket_id>/draft/stream", DraftStreamView.as_view(), name="draft-stream"
+    ),
+    path(
+        "tickets/<str:ticket_id>/draft/regenerate",
+        DraftRegenerateView.as_view(),
+        name="draft-regenerate",
     ),
     path("inbound/email", InboundEmailView.as_view(), name="inbound-email"),
     path("articles", ArticleCollectionView.as_view(), name="articles"),

@@ -1,20 +1,442 @@
-"""The copilot pipeline. For now, one step: record that a customer message awaits triage."""
+"""The copilot pipeline and the agent's actions on drafts.
+
+`pipeline_run` composes a draft for a customer message (apps.copilot.compose) without any
+lock, then locks the ticket, checks that nothing changed (an agent took over, the ticket
+was handed off or resolved, a newer customer message arrived) and saves and acts in one
+transaction. One draft per message: a rerun after a crash finds it and does nothing.
+"""
 
 from __future__ import annotations
 
-from apps.tickets.models import PipelineStatus
-from apps.tickets.services import message_pipeline_advance
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from apps.accounts.models import User
+from apps.copilot import streaming
+from apps.copilot.compose import Composition, draft_compose
+from apps.copilot.models import (
+    Decision,
+    Draft,
+    DraftStatus,
+    HandoffReason,
+    PromptTemplate,
+    Takeover,
+)
+from apps.copilot.prompts import DEFAULT_DRAFT_PROMPT
+from apps.copilot.selectors import DRAFT_PURPOSE, draft_for_message, prompt_active
+from apps.core.exceptions import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from apps.llm.services import StreamEvent
+from apps.tickets.email_outbound import email_reply_send
+from apps.tickets.models import AuthorKind, Channel, Message, PipelineStatus, Ticket, TicketStatus
+from apps.tickets.selectors import customer_message_latest, message_get, ticket_lock
+from apps.tickets.services import (
+    Actor,
+    message_add,
+    message_pipeline_advance,
+    message_triage_record,
+    ticket_assign,
+    ticket_handoff,
+    ticket_review_request,
+    ticket_triage_record,
+)
+
+logger = logging.getLogger(__name__)
+
+RUNNABLE = (
+    PipelineStatus.UNSCHEDULED,
+    PipelineStatus.QUEUED,
+    PipelineStatus.AWAITING_TRIAGE,
+    # A run killed half-way left it processing: the next run takes it over.
+    PipelineStatus.PROCESSING,
+)
+CLOSED_STATUSES = (TicketStatus.HANDED_OFF, TicketStatus.RESOLVED)
 
 
-def pipeline_run(*, message_id: int) -> bool:
-    """Take a customer message into the pipeline; True when this run took it.
+# --- prompts -------------------------------------------------------------------------------
 
-    Idempotent: a compare-and-set from `unscheduled`/`queued` to `awaiting_triage`, so a
-    second run (a redelivered or re-swept task) changes nothing and returns False, as does a
-    message that no longer exists.
-    """
-    return message_pipeline_advance(
-        message_id=message_id,
-        from_statuses=(PipelineStatus.UNSCHEDULED, PipelineStatus.QUEUED),
-        to_status=PipelineStatus.AWAITING_TRIAGE,
+
+def prompt_template_ensure_default() -> PromptTemplate:
+    """The active draft prompt; seeds version 1 (the default prompt) when there is none."""
+    active = prompt_active()
+    if active is not None:
+        return active
+    with transaction.atomic():
+        if PromptTemplate.objects.filter(purpose=DRAFT_PURPOSE).exists():
+            latest = PromptTemplate.objects.filter(purpose=DRAFT_PURPOSE).order_by("-version")[0]
+            PromptTemplate.objects.filter(pk=latest.pk).update(is_active=True)
+            latest.refresh_from_db()
+            return latest
+        try:
+            return PromptTemplate.objects.create(
+                purpose=DRAFT_PURPOSE,
+                version=1,
+                body=DEFAULT_DRAFT_PROMPT,
+                is_active=True,
+                note="Deskpilot's default",
+            )
+        except IntegrityError:
+            pass
+    return prompt_active()  # type: ignore[return-value]  # a concurrent seeder won
+
+
+@transaction.atomic
+def prompt_template_publish(
+    *, body: str, purpose: str = DRAFT_PURPOSE, note: str = ""
+) -> PromptTemplate:
+    """A new version of the prompt, made the active one (drafts record the version used)."""
+    if not body.strip():
+        raise ValidationError("a prompt needs a body", field="body")
+    latest = PromptTemplate.objects.filter(purpose=purpose).aggregate(v=Max("version"))["v"] or 0
+    PromptTemplate.objects.filter(purpose=purpose, is_active=True).update(is_active=False)
+    return PromptTemplate.objects.create(
+        purpose=purpose, version=latest + 1, body=body, is_active=True, note=note
     )
+
+
+# --- the pipeline --------------------------------------------------------------------------
+
+
+def _stale_reason(ticket: Ticket, message: Message) -> tuple[str, str] | None:
+    """Why the copilot must not act on this message now, or None."""
+    if Takeover.objects.filter(ticket_id=ticket.pk).exists():
+        return HandoffReason.AGENT_TOOK_OVER, "an agent took the ticket over"
+    if ticket.status in CLOSED_STATUSES:
+        return HandoffReason.AGENT_TOOK_OVER, f"the ticket is {ticket.status}"
+    latest = customer_message_latest(ticket_id=ticket.pk)
+    if latest is not None and latest.pk != message.pk:
+        return "newer_message", f"a newer customer message (#{latest.pk}) arrived"
+    return None
+
+
+def _publisher(ticket_id: int):  # type: ignore[no-untyped-def]
+    def publish(event: StreamEvent) -> None:
+        streaming.stream_publish(
+            ticket_id=ticket_id, event={"type": event.type, "text": event.text}
+        )
+
+    return publish
+
+
+def _publish_safely(ticket_id: int, event: dict) -> None:
+    # Streaming is a preview: Redis trouble must never lose or fail a draft.
+    try:
+        streaming.stream_publish(ticket_id=ticket_id, event=event)
+    except Exception:
+        logger.warning("draft stream event for ticket %s not published", ticket_id, exc_info=True)
+
+
+def pipeline_run(*, message_id: int) -> Draft | None:
+    """Run the copilot for one customer message; returns its draft (None when skipped).
+
+    Idempotent: a message that already has a draft gets it back untouched; one that is done,
+    failed or gone returns None. No lock is held while the model writes; the ticket is then
+    locked and re-checked before the draft is saved and acted on (auto-send, review, handoff).
+    """
+    message = message_get(message_id=message_id)
+    if message is None or message.author_kind != AuthorKind.CUSTOMER:
+        return None
+    existing = draft_for_message(message_id=message_id)
+    if existing is not None:
+        message_pipeline_advance(
+            message_id=message_id, from_statuses=RUNNABLE, to_status=PipelineStatus.DONE
+        )
+        return existing
+    if not message_pipeline_advance(
+        message_id=message_id, from_statuses=RUNNABLE, to_status=PipelineStatus.PROCESSING
+    ):
+        return None
+    ticket = message.ticket
+    stale = _stale_reason(ticket, message)
+    if stale is not None:
+        message_pipeline_advance(
+            message_id=message_id,
+            from_statuses=(PipelineStatus.PROCESSING,),
+            to_status=PipelineStatus.DONE,
+            error=f"not drafted: {stale[1]}",
+        )
+        return None
+    prompt = prompt_template_ensure_default()
+    _publish_safely(ticket.pk, {"type": "start", "message_id": message_id})
+    publish = _publisher(ticket.pk)
+    composition = draft_compose(
+        text=message.body,
+        prompt=prompt,
+        ticket_id=ticket.pk,
+        message_id=message_id,
+        publish=publish,
+    )
+    draft = _draft_save_and_act(message=message, composition=composition)
+    _publish_safely(
+        ticket.pk,
+        {
+            "type": "final",
+            "draft_id": draft.pk,
+            "decision": draft.decision,
+            "reason": draft.reason,
+            "status": draft.status,
+            "body": draft.body if draft.status == DraftStatus.AUTO_SENT else "",
+        },
+    )
+    return draft
+
+
+def _triage_store(message: Message, ticket: Ticket, composition: Composition) -> None:
+    message_triage_record(
+        message=message,
+        intent=composition.intent,
+        intent_confidence=composition.intent_probability,
+        intent_alternatives=composition.intent_alternatives,
+        classifier_version_id=composition.classifier_version_id,
+        language=composition.language,
+    )
+    ticket_triage_record(
+        ticket=ticket,
+        intent=composition.intent,
+        intent_confidence=composition.intent_probability,
+        language=composition.language,
+    )
+
+
+@transaction.atomic
+def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft:
+    ticket = ticket_lock(ticket_id=message.ticket_id)
+    existing = draft_for_message(message_id=message.pk)
+    if existing is not None:  # a concurrent run won while this one drafted
+        return existing
+    _triage_store(message, ticket, composition)
+    fields = composition.draft_fields()
+    stale = _stale_reason(ticket, message)
+    if stale is not None:
+        reason, detail = stale
+        if reason == HandoffReason.AGENT_TOOK_OVER:
+            # The agent owns it now: keep the draft for them, change nothing else.
+            fields.update(decision=Decision.HANDED_OFF, reason=reason, reason_detail=detail)
+            if fields["status"] != DraftStatus.NOT_DRAFTED:
+                fields["status"] = DraftStatus.PENDING
+        else:
+            fields["status"] = DraftStatus.SUPERSEDED
+            fields["reason_detail"] = f"not acted on: {detail}. {fields['reason_detail']}".strip()
+            if fields["decision"] == Decision.AUTO_SENT:
+                fields.update(decision=Decision.NEEDS_REVIEW, reason=HandoffReason.NEWER_MESSAGE)
+        draft = Draft.objects.create(ticket=ticket, message=message, generation=1, **fields)
+        _pipeline_done(message.pk)
+        return draft
+    draft = Draft.objects.create(ticket=ticket, message=message, generation=1, **fields)
+    copilot = Actor.copilot()
+    if draft.decision == Decision.AUTO_SENT:
+        sent = _reply_post(
+            ticket=ticket, body=draft.body, author_kind=AuthorKind.COPILOT, actor=copilot
+        )
+        Draft.objects.filter(pk=draft.pk).update(
+            status=DraftStatus.AUTO_SENT, sent_message_id=sent.pk
+        )
+        draft.status, draft.sent_message_id = DraftStatus.AUTO_SENT, sent.pk
+    elif draft.decision == Decision.NEEDS_REVIEW:
+        if ticket.status != TicketStatus.NEEDS_REVIEW:
+            ticket_review_request(
+                ticket=ticket,
+                actor=copilot,
+                reason=f"{draft.get_reason_display()}: {draft.reason_detail}",
+            )
+    else:
+        ticket_handoff(
+            ticket=ticket,
+            actor=copilot,
+            reason=f"{draft.get_reason_display()}: {draft.reason_detail}"[:500],
+        )
+    _pipeline_done(message.pk)
+    return draft
+
+
+def _pipeline_done(message_id: int) -> None:
+    message_pipeline_advance(
+        message_id=message_id, from_statuses=RUNNABLE, to_status=PipelineStatus.DONE
+    )
+
+
+def _reply_post(
+    *,
+    ticket: Ticket,
+    body: str,
+    author_kind: AuthorKind,
+    actor: Actor,
+    author_user: User | None = None,
+) -> Message:
+    """Post a reply on the ticket; by email too when the conversation is by email."""
+    if ticket.channel == Channel.EMAIL and ticket.customer.email:
+        return email_reply_send(
+            ticket=ticket, body=body, author_kind=author_kind, actor=actor, author_user=author_user
+        )
+    return message_add(
+        ticket=ticket, author_kind=author_kind, body=body, actor=actor, author_user=author_user
+    )
+
+
+def pipeline_fail(*, message_id: int, error: str) -> None:
+    """Record a terminal pipeline failure on the message and hand the ticket to a human.
+
+    Idempotent: a message already done or failed is left as it is.
+    """
+    if not message_pipeline_advance(
+        message_id=message_id, from_statuses=RUNNABLE, to_status=PipelineStatus.FAILED, error=error
+    ):
+        return
+    message = message_get(message_id=message_id)
+    if message is None:
+        return
+    with transaction.atomic():
+        ticket = ticket_lock(ticket_id=message.ticket_id)
+        if draft_for_message(message_id=message_id) is None:
+            Draft.objects.create(
+                ticket=ticket,
+                message=message,
+                generation=1,
+                status=DraftStatus.FAILED,
+                decision=Decision.HANDED_OFF,
+                reason=HandoffReason.PIPELINE_FAILED,
+                reason_detail=error[:2000],
+            )
+        if ticket.status not in CLOSED_STATUSES:
+            try:
+                ticket_handoff(
+                    ticket=ticket,
+                    actor=Actor.copilot(),
+                    reason=f"The pipeline failed: {error}"[:500],
+                )
+            except InvalidTransitionError:
+                logger.warning("ticket %s could not be handed off after a failure", ticket.pk)
+
+
+# --- agents' actions on drafts ------------------------------------------------------------
+
+
+@transaction.atomic
+def draft_send(*, draft: Draft, actor: User, body: str | None = None) -> Draft:
+    """Send a pending draft (or the agent's edited `body`) to the customer as the agent.
+
+    Compare-and-set: a draft already sent, rejected or superseded raises ConflictError and
+    nothing is sent. By email too for an email ticket.
+    """
+    text = draft.body if body is None else body
+    if not text.strip():
+        raise ValidationError("the reply is empty", field="body")
+    claimed = Draft.objects.filter(pk=draft.pk, status=DraftStatus.PENDING, is_current=True).update(
+        status=DraftStatus.SENT, acted_by=actor
+    )
+    if claimed != 1:
+        current = Draft.objects.filter(pk=draft.pk).values_list("status", flat=True).first()
+        raise ConflictError(f"draft {draft.pk} is {current}; only a pending draft can be sent")
+    ticket = ticket_lock(ticket_id=draft.ticket_id)
+    sent = _reply_post(
+        ticket=ticket,
+        body=text,
+        author_kind=AuthorKind.AGENT,
+        actor=Actor.for_user(actor),
+        author_user=actor,
+    )
+    Draft.objects.filter(pk=draft.pk).update(sent_message_id=sent.pk)
+    draft.refresh_from_db()
+    return draft
+
+
+@transaction.atomic
+def draft_reject(*, draft: Draft, actor: User, reason: str) -> Draft:
+    """Reject a pending draft (nothing is sent); compare-and-set like `draft_send`."""
+    claimed = Draft.objects.filter(pk=draft.pk, status=DraftStatus.PENDING).update(
+        status=DraftStatus.REJECTED,
+        acted_by=actor,
+        reason_detail=f"{draft.reason_detail}\nrejected: {reason}".strip()[:5000],
+    )
+    if claimed != 1:
+        current = Draft.objects.filter(pk=draft.pk).values_list("status", flat=True).first()
+        raise ConflictError(f"draft {draft.pk} is {current}; only a pending draft can be rejected")
+    draft.refresh_from_db()
+    return draft
+
+
+def draft_regenerate(*, ticket: Ticket, actor: User | None) -> Draft:
+    """A fresh draft for the ticket's latest customer message; the previous current draft
+    is kept as superseded. Never sent on its own: it waits for the agent (status pending).
+    """
+    message = customer_message_latest(ticket_id=ticket.pk)
+    if message is None:
+        raise NotFoundError(f"ticket #{ticket.pk} has no customer message to answer")
+    prompt = prompt_template_ensure_default()
+    _publish_safely(ticket.pk, {"type": "start", "message_id": message.pk})
+    composition = draft_compose(
+        text=message.body,
+        prompt=prompt,
+        ticket_id=ticket.pk,
+        message_id=message.pk,
+        publish=_publisher(ticket.pk),
+        use_cache=False,  # the agent asked for a new one, not the same one again
+    )
+    fields = composition.draft_fields()
+    if fields["decision"] == Decision.AUTO_SENT:
+        fields.update(
+            decision=Decision.NEEDS_REVIEW,
+            reason=HandoffReason.AGENT_REQUESTED,
+            reason_detail="regenerated at an agent's request; confident enough to auto-send",
+        )
+    if fields["status"] == DraftStatus.NOT_DRAFTED:
+        pass
+    else:
+        fields["status"] = DraftStatus.PENDING
+    with transaction.atomic():
+        ticket_lock(ticket_id=ticket.pk)
+        previous = (
+            Draft.objects.select_for_update().filter(message=message, is_current=True).first()
+        )
+        generation = (
+            Draft.objects.filter(message=message).aggregate(g=Max("generation"))["g"] or 0
+        ) + 1
+        if previous is not None:
+            Draft.objects.filter(pk=previous.pk).update(
+                is_current=False,
+                status=(
+                    DraftStatus.SUPERSEDED
+                    if previous.status in (DraftStatus.PENDING, DraftStatus.NOT_DRAFTED)
+                    else previous.status
+                ),
+            )
+        draft = Draft.objects.create(
+            ticket=ticket, message=message, generation=generation, acted_by=actor, **fields
+        )
+    _publish_safely(
+        ticket.pk,
+        {
+            "type": "final",
+            "draft_id": draft.pk,
+            "decision": draft.decision,
+            "reason": draft.reason,
+            "status": draft.status,
+            "body": "",
+        },
+    )
+    return draft
+
+
+@transaction.atomic
+def ticket_takeover(*, ticket: Ticket, actor: User) -> Takeover:
+    """The agent owns the ticket: the copilot drafts and sends nothing more for it.
+    Idempotent; also assigns the ticket to the agent."""
+    takeover, _ = Takeover.objects.get_or_create(ticket=ticket, defaults={"agent": actor})
+    if ticket.status != TicketStatus.RESOLVED and ticket.assignee_id != actor.pk:
+        ticket_assign(
+            ticket=ticket, assignee=actor, actor=Actor.for_user(actor), reason="took over"
+        )
+    return takeover
+
+
+@transaction.atomic
+def ticket_handback(*, ticket: Ticket, actor: User) -> bool:
+    """The copilot may draft for the ticket again (from its next customer message)."""
+    deleted, _ = Takeover.objects.filter(ticket=ticket).delete()
+    return deleted > 0

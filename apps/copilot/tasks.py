@@ -1,9 +1,58 @@
+import logging
+import random
+
+import kombu.exceptions
+import redis.exceptions
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
-from apps.copilot.services import pipeline_run
+from apps.copilot.services import pipeline_fail, pipeline_run
+
+logger = logging.getLogger(__name__)
+
+# Worth another try: the database, the broker or Redis blinked. Anything else is a bug or a
+# bad message, and retrying it would only delay the human who must see it.
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
-@shared_task(name="copilot.pipeline_run")
-def pipeline_run_task(message_id: int) -> bool:
-    """Run the copilot pipeline for one customer message (scheduled by tickets, by name)."""
-    return pipeline_run(message_id=message_id)
+@shared_task(bind=True, name="copilot.pipeline_run", acks_late=True, max_retries=None)
+def pipeline_run_task(self, message_id: int) -> int | None:  # type: ignore[no-untyped-def]
+    """Run the copilot pipeline for one customer message (scheduled by tickets, by name).
+
+    Idempotent (see services.pipeline_run). Transient errors are retried with exponential
+    backoff and jitter up to COPILOT_PIPELINE_MAX_RETRIES; then, as on any other error, the
+    failure is recorded on the message and the ticket is handed to a human.
+    """
+    try:
+        draft = pipeline_run(message_id=message_id)
+    except TRANSIENT_ERRORS as error:
+        if self.request.retries < settings.COPILOT_PIPELINE_MAX_RETRIES:
+            countdown = min(60.0, 2.0**self.request.retries) * (0.5 + random.random())  # noqa: S311
+            raise self.retry(exc=error, countdown=countdown) from error
+        _fail(message_id, f"gave up after {self.request.retries} retries: {error!r}")
+        return None
+    except SoftTimeLimitExceeded:
+        _fail(message_id, "the pipeline ran past its time limit")
+        return None
+    except Exception as error:
+        logger.exception("copilot pipeline failed for message %s", message_id)
+        _fail(message_id, repr(error))
+        return None
+    return draft.pk if draft is not None else None
+
+
+def _fail(message_id: int, error: str) -> None:
+    try:
+        pipeline_fail(message_id=message_id, error=error[:2000])
+    except Exception:
+        # Even recording failed (the database is down): the message stays `processing` and
+        # the next delivery or the sweep picks it up again; it is never lost.
+        logger.exception("could not record the pipeline failure of message %s", message_id)

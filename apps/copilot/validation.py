@@ -89,7 +89,13 @@ def known_links(passages: Iterable[EvidencePassage], extra: Iterable[str] = ()) 
     return allowed
 
 
-def groundedness(reply: str, passages: Sequence[EvidencePassage]) -> tuple[float, list[str]]:
+def _courtesy_key(sentence: str) -> str:
+    return " ".join(sorted(content_words(sentence)))
+
+
+def groundedness(
+    reply: str, passages: Sequence[EvidencePassage], courtesy: Iterable[str] = ()
+) -> tuple[float, list[str]]:
     """Share of the reply's claim words found in the passages, and the unsupported sentences.
 
     A claim sentence (≥ MIN_CLAIM_WORDS content words) is unsupported when fewer than half of
@@ -102,10 +108,12 @@ def groundedness(reply: str, passages: Sequence[EvidencePassage]) -> tuple[float
     supported_words = 0
     claim_words = 0
     unsupported: list[str] = []
+    # The drafter's fixed greeting and closing claim nothing about the question.
+    skipped = {_courtesy_key(part) for text in courtesy for part in sentences(text)}
     # Links are judged by the link check, not as words.
     for sentence in sentences(URL_PATTERN.sub(" ", reply)):
         words = content_words(sentence)
-        if len(words) < MIN_CLAIM_WORDS:
+        if len(words) < MIN_CLAIM_WORDS or _courtesy_key(sentence) in skipped:
             continue
         found = len(words & evidence)
         claim_words += len(words)
@@ -124,6 +132,7 @@ def draft_validate(
     passages: Sequence[EvidencePassage],
     allowed_links: Iterable[str] = (),
     grounded_threshold: float = 0.7,
+    courtesy: Iterable[str] = (),
 ) -> ValidationResult:
     """Validate a draft against the passages it was given.
 
@@ -132,12 +141,13 @@ def draft_validate(
       inside a passage, or one of `allowed_links`);
     - the reply is grounded when its claims' words are found in the passages at least at
       `grounded_threshold` and no claim sentence is unsupported; an empty reply is ungrounded.
+      Sentences of `courtesy` (the drafter's fixed greeting and closing) are not claims.
     """
     passage_ids = {passage.id for passage in passages}
     invalid = tuple(citation for citation in citations if citation not in passage_ids)
     allowed = known_links(passages, allowed_links)
     foreign = tuple(link for link in links_in(reply) if link not in allowed)
-    score, unsupported = groundedness(reply, passages)
+    score, unsupported = groundedness(reply, passages, courtesy)
     grounded = bool(reply.strip()) and score >= grounded_threshold and not unsupported
     return ValidationResult(
         citations_valid=not invalid,

@@ -223,3 +223,21 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def services_start(home: Path) -> list[EmbeddedPostgres | EmbeddedRedis]:
+    """Start the embedded PostgreSQL / Redis under `home` for whichever of DATABASE_URL and
+    REDIS_URL is unset, and set that variable. Returns what it started, for `stop()`.
+
+    For the test setup and the benchmarks: `manage.py up` manages its services itself.
+    """
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    if not os.environ.get("DATABASE_URL"):
+        postgres = EmbeddedPostgres(home)
+        os.environ["DATABASE_URL"] = postgres.start()
+        started.append(postgres)
+    if not os.environ.get("REDIS_URL"):
+        redis = EmbeddedRedis(home)
+        os.environ["REDIS_URL"] = redis.start()
+        started.append(redis)
+    return started

@@ -388,3 +388,33 @@ def article_counts() -> dict[str, int]:
         "published": Article.objects.filter(status=ArticleStatus.PUBLISHED).count(),
         "draft": Article.objects.filter(status=ArticleStatus.DRAFT).count(),
     }
+
+
+def knowledge_version() -> str:
+    """A string that changes whenever the searchable knowledge base does.
+
+    Built from the published articles' count, their summed versions and latest update: an
+    import, edit, unpublish or delete changes one of them. Caches key on it, so a KB change
+    makes every cached answer unreachable without an explicit flush.
+    """
+    from django.db.models import Count, Max, Sum
+
+    row = Article.objects.filter(status=ArticleStatus.PUBLISHED).aggregate(
+        count=Count("id"), versions=Sum("version"), latest=Max("updated_at")
+    )
+    latest = row["latest"].timestamp() if row["latest"] else 0
+    return f"{row['count']}-{row['versions'] or 0}-{latest:.6f}"
+
+
+def article_languages() -> set[str]:
+    """Languages the published knowledge base is written in."""
+    return set(
+        Article.objects.filter(status=ArticleStatus.PUBLISHED)
+        .values_list("language", flat=True)
+        .distinct()
+    )
+
+
+def articles_by_external_id(*, external_ids: Sequence[str]) -> dict[str, Article]:
+    """Published or not, by external id (any source); for linking intents to articles."""
+    return {a.external_id: a for a in Article.objects.filter(external_id__in=list(external_ids))}

@@ -44,17 +44,24 @@ def _fetch(url: str) -> bytes:
     return data
 
 
-def sitemap_urls(*, url: str) -> list[str]:
-    """Page URLs of a sitemap (following a sitemap index one level deep), in order."""
+def sitemap_urls(*, url: str, nested: bool = False) -> list[str]:
+    """Page URLs of a sitemap (following a sitemap index one level deep), in order.
+
+    An index inside an index is not followed: a self-listing or deeply nested index must
+    not turn one crawl into unbounded fetches.
+    """
     try:
         root = ElementTree.fromstring(_fetch(url))  # noqa: S314 - size-capped, no entities expanded by expat
     except ElementTree.ParseError as error:
         raise FetchError(f"sitemap is not valid XML: {error}") from error
     if root.tag == f"{_NAMESPACE}sitemapindex" or root.tag == "sitemapindex":
+        if nested:
+            raise FetchError(f"sitemap index {url} is nested inside another index")
         pages: list[str] = []
-        nested = [loc.text.strip() for loc in root.iter() if loc.tag.endswith("loc") and loc.text]
-        for child in nested[:MAX_NESTED_SITEMAPS]:
-            pages.extend(sitemap_urls(url=child))
+        children = [loc.text.strip() for loc in root.iter() if loc.tag.endswith("loc") and loc.text]
+        for child in children[:MAX_NESTED_SITEMAPS]:
+            # A child that cannot be read fails the crawl: its pages must not look deleted.
+            pages.extend(sitemap_urls(url=child, nested=True))
         return list(dict.fromkeys(pages))[:MAX_PAGES]
     locations = [loc.text.strip() for loc in root.iter() if loc.tag.endswith("loc") and loc.text]
     return list(dict.fromkeys(locations))[:MAX_PAGES]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -66,10 +67,23 @@ def get_model() -> SentenceTransformer:
     return _model
 
 
+# The copilot embeds one customer message in triage, retrieval and the offline drafter: the
+# same single text, three times in a few milliseconds. The model is deterministic, so the
+# last few single-text results are kept per process.
+_RECENT_SINGLE: OrderedDict[str, list[float]] = OrderedDict()
+_RECENT_SINGLE_SIZE = 64
+_RECENT_LOCK = threading.Lock()
+
+
 def embed(texts: list[str], *, batch_size: int | None = None) -> list[list[float]]:
     """Unit-length embeddings of `texts`, in order. An empty list gives an empty list."""
     if not texts:
         return []
+    if len(texts) == 1:
+        with _RECENT_LOCK:
+            cached = _RECENT_SINGLE.get(texts[0])
+        if cached is not None:
+            return [list(cached)]
     vectors = get_model().encode(
         texts,
         batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
@@ -77,7 +91,13 @@ def embed(texts: list[str], *, batch_size: int | None = None) -> list[list[float
         convert_to_numpy=True,
         show_progress_bar=False,
     )
-    return vectors.tolist()
+    result = vectors.tolist()
+    if len(texts) == 1:
+        with _RECENT_LOCK:
+            _RECENT_SINGLE[texts[0]] = list(result[0])
+            while len(_RECENT_SINGLE) > _RECENT_SINGLE_SIZE:
+                _RECENT_SINGLE.popitem(last=False)
+    return result
 
 
 def token_count(text: str) -> int:

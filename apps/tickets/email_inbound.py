@@ -81,6 +81,10 @@ def _store(parsed: ParsedEmail, *, actor: Actor) -> Message:
         identifier=parsed.from_address,
     )
     ticket = _thread_ticket(parsed)
+    if ticket is not None and ticket.customer_id != customer.pk:
+        # Threading headers are easy to copy: someone else replying into a conversation
+        # (a CC, a forward) starts their own ticket instead of writing into the customer's.
+        ticket = None
     if actor.kind == "system" and ticket is None:
         actor = Actor.for_customer(customer)
     common = {

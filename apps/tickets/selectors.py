@@ -46,3 +46,22 @@ def message_list(*, ticket: Ticket, after_id: int | None = None) -> QuerySet[Mes
 def message_list_for_customer(*, ticket: Ticket, after_id: int | None = None) -> QuerySet[Message]:
     """What the customer may see of the conversation: no system messages."""
     return message_list(ticket=ticket, after_id=after_id).exclude(author_kind=AuthorKind.SYSTEM)
+
+
+def message_get(*, message_id: int) -> Message | None:
+    """One message with its ticket, or None when it is gone."""
+    messages = Message.objects.select_related("ticket", "ticket__customer")
+    return messages.filter(pk=message_id).first()
+
+
+def ticket_lock(*, ticket_id: int) -> Ticket:
+    """The ticket row, locked until the caller's transaction ends (call inside one)."""
+    return Ticket.objects.select_for_update().select_related("customer").get(pk=ticket_id)
+
+
+def customer_message_latest(*, ticket_id: int) -> Message | None:
+    return (
+        Message.objects.filter(ticket_id=ticket_id, author_kind=AuthorKind.CUSTOMER)
+        .order_by("-id")
+        .first()
+    )

@@ -30,6 +30,7 @@ from apps.triage.csv_import import ImportReport, LabelledText, training_csv_read
 from apps.triage.models import (
     ClassifierVersion,
     ExampleSource,
+    HandoffPolicy,
     Intent,
     TrainingExample,
     TrainingSource,
@@ -305,3 +306,16 @@ def classifier_version_rollback() -> ClassifierVersion:
     if previous is None:
         raise ConflictError("no earlier classifier version to roll back to")
     return classifier_version_activate(version_id=previous.id)
+
+
+def intent_upsert(*, name: str, description: str = "", handoff_policy: str = "auto") -> Intent:
+    """Create or update an intent's description and handoff policy (demo setup, imports)."""
+    if handoff_policy not in HandoffPolicy.values:
+        raise ValidationError(
+            f"handoff policy must be one of {', '.join(HandoffPolicy.values)}",
+            field="handoff_policy",
+        )
+    intent, _ = Intent.objects.update_or_create(
+        name=name, defaults={"description": description, "handoff_policy": handoff_policy}
+    )
+    return intent

@@ -143,9 +143,14 @@ class ConversationStartView(WidgetView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         widget_key: WidgetKey = request.widget_key
+        widget_metadata = {"site": widget_key.site_name, "origin": request.cors_origin}
+        if data.get("email"):
+            # Anyone can type any address into a widget: it is kept as a claim for the agent,
+            # never used to find (and so speak as) an existing customer.
+            widget_metadata["claimed_email"] = data["email"]
         with transaction.atomic():
             customer = customer_resolve(
-                email=data.get("email", ""),
+                email="",
                 name=data.get("name", ""),
                 channel=Channel.WIDGET,
                 identifier=f"visitor-{uuid.uuid4().hex}",
@@ -155,7 +160,7 @@ class ConversationStartView(WidgetView):
                 body=data["body"],
                 channel=Channel.WIDGET,
                 actor=Actor.for_customer(customer),
-                metadata={"widget": {"site": widget_key.site_name, "origin": request.cors_origin}},
+                metadata={"widget": widget_metadata},
             )
         token, expires_at = visitor_token_issue(
             visitor=Visitor(

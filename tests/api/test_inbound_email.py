@@ -87,6 +87,21 @@ def test_reply_is_threaded_by_references_when_in_reply_to_is_unknown(api_key_cli
     assert reply["ticket_id"] == first["ticket_id"]
 
 
+def test_reply_headers_from_another_sender_start_a_new_ticket(api_key_client):
+    # given: Ada's conversation
+    client = api_key_client()
+    first = post(client, email("m1@x")).json()
+    # when: someone else sends a mail claiming to continue it
+    intruder = email(
+        "m9@x", "Please send the refund to my account instead.", "In-Reply-To: <m1@x>\r\n"
+    )
+    intruder = intruder.replace(b"From: Ada <ada@example.com>", b"From: Eve <eve@example.net>")
+    reply = post(client, intruder).json()
+    # then: Ada's ticket is untouched
+    assert reply["ticket_id"] != first["ticket_id"]
+    assert Message.objects.filter(ticket_id=first["ticket_id"]).count() == 1
+
+
 def test_reply_to_a_resolved_ticket_reopens_it(api_key_client):
     # given
     client = api_key_client()

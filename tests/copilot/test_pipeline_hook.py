@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 from celery.signals import after_task_publish
 
+from apps.copilot.models import Draft
 from apps.copilot.services import pipeline_run
 from apps.tickets.models import Message, PipelineStatus
 from apps.tickets.services import message_pipeline_sweep
@@ -101,23 +102,26 @@ def test_agent_message_and_refused_request_publish_nothing(
 
 
 @pytest.mark.django_db
-def test_pipeline_run_marks_the_message_awaiting_triage_once(api_key_client):
-    # given
+def test_pipeline_run_twice_leaves_one_draft_and_the_message_done(api_key_client):
+    # given: no knowledge base, no classifier
     message_id = _create_ticket(api_key_client())["message_id"]
     # when
     first = pipeline_run(message_id=message_id)
     second = pipeline_run(message_id=message_id)
     # then
     message = Message.objects.get(pk=message_id)
-    assert (first, second) == (True, False)
-    assert message.pipeline_status == "awaiting_triage"
+    assert first is not None and second is not None
+    assert first.pk == second.pk
+    assert Draft.objects.filter(message_id=message_id).count() == 1
+    assert (first.decision, first.reason) == ("handed_off", "no_answer")
+    assert message.pipeline_status == "done"
     assert message.pipeline_started_at is not None
 
 
 @pytest.mark.django_db
 def test_pipeline_run_for_a_missing_message_does_nothing():
     # when / then
-    assert pipeline_run(message_id=987654) is False
+    assert pipeline_run(message_id=987654) is None
 
 
 @pytest.mark.django_db
@@ -177,9 +181,7 @@ def test_real_worker_picks_up_a_message_created_through_the_api(
     message_id = _create_ticket(client, "worker, please")["message_id"]
     # then
     message = wait_for(
-        lambda: Message.objects.filter(
-            pk=message_id, pipeline_status=PipelineStatus.AWAITING_TRIAGE
-        ).first()
+        lambda: Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.DONE).first()
     )
     assert message.pipeline_attempts == 1
     assert message.pipeline_started_at is not None
@@ -199,9 +201,7 @@ def test_real_worker_gets_the_message_after_the_broker_comes_back(
     assert message_pipeline_sweep(unscheduled_after_seconds=0) == 1
     # then
     wait_for(
-        lambda: Message.objects.filter(
-            pk=message_id, pipeline_status=PipelineStatus.AWAITING_TRIAGE
-        ).exists()
+        lambda: Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.DONE).exists()
     )
 
 

@@ -50,3 +50,27 @@ def test_readyz_reports_redis_down(client, settings):
     assert response.status_code == 503
     assert "redis" in body["down"]
     assert body["components"]["database"]["ok"] is True
+
+
+def test_probes_answer_whatever_the_host_header_and_without_https_redirect(client, settings):
+    # given: production-like host and HTTPS settings; an orchestrator probing by pod IP
+    settings.ALLOWED_HOSTS = ["support.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    # when
+    alive = client.get("/healthz", HTTP_HOST="10.1.2.3:8000")
+    other = client.get("/api/schema/", HTTP_HOST="10.1.2.3:8000")
+    # then
+    assert alive.status_code == 200
+    assert other.status_code == 400  # everything else still checks the host
+
+
+def test_readyz_hides_error_texts_unless_details_are_on(client, settings):
+    # given
+    settings.HEALTH_DETAILS = False
+    settings.REDIS_URL = "redis://:hunter2@127.0.0.1:1/0"
+    # when
+    body = client.get("/readyz").json()
+    # then
+    assert "redis" in body["down"]
+    assert body["components"]["redis"]["detail"] == "down (details in the log)"
+    assert "127.0.0.1" not in str(body)

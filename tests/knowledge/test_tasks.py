@@ -115,3 +115,17 @@ def test_queued_import_runs_on_the_ingest_queue_and_records_progress(
     assert (finished.total, finished.processed, finished.added, finished.failed) == (3, 3, 2, 1)
     assert finished.errors == [{"path": "c.md", "reason": "empty file"}]
     assert sorted(Article.objects.values_list("external_id", flat=True)) == ["a.md", "b.md"]
+
+
+def test_sitemap_index_nested_in_an_index_is_refused_not_followed(website):
+    # given: an index that lists itself
+    root, base_url = website
+    (root / "index.xml").write_text(
+        '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<sitemap><loc>{base_url}/index.xml</loc></sitemap></sitemapindex>"
+    )
+    # when / then
+    from apps.knowledge.sitemap import FetchError, sitemap_urls
+
+    with pytest.raises(FetchError, match="nested inside another index"):
+        sitemap_urls(url=f"{base_url}/index.xml")

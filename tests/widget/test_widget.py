@@ -47,7 +47,10 @@ def test_visitor_starts_a_conversation_and_gets_a_token(client, widget_key):
     body = response.json()
     ticket = Ticket.objects.get(pk=body["conversation_id"])
     assert ticket.channel == "widget"
-    assert ticket.customer.email == "vi@example.com"
+    # the typed address is an unverified claim, not the customer's identity
+    assert ticket.customer.email == ""
+    first = Message.objects.get(pk=response.json()["message"]["id"])
+    assert first.metadata["widget"]["claimed_email"] == "vi@example.com"
     assert ticket.customer.identities.get().channel == "widget"
     assert body["message"]["body"] == "Hi, is my order shipped?"
     assert body["visitor_token"]
@@ -303,3 +306,16 @@ def test_malformed_widget_key_in_the_path_is_a_404(client, public_key):
     # then
     assert response.status_code == 404
     assert counts() == (0, 0, 0)
+
+
+def test_widget_visitor_typing_an_existing_customers_email_gets_a_new_customer(client, widget_key):
+    # given: a known customer with history
+    victim = Customer.objects.create(email="victim@example.com", name="Victim")
+    # when: a visitor claims that address in the widget
+    response = start(client, widget_key, name="Mallory", email="victim@example.com")
+    # then: the conversation is not filed under the existing customer, whose record is untouched
+    assert response.status_code == 201
+    ticket = Ticket.objects.get(pk=response.json()["conversation_id"])
+    assert ticket.customer_id != victim.pk
+    victim.refresh_from_db()
+    assert victim.name == "Victim"

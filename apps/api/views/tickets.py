@@ -15,12 +15,12 @@ from rest_framework.views import APIView
 from apps.accounts.models import ApiKey
 from apps.api.idempotency import idempotent
 from apps.api.openapi import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from apps.api.serializers.drafts import TicketWithDraftSerializer
 from apps.api.serializers.tickets import (
     MessageCreatedSerializer,
     MessageCreateSerializer,
     TicketCreatedSerializer,
     TicketCreateSerializer,
-    TicketDetailSerializer,
     TicketListQuerySerializer,
     TicketSerializer,
 )
@@ -137,11 +137,11 @@ class TicketDetailView(APIView):
     @extend_schema(
         summary="A ticket with its messages",
         parameters=[TICKET_ID_PARAMETER],
-        responses={200: TicketDetailSerializer, **error_responses(401, 403, 404)},
+        responses={200: TicketWithDraftSerializer, **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, ticket_id: str) -> Response:
         ticket = _ticket_from_path(ticket_id)
-        return Response(TicketDetailSerializer(ticket).data)
+        return Response(TicketWithDraftSerializer(ticket).data)
 
 
 class TicketMessageCreateView(APIView):

@@ -410,3 +410,22 @@ def ticket_triage_record(
         language=language[:16],
         updated_at=timezone.now(),
     )
+
+
+def message_triage_record(
+    *,
+    message: Message,
+    intent: str,
+    intent_confidence: float | None,
+    intent_alternatives: list[dict[str, Any]],
+    classifier_version_id: int | None,
+    language: str,
+) -> None:
+    """Store one customer message's triage result (written by the copilot pipeline)."""
+    Message.objects.filter(pk=message.pk).update(
+        intent=intent[:100],
+        intent_confidence=intent_confidence,
+        intent_alternatives=intent_alternatives,
+        classifier_version_id=classifier_version_id,
+        language=language[:16],
+    )

@@ -55,3 +55,6 @@ DEMO_DATA_STEPS.append(
         ],
     )
 )
+
+# Copilot (issue 6): intents, policies, article links, classifier, prompt, calibration.
+DEMO_DATA_STEPS.append(("copilot_demo_setup", []))

@@ -1,0 +1,90 @@
+"""Copilot drafts as the API shows them (inside a ticket, and after a regenerate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.api.serializers.tickets import TicketDetailSerializer
+from apps.copilot.models import Decision, Draft, DraftStatus, HandoffReason
+from apps.copilot.selectors import draft_current_for_ticket
+
+
+class CitationSerializer(serializers.Serializer):
+    passage_id = serializers.CharField()
+    external_id = serializers.CharField(help_text="The cited article's external id.")
+    title = serializers.CharField()
+    url = serializers.CharField(allow_blank=True)
+    heading_path = serializers.CharField(allow_blank=True)
+    passage = serializers.CharField(help_text="The passage the reply relies on.")
+    score = serializers.FloatField()
+    similarity = serializers.FloatField(allow_null=True)
+
+
+class DraftSerializer(serializers.ModelSerializer):
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    reason = serializers.ChoiceField(
+        choices=[("", "none (auto-sent)"), *HandoffReason.choices],
+        help_text="Why the draft was not auto-sent; empty when it was.",
+    )
+    status = serializers.ChoiceField(choices=DraftStatus.choices)
+    prompt_version = serializers.SerializerMethodField()
+    citations = serializers.SerializerMethodField()
+    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=8, coerce_to_string=False)
+
+    class Meta:
+        model = Draft
+        fields = (
+            "id",
+            "message_id",
+            "generation",
+            "is_current",
+            "status",
+            "body",
+            "confidence",
+            "calibration_version",
+            "decision",
+            "reason",
+            "reason_detail",
+            "intent",
+            "intent_probability",
+            "language",
+            "routed_alias",
+            "routing_reason",
+            "model",
+            "prompt_version",
+            "answerable",
+            "citations",
+            "validation",
+            "stage_timings",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "cache_hit",
+            "streamed",
+            "created_at",
+        )
+        read_only_fields = fields
+
+    def get_prompt_version(self, draft: Draft) -> int | None:
+        return draft.prompt.version if draft.prompt_id else None
+
+    @extend_schema_field(CitationSerializer(many=True))
+    def get_citations(self, draft: Draft) -> list[dict[str, Any]]:
+        keys = CitationSerializer().fields.keys()
+        return [{key: citation.get(key) for key in keys} for citation in draft.citations]
+
+
+class TicketWithDraftSerializer(TicketDetailSerializer):
+    draft = serializers.SerializerMethodField(help_text="The copilot's latest draft, if any.")
+
+    class Meta(TicketDetailSerializer.Meta):
+        fields = (*TicketDetailSerializer.Meta.fields, "draft")
+        read_only_fields = fields
+
+    @extend_schema_field(DraftSerializer(allow_null=True))
+    def get_draft(self, ticket: Any) -> dict[str, Any] | None:
+        draft = draft_current_for_ticket(ticket_id=ticket.pk)
+        return DraftSerializer(draft).data if draft is not None else None

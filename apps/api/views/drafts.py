@@ -1,0 +1,67 @@
+"""The copilot's draft of a ticket: live stream (Server-Sent Events) and regenerate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.api.openapi import error_responses
+from apps.api.serializers.drafts import DraftSerializer
+from apps.api.views.tickets import TICKET_ID_PARAMETER, _ticket_from_path
+from apps.copilot.services import draft_regenerate
+from apps.copilot.streaming import sse_format, stream_events
+
+STREAM_TIMEOUT_SECONDS = 120.0
+HEARTBEAT_SECONDS = 10.0
+
+
+class DraftStreamView(APIView):
+    @extend_schema(
+        summary="The ticket's draft as it is written (Server-Sent Events)",
+        description=(
+            "Events: `start`, `delta` (data.text: the next piece of the reply), `reset` (the "
+            "text so far is void), `final` (data.draft_id, decision, reason: the stream "
+            "ends). A late subscriber first gets the events of the current draft so far. "
+            "Comment lines are heartbeats."
+        ),
+        parameters=[TICKET_ID_PARAMETER],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(description="An event stream"),
+            **error_responses(401, 403, 404),
+        },
+    )
+    def get(self, request: Request, ticket_id: str) -> StreamingHttpResponse:
+        ticket = _ticket_from_path(ticket_id)
+
+        def events() -> Iterator[str]:
+            yield ": stream open\n\n"
+            for event in stream_events(
+                ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
+            ):
+                yield sse_format(event)
+
+        response = StreamingHttpResponse(events(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+
+
+class DraftRegenerateView(APIView):
+    @extend_schema(
+        summary="Draft the reply to the ticket's latest customer message again",
+        description="The previous draft is kept as superseded. The new one is never sent on "
+        "its own: an agent sends or rejects it.",
+        parameters=[TICKET_ID_PARAMETER],
+        request=None,
+        responses={201: DraftSerializer, **error_responses(401, 403, 404)},
+    )
+    def post(self, request: Request, ticket_id: str) -> Response:
+        ticket = _ticket_from_path(ticket_id)
+        draft = draft_regenerate(ticket=ticket, actor=None)
+        return Response(DraftSerializer(draft).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,73 @@
+from django.contrib import admin
+
+from apps.copilot.models import (
+    Calibration,
+    CopilotPolicy,
+    Draft,
+    IntentArticleLink,
+    PromptTemplate,
+    ReplyCacheEntry,
+    Takeover,
+)
+
+
+@admin.register(PromptTemplate)
+class PromptTemplateAdmin(admin.ModelAdmin):
+    list_display = ("purpose", "version", "is_active", "note", "created_at")
+    list_filter = ("purpose", "is_active")
+
+
+@admin.register(CopilotPolicy)
+class CopilotPolicyAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "auto_send_threshold", "review_threshold", "top_k", "updated_at")
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return not CopilotPolicy.objects.exists()
+
+
+@admin.register(Calibration)
+class CalibrationAdmin(admin.ModelAdmin):
+    list_display = ("version", "is_active", "auto_send_threshold", "target_precision", "created_at")
+    readonly_fields = ("weights", "metrics")
+
+
+@admin.register(IntentArticleLink)
+class IntentArticleLinkAdmin(admin.ModelAdmin):
+    list_display = ("intent_name", "article", "source", "weight")
+    list_filter = ("source",)
+    search_fields = ("intent_name", "article__external_id")
+    raw_id_fields = ("article",)
+
+
+@admin.register(Draft)
+class DraftAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "ticket_id",
+        "message_id",
+        "decision",
+        "reason",
+        "status",
+        "confidence",
+        "intent",
+        "model",
+        "created_at",
+    )
+    list_filter = ("decision", "reason", "status", "evaluation")
+    raw_id_fields = ("ticket", "message", "prompt", "acted_by")
+    readonly_fields = [f.name for f in Draft._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(ReplyCacheEntry)
+class ReplyCacheEntryAdmin(admin.ModelAdmin):
+    list_display = ("question", "intent", "knowledge_version", "prompt", "hits", "created_at")
+    exclude = ("question_embedding",)
+
+
+@admin.register(Takeover)
+class TakeoverAdmin(admin.ModelAdmin):
+    list_display = ("ticket", "agent", "created_at")
+    raw_id_fields = ("ticket", "agent")

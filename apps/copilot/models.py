@@ -1,0 +1,296 @@
+"""Drafts, the prompts and policy they were made with, calibrations, intent→article links,
+agent takeovers and the reply cache."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from pgvector.django import VectorField
+
+from apps.core.models import TimeStampedModel
+
+EMBEDDING_DIMENSIONS = 384
+
+
+class Decision(models.TextChoices):
+    AUTO_SENT = "auto_sent", "Auto-sent"
+    NEEDS_REVIEW = "needs_review", "Needs review"
+    HANDED_OFF = "handed_off", "Handed off"
+
+
+class HandoffReason(models.TextChoices):
+    """Why a draft was not sent on its own: a fixed list, so reasons can be counted."""
+
+    LOW_CONFIDENCE = "low_confidence", "Low confidence"
+    ALWAYS_HUMAN_INTENT = "always_human_intent", "Always-human intent"
+    REVIEW_INTENT = "review_intent", "Intent needs review"
+    OUT_OF_SCOPE = "out_of_scope", "Out of scope"
+    CUSTOMER_ASKED_HUMAN = "customer_asked_human", "Customer asked for a human"
+    UNGROUNDED = "ungrounded", "Reply not supported by the knowledge base"
+    NO_ANSWER = "no_answer", "The knowledge base has no answer"
+    LANGUAGE_UNSUPPORTED = "language_unsupported", "Language the knowledge base lacks"
+    MODEL_UNAVAILABLE = "model_unavailable", "Model unavailable"
+    BUDGET = "budget", "LLM budget spent"
+    UNCLASSIFIED = "unclassified", "Unclassified (no active classifier)"
+    AGENT_TOOK_OVER = "agent_took_over", "An agent took over"
+    AUTO_SEND_DISABLED = "auto_send_disabled", "Auto-send disabled for this intent"
+    PIPELINE_FAILED = "pipeline_failed", "The pipeline failed"
+    NEWER_MESSAGE = "newer_message", "A newer customer message arrived"
+    AGENT_REQUESTED = "agent_requested", "Regenerated at an agent's request"
+
+
+class DraftStatus(models.TextChoices):
+    PENDING = "pending", "Pending (awaiting an agent)"
+    NOT_DRAFTED = "not_drafted", "Not drafted (handed off before drafting)"
+    AUTO_SENT = "auto_sent", "Auto-sent"
+    SENT = "sent", "Sent by an agent"
+    REJECTED = "rejected", "Rejected"
+    SUPERSEDED = "superseded", "Superseded"
+    FAILED = "failed", "Failed"
+
+
+class PromptTemplate(TimeStampedModel):
+    """A versioned system prompt; exactly one active per purpose. Edit by adding a version."""
+
+    purpose = models.CharField(max_length=50, default="draft")
+    version = models.PositiveIntegerField()
+    body = models.TextField(
+        help_text="The system prompt. The output contract and the delimited data sections "
+        "(passages, customer message) are appended by the pipeline."
+    )
+    is_active = models.BooleanField(default=False)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purpose", "version"], name="copilot_prompt_unique_version"
+            ),
+            models.UniqueConstraint(
+                fields=["purpose"],
+                condition=Q(is_active=True),
+                name="copilot_prompt_one_active",
+            ),
+        ]
+        ordering = ["purpose", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} v{self.version}{' (active)' if self.is_active else ''}"
+
+
+class CopilotPolicy(TimeStampedModel):
+    """Runtime knobs an admin changes. One row (id 1); an empty field means the setting."""
+
+    singleton = models.BooleanField(default=True, unique=True, editable=False)
+    auto_send_threshold = models.FloatField(
+        null=True, blank=True, help_text="Confidence at or above which a draft is auto-sent."
+    )
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Below this confidence the ticket is handed off; between it and the "
+        "auto-send threshold an agent reviews the draft.",
+    )
+    top_k = models.PositiveSmallIntegerField(null=True, blank=True)
+    groundedness_threshold = models.FloatField(null=True, blank=True)
+    intent_boost = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Retrieval boost of articles linked to the predicted intent (fused score).",
+    )
+    routing_min_intent_probability = models.FloatField(null=True, blank=True)
+    routing_min_retrieval_score = models.FloatField(null=True, blank=True)
+    routing_max_message_chars = models.PositiveIntegerField(null=True, blank=True)
+    routing_max_questions = models.PositiveSmallIntegerField(null=True, blank=True)
+    # {"intent_name": {"auto_send": false}}: per-intent overrides of the decision.
+    intent_overrides = models.JSONField(default=dict, blank=True)
+    cache_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name_plural = "copilot policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(singleton=True), name="copilot_policy_singleton"),
+        ]
+
+    def __str__(self) -> str:
+        return "Copilot policy"
+
+
+class Calibration(TimeStampedModel):
+    """Fitted confidence weights (see confidence.calibration_fit), versioned, one active."""
+
+    version = models.PositiveIntegerField(unique=True)
+    weights = models.JSONField(help_text="feature_names, weights, bias, method")
+    metrics = models.JSONField(default=dict, blank=True)
+    auto_send_threshold = models.FloatField(
+        null=True, blank=True, help_text="The threshold picked for the target precision."
+    )
+    target_precision = models.FloatField(null=True, blank=True)
+    gold_set = models.CharField(max_length=500, blank=True)
+    is_active = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="copilot_calibration_one_active",
+            ),
+        ]
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"calibration v{self.version}{' (active)' if self.is_active else ''}"
+
+
+class LinkSource(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    LEARNED_FROM_EXAMPLES = "learned_from_examples", "Learned from training examples"
+    ACCEPTED_DRAFT = "accepted_draft", "Accepted draft"
+
+
+class IntentArticleLink(TimeStampedModel):
+    """This article answers this intent: retrieval boosts it when the intent is predicted."""
+
+    # A name, like tickets' intent: triage's Intent rows may be renamed or re-imported.
+    intent_name = models.CharField(max_length=100, db_index=True)
+    article = models.ForeignKey(
+        "knowledge.Article", on_delete=models.CASCADE, related_name="intent_links"
+    )
+    source = models.CharField(max_length=32, choices=LinkSource.choices, default=LinkSource.ADMIN)
+    weight = models.FloatField(default=1.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["intent_name", "article", "source"], name="copilot_link_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(weight__gte=0, weight__lte=1), name="copilot_link_weight_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.intent_name} → {self.article_id} ({self.source})"
+
+
+class Takeover(models.Model):
+    """An agent owns this ticket: the copilot drafts nothing for it until handed back."""
+
+    ticket = models.OneToOneField(
+        "tickets.Ticket", on_delete=models.CASCADE, related_name="copilot_takeover"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"ticket #{self.ticket_id} taken over"
+
+
+class Draft(TimeStampedModel):
+    """The copilot's reply to one customer message, with everything that explains it.
+
+    One current draft per message (partial unique constraint); regenerating marks the old
+    one superseded (is_current false) and keeps it as history. `generation` is 1 for the
+    pipeline's own draft, so a second pipeline run cannot insert another (unique).
+    """
+
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="drafts")
+    message = models.ForeignKey("tickets.Message", on_delete=models.CASCADE, related_name="drafts")
+    generation = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    body = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=DraftStatus.choices, default=DraftStatus.PENDING
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    reason = models.CharField(max_length=32, choices=HandoffReason.choices, blank=True)
+    reason_detail = models.TextField(blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    confidence_features = models.JSONField(default=dict, blank=True)
+    calibration_version = models.PositiveIntegerField(null=True, blank=True)
+    intent = models.CharField(max_length=100, blank=True)
+    intent_probability = models.FloatField(null=True, blank=True)
+    classifier_version_id = models.BigIntegerField(null=True, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    routed_alias = models.CharField(max_length=50, blank=True)
+    routing_reason = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    prompt = models.ForeignKey(
+        PromptTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="drafts"
+    )
+    answerable = models.BooleanField(null=True, blank=True)
+    citations = models.JSONField(default=list, blank=True)
+    retrieved = models.JSONField(default=list, blank=True)
+    validation = models.JSONField(default=dict, blank=True)
+    stage_timings = models.JSONField(default=dict, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    llm_call_ids = models.JSONField(default=list, blank=True)
+    streamed = models.BooleanField(default=False)
+    cache_hit = models.CharField(
+        max_length=16, blank=True, help_text="'exact' or 'semantic' when served from the cache"
+    )
+    knowledge_version = models.CharField(max_length=100, blank=True)
+    evaluation = models.BooleanField(
+        default=False, help_text="Made by an evaluation run: never sent, no ticket changes."
+    )
+    acted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    sent_message_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message"], condition=Q(is_current=True), name="copilot_draft_one_current"
+            ),
+            models.UniqueConstraint(
+                fields=["message", "generation"], name="copilot_draft_unique_generation"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision="auto_sent") | ~Q(reason=""),
+                name="copilot_draft_reason_unless_auto",
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=0, confidence__lte=1),
+                name="copilot_draft_confidence_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["ticket", "-id"], name="copilot_draft_ticket_idx")]
+
+    def __str__(self) -> str:
+        return f"draft #{self.pk} for message #{self.message_id} ({self.decision})"
+
+
+class ReplyCacheEntry(TimeStampedModel):
+    """A reply the model wrote, reusable for the same question under the same KB and prompt.
+
+    `key` is sha256(normalised question, knowledge version, prompt id): a KB or prompt
+    change makes every old key unreachable. The semantic lookup compares question
+    embeddings (cosine ≥ COPILOT_SEMANTIC_CACHE_SIMILARITY) within the same versions and
+    intent.
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    question = models.TextField()
+    question_embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    intent = models.CharField(max_length=100, blank=True)
+    knowledge_version = models.CharField(max_length=100)
+    prompt = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="+")
+    reply = models.JSONField(help_text="reply, model, citations (the cited passages)")
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["knowledge_version", "prompt", "intent"])]
+
+    def __str__(self) -> str:
+        return self.question[:60]

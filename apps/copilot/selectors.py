@@ -1,0 +1,116 @@
+"""Reads of drafts, the effective policy, the active prompt and calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from apps.copilot.models import (
+    Calibration,
+    CopilotPolicy,
+    Draft,
+    IntentArticleLink,
+    PromptTemplate,
+    Takeover,
+)
+from apps.copilot.routing import RoutingRule
+
+DRAFT_PURPOSE = "draft"
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    """The admin's CopilotPolicy over the settings' defaults."""
+
+    auto_send_threshold: float
+    review_threshold: float
+    top_k: int
+    groundedness_threshold: float
+    intent_boost: float
+    routing: RoutingRule
+    intent_overrides: dict = field(default_factory=dict)
+    cache_enabled: bool = True
+
+    def auto_send_allowed(self, intent: str) -> bool:
+        return bool((self.intent_overrides.get(intent) or {}).get("auto_send", True))
+
+
+def policy_effective() -> EffectivePolicy:
+    """The policy in force: the admin's row where set, settings elsewhere; calibration's
+    threshold (when one is active) over the setting, the admin's value over both."""
+    row = CopilotPolicy.objects.first()
+    calibration = calibration_active()
+    default_auto = settings.COPILOT_AUTO_SEND_THRESHOLD
+    if calibration is not None and calibration.auto_send_threshold is not None:
+        default_auto = calibration.auto_send_threshold
+
+    def pick(name: str, default):  # type: ignore[no-untyped-def]
+        value = getattr(row, name, None) if row is not None else None
+        return default if value is None else value
+
+    base = RoutingRule()
+    return EffectivePolicy(
+        auto_send_threshold=pick("auto_send_threshold", default_auto),
+        review_threshold=pick("review_threshold", settings.COPILOT_REVIEW_THRESHOLD),
+        top_k=pick("top_k", settings.COPILOT_TOP_K),
+        groundedness_threshold=pick(
+            "groundedness_threshold", settings.COPILOT_GROUNDEDNESS_THRESHOLD
+        ),
+        intent_boost=pick("intent_boost", settings.COPILOT_INTENT_BOOST),
+        routing=RoutingRule(
+            min_intent_probability=pick(
+                "routing_min_intent_probability", base.min_intent_probability
+            ),
+            min_retrieval_score=pick("routing_min_retrieval_score", base.min_retrieval_score),
+            max_message_chars=pick("routing_max_message_chars", base.max_message_chars),
+            max_questions=pick("routing_max_questions", base.max_questions),
+        ),
+        intent_overrides=(row.intent_overrides if row is not None else {}) or {},
+        cache_enabled=row.cache_enabled if row is not None else True,
+    )
+
+
+def prompt_active(*, purpose: str = DRAFT_PURPOSE) -> PromptTemplate | None:
+    return PromptTemplate.objects.filter(purpose=purpose, is_active=True).first()
+
+
+def calibration_active() -> Calibration | None:
+    return Calibration.objects.filter(is_active=True).first()
+
+
+def intent_article_weights(*, intent: str) -> dict[int, float]:
+    """article id → the strongest link weight of this intent to it."""
+    weights: dict[int, float] = {}
+    for article_id, weight in IntentArticleLink.objects.filter(intent_name=intent).values_list(
+        "article_id", "weight"
+    ):
+        weights[article_id] = max(weight, weights.get(article_id, 0.0))
+    return weights
+
+
+def ticket_is_taken_over(*, ticket_id: int) -> bool:
+    return Takeover.objects.filter(ticket_id=ticket_id).exists()
+
+
+def draft_current_for_ticket(*, ticket_id: int) -> Draft | None:
+    """The current draft of the ticket's latest drafted message (None before any)."""
+    return (
+        Draft.objects.select_related("prompt")
+        .filter(ticket_id=ticket_id, is_current=True, evaluation=False)
+        .order_by("-message_id", "-id")
+        .first()
+    )
+
+
+def drafts_for_ticket(*, ticket_id: int, include_history: bool = True) -> QuerySet[Draft]:
+    """The ticket's drafts, newest first; superseded ones too unless `include_history=False`."""
+    drafts = Draft.objects.select_related("prompt").filter(ticket_id=ticket_id, evaluation=False)
+    if not include_history:
+        drafts = drafts.filter(is_current=True)
+    return drafts.order_by("-id")
+
+
+def draft_for_message(*, message_id: int) -> Draft | None:
+    return Draft.objects.filter(message_id=message_id, is_current=True).first()

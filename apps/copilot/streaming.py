@@ -1,0 +1,135 @@
+"""Draft tokens as they are generated: Redis pub/sub for live readers plus a short replay
+list, so a reader who connects late still sees the draft from its first word.
+
+Events are JSON objects with a per-ticket increasing `seq`:
+  {"type": "start", "message_id"}   a draft begins (the replay list is reset)
+  {"type": "delta", "text"}         the next piece of the reply
+  {"type": "reset"}                 the text so far is void; another model starts over
+  {"type": "final", "draft_id", "decision", "reason"}  the draft is saved; the stream ends
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+REPLAY_MAX_EVENTS = 4000
+
+
+@lru_cache(maxsize=1)
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+
+
+def _keys(ticket_id: int) -> tuple[str, str, str]:
+    base = f"deskpilot:draft-stream:{ticket_id}"
+    return f"{base}:channel", f"{base}:replay", f"{base}:seq"
+
+
+def stream_publish(*, ticket_id: int, event: dict) -> dict:
+    """Append an event to the ticket's replay list and publish it; returns it with its seq."""
+    channel, replay, seq_key = _keys(ticket_id)
+    client = _client()
+    seq = int(client.incr(seq_key))
+    event = {**event, "seq": seq}
+    payload = json.dumps(event)
+    ttl = settings.COPILOT_STREAM_REPLAY_SECONDS
+    pipe = client.pipeline(transaction=False)
+    if event.get("type") == "start":
+        pipe.delete(replay)
+    pipe.rpush(replay, payload)
+    pipe.ltrim(replay, -REPLAY_MAX_EVENTS, -1)
+    pipe.expire(replay, ttl)
+    pipe.expire(seq_key, ttl * 12)
+    pipe.publish(channel, payload)
+    pipe.execute()
+    return event
+
+
+def stream_replay(*, ticket_id: int) -> list[dict]:
+    _, replay, _ = _keys(ticket_id)
+    return [json.loads(item) for item in _client().lrange(replay, 0, -1)]
+
+
+def stream_events(
+    *, ticket_id: int, timeout: float = 60.0, heartbeat: float = 10.0
+) -> Iterator[dict | None]:
+    """The ticket's draft events: the replay first, then live ones, until a "final" event
+    or `timeout` seconds. Yields None as a heartbeat after `heartbeat` idle seconds.
+
+    Subscribes before reading the replay and drops events already seen (by seq), so no
+    event is missed or repeated between the two.
+    """
+    channel, _, _ = _keys(ticket_id)
+    pubsub = _client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    try:
+        last_seq = 0
+        for event in stream_replay(ticket_id=ticket_id):
+            last_seq = max(last_seq, event["seq"])
+            yield event
+            if event["type"] == "final":
+                return
+        deadline = time.monotonic() + timeout
+        idle_since = time.monotonic()
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=min(1.0, heartbeat))
+            if message is None:
+                if time.monotonic() - idle_since >= heartbeat:
+                    idle_since = time.monotonic()
+                    yield None
+                continue
+            event = json.loads(message["data"])
+            if event["seq"] <= last_seq:
+                continue
+            last_seq = event["seq"]
+            idle_since = time.monotonic()
+            yield event
+            if event["type"] == "final":
+                return
+    finally:
+        pubsub.close()
+
+
+def customer_stream_events(
+    *, ticket_id: int, timeout: float = 60.0, heartbeat: float = 10.0
+) -> Iterator[dict | None]:
+    """What the widget's conversation may show the customer while the copilot drafts.
+
+    A draft is only the customer's to see once it is auto-sent: until the decision, the
+    customer gets "typing" (no text); then "message" with the reply if it was auto-sent,
+    or "handed_off"/"needs_review" (no text) otherwise.
+    """
+    typing_sent = False
+    text: list[str] = []
+    for event in stream_events(ticket_id=ticket_id, timeout=timeout, heartbeat=heartbeat):
+        if event is None:
+            yield None
+            continue
+        if event["type"] == "delta":
+            text.append(event["text"])
+            if not typing_sent:
+                typing_sent = True
+                yield {"type": "typing"}
+        elif event["type"] == "reset":
+            text.clear()
+        elif event["type"] == "final":
+            if event.get("decision") == "auto_sent":
+                yield {"type": "message", "body": event.get("body", "".join(text))}
+            else:
+                yield {"type": event.get("decision") or "done"}
+            return
+
+
+def sse_format(event: dict | None) -> str:
+    """One Server-Sent Event; a None event is a heartbeat comment."""
+    if event is None:
+        return ": heartbeat\n\n"
+    seq = event.get("seq")
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}event: {event['type']}\ndata: {json.dumps(event)}\n\n"

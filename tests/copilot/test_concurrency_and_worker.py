@@ -1,0 +1,129 @@
+"""What happens while the model writes (another thread changes the ticket), and the whole
+path through a real Celery worker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from apps.accounts.models import Role, User
+from apps.copilot.models import Draft, DraftStatus, HandoffReason
+from apps.copilot.services import pipeline_run, ticket_takeover
+from apps.tickets.models import AuthorKind, Message, PipelineStatus, TicketStatus
+from apps.tickets.services import Actor, message_add
+from tests.conftest import wait_for
+from tests.copilot.conftest import customer_ticket
+from tests.llm.fake_openai import Reply
+
+QUESTION = "I forgot my password and the reset email never arrives"
+SLOW_ANSWER = Reply.ok(
+    json.dumps(
+        {
+            "reply": "If you have forgotten your password or it is no longer accepted, you "
+            "can set a new one yourself.",
+            "citations": ["P1"],
+            "answerable": True,
+        }
+    ),
+    delay=1.5,
+)
+
+
+def _run_in_thread(message_id: int, results: dict) -> threading.Thread:
+    def run() -> None:
+        try:
+            results["draft"] = pipeline_run(message_id=message_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_taking_over_while_the_model_writes_stops_the_send(copilot_ready, fake_openai):
+    # given: the model takes 1.5 s
+    fake_openai.reset(default=SLOW_ANSWER)
+    agent = User.objects.create_user(username="agent-2", password="x", role=Role.AGENT)
+    ticket, message = customer_ticket(QUESTION)
+    results: dict = {}
+    # when: the agent takes over while the pipeline waits on the model (no lock held)
+    thread = _run_in_thread(message.id, results)
+    time.sleep(0.5)
+    started = time.monotonic()
+    ticket_takeover(ticket=ticket, actor=agent)
+    took_over_in = time.monotonic() - started
+    thread.join(30)
+    # then
+    ticket.refresh_from_db()
+    draft = results["draft"]
+    assert took_over_in < 1.0
+    assert (draft.decision, draft.reason, draft.status) == (
+        "handed_off",
+        HandoffReason.AGENT_TOOK_OVER,
+        DraftStatus.PENDING,
+    )
+    assert ticket.status == TicketStatus.NEW
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_newer_customer_message_while_the_model_writes_supersedes_the_draft(
+    copilot_ready, fake_openai
+):
+    # given
+    fake_openai.reset(default=SLOW_ANSWER)
+    ticket, message = customer_ticket(QUESTION)
+    results: dict = {}
+    # when: the customer writes again while the model writes
+    thread = _run_in_thread(message.id, results)
+    time.sleep(0.5)
+    newer = message_add(
+        ticket=ticket, author_kind=AuthorKind.CUSTOMER, body="also my email changed",
+        actor=Actor.system(),
+    )  # fmt: skip
+    thread.join(30)
+    # then
+    ticket.refresh_from_db()
+    message.refresh_from_db()
+    draft = results["draft"]
+    assert draft.status == DraftStatus.SUPERSEDED
+    assert f"newer customer message (#{newer.id})" in draft.reason_detail
+    assert draft.reason == HandoffReason.NEWER_MESSAGE
+    assert message.pipeline_status == PipelineStatus.DONE
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
+    assert ticket.status == TicketStatus.NEW
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_posted_through_the_api_gets_a_draft_from_a_real_worker(
+    copilot_ready, celery_worker_process, api_key_client
+):
+    # given
+    client = api_key_client()
+    # when
+    created = client.post("/api/v1/tickets", {"body": QUESTION}, format="json").json()
+    # then
+    draft = wait_for(
+        lambda: Draft.objects.filter(message_id=created["message_id"]).first(), timeout=120
+    )
+    body = client.get(f"/api/v1/tickets/{created['id']}").json()
+    assert body["draft"]["id"] == draft.id
+    assert body["draft"]["intent"] == "reset_password"
+    assert body["draft"]["citations"][0]["external_id"] == "account/reset-password.md"
+    assert draft.decision == "auto_sent" or draft.reason != ""
+    message = Message.objects.get(pk=created["message_id"])
+    assert message.pipeline_status == PipelineStatus.DONE
+    expected_status = {
+        "auto_sent": "awaiting_customer", "needs_review": "needs_review",
+        "handed_off": "handed_off",
+    }[draft.decision]  # fmt: skip
+    assert body["status"] == expected_status

@@ -1,0 +1,208 @@
+"""Streaming of drafts (Redis replay + SSE endpoint), the ticket API's draft, regenerate,
+and the agent's actions (send, reject, take over)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apps.accounts.models import Role, User
+from apps.copilot.models import Draft, DraftStatus
+from apps.copilot.selectors import draft_current_for_ticket, drafts_for_ticket
+from apps.copilot.services import (
+    draft_regenerate,
+    draft_reject,
+    draft_send,
+    pipeline_run,
+    ticket_handback,
+    ticket_takeover,
+)
+from apps.copilot.streaming import customer_stream_events, stream_events, stream_replay
+from apps.core.exceptions import ConflictError
+from apps.tickets.models import AuthorKind, PipelineStatus, TicketStatus
+from tests.copilot.conftest import customer_ticket
+
+pytestmark = pytest.mark.django_db
+
+QUESTION = "I forgot my password and the reset email never arrives"
+REVIEW_QUESTION = (
+    "My parcel arrived two weeks late and that is the second time. I think I deserve "
+    "some kind of compensation or voucher for this."
+)
+
+
+@pytest.fixture
+def agent(db) -> User:  # type: ignore[no-untyped-def]
+    return User.objects.create_user(username="agent-1", password="x", role=Role.AGENT)
+
+
+def _sse_events(response) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
+    text = b"".join(response.streaming_content).decode()
+    events = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_draft_tokens_are_replayed_in_order_ending_with_the_final_event(copilot_ready):
+    # given
+    ticket, message = customer_ticket(QUESTION)
+    # when
+    draft = pipeline_run(message_id=message.id)
+    # then
+    events = stream_replay(ticket_id=ticket.id)
+    kinds = [event["type"] for event in events]
+    assert kinds[0] == "start" and kinds[-1] == "final"
+    assert set(kinds[1:-1]) == {"delta"}
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == draft.body
+    assert events[-1]["draft_id"] == draft.id
+    assert events[-1]["decision"] == "auto_sent"
+    # a late reader gets the same events and stops at the final one
+    assert list(stream_events(ticket_id=ticket.id, timeout=2)) == events
+
+
+def test_the_customer_stream_shows_only_an_auto_sent_reply(copilot_ready):
+    # given
+    sent_ticket, sent_message = customer_ticket(QUESTION)
+    reviewed_ticket, reviewed_message = customer_ticket(REVIEW_QUESTION)
+    sent = pipeline_run(message_id=sent_message.id)
+    pipeline_run(message_id=reviewed_message.id)
+    # when
+    sent_events = list(customer_stream_events(ticket_id=sent_ticket.id, timeout=2))
+    reviewed_events = list(customer_stream_events(ticket_id=reviewed_ticket.id, timeout=2))
+    # then
+    assert sent_events == [{"type": "typing"}, {"type": "message", "body": sent.body}]
+    assert reviewed_events == [{"type": "typing"}, {"type": "needs_review"}]
+
+
+def test_the_sse_endpoint_serves_the_draft_events(copilot_ready, api_key_client):
+    # given
+    ticket, message = customer_ticket(QUESTION)
+    draft = pipeline_run(message_id=message.id)
+    # when
+    response = api_key_client(("read",)).get(f"/api/v1/tickets/{ticket.id}/draft/stream")
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    events = _sse_events(response)
+    assert events[0][0] == "start"
+    assert events[-1] == ("final", {**events[-1][1], "draft_id": draft.id})
+    assert "".join(data["text"] for kind, data in events if kind == "delta") == draft.body
+
+
+def test_the_sse_endpoint_refuses_an_unknown_ticket_and_no_key(api_key_client, api_client):
+    assert api_key_client().get("/api/v1/tickets/999999/draft/stream").status_code == 404
+    assert api_client.get("/api/v1/tickets/1/draft/stream").status_code == 401
+
+
+def test_the_ticket_api_shows_the_latest_draft(copilot_ready, api_key_client):
+    # given
+    ticket, message = customer_ticket(QUESTION)
+    pipeline_run(message_id=message.id)
+    # when
+    body = api_key_client().get(f"/api/v1/tickets/{ticket.id}").json()
+    # then
+    draft = body["draft"]
+    assert body["status"] == "awaiting_customer"
+    assert (draft["decision"], draft["reason"], draft["status"]) == ("auto_sent", "", "auto_sent")
+    assert draft["intent"] == "reset_password"
+    assert draft["model"] == "local/extractive"
+    assert draft["prompt_version"] == 1
+    assert 0 <= draft["confidence"] <= 1
+    assert draft["citations"][0]["external_id"] == "account/reset-password.md"
+    assert set(draft["citations"][0]) == {
+        "passage_id", "external_id", "title", "url", "heading_path", "passage", "score",
+        "similarity",
+    }  # fmt: skip
+    assert set(draft["stage_timings"]) >= {"triage", "retrieve", "draft", "total"}
+    assert (draft["input_tokens"], draft["cost_usd"]) == (draft["input_tokens"], 0.0)
+
+
+def test_a_ticket_without_a_draft_shows_null(api_key_client):
+    # given
+    client = api_key_client()
+    created = client.post("/api/v1/tickets", {"body": "hello"}, format="json").json()
+    # when / then
+    assert client.get(f"/api/v1/tickets/{created['id']}").json()["draft"] is None
+
+
+def test_regenerate_supersedes_the_current_draft_and_keeps_history(copilot_ready, api_key_client):
+    # given
+    ticket, message = customer_ticket(REVIEW_QUESTION)
+    first = pipeline_run(message_id=message.id)
+    # when
+    response = api_key_client().post(f"/api/v1/tickets/{ticket.id}/draft/regenerate")
+    # then
+    assert response.status_code == 201
+    new = response.json()
+    first.refresh_from_db()
+    assert (new["generation"], new["is_current"], new["status"]) == (2, True, "pending")
+    assert (first.is_current, first.status) == (False, DraftStatus.SUPERSEDED)
+    assert draft_current_for_ticket(ticket_id=ticket.id).id == new["id"]
+    assert [d.id for d in drafts_for_ticket(ticket_id=ticket.id)] == [new["id"], first.id]
+
+
+def test_regenerate_refuses_a_read_only_key(copilot_ready, api_key_client):
+    ticket, message = customer_ticket(REVIEW_QUESTION)
+    pipeline_run(message_id=message.id)
+    response = api_key_client(("read",)).post(f"/api/v1/tickets/{ticket.id}/draft/regenerate")
+    assert response.status_code == 403
+    assert Draft.objects.filter(ticket=ticket).count() == 1
+
+
+def test_an_agent_sends_an_edited_draft_once(copilot_ready, agent):
+    # given
+    ticket, message = customer_ticket(REVIEW_QUESTION)
+    draft = pipeline_run(message_id=message.id)
+    # when
+    sent = draft_send(draft=draft, actor=agent, body="Sorry about that: here is a voucher.")
+    # then
+    ticket.refresh_from_db()
+    reply = ticket.messages.get(author_kind=AuthorKind.AGENT)
+    assert (sent.status, sent.acted_by_id, sent.sent_message_id) == ("sent", agent.id, reply.id)
+    assert reply.body == "Sorry about that: here is a voucher."
+    assert ticket.status == TicketStatus.AWAITING_CUSTOMER
+    with pytest.raises(ConflictError):
+        draft_send(draft=draft, actor=agent)
+    assert ticket.messages.filter(author_kind=AuthorKind.AGENT).count() == 1
+
+
+def test_a_rejected_draft_cannot_be_sent(copilot_ready, agent):
+    # given
+    ticket, message = customer_ticket(REVIEW_QUESTION)
+    draft = pipeline_run(message_id=message.id)
+    # when
+    rejected = draft_reject(draft=draft, actor=agent, reason="wrong tone")
+    # then
+    assert rejected.status == DraftStatus.REJECTED
+    assert "rejected: wrong tone" in rejected.reason_detail
+    with pytest.raises(ConflictError):
+        draft_send(draft=rejected, actor=agent)
+    assert not ticket.messages.filter(author_kind=AuthorKind.AGENT).exists()
+
+
+def test_a_taken_over_ticket_gets_no_draft_until_handed_back(copilot_ready, agent):
+    # given
+    ticket, message = customer_ticket(QUESTION)
+    ticket_takeover(ticket=ticket, actor=agent)
+    # when
+    draft = pipeline_run(message_id=message.id)
+    # then
+    ticket.refresh_from_db()
+    message.refresh_from_db()
+    assert draft is None
+    assert (message.pipeline_status, message.pipeline_error) == (
+        PipelineStatus.DONE,
+        "not drafted: an agent took the ticket over",
+    )
+    assert ticket.assignee_id == agent.id
+    assert ticket.status == TicketStatus.NEW
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
+    # when handed back, the next customer message is drafted again
+    assert ticket_handback(ticket=ticket, actor=agent) is True
+    regenerated = draft_regenerate(ticket=ticket, actor=agent)
+    assert regenerated.generation == 1 and regenerated.status == DraftStatus.PENDING
