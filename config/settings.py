@@ -375,3 +375,15 @@ COPILOT_INTENT_BOOST = env_float("COPILOT_INTENT_BOOST", 0.02, minimum=0.0)
 COPILOT_SEMANTIC_CACHE_SIMILARITY = env_float("COPILOT_SEMANTIC_CACHE_SIMILARITY", 0.95)
 COPILOT_STREAM_REPLAY_SECONDS = env_int("COPILOT_STREAM_REPLAY_SECONDS", 300, minimum=10)
 COPILOT_PIPELINE_MAX_RETRIES = env_int("COPILOT_PIPELINE_MAX_RETRIES", 3, minimum=0)
+
+# --- feedback, inbox and widget front end (apps/feedback, apps/inbox) --------------------------
+# A draft whose sent text differs from it by at least this share (edit distance over length)
+# is flagged "heavily edited" for the admin's review.
+FEEDBACK_HEAVY_EDIT_RATIO = env_float("FEEDBACK_HEAVY_EDIT_RATIO", 0.5, minimum=0.0)
+# Auto-sent drafts less than this above the auto-send threshold are flagged "low margin".
+FEEDBACK_LOW_MARGIN = env_float("FEEDBACK_LOW_MARGIN", 0.05, minimum=0.0)
+FEEDBACK_COLLECT_WINDOW_SECONDS = env_int("FEEDBACK_COLLECT_WINDOW", 24 * 3600, minimum=60)
+CELERY_BEAT_SCHEDULE["feedback-flagged-drafts-collect"] = {
+    "task": "feedback.flagged_drafts_collect",
+    "schedule": float(env_int("FEEDBACK_COLLECT_INTERVAL", 300, minimum=10)),
+}

@@ -12,9 +12,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
+from apps.copilot.selectors import policy_effective
 from apps.core.exceptions import DeskpilotError
+from apps.feedback.drafts import flagged_reply_disable_auto_send
 from apps.feedback.models import (
     CsatRating,
+    DraftAction,
     FlaggedReply,
     FlagStatus,
     IntentCorrection,
@@ -104,6 +107,7 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
             "flagged": flagged,
             "changelist_url": reverse("admin:feedback_flaggedreply_changelist"),
             "intents": sorted(intent_example_counts()),
+            "auto_send_disabled": not policy_effective().auto_send_allowed(flagged.intent),
             "visibilities": Visibility.choices,
         }
         return TemplateResponse(request, "admin/feedback/flaggedreply/review.html", context)
@@ -128,6 +132,9 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
             "training-example": lambda: flagged_reply_add_training_example(
                 flagged=flagged, user=request.user, intent=post.get("intent", "")
             ),
+            "disable-auto-send": lambda: flagged_reply_disable_auto_send(
+                flagged=flagged, user=request.user
+            ),
         }
         handler = handlers.get(action)
         if handler is None:
@@ -140,6 +147,22 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
         else:
             messages.success(request, "Done.")
         return HttpResponseRedirect(url)
+
+
+@admin.register(DraftAction)
+class DraftActionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "draft",
+        "ticket",
+        "agent",
+        "edit_distance",
+        "edit_ratio",
+        "created_at",
+    )
+    list_filter = ("kind", "intent")
+    show_facets = admin.ShowFacets.ALWAYS
 
 
 @admin.register(ReplyRating)

@@ -78,6 +78,56 @@ class IntentCorrection(models.Model):
         return f"#{self.ticket_id}: {self.from_intent or '-'} → {self.to_intent}"
 
 
+class DraftActionKind(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted and sent as drafted"
+    EDITED = "edited", "Edited, then sent"
+    REJECTED = "rejected", "Rejected"
+
+
+class DraftAction(models.Model):
+    """What an agent did with a copilot draft. A draft is acted on once (sent or rejected);
+    the copilot's text and what was sent are both kept, with the edit distance between them."""
+
+    draft = models.OneToOneField("copilot.Draft", on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=DraftActionKind.choices, db_index=True)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    intent = models.CharField(max_length=100, blank=True)
+    draft_body = models.TextField(blank=True)
+    sent_body = models.TextField(blank=True)
+    sent_message = models.ForeignKey(
+        "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Levenshtein distance between the draft and what was sent, in characters (in words for
+    # very long texts, see `edit_unit`), and that distance over the longer text's length.
+    edit_distance = models.PositiveIntegerField(default=0)
+    edit_ratio = models.FloatField(default=0.0)
+    edit_unit = models.CharField(max_length=8, default="char")
+    reject_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=DraftActionKind.values), name="feedback_draft_action_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(edit_ratio__gte=0, edit_ratio__lte=1),
+                name="feedback_draft_action_ratio_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="rejected") | ~Q(reject_reason=""),
+                name="feedback_draft_rejection_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} draft #{self.draft_id}"
+
+
 class FlagReason(models.TextChoices):
     """Why a reply deserves an admin's look."""
 
@@ -100,6 +150,9 @@ class FlaggedReply(TimeStampedModel):
     # The reply the customer saw (thumbs-down, auto-sent) or the agent's replacement, if any.
     message = models.ForeignKey(
         "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    draft = models.ForeignKey(
+        "copilot.Draft", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.CharField(max_length=32, choices=FlagReason.choices, db_index=True)
     detail = models.TextField(blank=True)
@@ -134,6 +187,11 @@ class FlaggedReply(TimeStampedModel):
                 fields=["reason", "message"],
                 condition=Q(message__isnull=False),
                 name="feedback_flag_unique_per_message",
+            ),
+            models.UniqueConstraint(
+                fields=["reason", "draft"],
+                condition=Q(draft__isnull=False),
+                name="feedback_flag_unique_per_draft",
             ),
         ]
 

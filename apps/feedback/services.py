@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.copilot.models import Draft
 from apps.core.exceptions import ConflictError, ValidationError
 from apps.feedback.models import (
     CsatRating,
@@ -82,30 +83,39 @@ def flagged_reply_open(
     ticket: Ticket,
     reason: FlagReason,
     message: Message | None = None,
+    draft: Draft | None = None,
     detail: str = "",
-    extra: dict[str, Any] | None = None,
+    intent: str | None = None,
 ) -> FlaggedReply:
-    """Flag a reply for the admin's review; the existing flag when this reply already has one
-    for this reason (idempotent under concurrency: the unique constraint decides)."""
+    """Flag a reply (a sent message and/or a draft) for the admin's review; the existing flag
+    when it already has one for this reason (idempotent under concurrency: the unique
+    constraints decide)."""
+    lookups = []
     if message is not None:
-        existing = FlaggedReply.objects.filter(message=message, reason=reason).first()
+        lookups.append({"message": message, "reason": reason})
+    if draft is not None:
+        lookups.append({"draft": draft, "reason": reason})
+    for lookup in lookups:
+        existing = FlaggedReply.objects.filter(**lookup).first()
         if existing is not None:
             return existing
     values: dict[str, Any] = {
         "ticket": ticket,
         "message": message,
+        "draft": draft,
         "reason": reason,
         "detail": detail[:FLAG_DETAIL_MAX_CHARS],
-        "intent": ticket.intent,
-        **(extra or {}),
+        "intent": ticket.intent if intent is None else intent,
     }
     try:
         with transaction.atomic():
             return FlaggedReply.objects.create(**values)
     except IntegrityError:
-        if message is None:
-            raise
-        return FlaggedReply.objects.get(message=message, reason=reason)
+        for lookup in lookups:
+            existing = FlaggedReply.objects.filter(**lookup).first()
+            if existing is not None:
+                return existing
+        raise
 
 
 def _action_append(flagged: FlaggedReply, *, action: str, user: User, detail: str = "") -> None:

@@ -1,12 +1,11 @@
-"""Agent actions that combine ticket services; called by the views inside a transaction."""
+"""Agent actions on tickets; called by the views inside a transaction."""
 
 from __future__ import annotations
 
 from apps.accounts.models import User
-from apps.core.exceptions import InvalidTransitionError
 from apps.tickets.email_outbound import email_reply_send
-from apps.tickets.models import AuthorKind, Channel, Message, Ticket, TicketStatus
-from apps.tickets.services import Actor, message_add, ticket_assign, ticket_handoff
+from apps.tickets.models import AuthorKind, Channel, Message, Ticket
+from apps.tickets.services import Actor, message_add
 
 
 def reply_send(*, ticket: Ticket, body: str, user: User) -> Message:
@@ -21,21 +20,3 @@ def reply_send(*, ticket: Ticket, body: str, user: User) -> Message:
     return message_add(
         ticket=ticket, author_kind=AuthorKind.AGENT, body=body, actor=actor, author_user=user
     )
-
-
-def ticket_take_over(*, ticket: Ticket, user: User) -> Ticket:
-    """The agent owns the conversation from now on: handed off (the copilot stays out of a
-    handed-off ticket) and assigned to them. Taking over one's own handed-off ticket is a
-    no-op; a resolved ticket must be reopened first."""
-    if ticket.status == TicketStatus.RESOLVED:
-        raise InvalidTransitionError(
-            f"ticket #{ticket.pk} is resolved; reopen it before taking it over", field="status"
-        )
-    actor = Actor.for_user(user)
-    if ticket.status != TicketStatus.HANDED_OFF:
-        ticket = ticket_handoff(
-            ticket=ticket, actor=actor, reason=f"taken over by {user.get_username()}"
-        )
-    if ticket.assignee_id != user.pk:
-        ticket = ticket_assign(ticket=ticket, assignee=user, actor=actor, reason="took over")
-    return ticket

@@ -72,3 +72,33 @@ class IntentForm(SeenStateForm):
     def __init__(self, *args: object, intents: list[str], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["intent"].choices = [(name, name) for name in intents]
+
+
+class DraftAcceptForm(SeenStateForm):
+    draft_id = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class DraftEditForm(DraftAcceptForm):
+    body = forms.CharField(
+        label="Draft",
+        strip=False,
+        max_length=settings.MESSAGE_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        error_messages={"required": "The reply is empty."},
+    )
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data["body"]
+        if not body.strip():
+            raise forms.ValidationError("The reply is empty.")
+        if "\x00" in body:
+            raise forms.ValidationError("The reply contains a NUL character; remove it.")
+        return body
+
+
+class DraftRejectForm(DraftAcceptForm):
+    reason = forms.CharField(
+        label="Why is it wrong?",
+        max_length=1000,
+        error_messages={"required": "Say why the draft is rejected: it teaches the copilot."},
+    )

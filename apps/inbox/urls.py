@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from apps.inbox.views import knowledge, queue, ticket
+from apps.inbox.views import draft, knowledge, queue, ticket
 
 app_name = "inbox"
 
@@ -28,13 +28,26 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/reply", ticket.ticket_reply, name="ticket-reply"),
     path("tickets/<int:ticket_id>/assign", ticket.ticket_assign_view, name="ticket-assign"),
     path("tickets/<int:ticket_id>/assign-me", ticket.ticket_assign_me, name="ticket-assign-me"),
+    path("tickets/<int:ticket_id>/take-over", draft.ticket_take_over_view, name="ticket-take-over"),
+    path("tickets/<int:ticket_id>/hand-back", draft.ticket_hand_back_view, name="ticket-hand-back"),
+    path("tickets/<int:ticket_id>/draft/accept", draft.draft_accept, name="draft-accept"),
+    path("tickets/<int:ticket_id>/draft/send", draft.draft_edit_send, name="draft-send"),
+    path("tickets/<int:ticket_id>/draft/reject", draft.draft_reject_view, name="draft-reject"),
     path(
-        "tickets/<int:ticket_id>/take-over", ticket.ticket_take_over_view, name="ticket-take-over"
+        "tickets/<int:ticket_id>/draft/regenerate",
+        draft.draft_regenerate_view,
+        name="draft-regenerate",
     ),
+    path("tickets/<int:ticket_id>/draft/stream", draft.draft_stream, name="draft-stream"),
     path("tickets/<int:ticket_id>/resolve", ticket.ticket_resolve_view, name="ticket-resolve"),
     path("tickets/<int:ticket_id>/reopen", ticket.ticket_reopen_view, name="ticket-reopen"),
     path("tickets/<int:ticket_id>/intent", ticket.ticket_intent_view, name="ticket-intent"),
     path("knowledge/search", knowledge.knowledge_search, name="knowledge-search"),
+    path(
+        "knowledge/articles/<int:article_id>/",
+        knowledge.knowledge_article_by_id,
+        name="knowledge-article-id",
+    ),
     path(
         "knowledge/<str:source>/<path:external_id>",
         knowledge.knowledge_article,

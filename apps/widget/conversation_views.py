@@ -6,12 +6,16 @@ token proves the conversation is theirs. All answers use the API's error shape.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.db import transaction
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.copilot.streaming import customer_stream_events, sse_format
 from apps.core.exceptions import NotFoundError
 from apps.core.rest import StrictCharField, StrictChoiceField, StrictSerializer
 from apps.feedback.models import RatingValue
@@ -23,6 +27,8 @@ from apps.widget.tokens import Visitor
 from apps.widget.views import HasVisitor, VisitorTokenAuthentication, WidgetView
 
 HUMAN_REQUESTED_REASON = "the customer asked for a human"
+STREAM_TIMEOUT_SECONDS = 60.0
+HEARTBEAT_SECONDS = 10.0
 
 
 class RatingSerializer(StrictSerializer):
@@ -101,3 +107,29 @@ class CsatView(VisitorView):
             comment=payload.validated_data.get("comment", ""),
         )
         return Response({"score": rating.score}, status=status.HTTP_200_OK)
+
+
+@extend_schema(exclude=True)
+class ConversationStreamView(VisitorView):
+    """What the copilot is doing on this conversation, as Server-Sent Events: `typing` while a
+    reply is drafted, then `message` (the reply, when it was sent on its own) or
+    `handed_off` / `needs_review` (a person will answer). A draft's text is never shown to
+    the customer before it is sent: an agent may still change or reject it.
+    """
+
+    allowed_methods_for_cors = "GET, OPTIONS"
+
+    def get(self, request: Request, public_key: str) -> StreamingHttpResponse:
+        ticket = self.visitor_ticket(request.auth)
+
+        def events() -> Iterator[str]:
+            yield ": stream open\n\n"
+            for event in customer_stream_events(
+                ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
+            ):
+                yield sse_format(event)
+
+        response = StreamingHttpResponse(events(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response

@@ -2,7 +2,12 @@
 
 from django.urls import path
 
-from apps.widget.conversation_views import CsatView, HumanRequestView, MessageRatingView
+from apps.widget.conversation_views import (
+    ConversationStreamView,
+    CsatView,
+    HumanRequestView,
+    MessageRatingView,
+)
 from apps.widget.views import ConversationMessagesView, ConversationStartView
 
 app_name = "widget"
@@ -17,4 +22,5 @@ urlpatterns = [
     ),
     path("<str:public_key>/human", HumanRequestView.as_view(), name="human"),
     path("<str:public_key>/csat", CsatView.as_view(), name="csat"),
+    path("<str:public_key>/stream", ConversationStreamView.as_view(), name="stream"),
 ]

@@ -116,3 +116,26 @@ def test_unknown_action_is_refused_and_changes_nothing(admin_client, flagged):
     assert "Unknown action" in response.content.decode()
     flagged.refresh_from_db()
     assert (flagged.status, flagged.actions_taken) == (FlagStatus.OPEN, [])
+
+
+def test_flagged_draft_shows_the_draft_and_what_the_agent_sent_instead(admin_client, agent):
+    # given
+    from apps.feedback.drafts import draft_send_recorded
+    from apps.tickets.models import TicketStatus
+    from tests.feedback.factories import draft_create
+
+    ticket = conversation_create(status=TicketStatus.NEEDS_REVIEW, intent="refund_status")
+    draft = draft_create(ticket)
+    draft_send_recorded(draft=draft, user=agent, body="Totally different <i>answer</i>.")
+    flagged = FlaggedReply.objects.get(reason=FlagReason.HEAVILY_EDITED)
+    # when
+    page = admin_client.get(f"/admin/feedback/flaggedreply/{flagged.pk}/change/").content.decode()
+    disabled = admin_client.post(
+        f"/admin/feedback/flaggedreply/{flagged.pk}/act/disable-auto-send/", follow=True
+    ).content.decode()
+    # then
+    assert "Hi! Refunds reach your card within 5 working days." in page
+    assert "What the agent did: edited, then sent (ann)" in page
+    assert "Totally different &lt;i&gt;answer&lt;/i&gt;." in page
+    assert "Disable auto-send for this intent" in page
+    assert "Auto-send is already off for this intent." in disabled

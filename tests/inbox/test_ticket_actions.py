@@ -4,6 +4,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from apps.copilot.selectors import ticket_is_taken_over
 from apps.inbox.forms import ticket_version
 from apps.tickets.models import AuthorKind, Channel, Message, Ticket, TicketEvent, TicketStatus
 from apps.tickets.services import Actor, message_add, ticket_assign
@@ -161,16 +162,21 @@ def test_reopen_of_an_open_ticket_says_why_and_changes_nothing(agent_client):
     assert state(ticket) == before
 
 
-def test_take_over_hands_off_and_assigns_to_the_agent(agent_client, agent):
+def test_take_over_stops_the_copilot_and_assigns_the_agent_until_handed_back(agent_client, agent):
     # given
     ticket = conversation_create(status=TicketStatus.NEEDS_REVIEW)
     # when
-    response = agent_client.post(f"/inbox/tickets/{ticket.pk}/take-over", seen(ticket))
+    taken = agent_client.post(f"/inbox/tickets/{ticket.pk}/take-over", seen(ticket))
+    page = agent_client.get(f"/inbox/tickets/{ticket.pk}/").content.decode()
+    taken_over = ticket_is_taken_over(ticket_id=ticket.pk)
+    handed_back = agent_client.post(f"/inbox/tickets/{ticket.pk}/hand-back", seen(ticket))
     # then
-    assert response.status_code == 302
-    assert state(ticket)[:2] == (TicketStatus.HANDED_OFF, agent.pk)
-    event = TicketEvent.objects.get(ticket=ticket, kind="status_changed", to_status="handed_off")
-    assert (event.actor_kind, event.reason) == ("agent", "taken over by ann")
+    assert (taken.status_code, handed_back.status_code) == (302, 302)
+    assert taken_over is True
+    assert "Taken over: the copilot stays out" in page
+    assert "Hand back to the copilot" in page
+    assert state(ticket)[:2] == (TicketStatus.NEEDS_REVIEW, agent.pk)
+    assert ticket_is_taken_over(ticket_id=ticket.pk) is False
 
 
 def test_assign_to_another_agent_with_the_select(agent_client, other_agent):

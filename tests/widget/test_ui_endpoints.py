@@ -202,3 +202,54 @@ def test_same_origin_read_without_an_origin_header_is_allowed_for_the_servers_ow
     assert same_origin.status_code == 200
     assert [m["body"] for m in same_origin.json()["messages"]] == ["Hi"]
     assert cross_site.status_code == 403
+
+
+def test_stream_tells_the_visitor_typing_then_the_reply_without_the_draft_text(widget_key, visitor):
+    # given: the pipeline's events for this conversation, published as the worker does
+    from apps.copilot.streaming import stream_publish
+
+    client, ticket = visitor
+    for event in (
+        {"type": "start", "message_id": 1},
+        {"type": "delta", "text": "Hi! It ships "},
+        {"type": "delta", "text": "today."},
+        {"type": "final", "draft_id": 1, "decision": "auto_sent", "reason": ""},
+    ):
+        stream_publish(ticket_id=ticket.pk, event=event)
+    # when
+    response = client.get(f"/widget/api/{widget_key.public_key}/stream", HTTP_ORIGIN=ORIGIN)
+    body = b"".join(response.streaming_content).decode()
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    assert response["Access-Control-Allow-Origin"] == ORIGIN
+    assert "event: typing" in body
+    assert "event: message" in body
+    assert '"body": "Hi! It ships today."' in body
+    assert "event: delta" not in body
+
+
+def test_stream_of_a_draft_for_review_never_shows_its_text(widget_key, visitor):
+    # given
+    from apps.copilot.streaming import stream_publish
+
+    client, ticket = visitor
+    for event in (
+        {"type": "start", "message_id": 1},
+        {"type": "delta", "text": "Unreviewed text"},
+        {"type": "final", "draft_id": 1, "decision": "needs_review", "reason": "x"},
+    ):
+        stream_publish(ticket_id=ticket.pk, event=event)
+    # when
+    response = client.get(f"/widget/api/{widget_key.public_key}/stream", HTTP_ORIGIN=ORIGIN)
+    body = b"".join(response.streaming_content).decode()
+    # then
+    assert "event: needs_review" in body
+    assert "Unreviewed text" not in body
+
+
+def test_stream_needs_the_visitor_token(widget_key, visitor):
+    # when
+    response = APIClient().get(f"/widget/api/{widget_key.public_key}/stream", HTTP_ORIGIN=ORIGIN)
+    # then
+    assert response.status_code == 401

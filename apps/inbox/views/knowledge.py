@@ -7,7 +7,12 @@ from django.shortcuts import render
 
 from apps.core.exceptions import ValidationError
 from apps.inbox.access import inbox_login_required
-from apps.knowledge.selectors import SearchHit, article_get, chunk_search
+from apps.knowledge.selectors import (
+    SearchHit,
+    article_get,
+    articles_by_external_id,
+    chunk_search,
+)
 
 RESULTS = 5
 
@@ -37,5 +42,15 @@ def knowledge_search(request: HttpRequest) -> HttpResponse:
 def knowledge_article(request: HttpRequest, source: str, external_id: str) -> HttpResponse:
     article = article_get(source_name=source, external_id=external_id)
     if article is None:
+        raise Http404("no such article")
+    return render(request, "inbox/article.html", {"article": article})
+
+
+@inbox_login_required
+def knowledge_article_by_id(request: HttpRequest, article_id: int) -> HttpResponse:
+    """A cited article (drafts cite by article id and external id)."""
+    external_id = request.GET.get("external_id", "")
+    article = articles_by_external_id(external_ids=[external_id]).get(external_id)
+    if article is None or article.pk != article_id:
         raise Http404("no such article")
     return render(request, "inbox/article.html", {"article": article})

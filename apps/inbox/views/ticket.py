@@ -19,12 +19,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import User
+from apps.copilot.models import DraftStatus
+from apps.copilot.selectors import draft_current_for_ticket, ticket_is_taken_over
 from apps.core.exceptions import DeskpilotError, NotFoundError
 from apps.feedback.services import ticket_intent_correct
 from apps.inbox.access import inbox_login_required
-from apps.inbox.actions import reply_send, ticket_take_over
+from apps.inbox.actions import reply_send
 from apps.inbox.forms import (
     AssignForm,
+    DraftAcceptForm,
+    DraftEditForm,
+    DraftRejectForm,
     IntentForm,
     ReasonForm,
     ReplyForm,
@@ -33,12 +38,19 @@ from apps.inbox.forms import (
 )
 from apps.inbox.views.knowledge import knowledge_results
 from apps.inbox.views.queue import SESSION_QUEUE_IDS, SESSION_QUEUE_QUERY
-from apps.tickets.models import Message, Ticket, TicketStatus
+from apps.tickets.models import AuthorKind, Message, PipelineStatus, Ticket, TicketStatus
 from apps.tickets.selectors import message_list, ticket_get, ticket_list
 from apps.tickets.services import Actor, ticket_assign, ticket_reopen, ticket_resolve
 from apps.triage.selectors import intent_example_counts
 
 PREVIOUS_TICKETS_SHOWN = 10
+# The customer's latest message is still on its way through the copilot pipeline.
+DRAFTING_STATUSES = (
+    PipelineStatus.UNSCHEDULED,
+    PipelineStatus.QUEUED,
+    PipelineStatus.AWAITING_TRIAGE,
+    PipelineStatus.PROCESSING,
+)
 
 
 def _ticket_or_404(ticket_id: int) -> Ticket:
@@ -75,6 +87,18 @@ def ticket_context(
     seen = SeenStateForm.initial_for(ticket, last_message_id)
     forms = forms or {}
     previous_id, next_id = _neighbours(request, ticket.pk)
+    draft = draft_current_for_ticket(ticket_id=ticket.pk)
+    taken_over = ticket_is_taken_over(ticket_id=ticket.pk)
+    customer_messages = [m for m in conversation if m.author_kind == AuthorKind.CUSTOMER]
+    latest = customer_messages[-1] if customer_messages else None
+    drafting = bool(
+        latest is not None
+        and latest.pipeline_status in DRAFTING_STATUSES
+        and (draft is None or draft.message_id != latest.pk)
+        and not taken_over
+        and ticket.status not in (TicketStatus.HANDED_OFF, TicketStatus.RESOLVED)
+    )
+    draft_ids = {**seen, "draft_id": draft.pk if draft else 0}
     knowledge_query = request.GET.get("kq", "")[:2000]
     knowledge_hits, knowledge_error = knowledge_results(knowledge_query)
     return {
@@ -99,10 +123,14 @@ def ticket_context(
         "knowledge_hits": knowledge_hits,
         "knowledge_error": knowledge_error,
         "is_open": ticket.status != TicketStatus.RESOLVED,
-        "can_take_over": ticket.status != TicketStatus.RESOLVED
-        and not (
-            ticket.status == TicketStatus.HANDED_OFF and ticket.assignee_id == request.user.pk
-        ),
+        "draft": draft,
+        "draft_pending": draft is not None and draft.status == DraftStatus.PENDING,
+        "drafting": drafting,
+        "taken_over": taken_over,
+        "draft_accept_form": DraftAcceptForm(initial=draft_ids),
+        "draft_edit_form": forms.get("draft_edit")
+        or DraftEditForm(initial={**draft_ids, "body": draft.body if draft else ""}),
+        "draft_reject_form": forms.get("draft_reject") or DraftRejectForm(initial=draft_ids),
         "previous_ticket_id": previous_id,
         "next_ticket_id": next_id,
         "queue_query": request.session.get(SESSION_QUEUE_QUERY, ""),
@@ -208,9 +236,20 @@ def _conflict(
     # The page shows the ticket as it is now, with the agent's typed text kept but the
     # version refreshed: sending again is a deliberate second decision.
     fresh: dict[str, Any] = {}
+    seen = SeenStateForm.initial_for(ticket, _last_message_id(ticket))
     if form_name == "reply":
-        seen = SeenStateForm.initial_for(ticket, _last_message_id(ticket))
         fresh["reply"] = ReplyForm(initial={**seen, "body": form.data.get("body", "")})
+    elif form_name == "draft" and "body" in form.data:
+        # The agent's edit is kept: in the draft box if a draft is still pending, else in
+        # the reply box (the draft they edited was sent, rejected or replaced meanwhile).
+        current = draft_current_for_ticket(ticket_id=ticket.pk)
+        typed = form.data.get("body", "")
+        if current is not None and current.status == DraftStatus.PENDING:
+            fresh["draft_edit"] = DraftEditForm(
+                initial={**seen, "draft_id": current.pk, "body": typed}
+            )
+        else:
+            fresh["reply"] = ReplyForm(initial={**seen, "body": typed})
     context = ticket_context(request, ticket, forms=fresh)
     return render(request, "inbox/ticket.html", context, status=status)
 
@@ -254,18 +293,6 @@ def ticket_assign_me(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
     return _perform(
         request, ticket_id, form=SeenStateForm(request.POST), form_name="assign", action=action
-    )
-
-
-@require_POST
-@inbox_login_required
-def ticket_take_over_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
-    def action(ticket: Ticket, data: dict[str, Any]) -> str:
-        ticket_take_over(ticket=ticket, user=request.user)
-        return "You took over this ticket: the copilot stays out of it."
-
-    return _perform(
-        request, ticket_id, form=SeenStateForm(request.POST), form_name="takeover", action=action
     )
 
 

@@ -80,6 +80,8 @@
       toast(missing);
       return;
     }
+    var details = target.closest("details");
+    if (details) details.open = true;
     if (target.tagName === "TEXTAREA" || target.tagName === "INPUT") target.focus();
     else target.click();
   }
@@ -185,4 +187,35 @@
   }
 
   document.addEventListener("htmx:afterSettle", reselect);
+
+  // A draft being written: show its text live (Server-Sent Events), reload when it is saved.
+  var stream = null;
+  function followDraft() {
+    var panel = $("[data-draft-stream]");
+    if (stream) {
+      stream.close();
+      stream = null;
+    }
+    if (!panel || !window.EventSource) return;
+    var live = panel.querySelector(".draft-live");
+    stream = new EventSource(panel.dataset.draftStream);
+    stream.addEventListener("start", function () {
+      live.textContent = "";
+    });
+    stream.addEventListener("delta", function (event) {
+      live.textContent += JSON.parse(event.data).text || "";
+    });
+    stream.addEventListener("reset", function () {
+      live.textContent = "";
+    });
+    stream.addEventListener("final", function () {
+      stream.close();
+      stream = null;
+      window.location.reload();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", followDraft);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.target === document.body) followDraft();
+  });
 })();

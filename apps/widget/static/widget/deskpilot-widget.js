@@ -49,6 +49,8 @@
   var pollTimer = null;
   var fastUntil = 0;
   var unread = 0;
+  var drafting = false;
+  var following = false;
 
   // --- DOM -------------------------------------------------------------------------------
   function el(tag, attributes, text) {
@@ -253,15 +255,20 @@
     updateTyping();
   }
 
-  function updateTyping() {
+  function awaitingReply() {
     var last = messages[messages.length - 1];
-    typing.hidden = !(last && last.author_kind === "customer" && status === "new");
+    return Boolean(last && last.author_kind === "customer" && status === "new");
+  }
+
+  function updateTyping() {
+    typing.hidden = !(awaitingReply() || drafting);
   }
 
   function setStatus(value) {
     status = value || status;
     var text = "";
     if (status === "handed_off") text = "A person from our team has taken over and will reply here.";
+    else if (status === "needs_review") text = "A person from our team is checking the answer and will reply here shortly.";
     else if (status === "resolved") text = "This conversation is closed. Write again any time to reopen it.";
     notice.textContent = text;
     notice.hidden = !text;
@@ -318,6 +325,7 @@
           setStatus(status === "resolved" || status === "awaiting_customer" ? "new" : status || "new");
           fastUntil = Date.now() + FAST_POLL_FOR_MS;
           schedulePoll(FAST_POLL_MS);
+          follow();
         },
         function (error) {
           showError(friendlyError(error, true));
@@ -360,6 +368,67 @@
       else delay = IDLE_POLL_MS;
     }
     pollTimer = window.setTimeout(poll, delay);
+  }
+
+  // The copilot's progress on this conversation, as Server-Sent Events read with fetch (so the
+  // visitor token travels in a header, not in the URL). Polling stays the backstop.
+  function handleStreamEvent(block) {
+    var type = "message";
+    var data = "";
+    block.split("\n").forEach(function (line) {
+      if (line.indexOf("event:") === 0) type = line.slice(6).trim();
+      else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+    });
+    if (!data) return;
+    if (type === "typing") {
+      drafting = true;
+    } else if (type === "message") {
+      drafting = false;
+      schedulePoll(0);
+    } else if (type === "handed_off" || type === "needs_review") {
+      drafting = false;
+      setStatus(type);
+      schedulePoll(0);
+    }
+    updateTyping();
+  }
+
+  function follow(attempt) {
+    attempt = attempt || 0;
+    if (following || !state.token || !window.ReadableStream || !window.TextDecoder) return;
+    following = true;
+    fetch(API + "/stream", {
+      headers: { Authorization: "Bearer " + state.token, Accept: "text/event-stream" },
+      mode: "cors",
+      credentials: "omit",
+    })
+      .then(function (response) {
+        if (!response.ok || !response.body) throw new HttpError(response.status, "", null);
+        var reader = response.body.getReader();
+        var decoder = new TextDecoder();
+        var buffer = "";
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) return;
+            buffer += decoder.decode(chunk.value, { stream: true });
+            var blocks = buffer.split("\n\n");
+            buffer = blocks.pop();
+            blocks.forEach(handleStreamEvent);
+            return pump();
+          });
+        }
+        return pump();
+      })
+      .catch(function () {
+        return null;
+      })
+      .then(function () {
+        following = false;
+        drafting = false;
+        updateTyping();
+        // An earlier draft's events may have ended the stream: follow again while waiting.
+        if (awaitingReply() && attempt < 3) window.setTimeout(function () { follow(attempt + 1); }, 1000);
+      });
   }
 
   function rate(messageId, value, group) {

@@ -1,0 +1,209 @@
+"""Agents' actions on copilot drafts, recorded as feedback; and the sweep that flags
+auto-sent drafts worth a second look.
+
+The copilot's services do the sending and the compare-and-set on the draft; these wrap
+them so every action leaves a DraftAction (and, when it says the draft was poor, a flag)
+in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.copilot.models import CopilotPolicy, Decision, Draft
+from apps.copilot.selectors import policy_effective
+from apps.copilot.services import draft_reject, draft_send
+from apps.core.exceptions import ConflictError, ValidationError
+from apps.feedback.models import DraftAction, DraftActionKind, FlaggedReply, FlagReason
+from apps.feedback.services import _action_append, _flag_open_or_conflict, flagged_reply_open
+from apps.tickets.models import Message
+
+# Character-level Levenshtein up to this many cells (len(a) * len(b)); word-level above.
+EDIT_DISTANCE_MAX_CELLS = 4_000_000
+
+
+def _levenshtein(first: list[str] | str, second: list[str] | str) -> int:
+    if len(first) < len(second):
+        first, second = second, first
+    previous = list(range(len(second) + 1))
+    for index, left in enumerate(first, start=1):
+        current = [index]
+        for position, right in enumerate(second, start=1):
+            current.append(
+                min(
+                    previous[position] + 1,
+                    current[position - 1] + 1,
+                    previous[position - 1] + (left != right),
+                )
+            )
+        previous = current
+    return previous[-1]
+
+
+def edit_distance(draft: str, sent: str) -> tuple[int, float, str]:
+    """(distance, distance over the longer text's length, unit) between two texts."""
+    if len(draft) * len(sent) <= EDIT_DISTANCE_MAX_CELLS:
+        first, second, unit = draft, sent, "char"
+    else:
+        first, second, unit = draft.split(), sent.split(), "word"
+    distance = _levenshtein(first, second)
+    longest = max(len(first), len(second))
+    return distance, (distance / longest if longest else 0.0), unit
+
+
+def _sent_message(draft: Draft) -> Message | None:
+    if draft.sent_message_id is None:
+        return None
+    return Message.objects.filter(pk=draft.sent_message_id).first()
+
+
+@transaction.atomic
+def draft_send_recorded(*, draft: Draft, user: User, body: str | None = None) -> DraftAction:
+    """Send the draft as it is (`body` None or unchanged) or as the agent edited it, and
+    record which. A heavily edited draft (edit ratio ≥ FEEDBACK_HEAVY_EDIT_RATIO) is flagged.
+
+    Raises ConflictError when the draft is no longer pending (another agent acted on it).
+    """
+    original = draft.body
+    if body is not None and not body.strip():
+        raise ValidationError("the reply is empty", field="body")
+    edited = body is not None and body.replace("\r\n", "\n") != original.replace("\r\n", "\n")
+    sent = draft_send(draft=draft, actor=user, body=body if edited else None)
+    text = body if edited and body is not None else original
+    distance, ratio, unit = edit_distance(original, text) if edited else (0, 0.0, "char")
+    action = DraftAction.objects.create(
+        draft=sent,
+        ticket_id=sent.ticket_id,
+        kind=DraftActionKind.EDITED if edited else DraftActionKind.ACCEPTED,
+        agent=user,
+        intent=sent.intent,
+        draft_body=original,
+        sent_body=text,
+        sent_message=_sent_message(sent),
+        edit_distance=distance,
+        edit_ratio=min(1.0, ratio),
+        edit_unit=unit,
+    )
+    if edited and ratio >= settings.FEEDBACK_HEAVY_EDIT_RATIO:
+        flagged_reply_open(
+            ticket=sent.ticket,
+            draft=sent,
+            message=action.sent_message,
+            reason=FlagReason.HEAVILY_EDITED,
+            detail=f"{user.get_username()} changed {ratio:.0%} of the draft before sending it",
+            intent=sent.intent,
+        )
+    return action
+
+
+@transaction.atomic
+def draft_reject_recorded(*, draft: Draft, user: User, reason: str) -> DraftAction:
+    """Reject the draft (nothing is sent) with the agent's reason, and flag it for review."""
+    reason = reason.replace("\x00", "").strip()
+    if not reason:
+        raise ValidationError("say why the draft is rejected", field="reason")
+    rejected = draft_reject(draft=draft, actor=user, reason=reason[:1000])
+    action = DraftAction.objects.create(
+        draft=rejected,
+        ticket_id=rejected.ticket_id,
+        kind=DraftActionKind.REJECTED,
+        agent=user,
+        intent=rejected.intent,
+        draft_body=rejected.body,
+        reject_reason=reason[:1000],
+    )
+    flagged_reply_open(
+        ticket=rejected.ticket,
+        draft=rejected,
+        reason=FlagReason.DRAFT_REJECTED,
+        detail=f"rejected by {user.get_username()}: {reason}",
+        intent=rejected.intent,
+    )
+    return action
+
+
+def flagged_drafts_collect(*, since: timedelta | None = None) -> int:
+    """Flag recent drafts worth an admin's look; returns how many flags were new.
+
+    - auto-sent with a confidence less than FEEDBACK_LOW_MARGIN above the auto-send
+      threshold in force: sent on its own, but only just;
+    - drafts whose validation caught something (citations not retrieved, links not from the
+      knowledge base): the guard's verdicts.
+    Idempotent: a draft is flagged once per reason.
+    """
+    window = since or timedelta(seconds=settings.FEEDBACK_COLLECT_WINDOW_SECONDS)
+    recent = Draft.objects.filter(
+        created_at__gte=timezone.now() - window, evaluation=False
+    ).select_related("ticket")
+    threshold = policy_effective().auto_send_threshold
+    margin = settings.FEEDBACK_LOW_MARGIN
+    created = 0
+    for draft in recent.filter(
+        decision=Decision.AUTO_SENT, confidence__lt=threshold + margin
+    ).exclude(pk__in=FlaggedReply.objects.filter(reason=FlagReason.LOW_MARGIN).values("draft")):
+        flagged_reply_open(
+            ticket=draft.ticket,
+            draft=draft,
+            message=_sent_message(draft),
+            reason=FlagReason.LOW_MARGIN,
+            detail=f"auto-sent at confidence {draft.confidence:.3f}; threshold {threshold:.3f}",
+            intent=draft.intent,
+        )
+        created += 1
+    for draft in recent.exclude(
+        pk__in=FlaggedReply.objects.filter(reason=FlagReason.GUARD_VERDICT).values("draft")
+    ):
+        verdicts = _guard_verdicts(draft.validation or {})
+        if verdicts:
+            flagged_reply_open(
+                ticket=draft.ticket,
+                draft=draft,
+                message=_sent_message(draft),
+                reason=FlagReason.GUARD_VERDICT,
+                detail="; ".join(verdicts),
+                intent=draft.intent,
+            )
+            created += 1
+    return created
+
+
+def _guard_verdicts(validation: dict) -> list[str]:
+    verdicts = []
+    if validation.get("invalid_citations"):
+        verdicts.append(
+            f"cited passages that were not retrieved: {validation['invalid_citations']}"
+        )
+    if validation.get("foreign_links"):
+        verdicts.append(f"links not in the knowledge base: {validation['foreign_links']}")
+    return verdicts
+
+
+@transaction.atomic
+def flagged_reply_disable_auto_send(*, flagged: FlaggedReply, user: User) -> FlaggedReply:
+    """Stop auto-sending drafts for the flag's intent: every draft of it goes to an agent.
+
+    Written in the copilot policy's per-intent overrides (the copilot reads them on every
+    decision). The intent comes from the flag.
+    """
+    flagged = _flag_open_or_conflict(flagged)
+    if not flagged.intent:
+        raise ValidationError("this flag has no intent to disable auto-send for", field="intent")
+    # The copilot has no service for its policy row yet: the row is locked and its JSON
+    # merged here, so a concurrent admin edit of another intent is not lost.
+    policy, _ = CopilotPolicy.objects.select_for_update().get_or_create(singleton=True)
+    overrides = dict(policy.intent_overrides or {})
+    current = dict(overrides.get(flagged.intent) or {})
+    if current.get("auto_send") is False:
+        raise ConflictError(f"auto-send is already off for {flagged.intent!r}", field="intent")
+    overrides[flagged.intent] = {**current, "auto_send": False}
+    CopilotPolicy.objects.filter(pk=policy.pk).update(
+        intent_overrides=overrides, updated_at=timezone.now()
+    )
+    _action_append(flagged, action="auto_send_disabled", user=user, detail=flagged.intent)
+    flagged.save(update_fields=["actions_taken", "updated_at"])
+    return flagged

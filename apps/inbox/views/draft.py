@@ -1,0 +1,135 @@
+"""The copilot's draft on the ticket page: accept, edit then send, reject, regenerate, the
+live stream of a draft being written, and taking a ticket over from the copilot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.http import require_POST
+
+from apps.copilot.models import Draft
+from apps.copilot.selectors import draft_current_for_ticket
+from apps.copilot.services import draft_regenerate, ticket_handback, ticket_takeover
+from apps.copilot.streaming import sse_format, stream_events
+from apps.core.exceptions import ConflictError
+from apps.feedback.drafts import draft_reject_recorded, draft_send_recorded
+from apps.inbox.access import inbox_login_required
+from apps.inbox.forms import DraftAcceptForm, DraftEditForm, DraftRejectForm, SeenStateForm
+from apps.inbox.views.ticket import _perform, _ticket_or_404
+from apps.tickets.models import Ticket
+
+STREAM_TIMEOUT_SECONDS = 120.0
+HEARTBEAT_SECONDS = 10.0
+
+
+def _draft_of(ticket: Ticket, draft_id: int) -> Draft:
+    """The ticket's current draft, if it is the one the agent saw; else a conflict."""
+    draft = draft_current_for_ticket(ticket_id=ticket.pk)
+    if draft is None or draft.pk != draft_id:
+        raise ConflictError(
+            "the draft you saw was replaced by a newer one; review the new draft",
+            field="draft_id",
+        )
+    return draft
+
+
+@require_POST
+@inbox_login_required
+def draft_accept(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        draft_send_recorded(draft=_draft_of(ticket, data["draft_id"]), user=request.user)
+        return "Draft sent as written."
+
+    return _perform(
+        request, ticket_id, form=DraftAcceptForm(request.POST), form_name="draft", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def draft_edit_send(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        recorded = draft_send_recorded(
+            draft=_draft_of(ticket, data["draft_id"]), user=request.user, body=data["body"]
+        )
+        if recorded.kind == "accepted":
+            return "Draft sent as written (it was not changed)."
+        return f"Edited draft sent ({recorded.edit_distance} {recorded.edit_unit}s changed)."
+
+    return _perform(
+        request, ticket_id, form=DraftEditForm(request.POST), form_name="draft", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def draft_reject_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        draft_reject_recorded(
+            draft=_draft_of(ticket, data["draft_id"]), user=request.user, reason=data["reason"]
+        )
+        return "Draft rejected; nothing was sent. Write your own reply below."
+
+    return _perform(
+        request,
+        ticket_id,
+        form=DraftRejectForm(request.POST),
+        form_name="draft_reject",
+        action=action,
+    )
+
+
+@require_POST
+@inbox_login_required
+def draft_regenerate_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        draft = draft_regenerate(ticket=ticket, actor=request.user)
+        return f"New draft ready ({draft.get_decision_display().lower()})."
+
+    return _perform(
+        request, ticket_id, form=SeenStateForm(request.POST), form_name="draft", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def ticket_take_over_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        ticket_takeover(ticket=ticket, actor=request.user)
+        return "You took over this ticket: the copilot drafts nothing for it until handed back."
+
+    return _perform(
+        request, ticket_id, form=SeenStateForm(request.POST), form_name="takeover", action=action
+    )
+
+
+@require_POST
+@inbox_login_required
+def ticket_hand_back_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        ticket_handback(ticket=ticket, actor=request.user)
+        return "Handed back: the copilot drafts again from the customer's next message."
+
+    return _perform(
+        request, ticket_id, form=SeenStateForm(request.POST), form_name="takeover", action=action
+    )
+
+
+@inbox_login_required
+def draft_stream(request: HttpRequest, ticket_id: int) -> StreamingHttpResponse:
+    """The draft being written, as Server-Sent Events (start, delta, reset, final)."""
+    ticket = _ticket_or_404(ticket_id)
+
+    def events() -> Iterator[str]:
+        yield ": stream open\n\n"
+        for event in stream_events(
+            ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
+        ):
+            yield sse_format(event)
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
