@@ -31,7 +31,7 @@ def agent_messages(ticket) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_draft_panel_explains_the_draft(agent_client, reviewed_ticket):
     # given
-    ticket, draft = reviewed_ticket
+    ticket, _ = reviewed_ticket
     # when
     page = agent_client.get(f"/inbox/tickets/{ticket.pk}/").content.decode()
     # then
@@ -41,7 +41,7 @@ def test_draft_panel_explains_the_draft(agent_client, reviewed_ticket):
     assert "Low confidence" in page
     assert "confidence 0.62 below the auto-send threshold 0.90" in page
     assert "When will I get my refund?" in page
-    assert f'href="/inbox/knowledge/articles/1/?external_id=returns/refund-timing.md"' in page
+    assert 'href="/inbox/knowledge/articles/1/?external_id=returns/refund-timing.md"' in page
     assert "Card refunds take up to 5 working days." in page
     assert "local/extractive via draft-fast" in page
     assert "812 in / 64 out · $0.00042" in page
