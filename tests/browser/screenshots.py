@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from apps.feedback.drafts import draft_send_recorded
 from apps.feedback.models import FlaggedReply
 from apps.feedback.services import reply_rate
 from apps.tickets.models import AuthorKind, Channel, Ticket, TicketPriority, TicketStatus
 from apps.tickets.services import Actor, message_add, ticket_assign
 from apps.triage.services import intents_ensure
 from tests.browser.conftest import DESKTOP, PHONE, admin_sign_in, sign_in, widget_open
+from tests.feedback.factories import draft_create
 from tests.inbox.factories import conversation_create
 from tests.tickets.factories import CustomerFactory
 
@@ -34,6 +36,7 @@ DEMO_KB = BASE_DIR / "fixtures/demo/kb"
 EXPECTED = [
     "inbox-queue",
     "inbox-ticket",
+    "inbox-ticket-draft",
     "inbox-shortcuts",
     "widget-desktop",
     "widget-phone",
@@ -183,6 +186,37 @@ def fernhill_day(agent_user, admin_user):  # type: ignore[no-untyped-def]
         actor=Actor.copilot(),
     )
     reply_rate(message=reply, value="down")
+    # a draft waiting for review, and one an agent rewrote (flagged "heavily edited")
+    draft_create(
+        tickets[1],
+        body=(
+            "Hi Tom,\n\nSorry about that! A second charge for one order is usually a "
+            "pre-authorisation: it disappears from your statement within 3-5 working days "
+            "without you doing anything.\n\nIf both charges are still there after 5 working "
+            "days, reply with your order number and we will refund the duplicate.\n\nBest, "
+            "Fernhill support"
+        ),
+        intent="charged_twice",
+        confidence=0.71,
+        reason_detail="confidence 0.710 < auto-send threshold 0.900",
+        citations=[
+            {
+                "article_id": 0,
+                "external_id": "billing/charged-twice.md",
+                "title": "I was charged twice",
+                "url": "https://help.fernhill.example/billing/charged-twice",
+                "heading_path": "Pending authorisations",
+                "passage": "A second charge is usually a pending authorisation that your "
+                "bank releases within 3-5 working days.",
+            }
+        ],
+    )
+    rewritten = draft_create(tickets[8], intent="invoice_request", confidence=0.64)
+    draft_send_recorded(
+        draft=rewritten,
+        user=agent_user,
+        body="Hi Hannah, I've attached the corrected invoice with your VAT number. Best, Agnes",
+    )
     return tickets
 
 
@@ -194,6 +228,10 @@ def test_screenshots(site, new_page, fernhill_day, agent_user):
     agent.keyboard.press("j")
     agent.keyboard.press("j")
     shot(agent, "inbox-queue")
+    # a ticket with the copilot's draft waiting for review
+    agent.goto(f"{site.url}/inbox/tickets/{fernhill_day[1].pk}/")
+    expect(agent.locator("#draft")).to_be_visible()
+    shot(agent, "inbox-ticket-draft", full_page=True)
     # a ticket, with the knowledge panel showing results
     agent.goto(f"{site.url}/inbox/tickets/{sofa.pk}/?kq=damaged+item+on+delivery")
     expect(agent.locator(".hits li").first).to_be_visible()
@@ -232,7 +270,7 @@ def test_screenshots(site, new_page, fernhill_day, agent_user):
     admin_sign_in(admin, site.url, "adele")
     admin.goto(f"{site.url}/admin/feedback/flaggedreply/")
     shot(admin, "flagged-list")
-    flagged = FlaggedReply.objects.get()
+    flagged = FlaggedReply.objects.get(reason="heavily_edited")
     admin.goto(f"{site.url}/admin/feedback/flaggedreply/{flagged.pk}/change/")
     shot(admin, "flagged-item", full_page=True)
     for name in EXPECTED:

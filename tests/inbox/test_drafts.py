@@ -167,3 +167,33 @@ def test_draft_text_is_rendered_inert(agent_client):
     assert not re.search(r"<(script|img|svg)[^>]*alert", page)
     assert "javascript:alert" not in re.findall(r'href="([^"]*)"', page).__str__()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_draft_stream_relays_the_draft_being_written(agent_client):
+    # given
+    from apps.copilot.streaming import stream_publish
+
+    ticket = conversation_create()
+    for event in (
+        {"type": "start", "message_id": 1},
+        {"type": "delta", "text": "Hello <b>there</b>"},
+        {"type": "final", "draft_id": 1, "decision": "needs_review", "reason": "x"},
+    ):
+        stream_publish(ticket_id=ticket.pk, event=event)
+    # when
+    response = agent_client.get(f"/inbox/tickets/{ticket.pk}/draft/stream")
+    body = b"".join(response.streaming_content).decode()
+    # then
+    assert response["Content-Type"] == "text/event-stream"
+    assert 'event: delta\ndata: {"type": "delta", "text": "Hello <b>there</b>"' in body
+    assert "event: final" in body
+
+
+def test_ticket_page_follows_a_draft_in_progress(agent_client):
+    # given: the customer's message is still in the pipeline
+    ticket = conversation_create()
+    # when
+    page = agent_client.get(f"/inbox/tickets/{ticket.pk}/").content.decode()
+    # then
+    assert f'data-draft-stream="/inbox/tickets/{ticket.pk}/draft/stream"' in page
+    assert "The copilot is drafting a reply" in page

@@ -1,0 +1,85 @@
+"""End to end with the real copilot: the widget on the demo page, the pipeline in a real
+Celery worker process (the offline local/extractive drafter, a tiny Fernhill knowledge base
+and classifier), the agent in the inbox.
+
+The worker is another process: it reads the policy from the database, so each test sets
+the thresholds it needs in a CopilotPolicy row.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.copilot.models import CopilotPolicy, Decision, Draft
+from apps.feedback.models import DraftAction
+from apps.tickets.models import AuthorKind, Channel, Message, Ticket, TicketStatus
+from tests.browser.conftest import sign_in, widget_open, widget_send
+from tests.conftest import wait_for
+from tests.copilot.conftest import (  # noqa: F401  (fixtures)
+    active_classifier,
+    tiny_classifier_artifact,
+    tiny_kb,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PASSWORD_QUESTION = "I forgot my password and the reset email never arrives"
+# The worker loads the embedding model and the classifier on its first message.
+PIPELINE_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def copilot(celery_worker_process, active_classifier, tiny_kb):  # type: ignore[no-untyped-def]  # noqa: F811
+    return celery_worker_process
+
+
+def test_visitor_asks_and_sees_the_copilot_reply(site, new_page, copilot):
+    # given: clear, well-covered questions are sent on their own
+    CopilotPolicy.objects.create(auto_send_threshold=0.5, review_threshold=0.1)
+    visitor = new_page()
+    panel = widget_open(visitor, site.url)
+    # when
+    widget_send(visitor, PASSWORD_QUESTION)
+    # then: the reply arrives through the stream (typing, then the message)
+    reply = panel.locator(".message.copilot .body")
+    expect(reply).to_have_count(1, timeout=PIPELINE_TIMEOUT_MS)
+    draft = Draft.objects.get(is_current=True)
+    assert draft.decision == Decision.AUTO_SENT
+    expect(reply).to_have_text(draft.body)
+    assert "password" in draft.body.lower()
+    expect(panel.locator(".typing")).to_be_hidden()
+
+
+def test_agent_edits_and_sends_the_draft_of_a_handed_off_ticket_and_the_visitor_sees_it(
+    site, new_page, copilot, agent_user
+):
+    # given: nothing is confident enough; the ticket is handed off with the draft kept
+    CopilotPolicy.objects.create(auto_send_threshold=1.0, review_threshold=1.0)
+    visitor = new_page()
+    panel = widget_open(visitor, site.url)
+    widget_send(visitor, PASSWORD_QUESTION)
+    expect(panel.get_by_role("status")).to_contain_text("taken over", timeout=PIPELINE_TIMEOUT_MS)
+    ticket = Ticket.objects.get(channel=Channel.WIDGET)
+    assert ticket.status == TicketStatus.HANDED_OFF
+    draft = Draft.objects.get(ticket=ticket, is_current=True)
+    # when: the agent finds it among the tickets needing a human and edits the draft
+    agent = new_page()
+    sign_in(agent, site.url, "agnes")
+    agent.get_by_role("link", name=re.compile("Needs a human")).click()
+    agent.get_by_role("link", name=PASSWORD_QUESTION).click()
+    expect(agent.locator("#draft")).to_contain_text("Handed off")
+    box = agent.get_by_label("Draft reply (edit it, or send it as it is)")
+    expect(box).to_have_value(draft.body)
+    edited = draft.body + "\nSorry for the trouble! Agnes"
+    box.fill(edited)
+    agent.get_by_role("button", name="Send edited reply").click()
+    # then
+    expect(agent.locator(".flash-success")).to_contain_text("Edited draft sent")
+    expect(panel.locator(".message.agent .body")).to_have_text([edited], timeout=20_000)
+    action = DraftAction.objects.get(draft=draft)
+    assert (action.kind, action.sent_body, action.agent) == ("edited", edited, agent_user)
+    assert Message.objects.get(ticket=ticket, author_kind=AuthorKind.AGENT).body == edited
+    wait_for(lambda: not Message.objects.filter(author_kind=AuthorKind.COPILOT).exists())
