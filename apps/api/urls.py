@@ -24,9 +24,7 @@ urlpatterns = [
         TicketMessageCreateView.as_view(),
         name="ticket-messages",
     ),
-    path(
-        "tickets/<str:ticket_id>/draft/stream", DraftStreamView.as_view(), name="draft-stream"
-    ),
+    path("tickets/<str:ticket_id>/draft/stream", DraftStreamView.as_view(), name="draft-stream"),
     path(
         "tickets/<str:ticket_id>/draft/regenerate",
         DraftRegenerateView.as_view(),

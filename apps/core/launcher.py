@@ -323,6 +323,8 @@ def run(options: LaunchOptions, out: object = sys.stdout) -> int:
         base = f"http://{launcher._url_host()}:{options.port}"
         launcher.say("")
         launcher.say(f"Deskpilot is ready in {time.monotonic() - started:.1f} s")
+        launcher.say(f"  inbox      {base}/inbox/")
+        launcher.say(f"  widget     {base}/widget/demo/")
         launcher.say(f"  admin      {base}/admin/")
         launcher.say(f"  API docs   {base}/api/docs/")
         launcher.say(f"  health     {base}/readyz")

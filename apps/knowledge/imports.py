@@ -19,6 +19,7 @@ from apps.knowledge.models import ImportRun, ImportState, SourceKind
 from apps.knowledge.parsing import SUPPORTED_SUFFIXES, ParseError, document_parse
 from apps.knowledge.services import (
     ArticleInput,
+    UpsertReport,
     articles_unpublish,
     articles_upsert,
     source_get_or_create,
@@ -42,6 +43,17 @@ class ImportReport:
     @property
     def processed(self) -> int:
         return len(self.added) + len(self.updated) + len(self.unchanged) + len(self.failed)
+
+    def add(self, upserted: UpsertReport) -> None:
+        """Count one batch's outcomes from `articles_upsert`."""
+        for outcome in upserted.outcomes:
+            if outcome.result == "failed":
+                self.failed.append((outcome.external_id, outcome.reason))
+            else:
+                getattr(self, outcome.result).append(outcome.external_id)
+        self.embedded += upserted.embedded
+        self.cached += upserted.cached
+        self.chunks += upserted.chunks
 
     def summary(self) -> str:
         return (
@@ -111,15 +123,7 @@ def kb_import(
     def flush() -> None:
         if not batch:
             return
-        upserted = articles_upsert(source=source, articles=batch)
-        for outcome in upserted.outcomes:
-            if outcome.result == "failed":
-                report.failed.append((outcome.external_id, outcome.reason))
-            else:
-                getattr(report, outcome.result).append(outcome.external_id)
-        report.embedded += upserted.embedded
-        report.cached += upserted.cached
-        report.chunks += upserted.chunks
+        report.add(articles_upsert(source=source, articles=batch))
         batch.clear()
         if on_progress:
             on_progress(report.processed, len(files), report)

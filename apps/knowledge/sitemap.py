@@ -86,15 +86,7 @@ def sitemap_crawl(*, source: Source) -> ImportReport:
     def flush() -> None:
         if not batch:
             return
-        upserted = articles_upsert(source=source, articles=batch)
-        for outcome in upserted.outcomes:
-            if outcome.result == "failed":
-                report.failed.append((outcome.external_id, outcome.reason))
-            else:
-                getattr(report, outcome.result).append(outcome.external_id)
-        report.embedded += upserted.embedded
-        report.cached += upserted.cached
-        report.chunks += upserted.chunks
+        report.add(articles_upsert(source=source, articles=batch))
         batch.clear()
 
     for url in urls:

@@ -74,3 +74,11 @@ def test_readyz_hides_error_texts_unless_details_are_on(client, settings):
     assert "redis" in body["down"]
     assert body["components"]["redis"]["detail"] == "down (details in the log)"
     assert "127.0.0.1" not in str(body)
+
+
+def test_the_bare_address_leads_to_the_inbox(client):
+    # when
+    response = client.get("/")
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == "/inbox/"
