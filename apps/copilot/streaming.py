@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 import redis
 from django.conf import settings
+from django.http import StreamingHttpResponse
 
 REPLAY_MAX_EVENTS = 4000
 
@@ -133,3 +134,21 @@ def sse_format(event: dict | None) -> str:
     seq = event.get("seq")
     head = f"id: {seq}\n" if seq is not None else ""
     return f"{head}event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+def sse_response(events: Iterable[dict | None]) -> StreamingHttpResponse:
+    """A Server-Sent Events response over `events` (a generator: read as the client reads).
+
+    Opens with a comment so clients and proxies see the stream start at once; tells proxies
+    not to buffer or cache it.
+    """
+
+    def body() -> Iterator[str]:
+        yield ": stream open\n\n"
+        for event in events:
+            yield sse_format(event)
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

@@ -6,8 +6,6 @@ token proves the conversation is theirs. All answers use the API's error shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from django.db import transaction
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
@@ -15,7 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.copilot.streaming import customer_stream_events, sse_format
+from apps.copilot.streaming import customer_stream_events, sse_response
 from apps.core.exceptions import NotFoundError
 from apps.core.rest import StrictCharField, StrictChoiceField, StrictSerializer
 from apps.feedback.models import RatingValue
@@ -122,14 +120,8 @@ class ConversationStreamView(VisitorView):
     def get(self, request: Request, public_key: str) -> StreamingHttpResponse:
         ticket = self.visitor_ticket(request.auth)
 
-        def events() -> Iterator[str]:
-            yield ": stream open\n\n"
-            for event in customer_stream_events(
+        return sse_response(
+            customer_stream_events(
                 ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
-            ):
-                yield sse_format(event)
-
-        response = StreamingHttpResponse(events(), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        return response
+            )
+        )

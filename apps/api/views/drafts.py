@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -15,7 +13,7 @@ from apps.api.openapi import error_responses
 from apps.api.serializers.drafts import DraftSerializer
 from apps.api.views.tickets import TICKET_ID_PARAMETER, _ticket_from_path
 from apps.copilot.services import draft_regenerate
-from apps.copilot.streaming import sse_format, stream_events
+from apps.copilot.streaming import sse_response, stream_events
 
 STREAM_TIMEOUT_SECONDS = 120.0
 HEARTBEAT_SECONDS = 10.0
@@ -39,17 +37,11 @@ class DraftStreamView(APIView):
     def get(self, request: Request, ticket_id: str) -> StreamingHttpResponse:
         ticket = _ticket_from_path(ticket_id)
 
-        def events() -> Iterator[str]:
-            yield ": stream open\n\n"
-            for event in stream_events(
+        return sse_response(
+            stream_events(
                 ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
-            ):
-                yield sse_format(event)
-
-        response = StreamingHttpResponse(events(), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        return response
+            )
+        )
 
 
 class DraftRegenerateView(APIView):

@@ -3,7 +3,6 @@ live stream of a draft being written, and taking a ticket over from the copilot.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -12,7 +11,7 @@ from django.views.decorators.http import require_POST
 from apps.copilot.models import Draft
 from apps.copilot.selectors import draft_current_for_ticket
 from apps.copilot.services import draft_regenerate, ticket_handback, ticket_takeover
-from apps.copilot.streaming import sse_format, stream_events
+from apps.copilot.streaming import sse_response, stream_events
 from apps.core.exceptions import ConflictError
 from apps.feedback.drafts import draft_reject_recorded, draft_send_recorded
 from apps.inbox.access import inbox_login_required
@@ -122,14 +121,8 @@ def draft_stream(request: HttpRequest, ticket_id: int) -> StreamingHttpResponse:
     """The draft being written, as Server-Sent Events (start, delta, reset, final)."""
     ticket = _ticket_or_404(ticket_id)
 
-    def events() -> Iterator[str]:
-        yield ": stream open\n\n"
-        for event in stream_events(
+    return sse_response(
+        stream_events(
             ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
-        ):
-            yield sse_format(event)
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+        )
+    )
