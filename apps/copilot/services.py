@@ -173,8 +173,14 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         publish=publish,
     )
     draft = _draft_save_and_act(message=message, composition=composition)
+    _publish_final(draft)
+    return draft
+
+
+def _publish_final(draft: Draft) -> None:
+    """The stream's closing event; its text only when the draft went to the customer."""
     _publish_safely(
-        ticket.pk,
+        draft.ticket_id,
         {
             "type": "final",
             "draft_id": draft.pk,
@@ -184,7 +190,6 @@ def pipeline_run(*, message_id: int) -> Draft | None:
             "body": draft.body if draft.status == DraftStatus.AUTO_SENT else "",
         },
     )
-    return draft
 
 
 def _triage_store(message: Message, ticket: Ticket, composition: Composition) -> None:
@@ -385,9 +390,7 @@ def draft_regenerate(*, ticket: Ticket, actor: User | None) -> Draft:
             reason=HandoffReason.AGENT_REQUESTED,
             reason_detail="regenerated at an agent's request; confident enough to auto-send",
         )
-    if fields["status"] == DraftStatus.NOT_DRAFTED:
-        pass
-    else:
+    if fields["status"] != DraftStatus.NOT_DRAFTED:
         fields["status"] = DraftStatus.PENDING
     with transaction.atomic():
         ticket_lock(ticket_id=ticket.pk)
@@ -409,17 +412,7 @@ def draft_regenerate(*, ticket: Ticket, actor: User | None) -> Draft:
         draft = Draft.objects.create(
             ticket=ticket, message=message, generation=generation, acted_by=actor, **fields
         )
-    _publish_safely(
-        ticket.pk,
-        {
-            "type": "final",
-            "draft_id": draft.pk,
-            "decision": draft.decision,
-            "reason": draft.reason,
-            "status": draft.status,
-            "body": "",
-        },
-    )
+    _publish_final(draft)
     return draft
 
 
