@@ -12,11 +12,13 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.copilot import streaming
 from apps.copilot.compose import Composition, draft_compose
 from apps.copilot.models import (
+    CopilotPolicy,
     Decision,
     Draft,
     DraftStatus,
@@ -57,6 +59,30 @@ RUNNABLE = (
     PipelineStatus.PROCESSING,
 )
 CLOSED_STATUSES = (TicketStatus.HANDED_OFF, TicketStatus.RESOLVED)
+
+
+# --- policy --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def policy_auto_send_disable(*, intent: str) -> None:
+    """Stop auto-sending drafts for `intent`: every draft of it goes to an agent.
+
+    Written in the policy's per-intent overrides (read on every decision). The row is locked
+    and its JSON merged, so a concurrent admin edit of another intent is not lost.
+    Raises ConflictError when auto-send is already off for the intent.
+    """
+    if not intent:
+        raise ValidationError("an intent is needed to disable auto-send for", field="intent")
+    policy, _ = CopilotPolicy.objects.select_for_update().get_or_create(singleton=True)
+    overrides = dict(policy.intent_overrides or {})
+    current = dict(overrides.get(intent) or {})
+    if current.get("auto_send") is False:
+        raise ConflictError(f"auto-send is already off for {intent!r}", field="intent")
+    overrides[intent] = {**current, "auto_send": False}
+    CopilotPolicy.objects.filter(pk=policy.pk).update(
+        intent_overrides=overrides, updated_at=timezone.now()
+    )
 
 
 # --- prompts -------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.copilot.models import CopilotPolicy, Decision, Draft
+from apps.copilot.models import Decision, Draft
 from apps.copilot.selectors import policy_effective
-from apps.copilot.services import draft_reject, draft_send
-from apps.core.exceptions import ConflictError, ValidationError
+from apps.copilot.services import draft_reject, draft_send, policy_auto_send_disable
+from apps.core.exceptions import ValidationError
 from apps.feedback.models import DraftAction, DraftActionKind, FlaggedReply, FlagReason
 from apps.feedback.services import _action_append, _flag_open_or_conflict, flagged_reply_open
 from apps.tickets.models import Message
@@ -187,23 +187,12 @@ def _guard_verdicts(validation: dict) -> list[str]:
 def flagged_reply_disable_auto_send(*, flagged: FlaggedReply, user: User) -> FlaggedReply:
     """Stop auto-sending drafts for the flag's intent: every draft of it goes to an agent.
 
-    Written in the copilot policy's per-intent overrides (the copilot reads them on every
-    decision). The intent comes from the flag.
+    The copilot's policy service writes it; the intent comes from the flag.
     """
     flagged = _flag_open_or_conflict(flagged)
     if not flagged.intent:
         raise ValidationError("this flag has no intent to disable auto-send for", field="intent")
-    # The copilot has no service for its policy row yet: the row is locked and its JSON
-    # merged here, so a concurrent admin edit of another intent is not lost.
-    policy, _ = CopilotPolicy.objects.select_for_update().get_or_create(singleton=True)
-    overrides = dict(policy.intent_overrides or {})
-    current = dict(overrides.get(flagged.intent) or {})
-    if current.get("auto_send") is False:
-        raise ConflictError(f"auto-send is already off for {flagged.intent!r}", field="intent")
-    overrides[flagged.intent] = {**current, "auto_send": False}
-    CopilotPolicy.objects.filter(pk=policy.pk).update(
-        intent_overrides=overrides, updated_at=timezone.now()
-    )
+    policy_auto_send_disable(intent=flagged.intent)
     _action_append(flagged, action="auto_send_disabled", user=user, detail=flagged.intent)
     flagged.save(update_fields=["actions_taken", "updated_at"])
     return flagged

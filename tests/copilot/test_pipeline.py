@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 
 from apps.copilot.models import Decision, Draft, DraftStatus, HandoffReason
-from apps.copilot.services import pipeline_fail, pipeline_run
+from apps.copilot.services import pipeline_fail, pipeline_run, policy_auto_send_disable
 from apps.llm.models import LLMCall
 from apps.tickets.models import AuthorKind, Message, PipelineStatus, TicketStatus
+from apps.core.exceptions import ConflictError
 from apps.tickets.services import message_pipeline_advance
 from tests.copilot.conftest import customer_ticket
 from tests.llm.factories import LLMCallFactory
@@ -46,6 +47,21 @@ def test_an_answerable_question_is_auto_sent_citing_the_right_article(copilot_re
     }  # fmt: skip
     assert draft.validation["grounded"] is True
     assert draft.llm_call_ids == [LLMCall.objects.get(message_id=message.id).id]
+
+
+def test_an_intent_with_auto_send_disabled_waits_for_an_agent(copilot_ready):
+    # given
+    policy_auto_send_disable(intent="reset_password")
+    ticket, message = customer_ticket(PASSWORD_QUESTION)
+    # when
+    draft = pipeline_run(message_id=message.id)
+    # then
+    ticket.refresh_from_db()
+    assert (draft.decision, draft.status) == ("needs_review", "pending")
+    assert draft.reason != ""
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
+    with pytest.raises(ConflictError, match="already off for 'reset_password'"):
+        policy_auto_send_disable(intent="reset_password")
 
 
 def test_a_review_intent_is_drafted_and_waits_for_an_agent(copilot_ready):
