@@ -13,6 +13,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 CACHES["default"]["KEY_PREFIX"] = "deskpilot-test"  # noqa: F405
-# Static files come from the finders in tests; nothing is collected.
+# Static files come from the finders in tests; nothing is collected. STATIC_ROOT points
+# where nothing is, or whitenoise would serve a copy left by an earlier `collectstatic`.
 WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT = DESKPILOT_HOME / "test" / "no-collected-static"  # noqa: F405
 HEALTH_DETAILS = True

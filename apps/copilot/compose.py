@@ -52,6 +52,8 @@ _SPACES = re.compile(r"\s+")
 _PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
 
 Publish = Callable[[StreamEvent], None]
+# Stream events that are not model output (e.g. who may watch the draft being written).
+Announce = Callable[[dict], None]
 
 
 @dataclass
@@ -191,20 +193,32 @@ def draft_compose(
     ticket_id: int | None = None,
     message_id: int | None = None,
     publish: Publish | None = None,
+    announce: Announce | None = None,
     policy: EffectivePolicy | None = None,
     use_cache: bool = True,
 ) -> Composition:
     """Compose the draft and the decision for one customer text (no ticket changes).
 
     Model failures become decisions (model_unavailable, budget), never exceptions.
-    Side effects: LLMCall rows, reply-cache rows, stream events through `publish`.
+    Side effects: LLMCall rows, reply-cache rows, stream events through `publish`, and
+    `{"type": "audience", "customer": true}` through `announce` before drafting when the
+    draft is on course to be auto-sent (the customer may then watch it being written).
     """
     policy = policy or policy_effective()
     result = Composition(prompt=prompt)
     clock = _Clock(result.stage_timings)
     try:
         return _compose(
-            result, clock, text, prompt, ticket_id, message_id, publish, policy, use_cache
+            result,
+            clock,
+            text,
+            prompt,
+            ticket_id,
+            message_id,
+            publish,
+            announce,
+            policy,
+            use_cache,
         )
     finally:
         clock.total()
@@ -218,6 +232,7 @@ def _compose(
     ticket_id: int | None,
     message_id: int | None,
     publish: Publish | None,
+    announce: Announce | None,
     policy: EffectivePolicy,
     use_cache: bool,
 ) -> Composition:
@@ -294,6 +309,28 @@ def _compose(
         policy.routing,
     )
     result.routed_alias, result.routing_reason = choice.alias, choice.reason
+    calibration = calibration_active()
+    weights = calibration.weights if calibration is not None else DEFAULT_CALIBRATION
+    if announce is not None:
+        # The best the draft can do: grounded, answerable, validly cited. Below the threshold
+        # even then, it cannot be auto-sent, so the customer sees "typing", never its text.
+        best_case = ConfidenceFeatures(
+            intent_probability=probability,
+            out_of_scope=triage.out_of_scope,
+            retrieval_top_score=top_score,
+            retrieval_margin=margin,
+            intent_article_match=hits[0].article_id in links,
+            groundedness=1.0,
+            answerable=True,
+            citations_valid=True,
+        )
+        if (
+            result.intent
+            and triage.handoff_policy not in ("review", "always_human")
+            and policy.auto_send_allowed(result.intent)
+            and confidence_score(best_case, weights) >= policy.auto_send_threshold
+        ):
+            announce({"type": "audience", "customer": True})
     clock.lap("route")
 
     # --- draft (or the cache)
@@ -413,8 +450,6 @@ def _compose(
         answerable=answerable,
         citations_valid=validation.citations_valid and bool(citations),
     )
-    calibration = calibration_active()
-    weights = calibration.weights if calibration is not None else DEFAULT_CALIBRATION
     result.calibration_version = calibration.version if calibration is not None else None
     result.confidence = round(confidence_score(features, weights), 6)
     result.confidence_features = {

@@ -197,6 +197,7 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         ticket_id=ticket.pk,
         message_id=message_id,
         publish=publish,
+        announce=lambda event: _publish_safely(ticket.pk, event),
     )
     draft = _draft_save_and_act(message=message, composition=composition)
     _publish_final(draft)

@@ -3,6 +3,8 @@ list, so a reader who connects late still sees the draft from its first word.
 
 Events are JSON objects with a per-ticket increasing `seq`:
   {"type": "start", "message_id"}   a draft begins (the replay list is reset)
+  {"type": "audience", "customer": true}  the draft is on course to be auto-sent: the
+                                    customer may watch it being written
   {"type": "delta", "text"}         the next piece of the reply
   {"type": "reset"}                 the text so far is void; another model starts over
   {"type": "final", "draft_id", "decision", "reason"}  the draft is saved; the stream ends
@@ -102,27 +104,44 @@ def customer_stream_events(
 ) -> Iterator[dict | None]:
     """What the widget's conversation may show the customer while the copilot drafts.
 
-    A draft is only the customer's to see once it is auto-sent: until the decision, the
-    customer gets "typing" (no text); then "message" with the reply if it was auto-sent,
-    or "handed_off"/"needs_review" (no text) otherwise.
+    A draft on course to be auto-sent (an "audience" event before drafting) streams to the
+    customer as it is written: "delta" and "reset" pass through. Any other draft shows only
+    "typing" (no text). At the end: "message" with the reply if it was auto-sent; otherwise
+    "retract" when text was shown (the customer's view drops it: it was not sent), then
+    "handed_off" or "needs_review".
     """
     typing_sent = False
+    visible = False
+    shown = False
     text: list[str] = []
     for event in stream_events(ticket_id=ticket_id, timeout=timeout, heartbeat=heartbeat):
         if event is None:
             yield None
             continue
-        if event["type"] == "delta":
+        kind = event["type"]
+        if kind == "start":
+            visible = shown = False
+            text.clear()
+        elif kind == "audience":
+            visible = bool(event.get("customer"))
+        elif kind == "delta":
             text.append(event["text"])
-            if not typing_sent:
+            if visible:
+                shown = True
+                yield {"type": "delta", "text": event["text"]}
+            elif not typing_sent:
                 typing_sent = True
                 yield {"type": "typing"}
-        elif event["type"] == "reset":
+        elif kind == "reset":
             text.clear()
-        elif event["type"] == "final":
+            if shown:
+                yield {"type": "reset"}
+        elif kind == "final":
             if event.get("decision") == "auto_sent":
                 yield {"type": "message", "body": event.get("body", "".join(text))}
             else:
+                if shown:
+                    yield {"type": "retract"}
                 yield {"type": event.get("decision") or "done"}
             return
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
+from rest_framework.renderers import JSONRenderer
 
 
 class RequestTooLargeError(APIException):
@@ -114,3 +115,12 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+class EventStreamRenderer(JSONRenderer):
+    """Lets a Server-Sent Events view accept `Accept: text/event-stream` (what EventSource
+    and the widget send): the stream itself is a StreamingHttpResponse that bypasses
+    renderers; an error before it starts (401, 404) is rendered as the usual JSON body."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"

@@ -10,12 +10,18 @@ from django.db import transaction
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.copilot.streaming import customer_stream_events, sse_response
 from apps.core.exceptions import NotFoundError
-from apps.core.rest import StrictCharField, StrictChoiceField, StrictSerializer
+from apps.core.rest import (
+    EventStreamRenderer,
+    StrictCharField,
+    StrictChoiceField,
+    StrictSerializer,
+)
 from apps.feedback.models import RatingValue
 from apps.feedback.services import csat_record, reply_rate
 from apps.tickets.models import ActorKind, Channel, Message, Ticket, TicketStatus
@@ -109,13 +115,14 @@ class CsatView(VisitorView):
 
 @extend_schema(exclude=True)
 class ConversationStreamView(VisitorView):
-    """What the copilot is doing on this conversation, as Server-Sent Events: `typing` while a
-    reply is drafted, then `message` (the reply, when it was sent on its own) or
-    `handed_off` / `needs_review` (a person will answer). A draft's text is never shown to
-    the customer before it is sent: an agent may still change or reject it.
+    """What the copilot is doing on this conversation, as Server-Sent Events: `delta` pieces
+    of a reply on course to be sent on its own (`typing` for any other draft, whose text an
+    agent may still change or reject), then `message` (the reply was sent), or `retract`
+    (the text shown was not sent) and `handed_off` / `needs_review` (a person will answer).
     """
 
     allowed_methods_for_cors = "GET, OPTIONS"
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     def get(self, request: Request, public_key: str) -> StreamingHttpResponse:
         ticket = self.visitor_ticket(request.auth)

@@ -55,12 +55,14 @@ def test_visitor_asks_and_sees_the_copilot_reply(site, new_page, copilot):
     # when
     widget_send(visitor, PASSWORD_QUESTION)
     copilot()
-    # then: the reply arrives through the stream (typing, then the message)
-    reply = panel.locator(".message.copilot .body")
-    expect(reply).to_have_count(1, timeout=PIPELINE_TIMEOUT_MS)
+    # then: the reply streams in as it is written, then the sent message takes its place
+    sent = panel.locator(".message.copilot:not(.live)")
+    expect(sent).to_have_count(1, timeout=PIPELINE_TIMEOUT_MS)
     draft = Draft.objects.get(is_current=True)
     assert draft.decision == Decision.AUTO_SENT
-    expect(reply).to_have_text(draft.body)
+    expect(sent.locator(".body")).to_have_text(draft.body)
+    assert int(sent.get_attribute("data-streamed-pieces") or 0) > 1
+    expect(panel.locator(".message.live")).to_have_count(0)
     assert "password" in draft.body.lower()
     expect(panel.locator(".typing")).to_be_hidden()
 

@@ -22,6 +22,7 @@ from apps.copilot.streaming import customer_stream_events, stream_events, stream
 from apps.core.exceptions import ConflictError
 from apps.tickets.models import AuthorKind, PipelineStatus, TicketStatus
 from tests.copilot.conftest import customer_ticket
+from tests.llm.fake_openai import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -55,8 +56,9 @@ def test_draft_tokens_are_replayed_in_order_ending_with_the_final_event(copilot_
     # then
     events = stream_replay(ticket_id=ticket.id)
     kinds = [event["type"] for event in events]
-    assert kinds[0] == "start" and kinds[-1] == "final"
-    assert set(kinds[1:-1]) == {"delta"}
+    assert kinds[:2] == ["start", "audience"] and kinds[-1] == "final"
+    assert events[1]["customer"] is True
+    assert set(kinds[2:-1]) == {"delta"}
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert "".join(e["text"] for e in events if e["type"] == "delta") == draft.body
     assert events[-1]["draft_id"] == draft.id
@@ -65,7 +67,9 @@ def test_draft_tokens_are_replayed_in_order_ending_with_the_final_event(copilot_
     assert list(stream_events(ticket_id=ticket.id, timeout=2)) == events
 
 
-def test_the_customer_stream_shows_only_an_auto_sent_reply(copilot_ready):
+def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_one(
+    copilot_ready,
+):
     # given
     sent_ticket, sent_message = customer_ticket(QUESTION)
     reviewed_ticket, reviewed_message = customer_ticket(REVIEW_QUESTION)
@@ -74,9 +78,33 @@ def test_the_customer_stream_shows_only_an_auto_sent_reply(copilot_ready):
     # when
     sent_events = list(customer_stream_events(ticket_id=sent_ticket.id, timeout=2))
     reviewed_events = list(customer_stream_events(ticket_id=reviewed_ticket.id, timeout=2))
-    # then
-    assert sent_events == [{"type": "typing"}, {"type": "message", "body": sent.body}]
+    # then: the sent reply arrives piece by piece, then as the message itself
+    assert sent.decision == "auto_sent"
+    deltas = [event["text"] for event in sent_events if event["type"] == "delta"]
+    assert len(deltas) > 1
+    assert "".join(deltas) == sent.body
+    assert sent_events[-1] == {"type": "message", "body": sent.body}
+    assert {event["type"] for event in sent_events} == {"delta", "message"}
     assert reviewed_events == [{"type": "typing"}, {"type": "needs_review"}]
+
+
+def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
+    copilot_ready, fake_openai
+):
+    # given: a question on course to be sent, and a model that invents its answer
+    invented = "Call our hotline on 0800 123 456 and quote code ZEBRA for a manual reset."
+    fake_openai.reset(
+        default=Reply.ok(json.dumps({"reply": invented, "citations": ["P1"], "answerable": True}))
+    )
+    ticket, message = customer_ticket(QUESTION)
+    draft = pipeline_run(message_id=message.id)
+    # when
+    events = list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    # then: the text was shown while written, then withdrawn, and a person takes over
+    assert (draft.decision, draft.reason) == ("handed_off", "ungrounded")
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == invented
+    assert events[-2:] == [{"type": "retract"}, {"type": "handed_off"}]
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
 
 
 def test_the_sse_endpoint_serves_the_draft_events(copilot_ready, api_key_client):
@@ -84,7 +112,9 @@ def test_the_sse_endpoint_serves_the_draft_events(copilot_ready, api_key_client)
     ticket, message = customer_ticket(QUESTION)
     draft = pipeline_run(message_id=message.id)
     # when
-    response = api_key_client(("read",)).get(f"/api/v1/tickets/{ticket.id}/draft/stream")
+    response = api_key_client(("read",)).get(
+        f"/api/v1/tickets/{ticket.id}/draft/stream", HTTP_ACCEPT="text/event-stream"
+    )
     # then
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"

@@ -1,6 +1,8 @@
 """Endpoints the chat widget's UI uses beyond messages: thumbs, talk to a human, CSAT; and
 the demo page and the static files the embed tag loads."""
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -229,6 +231,35 @@ def test_stream_tells_the_visitor_typing_then_the_reply_without_the_draft_text(w
     assert "event: delta" not in body
 
 
+def test_stream_shows_a_draft_on_course_to_be_sent_as_it_is_written(widget_key, visitor):
+    # given
+    from apps.copilot.streaming import stream_publish
+
+    client, ticket = visitor
+    for event in (
+        {"type": "start", "message_id": 1},
+        {"type": "audience", "customer": True},
+        {"type": "delta", "text": "Hi! It ships "},
+        {"type": "delta", "text": "today."},
+        {"type": "final", "draft_id": 1, "decision": "auto_sent", "reason": "", "body": "Hi!"},
+    ):
+        stream_publish(ticket_id=ticket.pk, event=event)
+    # when: asked for as the widget and EventSource ask
+    response = client.get(
+        f"/widget/api/{widget_key.public_key}/stream",
+        HTTP_ORIGIN=ORIGIN,
+        HTTP_ACCEPT="text/event-stream",
+    )
+    body = b"".join(response.streaming_content).decode()
+    # then
+    assert response.status_code == 200
+    assert body.count("event: delta") == 2
+    assert '"text": "Hi! It ships "' in body
+    assert "event: typing" not in body
+    assert "event: audience" not in body
+    assert body.index("event: delta") < body.index("event: message")
+
+
 def test_stream_of_a_draft_for_review_never_shows_its_text(widget_key, visitor):
     # given
     from apps.copilot.streaming import stream_publish
@@ -250,6 +281,11 @@ def test_stream_of_a_draft_for_review_never_shows_its_text(widget_key, visitor):
 
 def test_stream_needs_the_visitor_token(widget_key, visitor):
     # when
-    response = APIClient().get(f"/widget/api/{widget_key.public_key}/stream", HTTP_ORIGIN=ORIGIN)
-    # then
+    response = APIClient().get(
+        f"/widget/api/{widget_key.public_key}/stream",
+        HTTP_ORIGIN=ORIGIN,
+        HTTP_ACCEPT="text/event-stream",
+    )
+    # then: the error is still a readable JSON body
     assert response.status_code == 401
+    assert json.loads(response.content)["error"]["code"] == "not_authenticated"

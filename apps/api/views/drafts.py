@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,16 +15,20 @@ from apps.api.serializers.drafts import DraftSerializer
 from apps.api.views.tickets import TICKET_ID_PARAMETER, _ticket_from_path
 from apps.copilot.services import draft_regenerate
 from apps.copilot.streaming import sse_response, stream_events
+from apps.core.rest import EventStreamRenderer
 
 STREAM_TIMEOUT_SECONDS = 120.0
 HEARTBEAT_SECONDS = 10.0
 
 
 class DraftStreamView(APIView):
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
     @extend_schema(
         summary="The ticket's draft as it is written (Server-Sent Events)",
         description=(
-            "Events: `start`, `delta` (data.text: the next piece of the reply), `reset` (the "
+            "Events: `start`, `audience` (data.customer: the draft is on course to be sent "
+            "on its own), `delta` (data.text: the next piece of the reply), `reset` (the "
             "text so far is void), `final` (data.draft_id, decision, reason: the stream "
             "ends). A late subscriber first gets the events of the current draft so far. "
             "Comment lines are heartbeats."

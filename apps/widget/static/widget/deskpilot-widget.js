@@ -51,6 +51,11 @@
   var unread = 0;
   var drafting = false;
   var following = false;
+  // The reply being written, shown as it streams (only drafts on course to be auto-sent reach
+  // the visitor); replaced by the stored message once sent, dropped if it was not sent.
+  var live = null;
+  var livePieces = 0;
+  var liveSent = false;
 
   // --- DOM -------------------------------------------------------------------------------
   function el(tag, attributes, text) {
@@ -238,13 +243,41 @@
     return item;
   }
 
+  function liveAppend(text) {
+    if (!live) {
+      live = el("li", { class: "message copilot live", "aria-busy": "true" });
+      live.appendChild(el("span", { class: "author" }, AUTHORS.copilot));
+      live.appendChild(el("p", { class: "body" }, ""));
+      log.insertBefore(live, typing);
+      livePieces = 0;
+      liveSent = false;
+    }
+    livePieces += 1;
+    live.lastChild.textContent += text;
+    drafting = false;
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function liveDrop() {
+    if (live) live.remove();
+    live = null;
+    liveSent = false;
+  }
+
   function addMessages(incoming) {
     var added = 0;
     incoming.forEach(function (message) {
       if (message.id <= lastId) return;
       messages.push(message);
       lastId = message.id;
-      log.insertBefore(renderMessage(message), typing);
+      var item = renderMessage(message);
+      console.log("ADD " + message.author_kind + " live=" + Boolean(live));
+      if (live && message.author_kind === "copilot") {
+        // The stored reply takes the place of the text that streamed in.
+        item.setAttribute("data-streamed-pieces", String(livePieces));
+        liveDrop();
+      }
+      log.insertBefore(item, typing);
       added += 1;
       if (message.author_kind !== "customer" && panel.hidden) unread += 1;
     });
@@ -372,7 +405,7 @@
 
   // The copilot's progress on this conversation, as Server-Sent Events read with fetch (so the
   // visitor token travels in a header, not in the URL). Polling stays the backstop.
-  function handleStreamEvent(block) {
+  function handleStreamEvent(block) { console.log("EV " + block.slice(0,70).split("\n").join(" | ") + " msgs=" + messages.length + " live=" + Boolean(live));
     var type = "message";
     var data = "";
     block.split("\n").forEach(function (line) {
@@ -382,11 +415,26 @@
     if (!data) return;
     if (type === "typing") {
       drafting = true;
+    } else if (type === "delta") {
+      // A replayed stream of a reply already shown (after a reload) is not shown twice.
+      var last = messages[messages.length - 1];
+      if (!last || last.author_kind !== "customer") return;
+      try {
+        liveAppend(JSON.parse(data).text || "");
+      } catch (error) {
+        return;
+      }
+    } else if (type === "reset") {
+      if (live) live.lastChild.textContent = "";
+    } else if (type === "retract") {
+      liveDrop();
     } else if (type === "message") {
       drafting = false;
+      liveSent = Boolean(live);
       schedulePoll(0);
     } else if (type === "handed_off" || type === "needs_review") {
       drafting = false;
+      liveDrop();
       setStatus(type);
       schedulePoll(0);
     }
@@ -425,6 +473,8 @@
       .then(function () {
         following = false;
         drafting = false;
+        // A stream that ended before the reply was sent leaves no unsent text on screen.
+        if (!liveSent) liveDrop();
         updateTyping();
         // An earlier draft's events may have ended the stream: follow again while waiting.
         if (awaitingReply() && attempt < 3) window.setTimeout(function () { follow(attempt + 1); }, 1000);
