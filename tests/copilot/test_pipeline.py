@@ -41,8 +41,9 @@ def test_an_answerable_question_is_auto_sent_citing_the_right_article(copilot_re
     assert message.pipeline_status == PipelineStatus.DONE
     assert draft.model == "local/extractive"
     assert draft.prompt.version == 1
+    # the first message after the classifier's activation learns the intent→article links
     assert set(draft.stage_timings) == {
-        "triage", "retrieve", "route", "draft", "validate", "decide", "total"
+        "triage", "learn_links", "retrieve", "route", "draft", "validate", "decide", "total"
     }  # fmt: skip
     assert draft.validation["grounded"] is True
     assert draft.llm_call_ids == [LLMCall.objects.get(message_id=message.id).id]
