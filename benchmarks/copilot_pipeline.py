@@ -343,11 +343,37 @@ def figures_line(label: str, figures) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+def dump_rows(path: Path) -> tuple[str, list]:  # type: ignore[type-arg]
+    """(dataset, [(features, correct)] of its decidable drafts) from a --dump-features file."""
+    from apps.copilot.confidence import ConfidenceFeatures
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [
+        (ConfidenceFeatures.from_stored(r["features"]), r["correct"])
+        for r in rows
+        if r["decidable"]
+    ]
+    return rows[0]["dataset"], kept
+
+
+def pooled_fit(rows: list) -> tuple[dict, float, dict]:  # type: ignore[type-arg]
+    """copilot_calibrate's fit and threshold rule on (features, correct) rows."""
+    from apps.copilot.confidence import calibration_fit, threshold_for_precision
+
+    fitted = calibration_fit([f for f, _ in rows], [c for _, c in rows])
+    threshold = threshold_for_precision(
+        fitted["metrics"]["held_out_scores"], [c for _, c in rows], target_precision=0.97
+    )
+    weights = {k: fitted[k] for k in ("method", "feature_names", "weights", "bias")}
+    metrics = {k: v for k, v in fitted["metrics"].items() if k != "held_out_scores"}
+    return weights, 1.0 if threshold is None else threshold, metrics
+
+
 def pooled_write(dataset: str, outcomes: list, pool: list[Path]) -> None:  # type: ignore[type-arg]
-    """Fit on every decidable draft of this dataset and of the pooled dumps (copilot_calibrate's
-    fit and threshold rule); write it as the shipped calibration."""
+    """Fit on every decidable draft of this dataset and of the pooled dumps; write it as the
+    shipped calibration."""
     from apps.copilot.calibration import confidence_decides
-    from apps.copilot.confidence import ConfidenceFeatures, calibration_fit, threshold_for_precision
+    from apps.copilot.confidence import ConfidenceFeatures
     from apps.copilot.selectors import policy_effective
 
     policy = policy_effective()
@@ -358,17 +384,10 @@ def pooled_write(dataset: str, outcomes: list, pool: list[Path]) -> None:  # typ
     ]
     sources = [f"{dataset} ({len(rows)} drafts)"]
     for path in pool:
-        pooled = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        kept = [r for r in pooled if r["decidable"]]
-        rows += [(ConfidenceFeatures.from_stored(r["features"]), r["correct"]) for r in kept]
-        sources.append(f"{pooled[0]['dataset']} ({len(kept)} drafts, from {path.name})")
-    fitted = calibration_fit([f for f, _ in rows], [c for _, c in rows])
-    threshold = threshold_for_precision(
-        fitted["metrics"]["held_out_scores"], [c for _, c in rows], target_precision=0.97
-    )
-    threshold = 1.0 if threshold is None else threshold
-    weights = {k: fitted[k] for k in ("method", "feature_names", "weights", "bias")}
-    metrics = {k: v for k, v in fitted["metrics"].items() if k != "held_out_scores"}
+        name, kept = dump_rows(path)
+        rows += kept
+        sources.append(f"{name} ({len(kept)} drafts, from {path.name})")
+    weights, threshold, metrics = pooled_fit(rows)
     CALIBRATION_FIXTURE.write_text(
         json.dumps(
             {
@@ -406,6 +425,14 @@ def main() -> None:
         action="append",
         default=[],
         help="--dump-features file of another dataset, pooled into --write-calibration's fit",
+    )
+    parser.add_argument(
+        "--transfer-from",
+        type=Path,
+        action="append",
+        default=[],
+        help="--dump-features file(s) of other datasets: also report a calibration fitted on "
+        "them alone (this dataset unseen)",
     )
     arguments = parser.parse_args()
     services_start(f"copilot_{arguments.dataset}")
@@ -469,6 +496,15 @@ def main() -> None:
         "default (no calibration)": (DEFAULT_CALIBRATION, settings.COPILOT_AUTO_SEND_THRESHOLD),
         f"fit on this half (t={threshold:.3f})": (weights, threshold),
     }
+    if arguments.transfer_from:
+        rows, names = [], []
+        for path in arguments.transfer_from:
+            name, kept = dump_rows(path)
+            rows += kept
+            names.append(name)
+        other, other_threshold, _ = pooled_fit(rows)
+        label = f"fit on {'+'.join(names)} only (t={other_threshold:.3f})"
+        candidates[label] = (other, other_threshold)
     print("\ndecisions on the same drafts under each calibration:")
     for label, (calibration, limit) in candidates.items():
         figures_line(

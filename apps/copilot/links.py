@@ -20,8 +20,10 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
+from datetime import timedelta
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
 from apps.core.exceptions import ValidationError
@@ -32,6 +34,7 @@ from apps.triage.selectors import classifier_version_active_id, training_texts_s
 LEARN_EXAMPLES_PER_INTENT = 12
 # A clear majority of the examples must agree, or the intent gets no learned link.
 LEARN_MIN_SHARE = 0.5
+RELEARN_PAUSE_SECONDS = 60
 _LOCK_KEY = zlib.crc32(b"deskpilot.copilot.link_learning")
 
 
@@ -121,6 +124,14 @@ def intent_links_ensure(*, classifier_version_id: int | None, knowledge_version:
         return False
     if LinkLearning.objects.filter(
         classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
+    ).exists():
+        return False
+    # While a knowledge base is being imported its version changes with every article: keep
+    # the links learned a moment ago rather than stall every message; the first message
+    # after the pause learns them for the knowledge base as it is then.
+    recently = timezone.now() - timedelta(seconds=RELEARN_PAUSE_SECONDS)
+    if LinkLearning.objects.filter(
+        classifier_version_id=classifier_version_id, created_at__gte=recently
     ).exists():
         return False
     intent_links_learn(

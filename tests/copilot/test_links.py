@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from apps.copilot.links import intent_links_ensure, links_from_votes
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
@@ -79,11 +81,14 @@ def test_links_are_learned_once_per_classifier_version_and_knowledge_base(exampl
     version_kb = knowledge_version()
     intent_links_ensure(classifier_version_id=version.id, knowledge_version=version_kb)
     links_before = IntentArticleLink.objects.count()
-    # when: the same pair again, then another knowledge-base version
+    # when: the same pair again; another knowledge-base version at once (an import under
+    # way), and again after the pause
     again = intent_links_ensure(classifier_version_id=version.id, knowledge_version=version_kb)
-    changed = intent_links_ensure(classifier_version_id=version.id, knowledge_version="other")
+    during_import = intent_links_ensure(classifier_version_id=version.id, knowledge_version="2")
+    LinkLearning.objects.update(created_at=timezone.now() - timedelta(seconds=61))
+    changed = intent_links_ensure(classifier_version_id=version.id, knowledge_version="2")
     # then: the second learning replaced the learned links, it did not add to them
-    assert (again, changed) == (False, True)
+    assert (again, during_import, changed) == (False, False, True)
     assert LinkLearning.objects.count() == 2
     assert IntentArticleLink.objects.count() == links_before
 
