@@ -149,8 +149,9 @@ def _article_probabilities(
 
 
 def _rerank(hits: list[SearchHit], boosts: dict[int, float], boost: float) -> list[SearchHit]:
-    # RRF scores are ~1/(60+rank): a boost of 0.02 lifts a linked article above unlinked ones
-    # that are a few ranks better, but not above a clearly better match.
+    # `boosts` is each article's intent probability mass (0..1). RRF scores are ~1/(60+rank):
+    # a boost of 0.02 at full mass lifts a linked article above unlinked ones that are a few
+    # ranks better, but not above a clearly better match.
     return sorted(hits, key=lambda hit: -(hit.score + boost * boosts.get(hit.article_id, 0.0)))
 
 
