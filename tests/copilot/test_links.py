@@ -1,17 +1,22 @@
-"""Intent→article links learned from the intents' training examples."""
+"""Intent→article links: learned from the intents' training examples and from drafts agents
+send as they are; admin links win."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
+from apps.accounts.models import Role, User
 from apps.copilot.links import intent_links_ensure, links_from_votes
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
 from apps.copilot.selectors import intent_article_weights
-from apps.copilot.services import pipeline_run
+from apps.copilot.services import draft_send, pipeline_run
+from apps.copilot.tasks import intent_links_learn_task
 from apps.knowledge.selectors import knowledge_version
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import ClassifierVersion
@@ -148,9 +153,6 @@ REVIEW_QUESTION = (
 
 def test_drafts_agents_send_as_they_are_strengthen_their_intent_link(copilot_ready):
     # given: three reviewed drafts; the agent sends two as they are and edits the third
-    from apps.accounts.models import Role, User
-    from apps.copilot.services import draft_send
-
     agent = User.objects.create_user(username="agent-1", password="x", role=Role.AGENT)
     drafts = [pipeline_run(message_id=customer_ticket(REVIEW_QUESTION)[1].id) for _ in range(3)]
     assert {d.status for d in drafts} == {"pending"}
@@ -165,3 +167,27 @@ def test_drafts_agents_send_as_they_are_strengthen_their_intent_link(copilot_rea
         drafts[0].citations[0]["external_id"],
     )
     assert link.weight == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_the_command_learns_the_links_ahead_and_the_task_then_finds_them(examples_stored):
+    # given
+    out = io.StringIO()
+    # when
+    call_command("copilot_learn_links", stdout=out)
+    learning_id = intent_links_learn_task()
+    # then: learned once; the task (run again) returns the same record
+    learning = LinkLearning.objects.get()
+    assert learning_id == learning.id
+    assert f"{learning.links} links for {len(INTENTS)} intents" in out.getvalue()
+    assert _learned()["reset_password"] == "account/reset-password.md"
+
+
+def test_the_command_says_when_there_is_nothing_to_learn_from(db):
+    # given
+    out = io.StringIO()
+    # when
+    call_command("copilot_learn_links", stdout=out)
+    # then
+    assert out.getvalue().strip() == "no active classifier: nothing to learn from"
+    assert LinkLearning.objects.count() == 0
