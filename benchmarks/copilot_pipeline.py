@@ -24,6 +24,15 @@ Calibration (`--calibration`):
   precision; `--write-calibration` writes it to fixtures/demo/copilot/calibration.json.
 Every gold question is composed once in evaluation mode; the shipped, default and
 (re)fitted calibrations are all reported on the same drafts (held-out half and all).
+`--transfer-from F` adds a calibration fitted only on another dataset's drafts (F, written
+by `--dump-features`): the honest figure for a help center the calibration never saw.
+
+The shipped calibration (fixtures/demo/copilot/calibration.json, also confidence.py's
+DEFAULT_CALIBRATION) was made by pooling both datasets' drafts:
+
+    .venv/bin/python benchmarks/copilot_pipeline.py --dataset fernhill --dump-features F.jsonl
+    .venv/bin/python benchmarks/copilot_pipeline.py --dataset bank --pool F.jsonl \
+        --write-calibration
 
 Then every gold question is posted as a ticket and run through `pipeline_run` with the offline
 drafter (local/extractive) under the chosen calibration: share auto-sent, precision of the

@@ -5,7 +5,7 @@ knowledge search ranks first for most of them is the article that answers the in
 each intent, a few examples (spread over all of them) are searched exactly as the pipeline
 searches a customer message, and the article ranked first for at least LEARN_MIN_SHARE of
 them is linked, with that share as the link's weight. Admin links are never touched, and
-they win over learned ones for their intent (selectors.intent_article_weights).
+they win over learned ones for their intent (selectors.intents_article_weights).
 
 Links are learned per (active classifier version, knowledge version): the pipeline checks
 for a LinkLearning row at each message (one indexed query) and, when the classifier was
