@@ -1,19 +1,45 @@
-"""The copilot pipeline on the Fernhill demo: quality at the shipped thresholds, stage timings,
+"""The copilot pipeline end to end: quality at the shipped thresholds, stage timings,
 Deskpilot's own overhead, time to first streamed token, and cost per resolved ticket.
 
-    .venv/bin/python benchmarks/copilot_pipeline.py [--write-calibration] [--overhead-runs N]
+    .venv/bin/python benchmarks/copilot_pipeline.py [--dataset fernhill|bank]
+        [--calibration shipped|default|fit] [--write-calibration] [--overhead-runs N]
+        [--dump-features FILE]
 
-1. A fresh database: the demo KB imported, intents/links/classifier from fixtures/demo/triage.
-2. Calibration (`copilot_calibrate`'s code): fit on half of fixtures/demo/gold/copilot.tsv,
-   threshold for 97% precision, held-out half reported. `--write-calibration` writes it to
-   fixtures/demo/copilot/calibration.json (the calibration `up --demo` ships).
-3. Every gold question posted as a ticket and run through `pipeline_run` with the offline
-   drafter (local/extractive) at the calibrated thresholds: share auto-sent, precision of the
-   auto-sent (first citation = expected article), reasons of all others; per-stage p50/p95.
-4. The same answerable questions with every alias on a fake OpenAI-compatible server that
-   answers at once: the pipeline's wall time is then Deskpilot's own overhead.
-5. Cost per resolved (auto-sent) ticket from the drafts' tokens at openai/gpt-4o-mini's
-   prices in litellm's local price table.
+Datasets (each a fresh database):
+- `fernhill` (the demo): fixtures/demo/kb imported, intents, admin links and classifier from
+  fixtures/demo/triage, gold set fixtures/demo/gold/copilot.tsv (150 questions).
+- `bank` (a help center the calibration never saw, like the check's "outside help center"):
+  fixtures/bank/kb (31 articles of the fictional Ashgrove Bank) imported, the classifier
+  trained on Banking77's training split (../shared/data/banking77/train.csv, or
+  $BANKING77_CSV) minus a held-out slice of 4 questions per intent, NO admin links (the links
+  are learned from the examples, as on a fresh instance); the gold set is the held-out slice
+  (308 real customer questions), each expecting the article fixtures/bank/intent_articles.csv
+  maps its intent to. The trained classifier is cached under .deskpilot/bench/cache.
+
+Calibration (`--calibration`):
+- `shipped` (default): fixtures/demo/copilot/calibration.json, what `up --demo` loads;
+- `default`: no calibration at all, what a fresh instance runs with (confidence.py's
+  DEFAULT_CALIBRATION and settings.COPILOT_AUTO_SEND_THRESHOLD);
+- `fit`: `copilot_calibrate`'s code on this dataset: fit on half, threshold for 97%
+  precision; `--write-calibration` writes it to fixtures/demo/copilot/calibration.json.
+Every gold question is composed once in evaluation mode; the shipped, default and
+(re)fitted calibrations are all reported on the same drafts (held-out half and all).
+`--transfer-from F` adds a calibration fitted only on another dataset's drafts (F, written
+by `--dump-features`): the honest figure for a help center the calibration never saw.
+
+The shipped calibration (fixtures/demo/copilot/calibration.json, also confidence.py's
+DEFAULT_CALIBRATION) was made by pooling both datasets' drafts:
+
+    .venv/bin/python benchmarks/copilot_pipeline.py --dataset fernhill --dump-features F.jsonl
+    .venv/bin/python benchmarks/copilot_pipeline.py --dataset bank --pool F.jsonl \
+        --write-calibration
+
+Then every gold question is posted as a ticket and run through `pipeline_run` with the offline
+drafter (local/extractive) under the chosen calibration: share auto-sent, precision of the
+auto-sent (first citation = expected article), reasons of all others; per-stage p50/p95.
+The same answerable questions with every alias on a fake OpenAI-compatible server that
+answers at once give Deskpilot's own overhead. Cost per resolved (auto-sent) ticket from the
+drafts' tokens at openai/gpt-4o-mini's prices in litellm's local price table.
 """
 
 from __future__ import annotations
@@ -44,44 +70,16 @@ for name, value in {
 DEMO = ROOT / "fixtures/demo"
 GOLD = DEMO / "gold/copilot.tsv"
 CALIBRATION_FIXTURE = DEMO / "copilot/calibration.json"
+BANK = ROOT / "fixtures/bank"
+BANK_HELD_OUT_PER_INTENT = 4
 PRICE_MODEL = "openai/gpt-4o-mini"
 STAGES = ("triage", "retrieve", "route", "draft", "validate", "decide", "total")
 
 
-def services_start() -> None:
-    from apps.core.embedded import EmbeddedPostgres, EmbeddedRedis
+def services_start(name: str) -> None:
+    from knowledge_bench_db import database_setup
 
-    home = Path(os.environ.get("DESKPILOT_HOME", ROOT / ".deskpilot")).resolve() / "bench"
-    os.environ["DESKPILOT_HOME"] = str(home)
-    if not os.environ.get("DATABASE_URL"):
-        postgres = EmbeddedPostgres(home)
-        running = (postgres.pgdata / "postmaster.pid").exists()
-        url = postgres.start()
-        if not running:
-            import atexit
-
-            atexit.register(postgres.stop)
-        from urllib.parse import urlsplit, urlunsplit
-
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute('DROP DATABASE IF EXISTS "bench_copilot"')
-            connection.execute('CREATE DATABASE "bench_copilot"')
-        os.environ["DATABASE_URL"] = urlunsplit(urlsplit(url)._replace(path="/bench_copilot"))
-    if not os.environ.get("REDIS_URL"):
-        redis = EmbeddedRedis(home)
-        os.environ["REDIS_URL"] = redis.start()
-        import atexit
-
-        atexit.register(redis.stop)
-    os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 60)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    database_setup(name, redis=True)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -230,62 +228,334 @@ def overhead_run(questions: list, runs: int) -> None:  # type: ignore[type-arg]
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--write-calibration", action="store_true")
-    parser.add_argument("--overhead-runs", type=int, default=60)
-    arguments = parser.parse_args()
-    services_start()
-    from apps.copilot.calibration import calibration_run, gold_read, gold_split
+def banking77_path() -> Path:
+    for candidate in (
+        os.environ.get("BANKING77_CSV"),
+        str(ROOT.parent / "shared" / "data" / "banking77" / "train.csv"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    sys.exit("Banking77 not found: set BANKING77_CSV to its train.csv")
+
+
+def bank_split() -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """(training rows, held-out (question, intent, expected article)): the first
+    BANK_HELD_OUT_PER_INTENT of each intent by the text's sha256 are held out."""
+    import csv
+    import hashlib
+
+    with banking77_path().open(newline="", encoding="utf-8") as handle:
+        rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    with (BANK / "intent_articles.csv").open(newline="", encoding="utf-8") as handle:
+        articles = {row["intent"]: row["article"] for row in csv.DictReader(handle)}
+    by_intent: dict[str, list[str]] = {}
+    for text, intent in rows:
+        by_intent.setdefault(intent, []).append(text)
+    train, held = [], []
+    for intent in sorted(by_intent):
+        ordered = sorted(by_intent[intent], key=lambda t: hashlib.sha256(t.encode()).hexdigest())
+        held += [(t, intent, articles.get(intent, "")) for t in ordered[:BANK_HELD_OUT_PER_INTENT]]
+        train += [(t, intent) for t in ordered[BANK_HELD_OUT_PER_INTENT:]]
+    return train, held
+
+
+def bank_setup(workdir: Path) -> Path:
+    """The bank's KB, the Banking77 classifier (cached), no admin links; the gold file."""
+    import csv
+    import hashlib
+    import io
+
+    from apps.knowledge.imports import kb_import
+    from apps.triage import classifier
+    from apps.triage.csv_import import LabelledText
+    from apps.triage.models import ClassifierVersion, TrainingSource, TrainingStatus
+    from apps.triage.services import (
+        classifier_train_from_csv,
+        classifier_version_activate,
+        training_examples_import,
+    )
+
+    kb_import(paths=[BANK / "kb"], source_name="bank")
+    train, held = bank_split()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text", "category"])
+    writer.writerows(train)
+    train_path = workdir / "bank-train.csv"
+    train_path.write_text(buffer.getvalue(), encoding="utf-8")
+    code = (ROOT / "apps/triage/classifier.py").read_bytes()
+    key = hashlib.sha256(buffer.getvalue().encode() + code).hexdigest()[:16]
+    cached = workdir / "cache" / f"bank-classifier-{key}.bin"
+    if cached.exists():
+        training_examples_import(rows=[LabelledText(text=t, intent=i) for t, i in train])
+        artifact = cached.read_bytes()
+        version = ClassifierVersion.objects.create(
+            training_source=TrainingSource.CSV,
+            source_detail=str(train_path),
+            status=TrainingStatus.READY,
+            method=classifier.METHOD,
+            example_count=len(train),
+            intent_count=len({i for _, i in train}),
+            artifact=artifact,
+            artifact_bytes=len(artifact),
+        )
+        classifier_version_activate(version_id=version.id)
+        print(f"setup: Banking77 classifier from the cache {cached.name}")
+    else:
+        started = time.perf_counter()
+        result = classifier_train_from_csv(path=train_path, activate=True)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(bytes(ClassifierVersion.objects.get(id=result.version.id).artifact))
+        print(f"setup: Banking77 classifier trained in {time.perf_counter() - started:.0f} s")
+    gold = workdir / "bank-gold.tsv"
+    with gold.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(["question", "intent", "expected_article", "note"])
+        writer.writerows([(q, i, a, "" if a else "no_answer") for q, i, a in held])
+    print(f"setup: {len(train)} training examples, {len(held)} held-out questions")
+    return gold
+
+
+def fernhill_setup() -> Path:
     from apps.copilot.demo import demo_setup
-    from apps.copilot.models import CopilotPolicy
     from apps.knowledge.imports import kb_import
 
-    started = time.perf_counter()
     kb_import(paths=[DEMO / "kb"], source_name="demo")
     for line in demo_setup(
         intents=DEMO / "triage/intents.csv", train=DEMO / "triage/train.csv", calibration=None
     ):
         print(f"setup: {line}")
+    return GOLD
+
+
+def calibration_store(weights: dict, threshold: float, label: str) -> None:
+    from apps.copilot.models import Calibration
+
+    Calibration.objects.filter(is_active=True).update(is_active=False)
+    version = (Calibration.objects.order_by("-version").first() or Calibration(version=0)).version
+    Calibration.objects.create(
+        version=version + 1,
+        weights=weights,
+        auto_send_threshold=threshold,
+        target_precision=0.97,
+        gold_set=label,
+        is_active=True,
+    )
+
+
+def figures_line(label: str, figures) -> None:  # type: ignore[no-untyped-def]
+    precision = "n/a" if figures.precision is None else f"{figures.precision:.3f}"
+    print(
+        f"  {label:34s} auto-sent {figures.auto_sent:3d}/{figures.questions} "
+        f"({figures.auto_sent_share:.1%}), precision {precision} "
+        f"({figures.auto_sent_correct}/{figures.auto_sent}); reasons {figures.reasons}"
+    )
+
+
+def dump_rows(path: Path) -> tuple[str, list]:  # type: ignore[type-arg]
+    """(dataset, [(features, correct)] of its decidable drafts) from a --dump-features file."""
+    from apps.copilot.confidence import ConfidenceFeatures
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [
+        (ConfidenceFeatures.from_stored(r["features"]), r["correct"])
+        for r in rows
+        if r["decidable"]
+    ]
+    return rows[0]["dataset"], kept
+
+
+def pooled_fit(rows: list) -> tuple[dict, float, dict]:  # type: ignore[type-arg]
+    """copilot_calibrate's fit and threshold rule on (features, correct) rows."""
+    from apps.copilot.confidence import calibration_fit, threshold_for_precision
+
+    fitted = calibration_fit([f for f, _ in rows], [c for _, c in rows])
+    threshold = threshold_for_precision(
+        fitted["metrics"]["held_out_scores"], [c for _, c in rows], target_precision=0.97
+    )
+    weights = {k: fitted[k] for k in ("method", "feature_names", "weights", "bias")}
+    metrics = {k: v for k, v in fitted["metrics"].items() if k != "held_out_scores"}
+    return weights, 1.0 if threshold is None else threshold, metrics
+
+
+def pooled_write(dataset: str, outcomes: list, pool: list[Path]) -> None:  # type: ignore[type-arg]
+    """Fit on every decidable draft of this dataset and of the pooled dumps; write it as the
+    shipped calibration."""
+    from apps.copilot.calibration import confidence_decides
+    from apps.copilot.confidence import ConfidenceFeatures
+    from apps.copilot.selectors import policy_effective
+
+    policy = policy_effective()
+    rows = [
+        (ConfidenceFeatures.from_stored(o.composition.confidence_features), o.correct)
+        for o in outcomes
+        if confidence_decides(o.composition, policy=policy)
+    ]
+    sources = [f"{dataset} ({len(rows)} drafts)"]
+    for path in pool:
+        name, kept = dump_rows(path)
+        rows += kept
+        sources.append(f"{name} ({len(kept)} drafts, from {path.name})")
+    weights, threshold, metrics = pooled_fit(rows)
+    CALIBRATION_FIXTURE.write_text(
+        json.dumps(
+            {
+                "weights": weights,
+                "metrics": metrics,
+                "auto_send_threshold": threshold,
+                "target_precision": 0.97,
+                "gold_set": "all gold questions of " + " + ".join(sources),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    named = dict(
+        zip(weights["feature_names"], [round(w, 3) for w in weights["weights"]], strict=True)
+    )
+    print(
+        f"\npooled calibration written to {CALIBRATION_FIXTURE.relative_to(ROOT)}: fit on "
+        f"{' + '.join(sources)}; threshold {threshold:.4f} (cross-validated precision >= 0.97); "
+        f"ECE {metrics['expected_calibration_error']:.3f}\n  weights {named}, bias "
+        f"{weights['bias']:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", choices=("fernhill", "bank"), default="fernhill")
+    parser.add_argument("--calibration", choices=("shipped", "default", "fit"), default="shipped")
+    parser.add_argument("--write-calibration", action="store_true")
+    parser.add_argument("--overhead-runs", type=int, default=60)
+    parser.add_argument("--dump-features", type=Path)
+    parser.add_argument(
+        "--pool",
+        type=Path,
+        action="append",
+        default=[],
+        help="--dump-features file of another dataset, pooled into --write-calibration's fit",
+    )
+    parser.add_argument(
+        "--transfer-from",
+        type=Path,
+        action="append",
+        default=[],
+        help="--dump-features file(s) of other datasets: also report a calibration fitted on "
+        "them alone (this dataset unseen)",
+    )
+    arguments = parser.parse_args()
+    services_start(f"copilot_{arguments.dataset}")
+    from django.conf import settings
+
+    from apps.copilot.calibration import (
+        calibration_from_outcomes,
+        confidence_decides,
+        figures_at,
+        gold_compose,
+        gold_read,
+        gold_split,
+    )
+    from apps.copilot.confidence import DEFAULT_CALIBRATION
+    from apps.copilot.models import CopilotPolicy
+    from apps.copilot.selectors import policy_effective
+
+    started = time.perf_counter()
+    workdir = Path(os.environ["DESKPILOT_HOME"]).resolve()
+    gold_path = fernhill_setup() if arguments.dataset == "fernhill" else bank_setup(workdir)
     print(f"setup took {time.perf_counter() - started:.1f} s")
     # Every question drafted afresh: the cache would hide the pipeline's own figures.
     CopilotPolicy.objects.update_or_create(singleton=True, defaults={"cache_enabled": False})
 
-    report = calibration_run(gold_path=GOLD, target_precision=0.97)
-    metrics = report.fitted["metrics"]
-    print(
-        f"\ncalibration v{report.calibration.version}: fit on {report.fit_questions} questions "
-        f"({metrics['examples']} drafted, {metrics['correct']} correct), cross-validated ECE "
-        f"{metrics['expected_calibration_error']:.3f}, Brier {metrics['brier']:.3f}; "
-        f"auto-send threshold {report.threshold:.4f}"
-    )
-    weights = [round(weight, 3) for weight in report.fitted["weights"]]
-    named = dict(zip(report.fitted["feature_names"], weights, strict=True))
-    print(f"  weights: {named}, bias {report.fitted['bias']:.3f}")
-    if arguments.write_calibration:
-        calibration = report.calibration
-        CALIBRATION_FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-        CALIBRATION_FIXTURE.write_text(
-            json.dumps(
-                {
-                    "weights": calibration.weights,
-                    "metrics": calibration.metrics,
-                    "auto_send_threshold": calibration.auto_send_threshold,
-                    "target_precision": calibration.target_precision,
-                    "gold_set": "fixtures/demo/gold/copilot.tsv (fit half)",
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        print(f"  written to {CALIBRATION_FIXTURE.relative_to(ROOT)}")
-
-    questions = gold_read(path=GOLD)
+    questions = gold_read(path=gold_path)
     _, held_half = gold_split(questions)
     held = {q.question for q in held_half}
+    started = time.perf_counter()
+    outcomes = gold_compose(questions)
+    learned = [o for o in outcomes if "learn_links" in o.composition.stage_timings]
+    print(
+        f"composed {len(outcomes)} gold questions in evaluation mode in "
+        f"{time.perf_counter() - started:.1f} s"
+        + (
+            f" (links learned first: {learned[0].composition.stage_timings['learn_links']} ms)"
+            if learned
+            else ""
+        )
+    )
+    answerable = [o for o in outcomes if o.gold.answerable]
+    cited_right = sum(o.correct for o in answerable)
+    searched_right = sum(
+        1
+        for o in answerable
+        if o.composition.retrieved
+        and o.composition.retrieved[0]["external_id"] == o.gold.expected_article
+    )
+    print(
+        f"answerable questions: {len(answerable)}; first citation right {cited_right}, "
+        f"first passage (after the intent boost) right {searched_right}"
+    )
+    fit_outcomes = [o for o in outcomes if o.gold.question not in held]
+    held_outcomes = [o for o in outcomes if o.gold.question in held]
+    if arguments.write_calibration:
+        pooled_write(arguments.dataset, outcomes, arguments.pool)
+    shipped = json.loads(CALIBRATION_FIXTURE.read_text())
+    fitted, threshold = calibration_from_outcomes(fit_outcomes, target_precision=0.97)
+    weights = {k: fitted[k] for k in ("method", "feature_names", "weights", "bias")}
+    candidates = {
+        "shipped (fixtures/demo)": (shipped["weights"], shipped["auto_send_threshold"]),
+        "default (no calibration)": (DEFAULT_CALIBRATION, settings.COPILOT_AUTO_SEND_THRESHOLD),
+        f"fit on this half (t={threshold:.3f})": (weights, threshold),
+    }
+    if arguments.transfer_from:
+        rows, names = [], []
+        for path in arguments.transfer_from:
+            name, kept = dump_rows(path)
+            rows += kept
+            names.append(name)
+        other, other_threshold, _ = pooled_fit(rows)
+        label = f"fit on {'+'.join(names)} only (t={other_threshold:.3f})"
+        candidates[label] = (other, other_threshold)
+    print("\ndecisions on the same drafts under each calibration:")
+    for label, (calibration, limit) in candidates.items():
+        figures_line(
+            f"{label}, held-out half",
+            figures_at(held_outcomes, calibration=calibration, threshold=limit),
+        )
+        figures_line(
+            f"{label}, all", figures_at(outcomes, calibration=calibration, threshold=limit)
+        )
+    named = dict(
+        zip(fitted["feature_names"], [round(w, 3) for w in fitted["weights"]], strict=True)
+    )
+    print(f"  fitted weights: {named}, bias {fitted['bias']:.3f}")
+    if arguments.dump_features:
+        policy = policy_effective()
+        with arguments.dump_features.open("w") as handle:
+            for o in outcomes:
+                handle.write(
+                    json.dumps(
+                        {
+                            "dataset": arguments.dataset,
+                            "question": o.gold.question,
+                            "held_out": o.gold.question in held,
+                            "drafted": o.composition.drafted,
+                            "decidable": confidence_decides(o.composition, policy=policy),
+                            "correct": o.correct,
+                            "answerable": o.gold.answerable,
+                            "decision": o.composition.decision,
+                            "reason": o.composition.reason,
+                            "features": o.composition.confidence_features,
+                        }
+                    )
+                    + "\n"
+                )
+    if arguments.calibration == "shipped":
+        calibration_store(shipped["weights"], shipped["auto_send_threshold"], "shipped")
+    elif arguments.calibration == "fit":
+        calibration_store(weights, threshold, f"{arguments.dataset} fit half")
     rows = gold_run(questions)
-    quality("all gold questions, local/extractive, shipped thresholds", rows)
-    quality("held-out half only (not used to fit)", [r for r in rows if r[0].question in held])
+    label = f"{arguments.dataset}, through tickets, {arguments.calibration} calibration"
+    quality(f"{label}: all gold questions", rows)
+    quality(f"{label}: held-out half only", [r for r in rows if r[0].question in held])
     stage_table(
         "local/extractive: per stage", [d for _, d, _ in rows if d.stage_timings.get("draft")]
     )
@@ -295,8 +565,8 @@ def main() -> None:
         f"p95 {percentile(walls, 0.95):.2f} ms"
     )
     cost_report(rows)
-    answerable = [q for q in questions if q.answerable]
-    overhead_run(answerable, arguments.overhead_runs)
+    if arguments.overhead_runs:
+        overhead_run([q for q in questions if q.answerable], arguments.overhead_runs)
 
 
 if __name__ == "__main__":

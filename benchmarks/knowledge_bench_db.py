@@ -1,7 +1,9 @@
-"""Shared setup for the knowledge benchmarks: a throwaway database, migrated, Django ready.
+"""Shared setup for the benchmarks: a throwaway database, migrated, Django ready.
 
 With DATABASE_URL set, a fresh database named `bench_<name>` is created on that server;
 without it, an embedded PostgreSQL is started under .deskpilot/bench (and stopped at exit).
+With `redis=True`, REDIS_URL or else an embedded Redis under .deskpilot/bench (stopped at
+exit); without it, a Redis URL that is never contacted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def database_setup(name: str) -> None:
+def database_setup(name: str, *, redis: bool = False) -> None:
     sys.path.insert(0, str(BASE_DIR))
     os.chdir(BASE_DIR)
     for key, value in {
@@ -46,6 +48,13 @@ def database_setup(name: str) -> None:
         connection.execute(f'CREATE DATABASE "{database}"')
     parts = urlsplit(url)
     os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path="/" + database))
+    if redis and not os.environ.get("REDIS_URL"):
+        from apps.core.embedded import EmbeddedRedis
+
+        home = Path(os.environ.get("DESKPILOT_HOME", BASE_DIR / ".deskpilot")).resolve()
+        embedded = EmbeddedRedis(home if home.name == "bench" else home / "bench")
+        os.environ["REDIS_URL"] = embedded.start()
+        atexit.register(embedded.stop)
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")  # never contacted
     os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 60)
     import django

@@ -5,6 +5,7 @@ from apps.copilot.models import (
     CopilotPolicy,
     Draft,
     IntentArticleLink,
+    LinkLearning,
     PromptTemplate,
     ReplyCacheEntry,
     Takeover,
@@ -37,6 +38,33 @@ class IntentArticleLinkAdmin(admin.ModelAdmin):
     list_filter = ("source",)
     search_fields = ("intent_name", "article__external_id")
     raw_id_fields = ("article",)
+
+
+@admin.register(LinkLearning)
+class LinkLearningAdmin(admin.ModelAdmin):
+    """When links were learned, for which classifier and knowledge base. Deleting the row
+    makes the pipeline learn them again at its next message."""
+
+    list_display = (
+        "classifier_version_id",
+        "knowledge_version",
+        "intents",
+        "examples",
+        "links",
+        "seconds",
+        "created_at",
+    )
+    readonly_fields = (
+        "classifier_version_id",
+        "knowledge_version",
+        "intents",
+        "examples",
+        "links",
+        "seconds",
+    )
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Draft)

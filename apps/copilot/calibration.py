@@ -20,9 +20,14 @@ from pathlib import Path
 from django.db import transaction
 
 from apps.copilot.compose import Composition, decision_redo, draft_compose
-from apps.copilot.confidence import ConfidenceFeatures, calibration_fit, threshold_for_precision
+from apps.copilot.confidence import (
+    DEFAULT_CALIBRATION,
+    ConfidenceFeatures,
+    calibration_fit,
+    threshold_for_precision,
+)
 from apps.copilot.models import Calibration, Decision
-from apps.copilot.selectors import policy_effective
+from apps.copilot.selectors import EffectivePolicy, policy_effective
 from apps.copilot.services import prompt_template_ensure_default
 
 HANDOFF_NOTES = {"asks_for_human", "out_of_scope", "no_answer", "other_language"}
@@ -151,9 +156,48 @@ def figures_at(outcomes: list[GoldOutcome], *, calibration: dict, threshold: flo
 
 
 def _features(composition: Composition) -> ConfidenceFeatures:
-    values = composition.confidence_features
-    flags = ("out_of_scope", "intent_article_match", "answerable", "citations_valid")
-    return ConfidenceFeatures(**{k: bool(v) if k in flags else float(v) for k, v in values.items()})
+    return ConfidenceFeatures.from_stored(composition.confidence_features)
+
+
+def confidence_decides(composition: Composition, *, policy: EffectivePolicy) -> bool:
+    """Whether the confidence alone decides this draft's fate (auto-send or not).
+
+    A draft the model found unanswerable, that failed validation, or whose intent is always
+    reviewed never goes out on its own: it says nothing about where the threshold belongs.
+    """
+    anything = replace(policy, auto_send_threshold=0.0)
+    return (
+        composition.drafted
+        and decision_redo(composition, calibration=DEFAULT_CALIBRATION, policy=anything).decision
+        == Decision.AUTO_SENT
+    )
+
+
+def calibration_from_outcomes(
+    outcomes: list[GoldOutcome], *, target_precision: float, minimum_support: int = 10
+) -> tuple[dict, float]:
+    """(fitted calibration, auto-send threshold) from composed gold outcomes, fitted on the
+    drafts that the confidence alone decides about.
+
+    The threshold is the lowest reaching `target_precision` on the cross-validated scores;
+    1.0 (nothing auto-sent) when none does.
+    """
+    policy = policy_effective()
+    drafted = [o for o in outcomes if confidence_decides(o.composition, policy=policy)]
+    if len({o.correct for o in drafted}) < 2:
+        # A small gold set whose decidable drafts are all right (or all wrong) cannot place a
+        # threshold between them: learn from every drafted reply instead.
+        drafted = [o for o in outcomes if o.composition.drafted]
+    fitted = calibration_fit(
+        [_features(o.composition) for o in drafted], [o.correct for o in drafted]
+    )
+    threshold = threshold_for_precision(
+        fitted["metrics"]["held_out_scores"],
+        [o.correct for o in drafted],
+        target_precision=target_precision,
+        minimum_support=minimum_support,
+    )
+    return fitted, 1.0 if threshold is None else threshold
 
 
 @dataclass
@@ -183,18 +227,9 @@ def calibration_run(
     fit_half, held_half = gold_split(questions)
     fit_outcomes = gold_compose(fit_half)
     held_outcomes = gold_compose(held_half)
-    drafted = [o for o in fit_outcomes if o.composition.drafted]
-    fitted = calibration_fit(
-        [_features(o.composition) for o in drafted], [o.correct for o in drafted]
+    fitted, threshold = calibration_from_outcomes(
+        fit_outcomes, target_precision=target_precision, minimum_support=minimum_support
     )
-    scores = fitted["metrics"]["held_out_scores"]
-    threshold = threshold_for_precision(
-        scores,
-        [o.correct for o in drafted],
-        target_precision=target_precision,
-        minimum_support=minimum_support,
-    )
-    threshold = 1.0 if threshold is None else threshold
     weights = {k: fitted[k] for k in ("method", "feature_names", "weights", "bias")}
     fit_figures = figures_at(fit_outcomes, calibration=weights, threshold=threshold)
     held_figures = figures_at(held_outcomes, calibration=weights, threshold=threshold)

@@ -23,6 +23,7 @@ from apps.copilot.confidence import (
     ConfidenceFeatures,
     confidence_score,
 )
+from apps.copilot.links import intent_links_ensure
 from apps.copilot.models import (
     Decision,
     DraftStatus,
@@ -34,7 +35,7 @@ from apps.copilot.routing import RoutingInput, route_choose
 from apps.copilot.selectors import (
     EffectivePolicy,
     calibration_active,
-    intent_article_weights,
+    intents_article_weights,
     policy_effective,
 )
 from apps.copilot.validation import EvidencePassage, draft_validate
@@ -137,10 +138,23 @@ def cache_key(*, question: str, kb_version: str, prompt_id: int) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _rerank(hits: list[SearchHit], links: dict[int, float], boost: float) -> list[SearchHit]:
-    # RRF scores are ~1/(60+rank): a boost of 0.02 lifts a linked article above unlinked ones
-    # that are a few ranks better, but not above a clearly better match.
-    return sorted(hits, key=lambda hit: -(hit.score + boost * links.get(hit.article_id, 0.0)))
+def _article_probabilities(
+    alternatives: list[dict], links: dict[str, dict[int, float]]
+) -> dict[int, float]:
+    """article id → the classifier's probability mass on intents linked to it (each
+    alternative's probability times its link weight), capped at 1."""
+    mass: dict[int, float] = {}
+    for alternative in alternatives:
+        for article_id, weight in links.get(alternative["intent"], {}).items():
+            mass[article_id] = mass.get(article_id, 0.0) + alternative["probability"] * weight
+    return {article_id: min(1.0, value) for article_id, value in mass.items()}
+
+
+def _rerank(hits: list[SearchHit], boosts: dict[int, float], boost: float) -> list[SearchHit]:
+    # `boosts` is each article's intent probability mass (0..1). RRF scores are ~1/(60+rank):
+    # a boost of 0.02 at full mass lifts a linked article above unlinked ones that are a few
+    # ranks better, but not above a clearly better match.
+    return sorted(hits, key=lambda hit: -(hit.score + boost * boosts.get(hit.article_id, 0.0)))
 
 
 def _passage(index: int, hit: SearchHit) -> prompt_format.Passage:
@@ -271,6 +285,13 @@ def _compose(
 
     # --- retrieval, with the predicted intent as a signal
     result.knowledge_version = knowledge_version()
+    # Links learned for this classifier and knowledge base: learned here, once, after either
+    # changed, so a fresh instance drafts its very first messages with them.
+    if intent_links_ensure(
+        classifier_version_id=result.classifier_version_id,
+        knowledge_version=result.knowledge_version,
+    ):
+        clock.lap("learn_links")
     question_vector = embeddings.embed([query[:2000]])[0]
     try:
         hits = chunk_search(
@@ -285,9 +306,13 @@ def _compose(
         if not isinstance(error, ValidationError):
             raise
         hits = []
-    links = intent_article_weights(intent=result.intent) if result.intent else {}
     probability = result.intent_probability or 0.0
-    hits = _rerank(hits, links, policy.intent_boost * probability)[: policy.top_k]
+    alternatives = result.intent_alternatives if result.intent else []
+    links_by_intent = intents_article_weights(intents=[a["intent"] for a in alternatives])
+    links = links_by_intent.get(result.intent, {})
+    article_probability = _article_probabilities(alternatives, links_by_intent)
+    searched_first = hits[0].article_id if hits else None
+    hits = _rerank(hits, article_probability, policy.intent_boost)[: policy.top_k]
     passages = [_passage(index, hit) for index, hit in enumerate(hits, start=1)]
     by_passage = {p.id: hit for p, hit in zip(passages, hits, strict=True)}
     result.retrieved = [_hit_json(p.id, hit) for p, hit in zip(passages, hits, strict=True)]
@@ -440,15 +465,19 @@ def _compose(
     # --- confidence and decision
     cited_articles = [c["article_id"] for c in result.citations]
     top_article = cited_articles[0] if cited_articles else hits[0].article_id
+    ranked = [a["probability"] for a in alternatives]
     features = ConfidenceFeatures(
         intent_probability=probability,
         out_of_scope=triage.out_of_scope,
         retrieval_top_score=top_score,
         retrieval_margin=margin,
-        intent_article_match=top_article in links,
+        intent_article_match=links.get(top_article, 0.0),
         groundedness=validation.groundedness,
         answerable=answerable,
         citations_valid=validation.citations_valid and bool(citations),
+        intent_margin=(ranked[0] - ranked[1]) if len(ranked) > 1 else (ranked[0] if ranked else 0),
+        retrieval_agrees=top_article == searched_first,
+        article_probability=article_probability.get(top_article, 0.0),
     )
     result.calibration_version = calibration.version if calibration is not None else None
     result.confidence = round(confidence_score(features, weights), 6)
@@ -544,16 +573,7 @@ def decision_redo(
     """
     if not result.drafted:
         return result
-    features = ConfidenceFeatures(
-        **{
-            name: (
-                bool(value)
-                if name in ("out_of_scope", "intent_article_match", "answerable", "citations_valid")
-                else value
-            )
-            for name, value in result.confidence_features.items()
-        }
-    )
+    features = ConfidenceFeatures.from_stored(result.confidence_features)
     redone = Composition(**{**result.__dict__, "citations": list(result.citations)})
     redone.status = DraftStatus.PENDING
     redone.confidence = round(confidence_score(features, calibration), 6)

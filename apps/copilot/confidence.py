@@ -4,7 +4,7 @@ The signals (classifier probability, retrieval strength and margin, groundedness
 model's own answerability flag, ...) are combined by a logistic model. Its weights are fitted
 on a gold set by `copilot_calibrate` (Platt-style: the output is a calibrated probability),
 and stored as a versioned calibration; before any calibration exists, the default weights
-below are used and drafts say so.
+below (the shipped calibration's) are used and drafts say so (no calibration version).
 """
 
 from __future__ import annotations
@@ -22,31 +22,63 @@ FEATURE_NAMES = (
     "groundedness",
     "answerable",
     "citations_valid",
+    "intent_margin",
+    "retrieval_agrees",
+    "article_probability",
 )
+# Features that are yes/no (stored as 0.0/1.0 in a draft's confidence_features).
+FLAG_NAMES = frozenset({"out_of_scope", "answerable", "citations_valid", "retrieval_agrees"})
 
-# Hand-set before calibration: strong retrieval, grounded and answerable drive confidence up.
+# Used when no calibration is active (a fresh instance): the shipped calibration,
+# fixtures/demo/copilot/calibration.json, fitted by benchmarks/copilot_pipeline.py on the
+# gold sets of two unrelated help centers pooled (Fernhill's, and Ashgrove Bank's with
+# Banking77 questions); its threshold for 97% precision, 0.918, rounded up to 0.92, is
+# settings.COPILOT_AUTO_SEND_THRESHOLD's default.
 DEFAULT_CALIBRATION = {
-    "method": "default",
+    "method": "logistic",
     "feature_names": list(FEATURE_NAMES),
-    "weights": [2.0, -3.0, 4.0, 3.0, 1.0, 3.0, 2.0, 1.0],
-    "bias": -8.0,
+    "weights": [0.1604, 0.0, 1.0186, 0.9086, 1.2851, -0.0046, -0.0046, -0.0046, 0.795, 0.5647, 2.8],
+    "bias": -2.5073,
 }
 
 
 @dataclass(frozen=True)
 class ConfidenceFeatures:
+    """What the confidence is computed from. Every feature means the same on any knowledge
+    base and intent set (probabilities, ranks, agreements, similarities of one fixed
+    embedding model), so a calibration fitted on one help center transfers to another."""
+
     intent_probability: float  # calibrated classifier probability; 0 when unclassified
     out_of_scope: bool
     retrieval_top_score: float  # cosine similarity of the best passage to the question
     retrieval_margin: float  # best minus second-best article's similarity
-    intent_article_match: bool  # the best article is linked to the predicted intent
+    intent_article_match: float  # link weight of the predicted intent to the cited article
     groundedness: float  # from validation, 0..1
     answerable: bool  # the model says the passages answer the question
     citations_valid: bool
+    # The classifier's top intent probability minus the runner-up's.
+    intent_margin: float = 0.0
+    # The cited article is the one the search ranked first before the intent's boost.
+    retrieval_agrees: bool = False
+    # The classifier's probability mass on intents linked to the cited article (each
+    # alternative's probability times its link weight): two confusable intents answered by
+    # the same article do not make the reply less right.
+    article_probability: float = 0.0
 
     def vector(self) -> list[float]:
         values = asdict(self)
         return [float(values[name]) for name in FEATURE_NAMES]
+
+    @classmethod
+    def from_stored(cls, values: dict) -> ConfidenceFeatures:
+        """From a draft's `confidence_features` (older drafts lack the newer features)."""
+        known = {name: values[name] for name in FEATURE_NAMES if name in values}
+        return cls(
+            **{
+                name: bool(value) if name in FLAG_NAMES else float(value)
+                for name, value in known.items()
+            }
+        )
 
 
 def _sigmoid(value: float) -> float:

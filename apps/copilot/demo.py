@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from apps.copilot.links import intent_links_learn_active
 from apps.copilot.models import Calibration, IntentArticleLink, LinkSource
 from apps.copilot.services import prompt_template_ensure_default
 from apps.knowledge.selectors import articles_by_external_id
@@ -85,6 +86,12 @@ def demo_setup(*, intents: Path, train: Path, calibration: Path | None) -> list[
     if missing:
         lines.append(f"articles not in the knowledge base (import it first): {', '.join(missing)}")
     lines.append(classifier_ensure(path=train))
+    learning = intent_links_learn_active()
+    if learning is not None:
+        lines.append(
+            f"{learning.links} intent→article links learned from {learning.examples} "
+            f"training examples of {learning.intents} intents"
+        )
     prompt = prompt_template_ensure_default()
     lines.append(f"draft prompt v{prompt.version} active")
     if calibration is not None and calibration.exists():

@@ -175,6 +175,33 @@ class IntentArticleLink(TimeStampedModel):
         return f"{self.intent_name} → {self.article_id} ({self.source})"
 
 
+class LinkLearning(TimeStampedModel):
+    """Intent→article links were learned for this classifier version over this knowledge base.
+
+    One row per (classifier version, knowledge version): its presence tells the pipeline
+    that the links in force match what it classifies and searches; a new classifier version
+    or a knowledge-base change makes the pipeline learn them again (see links.py).
+    """
+
+    classifier_version_id = models.BigIntegerField()
+    knowledge_version = models.CharField(max_length=100)
+    intents = models.PositiveIntegerField(default=0)
+    examples = models.PositiveIntegerField(default=0)
+    links = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["classifier_version_id", "knowledge_version"],
+                name="copilot_link_learning_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"links learned for classifier {self.classifier_version_id} ({self.links} links)"
+
+
 class Takeover(models.Model):
     """An agent owns this ticket: the copilot drafts nothing for it until handed back."""
 

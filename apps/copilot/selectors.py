@@ -12,6 +12,7 @@ from apps.copilot.models import (
     CopilotPolicy,
     Draft,
     IntentArticleLink,
+    LinkSource,
     PromptTemplate,
     Takeover,
 )
@@ -81,13 +82,30 @@ def calibration_active() -> Calibration | None:
 
 
 def intent_article_weights(*, intent: str) -> dict[int, float]:
-    """article id → the strongest link weight of this intent to it."""
-    weights: dict[int, float] = {}
-    for article_id, weight in IntentArticleLink.objects.filter(intent_name=intent).values_list(
-        "article_id", "weight"
-    ):
-        weights[article_id] = max(weight, weights.get(article_id, 0.0))
-    return weights
+    """article id → the strongest link weight of this intent to it (see below)."""
+    return intents_article_weights(intents=[intent]).get(intent, {})
+
+
+def intents_article_weights(*, intents: list[str]) -> dict[str, dict[int, float]]:
+    """intent → article id → the strongest link weight, for several intents in one query.
+
+    An admin's links are the truth for their intent: when the intent has any, links learned
+    from examples are left out (accepted drafts still count, they are agents' judgements).
+    """
+    rows: dict[str, list[tuple[int, float, str]]] = {}
+    for intent, article_id, weight, source in IntentArticleLink.objects.filter(
+        intent_name__in=intents
+    ).values_list("intent_name", "article_id", "weight", "source"):
+        rows.setdefault(intent, []).append((article_id, weight, source))
+    result: dict[str, dict[int, float]] = {}
+    for intent, links in rows.items():
+        if any(source == LinkSource.ADMIN for _, _, source in links):
+            links = [link for link in links if link[2] != LinkSource.LEARNED_FROM_EXAMPLES]
+        weights: dict[int, float] = {}
+        for article_id, weight, _ in links:
+            weights[article_id] = max(weight, weights.get(article_id, 0.0))
+        result[intent] = weights
+    return result
 
 
 def ticket_is_taken_over(*, ticket_id: int) -> bool:

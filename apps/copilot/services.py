@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -23,6 +24,8 @@ from apps.copilot.models import (
     Draft,
     DraftStatus,
     HandoffReason,
+    IntentArticleLink,
+    LinkSource,
     PromptTemplate,
     Takeover,
 )
@@ -34,6 +37,7 @@ from apps.core.exceptions import (
     NotFoundError,
     ValidationError,
 )
+from apps.knowledge.selectors import articles_by_external_id
 from apps.llm.services import StreamEvent
 from apps.tickets.email_outbound import email_reply_send
 from apps.tickets.models import AuthorKind, Channel, Message, PipelineStatus, Ticket, TicketStatus
@@ -375,7 +379,34 @@ def draft_send(*, draft: Draft, actor: User, body: str | None = None) -> Draft:
     )
     Draft.objects.filter(pk=draft.pk).update(sent_message_id=sent.pk)
     draft.refresh_from_db()
+    if text == draft.body:
+        _accepted_link_record(draft)
     return draft
+
+
+# An agent sending a draft as it is vouches that its first article answers its intent; a few
+# such acceptances make a full-strength link (retrieval boost, confidence feature).
+ACCEPTED_LINK_STEP = 0.25
+
+
+def _accepted_link_record(draft: Draft) -> None:
+    if not draft.intent or not draft.citations:
+        return
+    article = articles_by_external_id(external_ids=[draft.citations[0]["external_id"]]).get(
+        draft.citations[0]["external_id"]
+    )
+    if article is None:  # deleted since the draft was written
+        return
+    link, created = IntentArticleLink.objects.get_or_create(
+        intent_name=draft.intent,
+        article=article,
+        source=LinkSource.ACCEPTED_DRAFT,
+        defaults={"weight": ACCEPTED_LINK_STEP},
+    )
+    if not created:
+        IntentArticleLink.objects.filter(pk=link.pk).update(
+            weight=Least(F("weight") + ACCEPTED_LINK_STEP, Value(1.0))
+        )
 
 
 @transaction.atomic

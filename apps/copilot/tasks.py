@@ -8,6 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from apps.copilot.links import intent_links_learn_active
 from apps.copilot.services import pipeline_fail, pipeline_run
 
 logger = logging.getLogger(__name__)
@@ -56,3 +57,11 @@ def _fail(message_id: int, error: str) -> None:
         # Even recording failed (the database is down): the message stays `processing` and
         # the next delivery or the sweep picks it up again; it is never lost.
         logger.exception("could not record the pipeline failure of message %s", message_id)
+
+
+@shared_task(name="copilot.intent_links_learn", acks_late=True)
+def intent_links_learn_task() -> int | None:
+    """Learn the intent→article links for the active classifier and current knowledge base
+    ahead of the first message (the pipeline would otherwise do it then). Idempotent."""
+    learning = intent_links_learn_active()
+    return learning.pk if learning is not None else None

@@ -2,10 +2,11 @@
 
 It is not a language model. It reads the prompt's sections (`prompt_format`), scores every
 sentence of every passage against the customer's question, keeps the few that answer it best
-(in document order, so the reply reads like the article), adds a greeting and a closing, and
-answers with the same JSON contract as a real model (`structured`), citing the passages it
-took sentences from. When no sentence is close enough, or there are no passages, it says the
-question is not answerable instead of guessing. Same input, same output.
+(in document order, so the reply reads like the article; always including the best sentence
+of the first passage that answers, since passages come ranked best first), adds a greeting
+and a closing, and answers with the same JSON contract as a real model (`structured`),
+citing the passages it took sentences from. When no sentence is close enough, or there are
+no passages, it says the question is not answerable instead of guessing. Same input, same output.
 
 Scoring (`LLM_EXTRACTIVE_SCORER`): "embedding" (cosine similarity with all-MiniLM-L6-v2
 through `apps.llm.embeddings`, the default: it matches paraphrases such as "money back" /
@@ -169,8 +170,13 @@ def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:
         return Draft(NOT_ANSWERABLE_REPLY, (), False, round(best, 4))
     # Ties go to the earlier sentence, so the choice never depends on float noise ordering.
     ranked = sorted(range(len(sentences)), key=lambda i: (-round(scores[i], 6), i))
-    keep = [i for i in ranked if scores[i] >= max(minimum, best * RELATIVE_TO_BEST)]
-    chosen = sorted(keep[:MAX_SENTENCES])
+    # Passages come best first (the copilot ranks them): the reply leads with the best
+    # sentence of the first passage that answers at all, so its first citation is the
+    # retrieval's best source, not whichever passage holds the single closest sentence.
+    lead_passage = min(sentences[i].passage_index for i in ranked if scores[i] >= minimum)
+    lead = next(i for i in ranked if sentences[i].passage_index == lead_passage)
+    keep = [i for i in ranked if i != lead and scores[i] >= max(minimum, best * RELATIVE_TO_BEST)]
+    chosen = sorted([lead, *keep[: MAX_SENTENCES - 1]])
     body = " ".join(sentences[i].text for i in chosen)
     citations = tuple(dict.fromkeys(sentences[i].passage_id for i in chosen))
     return Draft(f"{GREETING}\n\n{body}\n\n{CLOSING}", citations, True, round(best, 4))

@@ -73,3 +73,20 @@ def intent_example_counts() -> dict[str, int]:
             "name", "examples_total"
         )
     )
+
+
+def training_texts_sample(*, per_intent: int) -> dict[str, list[str]]:
+    """Up to `per_intent` example texts of each intent, spread evenly over its examples in
+    id order (deterministic), for callers that need a picture of what an intent looks like."""
+    texts: dict[str, list[str]] = {}
+    for intent, text in (
+        TrainingExample.objects.order_by("id").values_list("intent__name", "text").iterator()
+    ):
+        texts.setdefault(intent, []).append(text)
+    sample = {}
+    for intent, all_texts in texts.items():
+        step = max(1, len(all_texts) / per_intent)
+        sample[intent] = [
+            all_texts[int(index * step)] for index in range(min(per_intent, len(all_texts)))
+        ]
+    return sample

@@ -1,3 +1,4 @@
+import math
 import random
 
 import pytest
@@ -15,10 +16,13 @@ STRONG = ConfidenceFeatures(
     out_of_scope=False,
     retrieval_top_score=0.82,
     retrieval_margin=0.25,
-    intent_article_match=True,
+    intent_article_match=1.0,
     groundedness=1.0,
     answerable=True,
     citations_valid=True,
+    intent_margin=0.9,
+    retrieval_agrees=True,
+    article_probability=0.97,
 )
 WEAK = ConfidenceFeatures(
     intent_probability=0.3,
@@ -34,7 +38,7 @@ WEAK = ConfidenceFeatures(
 
 def test_default_weights_rank_a_strong_draft_above_a_weak_one():
     assert confidence_score(STRONG) > 0.9
-    assert confidence_score(WEAK) < 0.05
+    assert confidence_score(WEAK) < 0.15
 
 
 def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
@@ -98,3 +102,31 @@ def calibration_score_by_hand(features, calibration):
 def test_calibration_needs_both_outcomes():
     with pytest.raises(ValueError, match="both correct and incorrect"):
         calibration_fit([STRONG, STRONG], [True, True])
+
+
+def test_features_stored_by_an_older_draft_score_without_the_newer_features():
+    # given: a draft stored before intent_margin, retrieval_agrees, article_probability
+    stored = {
+        "intent_probability": 0.9,
+        "out_of_scope": 0.0,
+        "retrieval_top_score": 0.7,
+        "retrieval_margin": 0.2,
+        "intent_article_match": 1.0,
+        "groundedness": 1.0,
+        "answerable": 1.0,
+        "citations_valid": 1.0,
+    }
+    # when
+    features = ConfidenceFeatures.from_stored(stored)
+    # then
+    assert (features.answerable, features.retrieval_agrees) == (True, False)
+    assert (features.intent_article_match, features.article_probability) == (1.0, 0.0)
+
+
+def test_a_calibration_fitted_on_fewer_features_uses_only_those():
+    # given: a calibration that knows one feature
+    calibration = {"feature_names": ["intent_probability"], "weights": [2.0], "bias": -1.0}
+    # when
+    score = confidence_score(STRONG, calibration)
+    # then
+    assert score == pytest.approx(1 / (1 + math.exp(-(2.0 * 0.97 - 1.0))))

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from apps.copilot.models import Calibration, Draft, IntentArticleLink, PromptTemplate
+from apps.copilot.models import (
+    Calibration,
+    Draft,
+    IntentArticleLink,
+    LinkLearning,
+    LinkSource,
+    PromptTemplate,
+)
 from apps.copilot.selectors import policy_effective
 from apps.tickets.models import Ticket
 from apps.triage.models import ClassifierVersion, Intent
@@ -57,7 +64,8 @@ def test_demo_setup_creates_intents_links_classifier_and_prompt_once(tiny_kb, tm
     # then
     assert Intent.objects.get(name="unauthorized_charge").handoff_policy == "always_human"
     assert Intent.objects.get(name="goodwill_request").handoff_policy == "review"
-    assert IntentArticleLink.objects.count() == 5
+    assert IntentArticleLink.objects.filter(source=LinkSource.ADMIN).count() == 5
+    assert LinkLearning.objects.count() == 1  # learned once, for the classifier and the KB
     assert ClassifierVersion.objects.filter(is_active=True).count() == 1
     assert ClassifierVersion.objects.count() == 1
     assert PromptTemplate.objects.filter(is_active=True).count() == 1

@@ -10,9 +10,9 @@ import pytest
 
 from apps.copilot.models import Decision, Draft, DraftStatus, HandoffReason
 from apps.copilot.services import pipeline_fail, pipeline_run, policy_auto_send_disable
+from apps.core.exceptions import ConflictError
 from apps.llm.models import LLMCall
 from apps.tickets.models import AuthorKind, Message, PipelineStatus, TicketStatus
-from apps.core.exceptions import ConflictError
 from apps.tickets.services import message_pipeline_advance
 from tests.copilot.conftest import customer_ticket
 from tests.llm.factories import LLMCallFactory
@@ -42,8 +42,9 @@ def test_an_answerable_question_is_auto_sent_citing_the_right_article(copilot_re
     assert message.pipeline_status == PipelineStatus.DONE
     assert draft.model == "local/extractive"
     assert draft.prompt.version == 1
+    # the first message after the classifier's activation learns the intent→article links
     assert set(draft.stage_timings) == {
-        "triage", "retrieve", "route", "draft", "validate", "decide", "total"
+        "triage", "learn_links", "retrieve", "route", "draft", "validate", "decide", "total"
     }  # fmt: skip
     assert draft.validation["grounded"] is True
     assert draft.llm_call_ids == [LLMCall.objects.get(message_id=message.id).id]

@@ -158,3 +158,22 @@ def test_async_streaming_gives_the_same_text_as_a_sync_completion():
     # then
     assert streamed == whole.choices[0].message.content
     assert whole.choices[0].message.provider_specific_fields["extractive"] is True
+
+
+def test_the_reply_leads_with_the_first_passage_that_answers_since_passages_come_best_first():
+    # given: P1 (ranked first) answers a little, P2 answers more closely
+    from apps.llm.extractive import draft_compose
+    from apps.llm.prompt_format import ParsedPrompt
+
+    prompt = ParsedPrompt(
+        passages=(
+            Passage("P1", "Refunds go back to your card.", "billing/refunds.md"),
+            Passage("P2", "Refunds take 5 days to reach your card, however long it took.", "x.md"),
+        ),
+        customer_message="How long do refunds take to reach my card?",
+    )
+    # when
+    result = draft_compose(prompt, scorer="lexical")
+    # then: P1 is cited first, and its sentence is in the reply
+    assert result.citations == ("P1", "P2")
+    assert result.reply.startswith(f"{GREETING}\n\nRefunds go back to your card. Refunds take 5")

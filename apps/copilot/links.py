@@ -1,0 +1,150 @@
+"""Intent→article links learned from the intents' training examples.
+
+An intent's examples are what customers with that intent write; the article that the
+knowledge search ranks first for most of them is the article that answers the intent. For
+each intent, a few examples (spread over all of them) are searched exactly as the pipeline
+searches a customer message, and the article ranked first for at least LEARN_MIN_SHARE of
+them is linked, with that share as the link's weight. Admin links are never touched, and
+they win over learned ones for their intent (selectors.intents_article_weights).
+
+Links are learned per (active classifier version, knowledge version): the pipeline checks
+for a LinkLearning row at each message (one indexed query) and, when the classifier was
+retrained or the knowledge base changed, learns them before drafting, so the very first
+messages after `triage_train --activate` on a fresh instance are already drafted with them.
+It costs seconds, once (77 intents x 12 examples: one batch of embeddings and ~900
+searches); concurrent workers wait on an advisory lock instead of learning twice.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import Counter
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
+from apps.core.exceptions import ValidationError
+from apps.knowledge.selectors import chunk_search, knowledge_version
+from apps.llm import embeddings
+from apps.triage.selectors import classifier_version_active_id, training_texts_sample
+
+LEARN_EXAMPLES_PER_INTENT = 12
+# A clear majority of the examples must agree, or the intent gets no learned link.
+LEARN_MIN_SHARE = 0.5
+RELEARN_PAUSE_SECONDS = 60
+_LOCK_KEY = zlib.crc32(b"deskpilot.copilot.link_learning")
+
+
+def intent_votes(*, texts_by_intent: dict[str, list[str]]) -> dict[str, Counter[int]]:
+    """intent → how many of its texts each article was the first search result for."""
+    flat = [(intent, text[:2000]) for intent, texts in texts_by_intent.items() for text in texts]
+    vectors = embeddings.embed([text for _, text in flat]) if flat else []
+    votes: dict[str, Counter[int]] = {intent: Counter() for intent in texts_by_intent}
+    for (intent, text), vector in zip(flat, vectors, strict=True):
+        try:
+            hits = chunk_search(query=text, k=1, query_vector=vector)
+        except ValidationError:  # an example with nothing searchable votes for nothing
+            continue
+        if hits:
+            votes[intent][hits[0].article_id] += 1
+    return votes
+
+
+def links_from_votes(
+    votes: dict[str, Counter[int]], *, examples: dict[str, int], min_share: float
+) -> dict[str, tuple[int, float]]:
+    """intent → (article id, share of its examples) for the intents with a clear winner."""
+    links = {}
+    for intent, counter in votes.items():
+        if not counter or not examples.get(intent):
+            continue
+        # Ties go to the lower article id, so the result never depends on ordering noise.
+        article_id, count = min(counter.items(), key=lambda item: (-item[1], item[0]))
+        share = count / examples[intent]
+        if share >= min_share:
+            links[intent] = (article_id, round(share, 4))
+    return links
+
+
+def intent_links_learn(*, classifier_version_id: int, knowledge_version: str) -> LinkLearning:
+    """Learn the links afresh and record it for (classifier version, knowledge version).
+
+    Replaces every link learned from examples (admin and accepted-draft links stay).
+    Idempotent: when the pair was learned already, its record is returned and nothing runs.
+    Runs in one transaction under an advisory lock, so concurrent callers wait for one run.
+    """
+    started = time.monotonic()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        done = LinkLearning.objects.filter(
+            classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
+        ).first()
+        if done is not None:
+            return done
+        sample = training_texts_sample(per_intent=LEARN_EXAMPLES_PER_INTENT)
+        votes = intent_votes(texts_by_intent=sample)
+        learned = links_from_votes(
+            votes,
+            examples={intent: len(texts) for intent, texts in sample.items()},
+            min_share=LEARN_MIN_SHARE,
+        )
+        IntentArticleLink.objects.filter(source=LinkSource.LEARNED_FROM_EXAMPLES).delete()
+        IntentArticleLink.objects.bulk_create(
+            [
+                IntentArticleLink(
+                    intent_name=intent,
+                    article_id=article_id,
+                    source=LinkSource.LEARNED_FROM_EXAMPLES,
+                    weight=share,
+                )
+                for intent, (article_id, share) in sorted(learned.items())
+            ]
+        )
+        return LinkLearning.objects.create(
+            classifier_version_id=classifier_version_id,
+            knowledge_version=knowledge_version,
+            intents=len(sample),
+            examples=sum(len(texts) for texts in sample.values()),
+            links=len(learned),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+
+def intent_links_ensure(*, classifier_version_id: int | None, knowledge_version: str) -> bool:
+    """Make the learned links current for the pair; True when they were learned just now.
+
+    Nothing without an active classifier (nothing to learn from). One indexed query when
+    the links are current, which is every message but the first after a change.
+    """
+    if classifier_version_id is None:
+        return False
+    if LinkLearning.objects.filter(
+        classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
+    ).exists():
+        return False
+    # While a knowledge base is being imported its version changes with every article: keep
+    # the links learned a moment ago rather than stall every message; the first message
+    # after the pause learns them for the knowledge base as it is then.
+    recently = timezone.now() - timedelta(seconds=RELEARN_PAUSE_SECONDS)
+    if LinkLearning.objects.filter(
+        classifier_version_id=classifier_version_id, created_at__gte=recently
+    ).exists():
+        return False
+    intent_links_learn(
+        classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
+    )
+    return True
+
+
+def intent_links_learn_active() -> LinkLearning | None:
+    """Learn (or find) the links for the active classifier over the current knowledge base."""
+    version_id = classifier_version_active_id()
+    if version_id is None:
+        return None
+    return intent_links_learn(
+        classifier_version_id=version_id, knowledge_version=knowledge_version()
+    )

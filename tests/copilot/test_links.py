@@ -1,0 +1,193 @@
+"""Intent→article links: learned from the intents' training examples and from drafts agents
+send as they are; admin links win."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from apps.accounts.models import Role, User
+from apps.copilot.links import intent_links_ensure, links_from_votes
+from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
+from apps.copilot.selectors import intent_article_weights
+from apps.copilot.services import draft_send, pipeline_run
+from apps.copilot.tasks import intent_links_learn_task
+from apps.knowledge.selectors import knowledge_version
+from apps.triage.csv_import import LabelledText
+from apps.triage.models import ClassifierVersion
+from apps.triage.services import training_examples_import
+from tests.copilot.conftest import INTENTS, _training_rows, customer_ticket
+
+pytestmark = pytest.mark.django_db
+
+
+def _learned() -> dict[str, str]:
+    return {
+        link.intent_name: link.article.external_id
+        for link in IntentArticleLink.objects.filter(
+            source=LinkSource.LEARNED_FROM_EXAMPLES
+        ).select_related("article")
+    }
+
+
+@pytest.fixture
+def examples_stored(copilot_ready) -> ClassifierVersion:  # type: ignore[no-untyped-def]
+    """The classifier's training examples in the database, and no admin links."""
+    training_examples_import(rows=[LabelledText(text=t, intent=i) for t, i in _training_rows()])
+    IntentArticleLink.objects.all().delete()
+    return ClassifierVersion.objects.get(is_active=True)
+
+
+def test_links_from_votes_keeps_a_clear_majority_with_its_share_as_weight():
+    # given: intent a: 6 of 8 examples find article 1; b: split 3/3/2; c: no example found any
+    votes = {"a": Counter({1: 6, 2: 2}), "b": Counter({3: 3, 4: 3, 5: 2}), "c": Counter()}
+    # when
+    links = links_from_votes(votes, examples={"a": 8, "b": 8, "c": 8}, min_share=0.5)
+    # then
+    assert links == {"a": (1, 0.75)}
+
+
+def test_links_from_votes_breaks_ties_by_the_lower_article_id():
+    # given / when
+    links = links_from_votes({"a": Counter({9: 4, 2: 4})}, examples={"a": 8}, min_share=0.5)
+    # then
+    assert links == {"a": (2, 0.5)}
+
+
+@pytest.mark.slow
+def test_each_intent_is_linked_to_the_article_its_examples_find(examples_stored, tiny_kb):
+    # given
+    version = examples_stored
+    # when
+    learned_now = intent_links_ensure(
+        classifier_version_id=version.id, knowledge_version=knowledge_version()
+    )
+    # then: every intent answered by a public article got it (goodwill's is internal)
+    assert learned_now is True
+    learned = _learned()
+    for intent in ("reset_password", "refund_status", "track_order", "charged_twice"):
+        assert learned[intent] == INTENTS[intent][1]
+    learning = LinkLearning.objects.get()
+    assert (learning.classifier_version_id, learning.intents) == (version.id, len(INTENTS))
+    assert learning.examples == len(INTENTS) * 10  # all 10 of each (fewer than 12)
+    weights = IntentArticleLink.objects.filter(source=LinkSource.LEARNED_FROM_EXAMPLES)
+    assert all(0.5 <= link.weight <= 1.0 for link in weights)
+
+
+@pytest.mark.slow
+def test_links_are_learned_once_per_classifier_version_and_knowledge_base(examples_stored):
+    # given
+    version = examples_stored
+    version_kb = knowledge_version()
+    intent_links_ensure(classifier_version_id=version.id, knowledge_version=version_kb)
+    links_before = IntentArticleLink.objects.count()
+    # when: the same pair again; another knowledge-base version at once (an import under
+    # way), and again after the pause
+    again = intent_links_ensure(classifier_version_id=version.id, knowledge_version=version_kb)
+    during_import = intent_links_ensure(classifier_version_id=version.id, knowledge_version="2")
+    LinkLearning.objects.update(created_at=timezone.now() - timedelta(seconds=61))
+    changed = intent_links_ensure(classifier_version_id=version.id, knowledge_version="2")
+    # then: the second learning replaced the learned links, it did not add to them
+    assert (again, during_import, changed) == (False, False, True)
+    assert LinkLearning.objects.count() == 2
+    assert IntentArticleLink.objects.count() == links_before
+
+
+def test_no_active_classifier_learns_nothing(db):
+    # given / when
+    learned_now = intent_links_ensure(classifier_version_id=None, knowledge_version="1-1-0")
+    # then
+    assert learned_now is False
+    assert LinkLearning.objects.count() == 0
+
+
+def test_admin_links_win_over_learned_links_for_their_intent(tiny_kb):
+    # given: reset_password has an admin link (tiny_kb); both intents get a learned link
+    learned_article = tiny_kb["shipping/tracking.md"]
+    for intent in ("reset_password", "track_order"):
+        IntentArticleLink.objects.filter(intent_name=intent, source=LinkSource.ADMIN).delete()
+    IntentArticleLink.objects.create(
+        intent_name="reset_password",
+        article=tiny_kb["account/reset-password.md"],
+        source=LinkSource.ADMIN,
+    )
+    for intent in ("reset_password", "track_order"):
+        IntentArticleLink.objects.create(
+            intent_name=intent,
+            article=learned_article,
+            source=LinkSource.LEARNED_FROM_EXAMPLES,
+            weight=0.75,
+        )
+    # when
+    admin_intent = intent_article_weights(intent="reset_password")
+    learned_intent = intent_article_weights(intent="track_order")
+    # then
+    assert admin_intent == {tiny_kb["account/reset-password.md"].id: 1.0}
+    assert learned_intent == {learned_article.id: 0.75}
+
+
+@pytest.mark.slow
+def test_the_first_message_after_training_is_drafted_with_learned_links(examples_stored):
+    # given: a fresh instance: articles, a trained classifier, no link of any kind
+    _, message = customer_ticket("I forgot my password and the reset email never arrives")
+    # when
+    draft = pipeline_run(message_id=message.id)
+    # then
+    assert _learned()["reset_password"] == "account/reset-password.md"
+    assert "learn_links" in draft.stage_timings
+    assert draft.citations[0]["external_id"] == "account/reset-password.md"
+    assert draft.confidence_features["intent_article_match"] >= 0.5
+    assert draft.confidence_features["article_probability"] > 0
+
+
+REVIEW_QUESTION = (
+    "My parcel arrived two weeks late and that is the second time. I think I deserve "
+    "some kind of compensation or voucher for this."
+)
+
+
+def test_drafts_agents_send_as_they_are_strengthen_their_intent_link(copilot_ready):
+    # given: three reviewed drafts; the agent sends two as they are and edits the third
+    agent = User.objects.create_user(username="agent-1", password="x", role=Role.AGENT)
+    drafts = [pipeline_run(message_id=customer_ticket(REVIEW_QUESTION)[1].id) for _ in range(3)]
+    assert {d.status for d in drafts} == {"pending"}
+    # when
+    draft_send(draft=drafts[0], actor=agent)
+    draft_send(draft=drafts[1], actor=agent)
+    draft_send(draft=drafts[2], actor=agent, body="Here is a voucher, sorry.")
+    # then
+    link = IntentArticleLink.objects.get(source=LinkSource.ACCEPTED_DRAFT)
+    assert (link.intent_name, link.article.external_id) == (
+        drafts[0].intent,
+        drafts[0].citations[0]["external_id"],
+    )
+    assert link.weight == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_the_command_learns_the_links_ahead_and_the_task_then_finds_them(examples_stored):
+    # given
+    out = io.StringIO()
+    # when
+    call_command("copilot_learn_links", stdout=out)
+    learning_id = intent_links_learn_task()
+    # then: learned once; the task (run again) returns the same record
+    learning = LinkLearning.objects.get()
+    assert learning_id == learning.id
+    assert f"{learning.links} links for {len(INTENTS)} intents" in out.getvalue()
+    assert _learned()["reset_password"] == "account/reset-password.md"
+
+
+def test_the_command_says_when_there_is_nothing_to_learn_from(db):
+    # given
+    out = io.StringIO()
+    # when
+    call_command("copilot_learn_links", stdout=out)
+    # then
+    assert out.getvalue().strip() == "no active classifier: nothing to learn from"
+    assert LinkLearning.objects.count() == 0
