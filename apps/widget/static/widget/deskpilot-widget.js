@@ -271,7 +271,6 @@
       messages.push(message);
       lastId = message.id;
       var item = renderMessage(message);
-      console.log("ADD " + message.author_kind + " live=" + Boolean(live));
       if (live && message.author_kind === "copilot") {
         // The stored reply takes the place of the text that streamed in.
         item.setAttribute("data-streamed-pieces", String(livePieces));
@@ -405,7 +404,7 @@
 
   // The copilot's progress on this conversation, as Server-Sent Events read with fetch (so the
   // visitor token travels in a header, not in the URL). Polling stays the backstop.
-  function handleStreamEvent(block) { console.log("EV " + block.slice(0,70).split("\n").join(" | ") + " msgs=" + messages.length + " live=" + Boolean(live));
+  function handleStreamEvent(block) {
     var type = "message";
     var data = "";
     block.split("\n").forEach(function (line) {
