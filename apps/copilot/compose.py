@@ -322,6 +322,27 @@ def _compose(
     similarities = [hit.similarity or 0.0 for hit in hits]
     top_score = similarities[0]
     margin = top_score - (max(similarities[1:]) if len(similarities) > 1 else 0.0)
+    ranked = [a["probability"] for a in alternatives]
+
+    def features_for(
+        article_id: int, *, groundedness: float, answerable: bool, citations_valid: bool
+    ) -> ConfidenceFeatures:
+        """The confidence's inputs for a reply that cites `article_id` first."""
+        return ConfidenceFeatures(
+            intent_probability=probability,
+            out_of_scope=triage.out_of_scope,
+            retrieval_top_score=top_score,
+            retrieval_margin=margin,
+            intent_article_match=links.get(article_id, 0.0),
+            groundedness=groundedness,
+            answerable=answerable,
+            citations_valid=citations_valid,
+            intent_margin=(ranked[0] - ranked[1])
+            if len(ranked) > 1
+            else (ranked[0] if ranked else 0),
+            retrieval_agrees=article_id == searched_first,
+            article_probability=article_probability.get(article_id, 0.0),
+        )
 
     # --- routing
     choice = route_choose(
@@ -339,15 +360,8 @@ def _compose(
     if announce is not None:
         # The best the draft can do: grounded, answerable, validly cited. Below the threshold
         # even then, it cannot be auto-sent, so the customer sees "typing", never its text.
-        best_case = ConfidenceFeatures(
-            intent_probability=probability,
-            out_of_scope=triage.out_of_scope,
-            retrieval_top_score=top_score,
-            retrieval_margin=margin,
-            intent_article_match=hits[0].article_id in links,
-            groundedness=1.0,
-            answerable=True,
-            citations_valid=True,
+        best_case = features_for(
+            hits[0].article_id, groundedness=1.0, answerable=True, citations_valid=True
         )
         if (
             result.intent
@@ -465,19 +479,11 @@ def _compose(
     # --- confidence and decision
     cited_articles = [c["article_id"] for c in result.citations]
     top_article = cited_articles[0] if cited_articles else hits[0].article_id
-    ranked = [a["probability"] for a in alternatives]
-    features = ConfidenceFeatures(
-        intent_probability=probability,
-        out_of_scope=triage.out_of_scope,
-        retrieval_top_score=top_score,
-        retrieval_margin=margin,
-        intent_article_match=links.get(top_article, 0.0),
+    features = features_for(
+        top_article,
         groundedness=validation.groundedness,
         answerable=answerable,
         citations_valid=validation.citations_valid and bool(citations),
-        intent_margin=(ranked[0] - ranked[1]) if len(ranked) > 1 else (ranked[0] if ranked else 0),
-        retrieval_agrees=top_article == searched_first,
-        article_probability=article_probability.get(top_article, 0.0),
     )
     result.calibration_version = calibration.version if calibration is not None else None
     result.confidence = round(confidence_score(features, weights), 6)

@@ -254,6 +254,20 @@ def test_get_ticket_returns_its_messages_and_status(api_key_client):
     assert body["messages"][0]["pipeline_status"] in {s.value for s in PipelineStatus}
 
 
+def test_a_format_query_parameter_is_ignored_not_a_bare_404(api_key_client):
+    # given
+    client = api_key_client()
+    created = client.post("/api/v1/tickets", {"body": "first"}, format="json").json()
+    # when
+    found = client.get(f"/api/v1/tickets/{created['id']}?format=AAA")
+    missing = client.get("/api/v1/tickets/0/draft/stream?format=AAA")
+    # then
+    assert found.status_code == 200
+    assert found.json()["id"] == created["id"]
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+
 @pytest.mark.parametrize("ticket_id", ["999999", "abc", "0", "-1", "99999999999999999999999"])
 def test_unknown_ticket_is_a_json_404(api_key_client, ticket_id):
     # given
