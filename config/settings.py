@@ -216,7 +216,8 @@ REST_FRAMEWORK = {
     # No `?format=`: the API speaks JSON (and SSE where documented); an unknown format was a
     # 404 outside the API's error shape.
     "URL_FORMAT_OVERRIDE": None,
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Size-capped, UTF-8-only JSON everywhere (views may raise their cap: json_max_bytes).
+    "DEFAULT_PARSER_CLASSES": ["apps.core.rest.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.api.permissions.HasApiKeyScope"],
     "EXCEPTION_HANDLER": "apps.api.exceptions.api_exception_handler",
@@ -353,6 +354,10 @@ KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)
 # Files larger than this are reported as failed, not parsed (a 50 MB PDF is not an article).
 KNOWLEDGE_MAX_FILE_BYTES = env_int("KNOWLEDGE_MAX_FILE_BYTES", 10 * 1024 * 1024, minimum=1024)
 KNOWLEDGE_MAX_PDF_PAGES = env_int("KNOWLEDGE_MAX_PDF_PAGES", 300, minimum=1)
+# The articles API's request body cap (a bulk push of up to 100 articles).
+KNOWLEDGE_API_MAX_REQUEST_BYTES = env_int(
+    "KNOWLEDGE_API_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=64 * 1024
+)
 KNOWLEDGE_SITEMAP_CRAWL_SECONDS = env_int("KNOWLEDGE_SITEMAP_CRAWL_SECONDS", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE["knowledge-sitemap-crawl"] = {
     "task": "knowledge.sitemap_sources_crawl",

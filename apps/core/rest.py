@@ -44,14 +44,20 @@ def _refuse_constant(name: str) -> None:
 
 
 class StrictJSONParser(BaseParser):
-    """UTF-8 JSON only, size-capped; every failure is a 400 saying what is wrong."""
+    """UTF-8 JSON only, size-capped; every failure is a 400 saying what is wrong.
+
+    The cap is the view's `json_max_bytes()` when it has one (bulk endpoints take more than
+    a message), else `json_request_max_bytes()`.
+    """
 
     media_type = "application/json"
 
     def parse(
         self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
     ) -> Any:
-        raw = read_capped(stream, parser_context, json_request_max_bytes(), "the request body")
+        view_limit = getattr((parser_context or {}).get("view"), "json_max_bytes", None)
+        limit = view_limit() if callable(view_limit) else json_request_max_bytes()
+        raw = read_capped(stream, parser_context, limit, "the request body")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:

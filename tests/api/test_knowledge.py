@@ -178,3 +178,31 @@ def test_a_punctuation_only_query_gives_an_empty_result(api_key_client):
     response = api_key_client(scopes=("read",)).get("/api/v1/knowledge/search", {"q": "?!?!"})
     # then
     assert (response.status_code, response.json()) == (200, {"results": []})
+
+
+def test_a_push_over_the_size_cap_is_refused_naming_the_limit_and_stores_nothing(
+    api_key_client, settings
+):
+    # given
+    settings.KNOWLEDGE_API_MAX_REQUEST_BYTES = 64 * 1024
+    client = api_key_client(scopes=("read", "write"))
+    big = {**REFUNDS, "body": "Refunds take five days. " * 4000}
+    # when
+    response = client.post("/api/v1/articles", big, format="json")
+    # then
+    assert response.status_code == 413
+    assert "the limit is 65536 bytes" in response.json()["error"]["message"]
+    assert not Article.objects.exists()
+
+
+def test_a_push_that_is_not_utf8_json_is_a_clear_400(api_key_client):
+    # given
+    client = api_key_client(scopes=("read", "write"))
+    # when
+    response = client.generic(
+        "POST", "/api/v1/articles", b'{"external_id": "\xff"}', content_type="application/json"
+    )
+    # then
+    assert response.status_code == 400
+    assert "not UTF-8" in response.json()["error"]["message"]
+    assert not Article.objects.exists()

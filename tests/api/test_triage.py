@@ -99,13 +99,25 @@ def test_long_texts_in_a_batch_are_answered(api_key_client):
     assert {result["alternatives"][0]["intent"] for result in results} == {"delivery_status"}
 
 
-def test_a_body_over_the_upload_limit_is_a_400_not_a_500(api_key_client):
-    # given: 256 texts of 20 000 characters is over Django's 2.5 MB request-body limit
+@pytest.mark.usefixtures("active_classifier")
+def test_a_full_batch_at_the_documented_maximum_is_answered(api_key_client):
+    # given: 256 texts of 20 000 characters (5 MB, over Django's form-data limit)
     texts = ["x" * 20000] * 256
     # when
     response = api_key_client().post(URL, {"texts": texts}, format="json")
     # then
-    assert response.status_code == 400
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 256
+
+
+def test_a_body_over_the_size_cap_is_a_413_naming_the_limit(api_key_client, settings):
+    # given: the cap follows the batch and text limits
+    settings.TRIAGE_MAX_BATCH, settings.TRIAGE_MAX_MESSAGE_CHARS = 2, 100
+    # when
+    response = api_key_client().post(URL, {"texts": ["x" * 70_000]}, format="json")
+    # then
+    assert response.status_code == 413
+    assert "the limit is 66736 bytes" in response.json()["error"]["message"]
 
 
 def test_a_request_without_an_api_key_is_refused_and_nothing_is_loaded(api_client):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -61,6 +62,10 @@ class ArticleCollectionView(APIView):
 
     Unchanged articles are not re-embedded. DELETE: {"external_ids": [...]} removes articles.
     """
+
+    @staticmethod
+    def json_max_bytes() -> int:
+        return settings.KNOWLEDGE_API_MAX_REQUEST_BYTES
 
     @extend_schema(
         operation_id="articles_push",

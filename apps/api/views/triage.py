@@ -66,6 +66,11 @@ class TriageClassifyView(APIView):
 
     permission_classes = [HasReadScope]
 
+    @staticmethod
+    def json_max_bytes() -> int:
+        # A full batch at the character cap, every character written as a \uXXXX escape.
+        return settings.TRIAGE_MAX_BATCH * settings.TRIAGE_MAX_MESSAGE_CHARS * 6 + 64 * 1024
+
     @extend_schema(request=ClassifyRequestSerializer, responses=ClassifyResponseSerializer)
     def post(self, request: Request) -> Response:
         serializer = ClassifyRequestSerializer(data=request.data)
