@@ -75,6 +75,21 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP networks in CIDR form (`10.0.0.0/8,fd00::/8`), each checked."""
+    import ipaddress
+
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}: {item!r} is not an IP network (expected e.g. 10.0.0.0/8)"
+            ) from None
+    return networks
+
+
 def env_url(name: str, *, schemes: tuple[str, ...]) -> str | None:
     """Return the URL in `name`, or None when unset; refuse an unknown scheme."""
     value = _raw(name)

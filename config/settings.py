@@ -13,6 +13,7 @@ from config.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_url,
     local_secret_key,
@@ -358,6 +359,10 @@ KNOWLEDGE_MAX_PDF_PAGES = env_int("KNOWLEDGE_MAX_PDF_PAGES", 300, minimum=1)
 KNOWLEDGE_API_MAX_REQUEST_BYTES = env_int(
     "KNOWLEDGE_API_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=64 * 1024
 )
+# Non-public networks the sitemap crawler may fetch from (an intranet help center), e.g.
+# "10.20.0.0/16". Empty: only public addresses; the crawler must not read internal services
+# (cloud metadata, admin consoles) into the searchable knowledge base.
+KNOWLEDGE_CRAWL_ALLOWED_NETWORKS = env_networks("KNOWLEDGE_CRAWL_ALLOWED_NETWORKS")
 KNOWLEDGE_SITEMAP_CRAWL_SECONDS = env_int("KNOWLEDGE_SITEMAP_CRAWL_SECONDS", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE["knowledge-sitemap-crawl"] = {
     "task": "knowledge.sitemap_sources_crawl",

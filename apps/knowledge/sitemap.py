@@ -1,7 +1,17 @@
-"""Crawl a website's sitemap into its Source: pages are HTML articles keyed by URL."""
+"""Crawl a website's sitemap into its Source: pages are HTML articles keyed by URL.
+
+The crawler fetches what a sitemap lists, so it must not become a way to read internal
+services into the knowledge base (which anyone can then search): pages and child sitemaps
+must be on the sitemap's own host, and hosts that resolve to private, loopback, link-local
+or otherwise non-public addresses are refused, redirects included, unless they are in
+KNOWLEDGE_CRAWL_ALLOWED_NETWORKS (an internal help center). (The address is checked
+when the URL is resolved, not pinned for the connection: DNS rebinding is not covered.)
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -26,14 +36,50 @@ class FetchError(Exception):
     pass
 
 
-def _fetch(url: str) -> bytes:
-    if urlsplit(url).scheme not in {"http", "https"}:
+def _check_url(url: str) -> None:
+    """Refuse what the crawler must not fetch: other schemes, and non-public addresses."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
         raise FetchError(f"only http(s) URLs are crawled, not {url!r}")
+    host = parts.hostname or ""
+    if not host:
+        raise FetchError(f"no host in {url!r}")
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, parts.port or None)}
+    except (socket.gaierror, UnicodeError) as error:
+        raise FetchError(f"unreachable: {error}") from error
+    allowed = [ipaddress.ip_network(net) for net in settings.KNOWLEDGE_CRAWL_ALLOWED_NETWORKS]
+    for address in sorted(addresses):
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if not ip.is_global and not any(ip in network for network in allowed):
+            raise FetchError(
+                f"{host} resolves to a non-public address ({ip}); add its network to "
+                "KNOWLEDGE_CRAWL_ALLOWED_NETWORKS to crawl an internal site"
+            )
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a new fetch: it gets the same checks as the first URL."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        _check_url(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_CheckedRedirects)
+
+
+def _same_host(url: str, sitemap_url: str) -> bool:
+    return (urlsplit(url).hostname or "").lower() == (urlsplit(sitemap_url).hostname or "").lower()
+
+
+def _fetch(url: str) -> bytes:
+    _check_url(url)
     limit = settings.KNOWLEDGE_MAX_FILE_BYTES
-    # The scheme is checked above: no file:// or custom schemes reach urlopen.
+    # The scheme is checked above: no file:// or custom schemes reach the opener.
     request = urllib.request.Request(url, headers={"User-Agent": "Deskpilot-KB-crawler/1.0"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
             data = response.read(limit + 1)
     except urllib.error.HTTPError as error:
         raise FetchError(f"HTTP {error.code}") from error
@@ -61,6 +107,8 @@ def sitemap_urls(*, url: str, nested: bool = False) -> list[str]:
         children = [loc.text.strip() for loc in root.iter() if loc.tag.endswith("loc") and loc.text]
         for child in children[:MAX_NESTED_SITEMAPS]:
             # A child that cannot be read fails the crawl: its pages must not look deleted.
+            if not _same_host(child, url):
+                raise FetchError(f"child sitemap {child} is not on the index's host")
             pages.extend(sitemap_urls(url=child, nested=True))
         return list(dict.fromkeys(pages))[:MAX_PAGES]
     locations = [loc.text.strip() for loc in root.iter() if loc.tag.endswith("loc") and loc.text]
@@ -90,6 +138,9 @@ def sitemap_crawl(*, source: Source) -> ImportReport:
         batch.clear()
 
     for url in urls:
+        if not _same_host(url, source.url):
+            report.failed.append((url, "not on the sitemap's host: not crawled"))
+            continue
         try:
             document = document_parse(name="page.html", data=_fetch(url))
         except (FetchError, ParseError) as error:

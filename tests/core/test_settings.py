@@ -14,6 +14,7 @@ from config.env import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_url,
     mask_url,
 )
@@ -95,6 +96,14 @@ def test_env_bool_refuses_anything_else(monkeypatch):
     monkeypatch.setenv("FLAG", "maybe")
     with pytest.raises(ConfigurationError, match=r"FLAG='maybe' is not a boolean"):
         env_bool("FLAG")
+
+
+def test_env_networks_reads_cidrs_and_refuses_anything_else(monkeypatch):
+    monkeypatch.setenv("NETS", "10.20.0.0/16, 192.168.1.7 ,fd00::/8")
+    assert env_networks("NETS") == ["10.20.0.0/16", "192.168.1.7/32", "fd00::/8"]
+    monkeypatch.setenv("NETS", "10.0.0.0/8,intranet")
+    with pytest.raises(ConfigurationError, match=r"NETS: 'intranet' is not an IP network"):
+        env_networks("NETS")
 
 
 def test_env_int_refuses_words_and_values_below_minimum(monkeypatch):

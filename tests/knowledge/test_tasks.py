@@ -22,8 +22,10 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def website(tmp_path) -> Iterator[tuple[Path, str]]:
-    """A help-center website on 127.0.0.1 serving files from a temporary folder."""
+def website(tmp_path, settings) -> Iterator[tuple[Path, str]]:
+    """A help-center website on 127.0.0.1 serving files from a temporary folder (an
+    internal site: its network is allowed for the crawler)."""
+    settings.KNOWLEDGE_CRAWL_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     handler = functools.partial(QuietHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -129,3 +131,75 @@ def test_sitemap_index_nested_in_an_index_is_refused_not_followed(website):
 
     with pytest.raises(FetchError, match="nested inside another index"):
         sitemap_urls(url=f"{base_url}/index.xml")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/sitemap.xml",
+        "http://localhost/sitemap.xml",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/sitemap.xml",
+        "http://[::1]/sitemap.xml",
+    ],
+)
+def test_a_sitemap_on_a_non_public_address_is_refused_and_nothing_fetched(url, settings):
+    # given: the default, no internal networks allowed
+    settings.KNOWLEDGE_CRAWL_ALLOWED_NETWORKS = []
+    source = source_get_or_create(name="site", kind=SourceKind.SITEMAP, url=url)
+    # when
+    report = sitemap_crawl(source=source)
+    # then
+    assert len(report.failed) == 1
+    assert report.failed[0][0] == url
+    assert "non-public address" in report.failed[0][1]
+    assert "KNOWLEDGE_CRAWL_ALLOWED_NETWORKS" in report.failed[0][1]
+    assert not Article.objects.exists()
+
+
+class MetadataRedirect(QuietHandler):
+    def do_GET(self):  # type: ignore[no-untyped-def]
+        self.send_response(302)
+        self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+        self.end_headers()
+
+
+def test_a_redirect_to_a_non_public_address_is_refused():
+    # given: an allowed internal site whose page redirects to the cloud metadata address
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MetadataRedirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    from django.test import override_settings
+
+    from apps.knowledge.sitemap import FetchError, _fetch
+
+    try:
+        # when / then
+        with (
+            override_settings(KNOWLEDGE_CRAWL_ALLOWED_NETWORKS=["127.0.0.0/8"]),
+            pytest.raises(FetchError, match=r"non-public address \(169\.254\.169\.254\)"),
+        ):
+            _fetch(f"http://127.0.0.1:{server.server_address[1]}/page.html")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.django_db
+def test_pages_on_another_host_are_not_crawled(website):
+    # given: a sitemap listing its own page and one on another host
+    root, base = website
+    (root / "own.html").write_text(PAGE.format(title="Own", text="Our own help page."))
+    (root / "sitemap.xml").write_text(
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{base}/own.html</loc></url>"
+        "<url><loc>http://internal.example/admin</loc></url></urlset>"
+    )
+    source = source_get_or_create(name="site", kind=SourceKind.SITEMAP, url=f"{base}/sitemap.xml")
+    # when
+    report = sitemap_crawl(source=source)
+    # then
+    assert report.failed == [
+        ("http://internal.example/admin", "not on the sitemap's host: not crawled")
+    ]
+    assert list(Article.objects.values_list("external_id", flat=True)) == [f"{base}/own.html"]
