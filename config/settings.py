@@ -274,6 +274,11 @@ PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS = env_int(
     "PIPELINE_SWEEP_UNSCHEDULED_AFTER", 30, minimum=0
 )
 PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 3600, minimum=0)
+# ...and of messages whose pipeline run started this long ago and never finished (a worker
+# killed with its delivery lost). Well above the longest run (model timeouts and retries).
+PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int(
+    "PIPELINE_SWEEP_PROCESSING_AFTER", 900, minimum=0
+)
 CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
     "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),

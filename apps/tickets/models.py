@@ -215,8 +215,10 @@ class Message(models.Model):
             # The sweep looks only at messages that may be stuck.
             models.Index(
                 fields=["pipeline_status", "created_at"],
-                condition=Q(pipeline_status__in=["unscheduled", "queued"]),
-                name="message_pipeline_pending_idx",
+                condition=Q(
+                    pipeline_status__in=["unscheduled", "queued", "awaiting_triage", "processing"]
+                ),
+                name="message_pipeline_open_idx",
             ),
         ]
         constraints = [

@@ -1,9 +1,11 @@
 """The pipeline hook: one task per new customer message, on commit, surviving a broker outage."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from celery.signals import after_task_publish
+from django.utils import timezone
 
 from apps.copilot.models import Draft
 from apps.copilot.services import pipeline_run
@@ -168,6 +170,37 @@ def test_sweep_leaves_recent_and_running_messages_alone(api_key_client, publishe
     assert swept == 0
     assert published == []
     assert Message.objects.get(pk=recent).pipeline_status == "unscheduled"
+
+
+@pytest.mark.django_db
+def test_a_run_that_died_in_processing_is_swept_once_then_finished_into_one_draft(
+    api_key_client, published
+):
+    # given: two runs that started and never finished (their worker was killed), one long ago
+    client = api_key_client()
+    stale = _create_ticket(client, "anyone there?")["message_id"]
+    fresh = _create_ticket(client, "hello?")["message_id"]
+    long_ago = timezone.now() - timedelta(hours=1)
+    Message.objects.filter(pk=stale).update(
+        pipeline_status=PipelineStatus.PROCESSING,
+        pipeline_started_at=long_ago,
+        pipeline_scheduled_at=long_ago,
+    )
+    Message.objects.filter(pk=fresh).update(
+        pipeline_status=PipelineStatus.PROCESSING, pipeline_started_at=timezone.now()
+    )
+    # when
+    first = message_pipeline_sweep(processing_after_seconds=600)
+    second = message_pipeline_sweep(processing_after_seconds=600)
+    # then: only the stale one, and not again while its new delivery is under way
+    assert (first, second) == (1, 0)
+    assert published == [{"kwargs": {"message_id": stale}, "routing_key": "pipeline"}]
+    # when: the delivery runs
+    draft = pipeline_run(message_id=stale)
+    # then
+    assert draft is not None
+    assert Draft.objects.filter(message_id=stale).count() == 1
+    assert Message.objects.get(pk=stale).pipeline_status == PipelineStatus.DONE
 
 
 @pytest.mark.slow

@@ -92,12 +92,14 @@ def message_pipeline_sweep(
     *,
     unscheduled_after_seconds: float | None = None,
     queued_after_seconds: float | None = None,
+    processing_after_seconds: float | None = None,
     limit: int = 500,
 ) -> int:
-    """Publish again the pipeline task of messages stuck before the pipeline; returns how many
-    were published. `unscheduled` ones are retried soon (the broker was down); `queued` ones
-    only after a long time (the broker lost the task). Idempotent and safe to run concurrently:
-    the task itself is idempotent."""
+    """Publish again the pipeline task of messages stuck on the way; returns how many were
+    published. `unscheduled` ones are retried soon (the broker was down); `queued` ones only
+    after a long time (the broker lost the task); `awaiting_triage`/`processing` ones when a
+    run started long ago never finished (its worker died and the delivery was lost).
+    Idempotent and safe to run concurrently: the task itself is idempotent."""
     unscheduled_after = (
         settings.PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS
         if unscheduled_after_seconds is None
@@ -108,9 +110,15 @@ def message_pipeline_sweep(
         if queued_after_seconds is None
         else queued_after_seconds
     )
+    processing_after = (
+        settings.PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS
+        if processing_after_seconds is None
+        else processing_after_seconds
+    )
     now = timezone.now()
     unscheduled_cutoff = now - timedelta(seconds=unscheduled_after)
     queued_cutoff = now - timedelta(seconds=queued_after)
+    processing_cutoff = now - timedelta(seconds=processing_after)
     stuck = Message.objects.filter(
         Q(
             pipeline_status=PipelineStatus.UNSCHEDULED,
@@ -118,6 +126,12 @@ def message_pipeline_sweep(
         )
         & (Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=unscheduled_cutoff))
         | Q(pipeline_status=PipelineStatus.QUEUED, pipeline_scheduled_at__lte=queued_cutoff)
+        | Q(
+            pipeline_status__in=[PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING],
+            pipeline_started_at__lte=processing_cutoff,
+        )
+        # Published again recently: give that delivery its time before publishing once more.
+        & (Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=processing_cutoff))
     ).order_by("id")
     published = 0
     for message_id in stuck.values_list("id", flat=True)[:limit]:
