@@ -276,9 +276,7 @@ PIPELINE_SWEEP_UNSCHEDULED_AFTER_SECONDS = env_int(
 PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 3600, minimum=0)
 # ...and of messages whose pipeline run started this long ago and never finished (a worker
 # killed with its delivery lost). Well above the longest run (model timeouts and retries).
-PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int(
-    "PIPELINE_SWEEP_PROCESSING_AFTER", 900, minimum=0
-)
+PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int("PIPELINE_SWEEP_PROCESSING_AFTER", 900, minimum=0)
 CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
     "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),
@@ -369,6 +367,12 @@ KNOWLEDGE_API_MAX_REQUEST_BYTES = env_int(
 # (cloud metadata, admin consoles) into the searchable knowledge base.
 KNOWLEDGE_CRAWL_ALLOWED_NETWORKS = env_networks("KNOWLEDGE_CRAWL_ALLOWED_NETWORKS")
 KNOWLEDGE_SITEMAP_CRAWL_SECONDS = env_int("KNOWLEDGE_SITEMAP_CRAWL_SECONDS", 3600, minimum=60)
+# A running import with no progress for this long lost its worker: beat marks it failed.
+KNOWLEDGE_IMPORT_STALE_SECONDS = env_int("KNOWLEDGE_IMPORT_STALE_SECONDS", 1800, minimum=60)
+CELERY_BEAT_SCHEDULE["knowledge-import-runs-reclaim"] = {
+    "task": "knowledge.import_runs_reclaim",
+    "schedule": 600.0,
+}
 CELERY_BEAT_SCHEDULE["knowledge-sitemap-crawl"] = {
     "task": "knowledge.sitemap_sources_crawl",
     "schedule": float(KNOWLEDGE_SITEMAP_CRAWL_SECONDS),
@@ -384,6 +388,12 @@ TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, m
 TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)
 # Cross-validation folds trained in parallel threads during training.
 TRIAGE_TRAINING_JOBS = env_int("TRIAGE_TRAINING_JOBS", 2, minimum=1)
+# A classifier version pending or training for this long lost its worker: beat fails it.
+TRIAGE_TRAINING_STALE_SECONDS = env_int("TRIAGE_TRAINING_STALE_SECONDS", 3600, minimum=300)
+CELERY_BEAT_SCHEDULE["triage-classifier-versions-reclaim"] = {
+    "task": "triage.classifier_versions_reclaim",
+    "schedule": 600.0,
+}
 # --- copilot pipeline (apps/copilot); the admin's CopilotPolicy row overrides these -----------
 # The shipped calibration's threshold for 97% precision (apps/copilot/confidence.py).
 COPILOT_AUTO_SEND_THRESHOLD = env_float("COPILOT_AUTO_SEND_THRESHOLD", 0.92, minimum=0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -173,10 +174,32 @@ def import_run_create(*, paths: Sequence[str], source_name: str, prune: bool) ->
     return run
 
 
+def import_runs_reclaim(*, stale_after_seconds: float | None = None) -> int:
+    """Mark failed the runs still "running" with no progress for longer than any batch takes
+    (the worker running them died), saying so; returns how many. What they imported is kept,
+    and running the import again skips unchanged files."""
+    after = (
+        settings.KNOWLEDGE_IMPORT_STALE_SECONDS
+        if stale_after_seconds is None
+        else stale_after_seconds
+    )
+    return ImportRun.objects.filter(
+        state=ImportState.RUNNING, updated_at__lt=timezone.now() - timedelta(seconds=after)
+    ).update(
+        state=ImportState.FAILED,
+        detail=(
+            f"no progress for {after / 60:.0f} minutes: the worker running it was lost. "
+            "Articles imported so far are kept; run the import again (unchanged files are "
+            "skipped)."
+        ),
+        finished_at=timezone.now(),
+    )
+
+
 def import_run_execute(*, import_run_id: int) -> ImportRun | None:
     """Run a queued import. Idempotent: only a QUEUED run starts; a gone run is ignored."""
     claimed = ImportRun.objects.filter(pk=import_run_id, state=ImportState.QUEUED).update(
-        state=ImportState.RUNNING, started_at=timezone.now()
+        state=ImportState.RUNNING, started_at=timezone.now(), updated_at=timezone.now()
     )
     if not claimed:
         return ImportRun.objects.filter(pk=import_run_id).first()
@@ -184,6 +207,7 @@ def import_run_execute(*, import_run_id: int) -> ImportRun | None:
 
     def progress(done: int, total: int, report: ImportReport) -> None:
         ImportRun.objects.filter(pk=run.pk).update(
+            updated_at=timezone.now(),  # the reclaim measures staleness by it
             total=total,
             processed=done,
             added=len(report.added),

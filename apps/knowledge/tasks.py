@@ -35,3 +35,11 @@ def sitemap_sources_crawl_task() -> int:
     for source_id in ids:
         sitemap_crawl_task.apply_async(args=[source_id], queue="ingest")
     return len(ids)
+
+
+@shared_task(name="knowledge.import_runs_reclaim")
+def import_runs_reclaim_task() -> int:
+    """Periodic (beat): fail the import runs whose worker was lost."""
+    from apps.knowledge.imports import import_runs_reclaim
+
+    return import_runs_reclaim()

@@ -10,6 +10,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -199,7 +200,10 @@ def classifier_version_train(
         raise
     # One transaction: nobody sees the version ready but not yet active when asked for both.
     with transaction.atomic():
-        ClassifierVersion.objects.filter(id=version.id).update(
+        # Only from training: a run the reclaim marked failed (it took too long) stays failed.
+        finished = ClassifierVersion.objects.filter(
+            id=version.id, status=TrainingStatus.TRAINING
+        ).update(
             status=TrainingStatus.READY,
             example_count=len(kept),
             intent_count=len(intents),
@@ -212,10 +216,32 @@ def classifier_version_train(
             finished_at=timezone.now(),
             training_seconds=round(time.monotonic() - started, 2),
         )
-        if activate:
+        if activate and finished:
             classifier_version_activate(version_id=version.id)
     version.refresh_from_db()
     return version
+
+
+def classifier_versions_reclaim(*, stale_after_seconds: float | None = None) -> int:
+    """Mark failed the versions left pending or training far longer than any training takes
+    (the worker died, the task was lost), saying so; returns how many. The active version
+    is never touched. A run that still finishes later cannot turn a reclaimed one ready."""
+    after = (
+        settings.TRIAGE_TRAINING_STALE_SECONDS
+        if stale_after_seconds is None
+        else stale_after_seconds
+    )
+    cutoff = timezone.now() - timedelta(seconds=after)
+    return ClassifierVersion.objects.filter(
+        status__in=[TrainingStatus.PENDING, TrainingStatus.TRAINING], created_at__lt=cutoff
+    ).update(
+        status=TrainingStatus.FAILED,
+        error=(
+            f"training did not finish within {after / 60:.0f} minutes (its worker was lost or "
+            "the task never ran); the active version is unchanged: train again"
+        ),
+        finished_at=timezone.now(),
+    )
 
 
 def classifier_train_from_csv(*, path: Path, activate: bool = False) -> TrainingResult:

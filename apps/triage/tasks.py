@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.triage.services import classifier_train_from_database
+from apps.triage.services import classifier_train_from_database, classifier_versions_reclaim
 
 
 @shared_task(name="triage.classifier_train_from_database", acks_late=True, queue="ingest")
@@ -10,3 +10,9 @@ def classifier_train_from_database_task(version_id: int, activate: bool = False)
     Idempotent: a version that is gone or already trained/failed is left alone.
     """
     classifier_train_from_database(version_id=version_id, activate=activate)
+
+
+@shared_task(name="triage.classifier_versions_reclaim")
+def classifier_versions_reclaim_task() -> int:
+    """Periodic (beat): fail the versions whose training was lost."""
+    return classifier_versions_reclaim()

@@ -1,12 +1,21 @@
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError
+from django.utils import timezone
 
 from apps.core.exceptions import ValidationError
-from apps.knowledge.imports import kb_import
-from apps.knowledge.models import Article, ArticleStatus, Chunk, EmbeddingCache
+from apps.knowledge.imports import import_runs_reclaim, kb_import
+from apps.knowledge.models import (
+    Article,
+    ArticleStatus,
+    Chunk,
+    EmbeddingCache,
+    ImportRun,
+    ImportState,
+)
 from apps.knowledge.parsing import document_parse
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import ArticleInput, article_replace, source_get_or_create
@@ -241,3 +250,20 @@ def test_prune_refuses_a_single_file_and_changes_nothing(help_center):
     with pytest.raises(ValidationError, match="--prune needs folders"):
         kb_import(paths=[help_center / "shipping.md"], source_name="help", prune=True)
     assert state() == before
+
+
+def test_a_running_import_without_progress_is_failed_with_the_reason_and_a_live_one_kept():
+    # given: a run whose worker died an hour ago, and one that reported progress just now
+    source = source_get_or_create(name="folder")
+    lost = ImportRun.objects.create(source=source, paths=["/data/kb"], state=ImportState.RUNNING)
+    live = ImportRun.objects.create(source=source, paths=["/data/kb"], state=ImportState.RUNNING)
+    ImportRun.objects.filter(pk=lost.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    # when
+    reclaimed = import_runs_reclaim(stale_after_seconds=1800)
+    # then
+    lost.refresh_from_db()
+    assert reclaimed == 1
+    assert lost.state == ImportState.FAILED
+    assert lost.detail.startswith("no progress for 30 minutes: the worker running it was lost")
+    assert lost.finished_at is not None
+    assert ImportRun.objects.get(pk=live.pk).state == ImportState.RUNNING

@@ -1,9 +1,11 @@
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
 from apps.triage.csv_import import LabelledText
@@ -24,6 +26,7 @@ from apps.triage.services import (
     classifier_version_queue_training,
     classifier_version_rollback,
     classifier_version_start,
+    classifier_versions_reclaim,
     training_example_record_correction,
     training_examples_import,
 )
@@ -238,3 +241,23 @@ def test_a_queued_training_runs_in_a_real_worker_and_activates(celery_worker_pro
     assert (done.status, done.error) == (TrainingStatus.READY, "")
     assert done.is_active is True
     assert done.example_count == 150
+
+
+def test_versions_whose_training_was_lost_are_failed_and_the_active_one_kept(active_classifier):
+    # given: one version training for two hours (its worker died), one that just started
+    lost = classifier_version_start(training_source=TrainingSource.DATABASE)
+    running = classifier_version_start(training_source=TrainingSource.DATABASE)
+    ClassifierVersion.objects.filter(id=lost.id).update(
+        status=TrainingStatus.TRAINING, created_at=timezone.now() - timedelta(hours=2)
+    )
+    ClassifierVersion.objects.filter(id=running.id).update(status=TrainingStatus.TRAINING)
+    # when
+    reclaimed = classifier_versions_reclaim(stale_after_seconds=3600)
+    # then
+    assert reclaimed == 1
+    lost.refresh_from_db()
+    assert lost.status == TrainingStatus.FAILED
+    assert lost.error.startswith("training did not finish within 60 minutes")
+    assert ClassifierVersion.objects.get(id=running.id).status == TrainingStatus.TRAINING
+    assert ClassifierVersion.objects.get(is_active=True).id == active_classifier.id
+    assert classifier_versions_reclaim(stale_after_seconds=3600) == 0
