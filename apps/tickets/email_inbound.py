@@ -5,6 +5,7 @@ Used by the webhook (`POST /api/v1/inbound/email`) and the IMAP poll task.
 
 from __future__ import annotations
 
+import hashlib
 import imaplib
 import logging
 import re
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.cache import cache
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from apps.core.exceptions import ValidationError
 from apps.tickets.email_parsing import ParsedEmail, email_parse
@@ -129,13 +131,28 @@ def _imap_connect() -> imaplib.IMAP4:
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 
+# A mail that fails this many polls in a row (a corrupt message the server cannot deliver, a
+# bug on our side) is skipped for a week, so it cannot block the mail behind it. It stays
+# unread in the mailbox, where a person sees it: it is never flagged seen unimported.
+IMAP_MAX_ATTEMPTS = 3
+IMAP_SKIP_SECONDS = 7 * 24 * 3600
+# The mailbox or the database is gone: nothing is wrong with the mail, stop this poll.
+_POLL_STOPPERS = (imaplib.IMAP4.abort, OSError, OperationalError, InterfaceError)
+
+
+def _failure_key(uid: str) -> str:
+    mailbox = f"{settings.IMAP_HOST}|{settings.IMAP_USER}|{settings.IMAP_FOLDER}|{uid}"
+    return "imap-failures:" + hashlib.sha256(mailbox.encode()).hexdigest()[:32]
+
+
 def imap_poll(*, connect: ImapFactory | None = None) -> int:
     """Import unseen mail from IMAP_FOLDER; returns how many new messages were stored.
 
     Off (returns 0) when IMAP_HOST is unset. A mail is flagged \\Seen only after it is stored
     (or refused with a logged reason), so a crash re-reads it next time and the Message-ID
     makes that harmless. A mail over INBOUND_EMAIL_MAX_BYTES is stored from its headers with
-    a note; it stays in the mailbox.
+    a note; it stays in the mailbox. A mail that keeps failing is skipped after
+    IMAP_MAX_ATTEMPTS polls (logged as an error) and the rest of the mailbox goes on.
     """
     if not settings.IMAP_HOST and connect is None:
         return 0
@@ -147,9 +164,30 @@ def imap_poll(*, connect: ImapFactory | None = None) -> int:
         if status != "OK":
             raise ValidationError(f"IMAP folder {settings.IMAP_FOLDER!r} cannot be opened")
         _, data = client.uid("SEARCH", None, "UNSEEN")  # type: ignore[arg-type]
-        uids = (data[0] or b"").split()[: settings.IMAP_BATCH_SIZE]
-        for uid in uids:
-            stored += _imap_import_one(client, uid.decode())
+        tried = 0
+        for uid in (part.decode() for part in (data[0] or b"").split()):
+            if tried >= settings.IMAP_BATCH_SIZE:
+                break
+            key = _failure_key(uid)
+            if (cache.get(key) or 0) >= IMAP_MAX_ATTEMPTS:
+                continue
+            tried += 1
+            try:
+                stored += _imap_import_one(client, uid)
+            except _POLL_STOPPERS:
+                raise
+            except Exception:
+                cache.add(key, 0, IMAP_SKIP_SECONDS)
+                failures = cache.incr(key)
+                logger.exception(
+                    "IMAP mail uid %s failed (%s of %s attempts)%s",
+                    uid,
+                    failures,
+                    IMAP_MAX_ATTEMPTS,
+                    "; skipped from now on, it stays unread in the mailbox for a person"
+                    if failures >= IMAP_MAX_ATTEMPTS
+                    else "",
+                )
     finally:
         try:
             client.logout()

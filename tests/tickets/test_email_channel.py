@@ -1,10 +1,13 @@
 """Outbound replies (locmem backend) and the IMAP poll (against a fake IMAP server object)."""
 
+import imaplib
+
 import pytest
 from django.core import mail
+from django.core.cache import cache
 
 from apps.core.exceptions import ValidationError
-from apps.tickets.email_inbound import email_ingest, imap_poll
+from apps.tickets.email_inbound import _failure_key, email_ingest, imap_poll
 from apps.tickets.email_outbound import email_reply_send
 from apps.tickets.models import Message, Ticket
 from apps.tickets.services import Actor, customer_resolve, ticket_create
@@ -88,8 +91,10 @@ def test_reply_to_a_customer_without_email_is_refused():
 class FakeImap:
     """Speaks the subset of imaplib.IMAP4 that imap_poll uses, over an in-memory folder."""
 
-    def __init__(self, mails: dict[str, bytes]) -> None:
+    def __init__(self, mails: dict[str, bytes], corrupt: frozenset[str] = frozenset()) -> None:
         self.mails = mails
+        self.corrupt = corrupt  # uids the server fails to deliver (IMAP "NO"/"BAD")
+        self.fetched: list[str] = []
         self.seen: set[str] = set()
         self.logged_in = False
 
@@ -106,6 +111,9 @@ class FakeImap:
             return "OK", [" ".join(unseen).encode()]
         if command == "FETCH":
             uid, what = args
+            self.fetched.append(uid)
+            if uid in self.corrupt:
+                raise imaplib.IMAP4.error(f"UID FETCH {uid} failed: message is corrupt")
             raw = self.mails[uid]
             if what == "(RFC822.SIZE)":
                 return "OK", [f"1 (UID {uid} RFC822.SIZE {len(raw)})".encode()]
@@ -150,6 +158,22 @@ def test_imap_poll_imports_unseen_mail_once_and_flags_it_seen(imap_settings):
     assert server.seen == {"1", "2", "3"}
     assert Ticket.objects.count() == 1
     assert Message.objects.count() == 2
+
+
+def test_a_mail_that_keeps_failing_is_skipped_and_never_blocks_the_mail_behind_it(
+    imap_settings,
+):
+    # given: the first unseen mail cannot be fetched, the next one is fine
+    cache.delete_many([_failure_key("1"), _failure_key("2")])
+    server = FakeImap({"1": inbound("bad@x"), "2": inbound("good@x")}, corrupt=frozenset({"1"}))
+    # when: four polls
+    stored = [imap_poll(connect=lambda: server) for _ in range(4)]
+    # then: the good mail is stored at once; the bad one tried three times, then skipped,
+    # and left unread in the mailbox (never flagged seen without being imported)
+    assert stored == [1, 0, 0, 0]
+    assert Message.objects.get().channel_message_id == "good@x"
+    assert server.fetched.count("1") == 3
+    assert server.seen == {"2"}
 
 
 def test_imap_poll_keeps_an_oversized_mail_from_its_headers(imap_settings):
