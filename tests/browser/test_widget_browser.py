@@ -145,7 +145,8 @@ def test_thumbs_on_a_reply_are_saved_and_shown_pressed(site, new_page):
     reply = message_add(
         ticket=ticket, author_kind=AuthorKind.AGENT, body="Yes, solid oak.", actor=Actor.system()
     )
-    expect(panel.locator(".message.agent")).to_have_count(1)
+    # (the widget polls every few seconds: allow a slow, shared machine some of them)
+    expect(panel.locator(".message.agent")).to_have_count(1, timeout=20_000)
     # when
     panel.get_by_role("button", name="Not helpful").click()
     # then

@@ -55,7 +55,7 @@ def test_an_agent_taking_over_while_the_model_writes_stops_the_send(copilot_read
     results: dict = {}
     # when: the agent takes over while the pipeline waits on the model (no lock held)
     thread = _run_in_thread(message.id, results)
-    time.sleep(0.5)
+    wait_for(lambda: fake_openai.requests, timeout=30)
     started = time.monotonic()
     ticket_takeover(ticket=ticket, actor=agent)
     took_over_in = time.monotonic() - started
@@ -84,7 +84,7 @@ def test_a_newer_customer_message_while_the_model_writes_supersedes_the_draft(
     results: dict = {}
     # when: the customer writes again while the model writes
     thread = _run_in_thread(message.id, results)
-    time.sleep(0.5)
+    wait_for(lambda: fake_openai.requests, timeout=30)
     newer = message_add(
         ticket=ticket, author_kind=AuthorKind.CUSTOMER, body="also my email changed",
         actor=Actor.system(),
