@@ -45,15 +45,6 @@ class LinkLearningAdmin(admin.ModelAdmin):
     """When links were learned, for which classifier and knowledge base. Deleting the row
     makes the pipeline learn them again at its next message."""
 
-    list_display = (
-        "classifier_version_id",
-        "knowledge_version",
-        "intents",
-        "examples",
-        "links",
-        "seconds",
-        "created_at",
-    )
     readonly_fields = (
         "classifier_version_id",
         "knowledge_version",
@@ -62,6 +53,7 @@ class LinkLearningAdmin(admin.ModelAdmin):
         "links",
         "seconds",
     )
+    list_display = (*readonly_fields, "created_at")
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
