@@ -33,6 +33,7 @@ test: install chromium
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy apps
 
 format: install
 	$(VENV)/bin/ruff format .
