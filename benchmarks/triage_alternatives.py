@@ -1,0 +1,206 @@
+"""What else was tried for triage on Banking77, on the same 80/20 split as
+benchmarks/triage_banking77.py, so the choice of the shipped classifier can be checked.
+
+    .venv/bin/python benchmarks/triage_alternatives.py [--data PATH] [--seed 0] [--fine-tune]
+
+Every line is the held-out accuracy of one approach trained on the 80 %:
+- logistic regression on the frozen all-MiniLM-L6-v2 sentence embeddings (the baseline);
+- the shipped features (embeddings beside TF-IDF word and character n-grams, linear SVM);
+- the same with the mean-pooled hidden states of several encoder layers instead of the last;
+- k nearest neighbours on the embeddings; the SVM blended with the baseline's probabilities;
+- `--fine-tune`: the whole encoder fine-tuned for one epoch with a cross-entropy head on CPU
+  (about 4 minutes on 2 idle cores), then the head itself, and the shipped SVM on the
+  fine-tuned embeddings.
+Nothing here is used by Deskpilot at run time; it is the evidence behind classifier.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sparse  # noqa: E402
+from scipy.special import softmax  # noqa: E402
+from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.svm import LinearSVC  # noqa: E402
+from triage_banking77 import find_data  # noqa: E402
+
+from apps.llm.embeddings import get_model  # noqa: E402
+from apps.triage.csv_import import training_csv_parse  # noqa: E402
+
+LAYER_SETS = ((6,), (4, 5, 6), (2, 3, 4, 5, 6))
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def layer_means(texts: list[str], batch: int = 64) -> np.ndarray:
+    """(texts, 7, 384): the mean-pooled token states of the embedding layer and each of the
+    six transformer layers, one forward pass per batch."""
+    import torch
+
+    model = get_model()
+    encoder, tokenizer = model[0].auto_model, model.tokenizer
+    out = np.zeros((len(texts), 7, 384), dtype=np.float32)
+    order = np.argsort([len(text) for text in texts])
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch):
+            rows = order[start : start + batch]
+            encoded = tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True, return_tensors="pt"
+            )
+            states = encoder(**encoded, output_hidden_states=True).hidden_states
+            mask = encoded["attention_mask"].unsqueeze(-1).float()
+            for layer, state in enumerate(states):
+                out[rows, layer] = ((state * mask).sum(1) / mask.sum(1)).numpy()
+    return out
+
+
+def svm_scores(
+    texts: np.ndarray, dense: np.ndarray, targets: np.ndarray, fit: np.ndarray, held: np.ndarray
+) -> np.ndarray:
+    """The shipped feature recipe (classifier.py's defaults) with `dense` as the dense block."""
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+
+    def features(rows: np.ndarray, fitting: bool) -> sparse.csr_matrix:
+        words = word.fit_transform(texts[rows]) if fitting else word.transform(texts[rows])
+        chars = char.fit_transform(texts[rows]) if fitting else char.transform(texts[rows])
+        return sparse.hstack([sparse.csr_matrix(2.0 * dense[rows]), words, chars], format="csr")
+
+    svm = LinearSVC(C=1.0).fit(features(fit, True), targets[fit])
+    return svm.decision_function(features(held, False))
+
+
+def fine_tuned_embeddings(texts: list[str], targets: np.ndarray, fit: np.ndarray, classes: int):  # type: ignore[no-untyped-def]
+    """One epoch of the whole encoder + a linear head (cross-entropy, label smoothing) on the
+    fit rows; returns (unit embeddings of every text, head logits of every text)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = get_model()
+    encoder, tokenizer = model[0].auto_model, model.tokenizer
+    ids = [tokenizer(text, truncation=True, max_length=64)["input_ids"] for text in texts]
+
+    def batch_of(rows):  # type: ignore[no-untyped-def]
+        width = max(len(ids[i]) for i in rows)
+        tokens = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for position, i in enumerate(rows):
+            tokens[position, : len(ids[i])] = torch.tensor(ids[i])
+            mask[position, : len(ids[i])] = 1
+        state = encoder(input_ids=tokens, attention_mask=mask).last_hidden_state
+        pooled = (state * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return torch.nn.functional.normalize(pooled, dim=1)
+
+    head = torch.nn.Linear(384, classes)
+    optimizer = torch.optim.AdamW(
+        [{"params": encoder.parameters(), "lr": 1e-4}, {"params": head.parameters(), "lr": 5e-3}],
+        weight_decay=0.01,
+    )
+    rng = np.random.default_rng(0)
+    shuffled = rng.permutation(fit)
+    # Length-bucketed batches: short texts padded together, the bucket order shuffled.
+    buckets = [shuffled[i : i + 1600] for i in range(0, len(shuffled), 1600)]
+    batches = []
+    for bucket in buckets:
+        ordered = sorted(bucket, key=lambda i: len(ids[i]))
+        batches += [ordered[i : i + 32] for i in range(0, len(ordered), 32)]
+    rng.shuffle(batches)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[1e-4, 5e-3], total_steps=len(batches), pct_start=0.1
+    )
+    encoder.train()
+    for rows in batches:
+        loss = torch.nn.functional.cross_entropy(
+            head(batch_of(rows)) * 20, torch.tensor(targets[rows]), label_smoothing=0.1
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    encoder.eval()
+    vectors = np.zeros((len(texts), 384), dtype=np.float32)
+    with torch.inference_mode():
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), 128):
+            rows = order[start : start + 128]
+            vectors[rows] = batch_of(rows).numpy()
+        logits = head(torch.tensor(vectors)).numpy()
+    return vectors, logits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fine-tune", action="store_true")
+    arguments = parser.parse_args()
+    parsed = training_csv_parse(data=find_data(arguments.data).read_bytes())
+    texts = np.array([row.text for row in parsed.rows], dtype=object)
+    names = sorted({row.intent for row in parsed.rows})
+    targets = np.array([names.index(row.intent) for row in parsed.rows])
+    fit, held = train_test_split(
+        np.arange(len(texts)), test_size=0.2, stratify=targets, random_state=arguments.seed
+    )
+
+    def report(name: str, scores: np.ndarray, started: float) -> None:
+        accuracy = float((scores.argmax(axis=1) == targets[held]).mean())
+        print(f"{name:<52} accuracy {accuracy:.4f}  ({time.perf_counter() - started:.0f} s)")
+
+    started = time.perf_counter()
+    layers = layer_means(list(texts))
+    print(f"encoder states of {len(texts)} texts in {time.perf_counter() - started:.0f} s")
+    embeddings = unit(layers[:, 6])
+    started = time.perf_counter()
+    baseline = LogisticRegression(C=10, max_iter=3000).fit(embeddings[fit], targets[fit])
+    baseline_probabilities = baseline.predict_proba(embeddings[held])
+    report("logistic regression, frozen embeddings (baseline)", baseline_probabilities, started)
+    started = time.perf_counter()
+    shipped = svm_scores(texts, embeddings, targets, fit, held)
+    report("embeddings + TF-IDF word/char, linear SVM (shipped)", shipped, started)
+    for layer_set in LAYER_SETS[1:]:
+        started = time.perf_counter()
+        dense = np.hstack([unit(layers[:, layer]) for layer in layer_set])
+        scores = svm_scores(texts, dense, targets, fit, held)
+        report(f"  ... with layers {layer_set} mean-pooled", scores, started)
+    started = time.perf_counter()
+    similarity = embeddings[held] @ embeddings[fit].T
+    votes = np.zeros((len(held), len(names)))
+    for row, nearest in enumerate(np.argsort(-similarity, axis=1)[:, :10]):
+        np.add.at(votes[row], targets[fit][nearest], np.exp(20 * similarity[row, nearest]))
+    report("10 nearest neighbours, frozen embeddings", votes, started)
+    started = time.perf_counter()
+    blended = 0.85 * softmax(shipped * 5, axis=1) + 0.15 * baseline_probabilities
+    report("shipped SVM blended with the baseline (0.85/0.15)", blended, started)
+    if arguments.fine_tune:
+        started = time.perf_counter()
+        tuned, logits = fine_tuned_embeddings(list(texts), targets, fit, len(names))
+        report("encoder fine-tuned 1 epoch, its own head", logits[held], started)
+        report(
+            "  ... shipped SVM on the fine-tuned embeddings",
+            svm_scores(texts, tuned, targets, fit, held),
+            started,
+        )
+
+
+if __name__ == "__main__":
+    main()
