@@ -12,7 +12,7 @@ from apps.core.exceptions import ValidationError
 class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "role", "is_active", "last_login")
     list_filter = ("role", "is_active")
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("Deskpilot", {"fields": ("role",)}))
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Deskpilot", {"fields": ("role",)}))
 
 
 @admin.register(ApiKey)

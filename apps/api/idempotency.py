@@ -34,7 +34,7 @@ def request_fingerprint(request: Request) -> str:
     else:
         payload = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), payload):
+    for part in ((request.method or "").encode(), request.path.encode(), payload):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

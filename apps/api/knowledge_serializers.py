@@ -10,6 +10,10 @@ MAX_ARTICLES_PER_REQUEST = 100
 MAX_BODY_CHARACTERS = 1_000_000
 
 
+# Fields named `source`: DRF's serializer metaclass pops declared fields off the class, so
+# they do not clash with `Field.source` at run time; the stubs see a clash (ignored below).
+
+
 class ArticleWriteSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=500)
     title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
@@ -25,12 +29,16 @@ class ArticleWriteSerializer(serializers.Serializer):
 
 
 class ArticleBulkWriteSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=100, default="api")
-    articles = ArticleWriteSerializer(many=True, max_length=MAX_ARTICLES_PER_REQUEST, min_length=1)
+    source = serializers.CharField(max_length=100, default="api")  # type: ignore[assignment]  # see module note
+    # DRF (3.14+) passes max_length/min_length of a many=True serializer to its list
+    # serializer; the stubs do not list them.
+    articles = ArticleWriteSerializer(  # type: ignore[call-arg]
+        many=True, max_length=MAX_ARTICLES_PER_REQUEST, min_length=1
+    )
 
 
 class ArticleBulkDeleteSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=100, default="api")
+    source = serializers.CharField(max_length=100, default="api")  # type: ignore[assignment]  # see module note
     external_ids = serializers.ListField(
         child=serializers.CharField(max_length=500), min_length=1, max_length=1000
     )
@@ -51,13 +59,13 @@ class SearchQuerySerializer(serializers.Serializer):
     visibility = serializers.ChoiceField(choices=Visibility.values, required=False)
     language = serializers.CharField(max_length=16, required=False)
     tags = serializers.CharField(max_length=1000, required=False, help_text="comma-separated")
-    source = serializers.CharField(max_length=100, required=False)
+    source = serializers.CharField(max_length=100, required=False)  # type: ignore[assignment]  # see module note
 
 
 class SearchHitSerializer(serializers.Serializer):
     article_id = serializers.IntegerField()
     external_id = serializers.CharField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # see module note
     title = serializers.CharField()
     url = serializers.CharField()
     heading_path = serializers.CharField()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -15,8 +16,13 @@ class RawEmailParser(BaseParser):
 
     media_type = "message/rfc822"
 
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+    # DRF lets a parser return any `request.data` (here the raw bytes); the stubs allow only
+    # a mapping.
+    def parse(  # type: ignore[override]
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> bytes:
         return read_capped(stream, parser_context, settings.INBOUND_EMAIL_MAX_BYTES, "the email")
 

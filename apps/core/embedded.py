@@ -102,7 +102,8 @@ class EmbeddedPostgres:
         # pg_ctl can fail (a stale pid file, a signal in flight): the loop below checks the
         # postmaster itself and signals it directly until it is gone.
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
-            _commands.pg_ctl(
+            # pgserver makes its command wrappers with setattr at import time.
+            _commands.pg_ctl(  # type: ignore[attr-defined]
                 ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=timeout
             )
         escalation = ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0))

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from apps.core.embedded import (
     EmbeddedPostgres,
@@ -84,7 +85,7 @@ def check_redis_url(url: str) -> None:
 @dataclass
 class Launcher:
     options: LaunchOptions
-    out: object = sys.stdout
+    out: TextIO = sys.stdout
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
@@ -95,7 +96,7 @@ class Launcher:
         return self.options.home / "run"
 
     def say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)  # type: ignore[arg-type]
+        print(line, file=self.out, flush=True)
 
     # --- start -----------------------------------------------------------------------------
     def start_services(self) -> dict[str, str]:
@@ -293,7 +294,7 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def run(options: LaunchOptions, out: object = sys.stdout) -> int:
+def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
     """Start everything, print the URLs, and block until a signal or a child's death."""
     launcher = Launcher(options=options, out=out)
 

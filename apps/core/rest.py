@@ -23,7 +23,9 @@ class RequestTooLargeError(APIException):
     default_detail = "the request body is too large"
 
 
-def read_capped(stream: Any, parser_context: dict | None, limit: int, what: str) -> bytes:
+def read_capped(
+    stream: Any, parser_context: Mapping[str, Any] | None, limit: int, what: str
+) -> bytes:
     request = (parser_context or {}).get("request")
     declared = request.META.get("CONTENT_LENGTH", "") if request is not None else ""
     if declared.isdigit() and int(declared) > limit:
@@ -53,7 +55,10 @@ class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict | None = None
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         view_limit = getattr((parser_context or {}).get("view"), "json_max_bytes", None)
         limit = view_limit() if callable(view_limit) else json_request_max_bytes()

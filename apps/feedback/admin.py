@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
+from apps.accounts.access import request_user
 from apps.copilot.selectors import policy_effective
 from apps.core.exceptions import DeskpilotError
 from apps.feedback.drafts import flagged_reply_disable_auto_send
@@ -70,10 +71,11 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Mark selected flagged replies reviewed")
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[FlaggedReply]) -> None:
+        user = request_user(request)
         done = 0
         for flagged in queryset.filter(status=FlagStatus.OPEN):
             try:
-                flagged_reply_review(flagged=flagged, user=request.user)
+                flagged_reply_review(flagged=flagged, user=user)
                 done += 1
             except DeskpilotError:
                 continue  # reviewed meanwhile by someone else: nothing to do
@@ -118,22 +120,23 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
         flagged = get_object_or_404(FlaggedReply, pk=flagged_id)
         url = reverse("admin:feedback_flaggedreply_change", args=[flagged.pk])
         post = request.POST
+        user = request_user(request)
         handlers = {
             "review": lambda: flagged_reply_review(
-                flagged=flagged, user=request.user, note=post.get("note", "")
+                flagged=flagged, user=user, note=post.get("note", "")
             ),
             "knowledge-note": lambda: flagged_reply_add_knowledge_note(
                 flagged=flagged,
-                user=request.user,
+                user=user,
                 title=post.get("title", ""),
                 body=post.get("body", ""),
                 visibility=post.get("visibility", Visibility.PUBLIC),
             ),
             "training-example": lambda: flagged_reply_add_training_example(
-                flagged=flagged, user=request.user, intent=post.get("intent", "")
+                flagged=flagged, user=user, intent=post.get("intent", "")
             ),
             "disable-auto-send": lambda: flagged_reply_disable_auto_send(
-                flagged=flagged, user=request.user
+                flagged=flagged, user=user
             ),
         }
         handler = handlers.get(action)

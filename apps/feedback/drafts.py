@@ -47,6 +47,8 @@ def _levenshtein(first: list[str] | str, second: list[str] | str) -> int:
 
 def edit_distance(draft: str, sent: str) -> tuple[int, float, str]:
     """(distance, distance over the longer text's length, unit) between two texts."""
+    first: str | list[str]
+    second: str | list[str]
     if len(draft) * len(sent) <= EDIT_DISTANCE_MAX_CELLS:
         first, second, unit = draft, sent, "char"
     else:

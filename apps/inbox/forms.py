@@ -71,7 +71,9 @@ class IntentForm(SeenStateForm):
 
     def __init__(self, *args: object, intents: list[str], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["intent"].choices = [(name, name) for name in intents]
+        field = self.fields["intent"]
+        assert isinstance(field, forms.ChoiceField)  # declared just above
+        field.choices = [(name, name) for name in intents]
 
 
 class DraftAcceptForm(SeenStateForm):

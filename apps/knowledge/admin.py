@@ -26,7 +26,9 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField()
+    # Django's form metaclass pops declared fields off the class: no clash with
+    # `BaseForm.files` at run time, which the stubs cannot see.
+    files = MultipleFileField()  # type: ignore[assignment]
     source = forms.CharField(max_length=100, initial="uploads")
     prune = forms.BooleanField(
         required=False, help_text="unpublish articles of this source that are not in this upload"

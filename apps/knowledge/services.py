@@ -105,9 +105,14 @@ class ArticleInput:
     def from_document(cls, *, external_id: str, document: ParsedDocument) -> ArticleInput:
         """Metadata from front matter or page tags, with defaults; bad values are rejected."""
         meta = document.metadata
-        tags = meta.get("tags") or []
-        if isinstance(tags, str):
-            tags = [tag.strip() for tag in tags.split(",")]
+        raw_tags = meta.get("tags") or []
+        tags: Iterable[object]
+        if isinstance(raw_tags, str):
+            tags = [tag.strip() for tag in raw_tags.split(",")]
+        elif isinstance(raw_tags, Iterable):
+            tags = raw_tags
+        else:
+            tags = [raw_tags]  # a lone scalar is one tag (the parsers give str or list)
         return cls(
             external_id=external_id,
             document=document,

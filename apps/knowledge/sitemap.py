@@ -45,7 +45,8 @@ def _check_url(url: str) -> None:
     if not host:
         raise FetchError(f"no host in {url!r}")
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, parts.port or None)}
+        # Always a str at run time; typeshed allows an int for some address families.
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, parts.port or None)}
     except (socket.gaierror, UnicodeError) as error:
         raise FetchError(f"unreachable: {error}") from error
     allowed = [ipaddress.ip_network(net) for net in settings.KNOWLEDGE_CRAWL_ALLOWED_NETWORKS]

@@ -107,4 +107,7 @@ def token_count(text: str) -> int:
 
 def max_tokens() -> int:
     """The model's input window (256 word pieces for all-MiniLM-L6-v2)."""
-    return int(get_model().max_seq_length)
+    length = get_model().max_seq_length
+    if length is None:  # all-MiniLM-L6-v2 declares 256; only another model could lack it
+        raise RuntimeError(f"the embedding model {model_name()} declares no input window")
+    return int(length)

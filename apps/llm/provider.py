@@ -114,7 +114,9 @@ def _handler_class() -> type:
                 "provider_specific_fields": _metadata(draft),
             }
 
-        async def astreaming(
+        # litellm annotates astreaming as a coroutine, yet hands what it returns, un-awaited,
+        # to CustomStreamWrapper to iterate: an async generator is what works.
+        async def astreaming(  # type: ignore[override]
             self, model: str, messages: list, *args: Any, **kwargs: Any
         ) -> AsyncIterator:
             for chunk in self.streaming(model, messages, *args, **kwargs):
@@ -133,7 +135,8 @@ def provider_register() -> None:
             return
         module = litellm()
         handler = _handler_class()()
-        module.custom_provider_map = [
+        # litellm is imported lazily, so typed as a ModuleType: attributes read, not set.
+        module.custom_provider_map = [  # type: ignore[attr-defined]
             *(item for item in module.custom_provider_map if item["provider"] != PROVIDER),
             {"provider": PROVIDER, "custom_handler": handler},
         ]

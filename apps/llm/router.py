@@ -88,7 +88,8 @@ def _build() -> Any:
     module = litellm()
     provider_register()
     # Ask every provider for JSON; litellm drops the parameter where a provider lacks it.
-    module.drop_params = True
+    # (litellm is imported lazily, so typed as a ModuleType: attributes read, not set.)
+    module.drop_params = True  # type: ignore[attr-defined]
     return module.Router(
         model_list=model_list(),
         num_retries=settings.LLM_NUM_RETRIES,

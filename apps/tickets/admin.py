@@ -1,7 +1,10 @@
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.accounts.access import request_user
 from apps.core.exceptions import DeskpilotError
 from apps.tickets.models import Customer, CustomerIdentity, Message, Ticket, TicketEvent
 from apps.tickets.services import Actor, ticket_assign, ticket_reopen, ticket_resolve
@@ -81,11 +84,16 @@ class TicketAdmin(admin.ModelAdmin):
     inlines = [MessageInline, TicketEventInline]
     actions = ["resolve", "reopen", "assign_to_me"]
 
-    def _apply(self, request: HttpRequest, queryset: QuerySet[Ticket], change) -> None:  # type: ignore[no-untyped-def]
+    def _apply(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Ticket],
+        change: Callable[[Ticket, Actor], object],
+    ) -> None:
         done = 0
         for ticket in queryset:
             try:
-                change(ticket, Actor.for_user(request.user))
+                change(ticket, Actor.for_user(request_user(request)))
                 done += 1
             except DeskpilotError as error:
                 self.message_user(request, error.message, level=messages.WARNING)
@@ -105,9 +113,8 @@ class TicketAdmin(admin.ModelAdmin):
 
     @admin.action(description="Assign selected tickets to me")
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
-        self._apply(
-            request, queryset, lambda t, a: ticket_assign(ticket=t, assignee=request.user, actor=a)
-        )
+        me = request_user(request)
+        self._apply(request, queryset, lambda t, a: ticket_assign(ticket=t, assignee=me, actor=a))
 
 
 @admin.register(Message)

@@ -89,19 +89,16 @@ def _store(parsed: ParsedEmail, *, actor: Actor) -> Message:
         ticket = None
     if actor.kind == "system" and ticket is None:
         actor = Actor.for_customer(customer)
-    common = {
-        "body": parsed.body,
-        "attachments": parsed.attachments,
-        "channel_message_id": parsed.message_id,
-        "metadata": parsed.metadata(),
-    }
     if ticket is None:
         _, message = ticket_create(
             customer=customer,
             subject=_subject_without_prefixes(parsed.subject),
             channel=Channel.EMAIL,
             actor=actor,
-            **common,
+            body=parsed.body,
+            attachments=parsed.attachments,
+            channel_message_id=parsed.message_id,
+            metadata=parsed.metadata(),
         )
         return message
     return message_add(
@@ -109,7 +106,10 @@ def _store(parsed: ParsedEmail, *, actor: Actor) -> Message:
         author_kind=AuthorKind.CUSTOMER,
         channel=Channel.EMAIL,
         actor=Actor.for_customer(customer),
-        **common,
+        body=parsed.body,
+        attachments=parsed.attachments,
+        channel_message_id=parsed.message_id,
+        metadata=parsed.metadata(),
     )
 
 

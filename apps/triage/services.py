@@ -323,12 +323,12 @@ def classifier_version_activate(*, version_id: int) -> ClassifierVersion:
 def classifier_version_rollback() -> ClassifierVersion:
     """Re-activate the ready version that was active before the current one."""
     current = selectors.classifier_version_active()
-    previous = (
-        ClassifierVersion.objects.filter(status=TrainingStatus.READY, activated_at__isnull=False)
-        .exclude(id=current.id if current else None)
-        .order_by("-activated_at")
-        .first()
+    candidates = ClassifierVersion.objects.filter(
+        status=TrainingStatus.READY, activated_at__isnull=False
     )
+    if current is not None:
+        candidates = candidates.exclude(id=current.id)
+    previous = candidates.order_by("-activated_at").first()
     if previous is None:
         raise ConflictError("no earlier classifier version to roll back to")
     return classifier_version_activate(version_id=previous.id)

@@ -28,7 +28,12 @@ from apps.tickets.models import ActorKind, Channel, Message, Ticket, TicketStatu
 from apps.tickets.selectors import message_list_for_customer
 from apps.tickets.services import Actor, ticket_handoff
 from apps.widget.tokens import Visitor
-from apps.widget.views import HasVisitor, VisitorTokenAuthentication, WidgetView
+from apps.widget.views import (
+    HasVisitor,
+    VisitorTokenAuthentication,
+    WidgetView,
+    request_visitor,
+)
 
 HUMAN_REQUESTED_REASON = "the customer asked for a human"
 STREAM_TIMEOUT_SECONDS = 60.0
@@ -72,7 +77,7 @@ class MessageRatingView(VisitorView):
     def post(self, request: Request, public_key: str, message_id: int) -> Response:
         payload = RatingSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        ticket = self.visitor_ticket(request.auth)
+        ticket = self.visitor_ticket(request_visitor(request))
         message: Message | None = (
             message_list_for_customer(ticket=ticket).filter(pk=message_id).first()
         )
@@ -87,7 +92,7 @@ class HumanRequestView(VisitorView):
     """ "Talk to a human": hands the conversation to the team. Asking twice is harmless."""
 
     def post(self, request: Request, public_key: str) -> Response:
-        visitor: Visitor = request.auth
+        visitor = request_visitor(request)
         ticket = self.visitor_ticket(visitor)
         if ticket.status != TicketStatus.HANDED_OFF:
             with transaction.atomic():
@@ -104,7 +109,7 @@ class CsatView(VisitorView):
     def post(self, request: Request, public_key: str) -> Response:
         payload = CsatSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        ticket = self.visitor_ticket(request.auth)
+        ticket = self.visitor_ticket(request_visitor(request))
         rating = csat_record(
             ticket=ticket,
             score=payload.validated_data["score"],
@@ -125,7 +130,7 @@ class ConversationStreamView(VisitorView):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     def get(self, request: Request, public_key: str) -> StreamingHttpResponse:
-        ticket = self.visitor_ticket(request.auth)
+        ticket = self.visitor_ticket(request_visitor(request))
 
         return sse_response(
             customer_stream_events(

@@ -68,13 +68,29 @@ class VisitorTokenAuthentication(authentication.BaseAuthentication):
         if scheme != self.keyword or not token.strip():
             raise exceptions.NotAuthenticated("send the visitor token as 'Bearer <token>'")
         try:
-            visitor = visitor_token_read(token=token.strip(), widget_key=request.widget_key)
+            visitor = visitor_token_read(token=token.strip(), widget_key=_view_widget_key(request))
         except VisitorTokenError as error:
             raise exceptions.AuthenticationFailed(error.message) from None
         return None, visitor
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def _view_widget_key(request: Request) -> WidgetKey:
+    # Authentication runs inside WidgetView.initial, after it checked the widget key; DRF
+    # hands authenticators the request only, and the view through its parser context.
+    view: WidgetView = request.parser_context["view"]
+    return view.widget_key
+
+
+def request_visitor(request: Request) -> Visitor:
+    """The visitor `VisitorTokenAuthentication` read from the token. `HasVisitor` lets no
+    other request reach a handler, so a missing one is refused, never acted on."""
+    visitor = request.auth
+    if not isinstance(visitor, Visitor):
+        raise exceptions.NotAuthenticated("send the visitor token as 'Bearer <token>'")
+    return visitor
 
 
 class HasVisitor(permissions.BasePermission):
@@ -89,24 +105,30 @@ class WidgetView(APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
     allowed_methods_for_cors = "GET, POST, OPTIONS"
+    # Set by `initial` for this request (Django makes a view instance per request).
+    widget_key: WidgetKey
+    cors_origin: str = ""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        request.widget_key = self._widget_key(kwargs["public_key"])
+        self.widget_key = self._widget_key(kwargs["public_key"])
         origin = request.headers.get("Origin", "")
         if not origin and request.headers.get("Sec-Fetch-Site") == "same-origin":
             # Browsers omit Origin on same-origin GETs (a page served by Deskpilot itself, like
             # the demo); a cross-origin request always carries it, so this opens nothing.
             origin = f"{request.scheme}://{request.get_host()}"
-        if not request.widget_key.allows_origin(origin):
+        if not self.widget_key.allows_origin(origin):
             raise PermissionDeniedError(
                 f"origin {origin[:200]!r} is not allowed for this widget"
                 if origin
                 else "the Origin header is missing"
             )
-        request.cors_origin = origin
+        self.cors_origin = origin
         super().initial(request, *args, **kwargs)
 
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    # APIView.options takes DRF's Request (its stub ignores the same clash with View's).
+    def options(  # type: ignore[override]
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> Response:
         # The preflight: reached only when `initial` accepted the Origin.
         response = Response(status=status.HTTP_204_NO_CONTENT)
         response["Access-Control-Allow-Methods"] = self.allowed_methods_for_cors
@@ -118,9 +140,8 @@ class WidgetView(APIView):
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
-        origin = getattr(request, "cors_origin", "")
-        if origin:
-            response["Access-Control-Allow-Origin"] = origin
+        if self.cors_origin:
+            response["Access-Control-Allow-Origin"] = self.cors_origin
         response["Vary"] = "Origin"
         return response
 
@@ -142,8 +163,8 @@ class ConversationStartView(WidgetView):
         payload = ConversationStartSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        widget_key: WidgetKey = request.widget_key
-        widget_metadata = {"site": widget_key.site_name, "origin": request.cors_origin}
+        widget_key = self.widget_key
+        widget_metadata = {"site": widget_key.site_name, "origin": self.cors_origin}
         if data.get("email"):
             # Anyone can type any address into a widget: it is kept as a claim for the agent,
             # never used to find (and so speak as) an existing customer.
@@ -194,7 +215,7 @@ class ConversationMessagesView(WidgetView):
     def get(self, request: Request, public_key: str) -> Response:
         query = SinceSerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        ticket = self._ticket(request.auth)
+        ticket = self._ticket(request_visitor(request))
         messages = message_list_for_customer(
             ticket=ticket, after_id=query.validated_data.get("since")
         )
@@ -209,7 +230,7 @@ class ConversationMessagesView(WidgetView):
     def post(self, request: Request, public_key: str) -> Response:
         payload = MessagePostSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        visitor: Visitor = request.auth
+        visitor = request_visitor(request)
         ticket = self._ticket(visitor)
         message = message_add(
             ticket=ticket,

@@ -69,7 +69,7 @@ class DraftSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_prompt_version(self, draft: Draft) -> int | None:
-        return draft.prompt.version if draft.prompt_id else None
+        return draft.prompt.version if draft.prompt is not None else None
 
     @extend_schema_field(CitationSerializer(many=True))
     def get_citations(self, draft: Draft) -> list[dict[str, Any]]:

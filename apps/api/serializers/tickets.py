@@ -121,7 +121,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "ticket_id",
             "author_kind",
@@ -134,7 +134,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "intent",
             "language",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
 
 class CustomerSerializer(serializers.ModelSerializer):
@@ -151,7 +151,7 @@ class TicketSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Ticket
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "subject",
             "channel",
@@ -166,7 +166,7 @@ class TicketSerializer(serializers.ModelSerializer):
             "updated_at",
             "resolved_at",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
     def get_assignee(self, ticket: Ticket) -> str | None:
         return ticket.assignee.username if ticket.assignee_id else None  # type: ignore[union-attr]

@@ -4,6 +4,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.api.authentication import request_api_key
+
 
 class PingView(APIView):
     """Check an API key: answers with the key's name and scopes. Needs any valid key."""
@@ -19,6 +21,5 @@ class PingView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response(
-            {"status": "ok", "api_key": request.auth.name, "scopes": request.auth.scopes}
-        )
+        api_key = request_api_key(request)
+        return Response({"status": "ok", "api_key": api_key.name, "scopes": api_key.scopes})

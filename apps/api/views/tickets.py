@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import ApiKey
+from apps.api.authentication import request_api_key
 from apps.api.idempotency import idempotent
 from apps.api.openapi import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from apps.api.serializers.drafts import TicketWithDraftSerializer
@@ -56,13 +57,12 @@ class TicketPagination(CursorPagination):
         try:
             cursor = super().decode_cursor(request)
         except Exception:  # DRF answers a bad cursor with 404; it is bad input
-            cursor = False
+            raise serializers.ValidationError({"cursor": ["invalid cursor"]}) from None
         # DRF trusts the decoded position and filters on it: a crafted one (not an id) would
-        # reach the database as `id < 'abc'`.
-        position = cursor.position if cursor else None
-        if cursor is False or (
-            position is not None and not (position.isdigit() and 0 < int(position) <= MAX_ID)
-        ):
+        # reach the database as `id < 'abc'`. It is the query string's text (the stub's `int`
+        # is wrong), hence str().
+        position = None if cursor is None or cursor.position is None else str(cursor.position)
+        if position is not None and not (position.isdigit() and 0 < int(position) <= MAX_ID):
             raise serializers.ValidationError({"cursor": ["invalid cursor"]})
         return cursor
 
@@ -102,7 +102,8 @@ class TicketListCreateView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         payload = TicketCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        return idempotent(request, lambda: self._create(payload.validated_data, request.auth))
+        api_key = request_api_key(request)
+        return idempotent(request, lambda: self._create(payload.validated_data, api_key))
 
     def _create(self, data: dict[str, Any], api_key: ApiKey) -> Response:
         customer_data = data.get("customer") or {}
@@ -161,7 +162,7 @@ class TicketMessageCreateView(APIView):
         payload = MessageCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        api_key = request.auth
+        api_key = request_api_key(request)
 
         def create() -> Response:
             message = message_add(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_POST
 
 from apps.copilot.models import Draft
@@ -14,7 +14,7 @@ from apps.copilot.services import draft_regenerate, ticket_handback, ticket_take
 from apps.copilot.streaming import sse_response, stream_events
 from apps.core.exceptions import ConflictError
 from apps.feedback.drafts import draft_reject_recorded, draft_send_recorded
-from apps.inbox.access import inbox_login_required
+from apps.inbox.access import InboxRequest, inbox_login_required
 from apps.inbox.forms import DraftAcceptForm, DraftEditForm, DraftRejectForm, SeenStateForm
 from apps.inbox.views.ticket import _perform, _ticket_or_404
 from apps.tickets.models import Ticket
@@ -36,7 +36,7 @@ def _draft_of(ticket: Ticket, draft_id: int) -> Draft:
 
 @require_POST
 @inbox_login_required
-def draft_accept(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def draft_accept(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         draft_send_recorded(draft=_draft_of(ticket, data["draft_id"]), user=request.user)
         return "Draft sent as written."
@@ -48,7 +48,7 @@ def draft_accept(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def draft_edit_send(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def draft_edit_send(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         recorded = draft_send_recorded(
             draft=_draft_of(ticket, data["draft_id"]), user=request.user, body=data["body"]
@@ -64,7 +64,7 @@ def draft_edit_send(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def draft_reject_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def draft_reject_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         draft_reject_recorded(
             draft=_draft_of(ticket, data["draft_id"]), user=request.user, reason=data["reason"]
@@ -82,7 +82,7 @@ def draft_reject_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def draft_regenerate_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def draft_regenerate_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         draft = draft_regenerate(ticket=ticket, actor=request.user)
         return f"New draft ready ({draft.get_decision_display().lower()})."
@@ -94,7 +94,7 @@ def draft_regenerate_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def ticket_take_over_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_take_over_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_takeover(ticket=ticket, actor=request.user)
         return "You took over this ticket: the copilot drafts nothing for it until handed back."
@@ -106,7 +106,7 @@ def ticket_take_over_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def ticket_hand_back_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_hand_back_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_handback(ticket=ticket, actor=request.user)
         return "Handed back: the copilot drafts again from the customer's next message."
@@ -117,7 +117,7 @@ def ticket_hand_back_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 
 @inbox_login_required
-def draft_stream(request: HttpRequest, ticket_id: int) -> StreamingHttpResponse:
+def draft_stream(request: InboxRequest, ticket_id: int) -> StreamingHttpResponse:
     """The draft being written, as Server-Sent Events (start, delta, reset, final)."""
     ticket = _ticket_or_404(ticket_id)
 

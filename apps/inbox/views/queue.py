@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from apps.accounts.models import User
-from apps.inbox.access import inbox_login_required
+from apps.inbox.access import InboxRequest, inbox_login_required
 from apps.inbox.queue import BANDS, VIEWS, QueueFilters, queue_counts, queue_tickets
 from apps.tickets.models import Channel, TicketStatus
 from apps.triage.selectors import intent_example_counts
@@ -20,7 +20,7 @@ SESSION_QUEUE_QUERY = "inbox_queue_query"
 
 
 @inbox_login_required
-def queue_page(request: HttpRequest) -> HttpResponse:
+def queue_page(request: InboxRequest) -> HttpResponse:
     filters = QueueFilters.from_query(request.GET.dict())
     paginator = Paginator(queue_tickets(filters=filters, user=request.user), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))

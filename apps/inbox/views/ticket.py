@@ -23,7 +23,7 @@ from apps.copilot.models import DraftStatus
 from apps.copilot.selectors import draft_current_for_ticket, ticket_is_taken_over
 from apps.core.exceptions import DeskpilotError, NotFoundError
 from apps.feedback.services import ticket_intent_correct
-from apps.inbox.access import inbox_login_required
+from apps.inbox.access import InboxRequest, inbox_login_required
 from apps.inbox.actions import reply_send
 from apps.inbox.forms import (
     AssignForm,
@@ -138,13 +138,13 @@ def ticket_context(
 
 
 @inbox_login_required
-def ticket_page(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_page(request: InboxRequest, ticket_id: int) -> HttpResponse:
     ticket = _ticket_or_404(ticket_id)
     return render(request, "inbox/ticket.html", ticket_context(request, ticket))
 
 
 @inbox_login_required
-def ticket_changes(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_changes(request: InboxRequest, ticket_id: int) -> HttpResponse:
     """Polled by the ticket page: a notice when the ticket changed since it was rendered."""
     ticket = _ticket_or_404(ticket_id)
     seen_version = request.GET.get("version", "")
@@ -254,14 +254,13 @@ def _conflict(
     return render(request, "inbox/ticket.html", context, status=status)
 
 
-def _actor(request: HttpRequest) -> Actor:
-    user: User = request.user  # type: ignore[assignment]
-    return Actor.for_user(user)
+def _actor(request: InboxRequest) -> Actor:
+    return Actor.for_user(request.user)
 
 
 @require_POST
 @inbox_login_required
-def ticket_reply(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_reply(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         reply_send(ticket=ticket, body=data["body"], user=request.user)
         return "Reply sent."
@@ -273,7 +272,7 @@ def ticket_reply(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def ticket_assign_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_assign_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         assignee: User | None = data["assignee"]
         ticket_assign(ticket=ticket, assignee=assignee, actor=_actor(request))
@@ -286,7 +285,7 @@ def ticket_assign_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def ticket_assign_me(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_assign_me(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_assign(ticket=ticket, assignee=request.user, actor=_actor(request))
         return "Assigned to you."
@@ -298,7 +297,7 @@ def ticket_assign_me(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def ticket_resolve_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_resolve_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_resolve(ticket=ticket, actor=_actor(request), reason=data.get("reason", ""))
         return "Ticket resolved."
@@ -310,7 +309,7 @@ def ticket_resolve_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def ticket_reopen_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_reopen_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_reopen(ticket=ticket, actor=_actor(request), reason=data.get("reason", ""))
         return "Ticket reopened."
@@ -322,7 +321,7 @@ def ticket_reopen_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @inbox_login_required
-def ticket_intent_view(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_intent_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_intent_correct(ticket=ticket, intent=data["intent"], user=request.user)
         return f"Intent changed to {data['intent']}; triage will learn from it."

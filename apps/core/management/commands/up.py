@@ -35,6 +35,7 @@ class Command(BaseCommand):
             )
         except ConfigurationError as error:
             raise CommandError(str(error)) from None
-        code = run(launch, out=self.stdout._out)
+        # The stream OutputWrapper wraps: private, so the stubs do not declare it.
+        code = run(launch, out=self.stdout._out)  # type: ignore[arg-type]
         if code:
             sys.exit(code)
