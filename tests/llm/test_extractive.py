@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.llm.extractive import CLOSING, GREETING, NOT_ANSWERABLE_REPLY
+from apps.llm import embeddings
+from apps.llm.extractive import CLOSING, GREETING, NOT_ANSWERABLE_REPLY, passage_answer_score
 from apps.llm.models import LLMCall
 from apps.llm.prompt_format import Passage, sections_render
 from apps.llm.services import StreamEvent, completion_create
@@ -177,3 +178,43 @@ def test_the_reply_leads_with_the_first_passage_that_answers_since_passages_come
     # then: P1 is cited first, and its sentence is in the reply
     assert result.citations == ("P1", "P2")
     assert result.reply.startswith(f"{GREETING}\n\nRefunds go back to your card. Refunds take 5")
+
+
+@pytest.mark.slow
+def test_passage_answer_score_is_the_best_sentence_similarity_to_the_question():
+    # given
+    question = embeddings.embed(["When will I get my money back?"])[0]
+    # when
+    refunds = passage_answer_score(question, PASSAGES[0].text)
+    shipping = passage_answer_score(question, PASSAGES[1].text)
+    # then: the refund passage answers better; a passage without sentences scores 0
+    assert 0.0 < shipping < refunds <= 1.0
+    assert refunds == passage_answer_score(question, PASSAGES[0].text)
+    assert passage_answer_score(question, "# Refunds\n\n- ok") == 0.0
+
+
+def test_the_first_passage_leads_even_below_the_answer_minimum_unless_it_misses_the_question():
+    # given: P1 (ranked first) shares one word with the question (lexical score 0.158, below
+    # the 0.2 minimum but above LEAD_SHARE_OF_MINIMUM of it); P2 answers closely
+    from apps.llm.extractive import draft_compose
+    from apps.llm.prompt_format import ParsedPrompt
+
+    answer = Passage("P2", "Refunds take 5 days to reach your card, however long it took.", "x.md")
+    question = "How long do refunds take to reach my card?"
+    touching = Passage(
+        "P1",
+        "Refunds are handled by our friendly billing team in Lyon every weekday.",
+        "billing/refunds.md",
+    )
+    missing = Passage("P1", "Our warehouse team packs every parcel by hand.", "shipping.md")
+    # when
+    led = draft_compose(
+        ParsedPrompt(passages=(touching, answer), customer_message=question), scorer="lexical"
+    )
+    not_led = draft_compose(
+        ParsedPrompt(passages=(missing, answer), customer_message=question), scorer="lexical"
+    )
+    # then: the retrieval's first source keeps the first citation when it touches the question
+    assert led.citations == ("P1", "P2")
+    assert led.reply.startswith(f"{GREETING}\n\nRefunds are handled by our friendly billing team")
+    assert not_led.citations == ("P2",)
