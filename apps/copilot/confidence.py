@@ -25,6 +25,7 @@ FEATURE_NAMES = (
     "intent_margin",
     "retrieval_agrees",
     "article_probability",
+    "answer_similarity",
 )
 # Features that are yes/no (stored as 0.0/1.0 in a draft's confidence_features).
 FLAG_NAMES = frozenset({"out_of_scope", "answerable", "citations_valid", "retrieval_agrees"})
@@ -37,7 +38,20 @@ FLAG_NAMES = frozenset({"out_of_scope", "answerable", "citations_valid", "retrie
 DEFAULT_CALIBRATION = {
     "method": "logistic",
     "feature_names": list(FEATURE_NAMES),
-    "weights": [0.1604, 0.0, 1.0186, 0.9086, 1.2851, -0.0046, -0.0046, -0.0046, 0.795, 0.5647, 2.8],
+    "weights": [
+        0.1604,
+        0.0,
+        1.0186,
+        0.9086,
+        1.2851,
+        -0.0046,
+        -0.0046,
+        -0.0046,
+        0.795,
+        0.5647,
+        2.8,
+        0.0,
+    ],
     "bias": -2.5073,
 }
 
@@ -64,6 +78,9 @@ class ConfidenceFeatures:
     # alternative's probability times its link weight): two confusable intents answered by
     # the same article do not make the reply less right.
     article_probability: float = 0.0
+    # Cosine similarity of the question to the best sentence of the first cited passage:
+    # how well the cited evidence answers it (computed by Deskpilot, not by the model).
+    answer_similarity: float = 0.0
 
     def vector(self) -> list[float]:
         values = asdict(self)
