@@ -325,15 +325,9 @@ def _compose(
     ranked = [a["probability"] for a in alternatives]
 
     def features_for(
-        article_id: int,
-        *,
-        evidence: str,
-        groundedness: float,
-        answerable: bool,
-        citations_valid: bool,
+        article_id: int, *, groundedness: float, answerable: bool, citations_valid: bool
     ) -> ConfidenceFeatures:
-        """The confidence's inputs for a reply that cites `article_id` first, with the
-        passage `evidence` (the first cited one)."""
+        """The confidence's inputs for a reply that cites `article_id` first."""
         return ConfidenceFeatures(
             intent_probability=probability,
             out_of_scope=triage.out_of_scope,
@@ -348,9 +342,6 @@ def _compose(
             else (ranked[0] if ranked else 0),
             retrieval_agrees=article_id == searched_first,
             article_probability=article_probability.get(article_id, 0.0),
-            answer_similarity=extractive.passage_answer_score(question_vector, evidence)
-            if evidence
-            else 0.0,
         )
 
     # --- routing
@@ -370,11 +361,7 @@ def _compose(
         # The best the draft can do: grounded, answerable, validly cited. Below the threshold
         # even then, it cannot be auto-sent, so the customer sees "typing", never its text.
         best_case = features_for(
-            hits[0].article_id,
-            evidence=hits[0].text,
-            groundedness=1.0,
-            answerable=True,
-            citations_valid=True,
+            hits[0].article_id, groundedness=1.0, answerable=True, citations_valid=True
         )
         if (
             result.intent
@@ -494,7 +481,6 @@ def _compose(
     top_article = cited_articles[0] if cited_articles else hits[0].article_id
     features = features_for(
         top_article,
-        evidence=result.citations[0]["passage"] if result.citations else "",
         groundedness=validation.groundedness,
         answerable=answerable,
         citations_valid=validation.citations_valid and bool(citations),

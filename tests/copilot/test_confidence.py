@@ -23,7 +23,6 @@ STRONG = ConfidenceFeatures(
     intent_margin=0.9,
     retrieval_agrees=True,
     article_probability=0.97,
-    answer_similarity=0.7,
 )
 WEAK = ConfidenceFeatures(
     intent_probability=0.3,
@@ -34,7 +33,6 @@ WEAK = ConfidenceFeatures(
     groundedness=0.4,
     answerable=False,
     citations_valid=True,
-    answer_similarity=0.2,
 )
 
 
@@ -123,7 +121,6 @@ def test_features_stored_by_an_older_draft_score_without_the_newer_features():
     # then
     assert (features.answerable, features.retrieval_agrees) == (True, False)
     assert (features.intent_article_match, features.article_probability) == (1.0, 0.0)
-    assert features.answer_similarity == 0.0
 
 
 def test_a_calibration_fitted_on_fewer_features_uses_only_those():
