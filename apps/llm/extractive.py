@@ -188,18 +188,3 @@ def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:
     body = " ".join(sentences[i].text for i in chosen)
     citations = tuple(dict.fromkeys(sentences[i].passage_id for i in chosen))
     return Draft(f"{GREETING}\n\n{body}\n\n{CLOSING}", citations, True, round(best, 4))
-
-
-def passage_answer_score(question_vector: Sequence[float], passage_text: str) -> float:
-    """How well the passage's best sentence answers the question: the highest cosine
-    similarity of one of its sentences to the question (`question_vector`, unit-normalised),
-    0.0 for a passage without sentences. Computed by Deskpilot whatever model drafted the
-    reply; the sentences' vectors are cached, so passages the drafter already read cost
-    only dot products."""
-    sentences = sentences_split(0, Passage(id="", text=passage_text, source=""))
-    if not sentences:
-        return 0.0
-    vectors = _sentence_vectors([s.text for s in sentences])
-    return round(
-        max(sum(a * b for a, b in zip(question_vector, v, strict=True)) for v in vectors), 4
-    )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.llm import embeddings
-from apps.llm.extractive import CLOSING, GREETING, NOT_ANSWERABLE_REPLY, passage_answer_score
+from apps.llm.extractive import CLOSING, GREETING, NOT_ANSWERABLE_REPLY
 from apps.llm.models import LLMCall
 from apps.llm.prompt_format import Passage, sections_render
 from apps.llm.services import StreamEvent, completion_create
@@ -178,19 +177,6 @@ def test_the_reply_leads_with_the_first_passage_that_answers_since_passages_come
     # then: P1 is cited first, and its sentence is in the reply
     assert result.citations == ("P1", "P2")
     assert result.reply.startswith(f"{GREETING}\n\nRefunds go back to your card. Refunds take 5")
-
-
-@pytest.mark.slow
-def test_passage_answer_score_is_the_best_sentence_similarity_to_the_question():
-    # given
-    question = embeddings.embed(["When will I get my money back?"])[0]
-    # when
-    refunds = passage_answer_score(question, PASSAGES[0].text)
-    shipping = passage_answer_score(question, PASSAGES[1].text)
-    # then: the refund passage answers better; a passage without sentences scores 0
-    assert 0.0 < shipping < refunds <= 1.0
-    assert refunds == passage_answer_score(question, PASSAGES[0].text)
-    assert passage_answer_score(question, "# Refunds\n\n- ok") == 0.0
 
 
 def test_the_first_passage_leads_even_below_the_answer_minimum_unless_it_misses_the_question():
