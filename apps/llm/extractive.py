@@ -3,10 +3,11 @@
 It is not a language model. It reads the prompt's sections (`prompt_format`), scores every
 sentence of every passage against the customer's question, keeps the few that answer it best
 (in document order, so the reply reads like the article; always including the best sentence
-of the first passage that answers, since passages come ranked best first), adds a greeting
-and a closing, and answers with the same JSON contract as a real model (`structured`),
-citing the passages it took sentences from. When no sentence is close enough, or there are
-no passages, it says the question is not answerable instead of guessing. Same input, same output.
+of the first passage that touches the question, since passages come ranked best first),
+adds a greeting and a closing, and answers with the same JSON contract as a real model
+(`structured`), citing the passages it took sentences from. When no sentence is close
+enough, or there are no passages, it says the question is not answerable instead of
+guessing. Same input, same output.
 
 Scoring (`LLM_EXTRACTIVE_SCORER`): "embedding" (cosine similarity with all-MiniLM-L6-v2
 through `apps.llm.embeddings`, the default: it matches paraphrases such as "money back" /
@@ -39,6 +40,10 @@ MAX_SENTENCES = 3
 EMBEDDING_MIN_SCORE = 0.35
 LEXICAL_MIN_SCORE = 0.2
 RELATIVE_TO_BEST = 0.75
+# The first passage (the retrieval's best source) leads the reply when one of its sentences
+# reaches this share of the minimum: a later passage with a closer sentence does not take
+# the first citation from it unless it barely touches the question.
+LEAD_SHARE_OF_MINIMUM = 0.5
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -171,9 +176,12 @@ def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:
     # Ties go to the earlier sentence, so the choice never depends on float noise ordering.
     ranked = sorted(range(len(sentences)), key=lambda i: (-round(scores[i], 6), i))
     # Passages come best first (the copilot ranks them): the reply leads with the best
-    # sentence of the first passage that answers at all, so its first citation is the
-    # retrieval's best source, not whichever passage holds the single closest sentence.
-    lead_passage = min(sentences[i].passage_index for i in ranked if scores[i] >= minimum)
+    # sentence of the first passage that touches the question (LEAD_SHARE_OF_MINIMUM), so
+    # its first citation is the retrieval's best source, not whichever passage holds the
+    # single closest sentence.
+    lead_passage = min(
+        sentences[i].passage_index for i in ranked if scores[i] >= minimum * LEAD_SHARE_OF_MINIMUM
+    )
     lead = next(i for i in ranked if sentences[i].passage_index == lead_passage)
     keep = [i for i in ranked if i != lead and scores[i] >= max(minimum, best * RELATIVE_TO_BEST)]
     chosen = sorted([lead, *keep[: MAX_SENTENCES - 1]])

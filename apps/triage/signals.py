@@ -40,7 +40,7 @@ _HUMAN_NOUNS = (
     r"(?:human|person|people|agent|operator|representative|rep|someone|somebody|"
     r"real\s+person|live\s+person|staff|employee|manager|supervisor|customer\s+service)"
 )
-_DETERMINER = r"(?:(?:a|an|the|some|your|one\s+of\s+your|real|live|actual)\s+){0,2}"
+_DETERMINER = r"(?:(?:a|an|the|some|your|one\s+of\s+your|real|live|actual)\s+){0,2}(?:chat\s+)?"
 _ASKS_FOR_HUMAN = [
     # English
     rf"\b(?:talk|speak|chat)\b(?:\s+\w+){{0,2}}?\s+(?:to|with)\s+{_DETERMINER}{_HUMAN_NOUNS}\b",
@@ -51,6 +51,15 @@ _ASKS_FOR_HUMAN = [
     r"\b(?:get|need|want)\s+(?:me\s+)?(?:a|an|some)\s+(?:human|person|agent|operator)\b",
     r"\bare\s+you\s+(?:a\s+)?(?:bot|robot|machine)\b",
     r"\bnot\s+(?:a|the)\s+(?:bot|robot)\b",
+    # "get me someone who can…", "find me a person": asking to be given a person
+    r"\b(?:get|find|give|send)\s+me\s+(?:someone|somebody|a\s+(?:human|person|agent))\b",
+    # "stop with the bot", "enough of this chatbot", "no more bots": refusing the bot
+    r"\b(?:stop|enough|done|fed\s+up)\s+(?:with|of)\s+(?:the|this|your|these)\s+"
+    r"(?:chat\s*)?(?:bots?|robots?|automated\s+\w+)\b",
+    r"\bno\s+more\s+(?:chat\s*)?(?:bots?|robots?)\b",
+    # A message that opens with just "agent" / "human please."
+    r"^\s*(?:an?\s+)?(?:human|agent|operator|representative|real\s+person)(?:\s+please)?"
+    r"\s*(?:[.!?]|$)",
     # French
     r"\b(?:parler|discuter)\s+(?:à|a|avec)\s+(?:un|une|quelqu'un|quelqu\s?un)"
     r"(?:\s+(?:humain|personne|conseiller|conseillère|agent|opérateur|vrai|réel))?",
@@ -75,6 +84,8 @@ _NEGATED_HUMAN_RE = re.compile(
     r"\b(?:talk|speak|chat|need|want)\b",
     re.IGNORECASE,
 )
+
+_CLAUSE_BREAK = re.compile(r"[,;.!?]")
 
 _URGENT_TERMS = {
     "urgent": 1.0,
@@ -231,7 +242,9 @@ def asks_for_human(text: str) -> bool:
     if match is None:
         return False
     before = text[max(0, match.start() - 30) : match.end()]
-    return _NEGATED_HUMAN_RE.search(before) is None
+    # Only a negation in the same clause counts: "I don't want a bot, get me a person" asks.
+    clause = _CLAUSE_BREAK.split(before)[-1]
+    return _NEGATED_HUMAN_RE.search(clause) is None
 
 
 def urgency(text: str) -> tuple[str, float]:

@@ -177,3 +177,30 @@ def test_the_reply_leads_with_the_first_passage_that_answers_since_passages_come
     # then: P1 is cited first, and its sentence is in the reply
     assert result.citations == ("P1", "P2")
     assert result.reply.startswith(f"{GREETING}\n\nRefunds go back to your card. Refunds take 5")
+
+
+def test_the_first_passage_leads_even_below_the_answer_minimum_unless_it_misses_the_question():
+    # given: P1 (ranked first) shares one word with the question (lexical score 0.158, below
+    # the 0.2 minimum but above LEAD_SHARE_OF_MINIMUM of it); P2 answers closely
+    from apps.llm.extractive import draft_compose
+    from apps.llm.prompt_format import ParsedPrompt
+
+    answer = Passage("P2", "Refunds take 5 days to reach your card, however long it took.", "x.md")
+    question = "How long do refunds take to reach my card?"
+    touching = Passage(
+        "P1",
+        "Refunds are handled by our friendly billing team in Lyon every weekday.",
+        "billing/refunds.md",
+    )
+    missing = Passage("P1", "Our warehouse team packs every parcel by hand.", "shipping.md")
+    # when
+    led = draft_compose(
+        ParsedPrompt(passages=(touching, answer), customer_message=question), scorer="lexical"
+    )
+    not_led = draft_compose(
+        ParsedPrompt(passages=(missing, answer), customer_message=question), scorer="lexical"
+    )
+    # then: the retrieval's first source keeps the first citation when it touches the question
+    assert led.citations == ("P1", "P2")
+    assert led.reply.startswith(f"{GREETING}\n\nRefunds are handled by our friendly billing team")
+    assert not_led.citations == ("P2",)

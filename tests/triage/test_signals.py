@@ -30,6 +30,13 @@ def test_language_is_detected_offline(text, language):
         "Ich möchte mit einem Menschen sprechen",
         "Quiero hablar con una persona",
         "ik wil met een medewerker spreken",
+        "stop with the bot, get me someone who can actually cancel my order",
+        "get me someone who can actually help",
+        "enough of this chatbot",
+        "I don't want a bot, find me a person",
+        "agent",
+        "human please. my bowl arrived broken",
+        "connect me to a live chat operator",
     ],
 )
 def test_requests_for_a_human_are_recognised(text):
@@ -42,6 +49,9 @@ def test_requests_for_a_human_are_recognised(text):
         "my card was stolen",
         "I don't need to talk to a human, just tell me the fee",
         "how do I transfer money to a person abroad",
+        "someone used my card, what do I do",
+        "can you send me a new card",
+        "agent fees for cash deposits",
         "",
     ],
 )
