@@ -365,13 +365,19 @@ def dump_rows(path: Path) -> tuple[str, list]:  # type: ignore[type-arg]
     return rows[0]["dataset"], kept
 
 
+# The shipped threshold aims a point above the 97% the check asks of an unseen help center.
+SHIPPED_TARGET_PRECISION = 0.98
+
+
 def pooled_fit(rows: list) -> tuple[dict, float, dict]:  # type: ignore[type-arg]
     """copilot_calibrate's fit and threshold rule on (features, correct) rows."""
     from apps.copilot.confidence import calibration_fit, threshold_for_precision
 
     fitted = calibration_fit([f for f, _ in rows], [c for _, c in rows])
     threshold = threshold_for_precision(
-        fitted["metrics"]["held_out_scores"], [c for _, c in rows], target_precision=0.97
+        fitted["metrics"]["held_out_scores"],
+        [c for _, c in rows],
+        target_precision=SHIPPED_TARGET_PRECISION,
     )
     weights = {k: fitted[k] for k in ("method", "feature_names", "weights", "bias")}
     metrics = {k: v for k, v in fitted["metrics"].items() if k != "held_out_scores"}
@@ -403,7 +409,7 @@ def pooled_write(dataset: str, outcomes: list, pool: list[Path]) -> None:  # typ
                 "weights": weights,
                 "metrics": metrics,
                 "auto_send_threshold": threshold,
-                "target_precision": 0.97,
+                "target_precision": SHIPPED_TARGET_PRECISION,
                 "gold_set": "all gold questions of " + " + ".join(sources),
             },
             indent=2,
@@ -415,7 +421,8 @@ def pooled_write(dataset: str, outcomes: list, pool: list[Path]) -> None:  # typ
     )
     print(
         f"\npooled calibration written to {CALIBRATION_FIXTURE.relative_to(ROOT)}: fit on "
-        f"{' + '.join(sources)}; threshold {threshold:.4f} (cross-validated precision >= 0.97); "
+        f"{' + '.join(sources)}; threshold {threshold:.4f} (cross-validated precision >= "
+        f"{SHIPPED_TARGET_PRECISION}); "
         f"ECE {metrics['expected_calibration_error']:.3f}\n  weights {named}, bias "
         f"{weights['bias']:.3f}"
     )

@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 APPS_DIR = BASE_DIR / "apps"
 MODEL_LIBRARIES = {"litellm", "sentence_transformers", "transformers", "torch"}
@@ -61,3 +63,18 @@ def test_apps_import_down_the_layers_only():
     # then
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
+
+
+@pytest.mark.slow
+def test_apps_type_check_with_mypy():
+    # given: STYLE.md's rule, mypy with django-stubs on apps/ (configured in pyproject.toml)
+    # when
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "apps"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # then
+    assert result.returncode == 0, result.stdout[-5000:]

@@ -109,7 +109,8 @@ def gold_split(questions: list[GoldQuestion]) -> tuple[list[GoldQuestion], list[
     groups: dict[str, list[GoldQuestion]] = {}
     for question in questions:
         groups.setdefault(question.note or question.intent, []).append(question)
-    fit, held = [], []
+    fit: list[GoldQuestion] = []
+    held: list[GoldQuestion] = []
     for key in sorted(groups):
         ordered = sorted(groups[key], key=lambda q: hashlib.sha256(q.question.encode()).hexdigest())
         for index, question in enumerate(ordered):
@@ -202,7 +203,7 @@ def calibration_from_outcomes(
 
 @dataclass
 class CalibrationReport:
-    calibration: Calibration | None
+    calibration: Calibration
     fitted: dict
     threshold: float
     fit_figures: Figures

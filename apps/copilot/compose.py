@@ -430,12 +430,12 @@ def _compose(
             )
         except BudgetExhausted as error:
             clock.lap("draft")
-            if getattr(error, "llm_call_id", None):
+            if error.llm_call_id is not None:
                 result.llm_call_ids.append(error.llm_call_id)
             return result.hand_off(HandoffReason.BUDGET, error.message)
         except ModelUnavailable as error:
             clock.lap("draft")
-            if getattr(error, "llm_call_id", None):
+            if error.llm_call_id is not None:
                 result.llm_call_ids.append(error.llm_call_id)
             return result.hand_off(HandoffReason.MODEL_UNAVAILABLE, error.message)
         parsed = completion.parsed
