@@ -404,6 +404,12 @@ COPILOT_INTENT_BOOST = env_float("COPILOT_INTENT_BOOST", 0.02, minimum=0.0)
 COPILOT_SEMANTIC_CACHE_SIMILARITY = env_float("COPILOT_SEMANTIC_CACHE_SIMILARITY", 0.95)
 COPILOT_STREAM_REPLAY_SECONDS = env_int("COPILOT_STREAM_REPLAY_SECONDS", 300, minimum=10)
 COPILOT_PIPELINE_MAX_RETRIES = env_int("COPILOT_PIPELINE_MAX_RETRIES", 3, minimum=0)
+# Learned intent→article links are refreshed ahead of customer messages after a retraining
+# or a knowledge-base change (the pipeline still learns them itself if it gets there first).
+CELERY_BEAT_SCHEDULE["copilot-intent-links-refresh"] = {
+    "task": "copilot.intent_links_refresh",
+    "schedule": 60.0,
+}
 
 # --- feedback, inbox and widget front end (apps/feedback, apps/inbox) --------------------------
 # A draft whose sent text differs from it by at least this share (edit distance over length)

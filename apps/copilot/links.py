@@ -148,3 +148,13 @@ def intent_links_learn_active() -> LinkLearning | None:
     return intent_links_learn(
         classifier_version_id=version_id, knowledge_version=knowledge_version()
     )
+
+
+def intent_links_ensure_active() -> bool:
+    """`intent_links_ensure` for the active classifier over the current knowledge base: run
+    by beat every minute, so the links are usually learned before the first customer
+    message after a retraining or an import, not inside its pipeline run."""
+    return intent_links_ensure(
+        classifier_version_id=classifier_version_active_id(),
+        knowledge_version=knowledge_version(),
+    )

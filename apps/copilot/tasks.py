@@ -8,7 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from apps.copilot.links import intent_links_learn_active
+from apps.copilot.links import intent_links_ensure_active, intent_links_learn_active
 from apps.copilot.services import pipeline_fail, pipeline_run
 
 logger = logging.getLogger(__name__)
@@ -65,3 +65,10 @@ def intent_links_learn_task() -> int | None:
     ahead of the first message (the pipeline would otherwise do it then). Idempotent."""
     learning = intent_links_learn_active()
     return learning.pk if learning is not None else None
+
+
+@shared_task(name="copilot.intent_links_refresh")
+def intent_links_refresh_task() -> bool:
+    """Periodic (beat): learn the links ahead of the next message when the classifier or the
+    knowledge base changed (one indexed query otherwise)."""
+    return intent_links_ensure_active()

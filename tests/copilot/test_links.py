@@ -16,7 +16,7 @@ from apps.copilot.links import intent_links_ensure, links_from_votes
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
 from apps.copilot.selectors import intent_article_weights
 from apps.copilot.services import draft_send, pipeline_run
-from apps.copilot.tasks import intent_links_learn_task
+from apps.copilot.tasks import intent_links_learn_task, intent_links_refresh_task
 from apps.knowledge.selectors import knowledge_version
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import ClassifierVersion
@@ -180,6 +180,19 @@ def test_the_command_learns_the_links_ahead_and_the_task_then_finds_them(example
     learning = LinkLearning.objects.get()
     assert learning_id == learning.id
     assert f"{learning.links} links for {len(INTENTS)} intents" in out.getvalue()
+    assert _learned()["reset_password"] == "account/reset-password.md"
+
+
+def test_the_beat_refresh_learns_ahead_of_the_first_message_then_does_nothing(
+    examples_stored,
+):
+    # when: beat runs the refresh twice after a classifier was trained
+    first, second = intent_links_refresh_task(), intent_links_refresh_task()
+    # then: learned once, for the active version and the current knowledge base
+    assert (first, second) == (True, False)
+    learning = LinkLearning.objects.get()
+    assert learning.classifier_version_id == examples_stored.id
+    assert learning.knowledge_version == knowledge_version()
     assert _learned()["reset_password"] == "account/reset-password.md"
 
 
