@@ -87,6 +87,7 @@ class Composition:
     cost_usd: Decimal = Decimal("0")
     llm_call_ids: list[int] = field(default_factory=list)
     streamed: bool = False
+    shown_while_drafting: bool = False
     cache_hit: str = ""
     knowledge_version: str = ""
     # Not stored: what triage said, for the caller's ticket updates.
@@ -109,7 +110,7 @@ class Composition:
             "classifier_version_id", "language", "routed_alias", "routing_reason", "model",
             "prompt", "answerable", "citations", "retrieved", "validation", "stage_timings",
             "input_tokens", "output_tokens", "cost_usd", "llm_call_ids", "streamed",
-            "cache_hit", "knowledge_version",
+            "shown_while_drafting", "cache_hit", "knowledge_version",
         ]  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
@@ -370,6 +371,7 @@ def _compose(
             and confidence_score(best_case, weights) >= policy.auto_send_threshold
         ):
             announce({"type": "audience", "customer": True})
+            result.shown_while_drafting = True
     clock.lap("route")
 
     # --- draft (or the cache)

@@ -259,6 +259,11 @@ class Draft(TimeStampedModel):
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     llm_call_ids = models.JSONField(default=list, blank=True)
     streamed = models.BooleanField(default=False)
+    shown_while_drafting = models.BooleanField(
+        default=False,
+        help_text="The customer watched this draft being written in the widget (it was on "
+        "course to be auto-sent); if it was not sent, its text was withdrawn from their view.",
+    )
     cache_hit = models.CharField(
         max_length=16, blank=True, help_text="'exact' or 'semantic' when served from the cache"
     )

@@ -86,6 +86,9 @@ def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_on
     assert sent_events[-1] == {"type": "message", "body": sent.body}
     assert {event["type"] for event in sent_events} == {"delta", "message"}
     assert reviewed_events == [{"type": "typing"}, {"type": "needs_review"}]
+    # and the drafts record it for the audit
+    reviewed = Draft.objects.get(ticket=reviewed_ticket)
+    assert (sent.shown_while_drafting, reviewed.shown_while_drafting) == (True, False)
 
 
 def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
@@ -104,6 +107,7 @@ def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
     assert (draft.decision, draft.reason) == ("handed_off", "ungrounded")
     assert "".join(e["text"] for e in events if e["type"] == "delta") == invented
     assert events[-2:] == [{"type": "retract"}, {"type": "handed_off"}]
+    assert draft.shown_while_drafting is True
     assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
 
 
@@ -142,6 +146,7 @@ def test_the_ticket_api_shows_the_latest_draft(copilot_ready, api_key_client):
     assert draft["intent"] == "reset_password"
     assert draft["model"] == "local/extractive"
     assert draft["prompt_version"] == 1
+    assert draft["shown_while_drafting"] is True
     assert 0 <= draft["confidence"] <= 1
     assert draft["citations"][0]["external_id"] == "account/reset-password.md"
     assert set(draft["citations"][0]) == {

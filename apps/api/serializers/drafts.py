@@ -64,6 +64,7 @@ class DraftSerializer(serializers.ModelSerializer):
             "cost_usd",
             "cache_hit",
             "streamed",
+            "shown_while_drafting",
             "created_at",
         )
         read_only_fields = fields
