@@ -348,6 +348,12 @@ def pipeline_fail(*, message_id: int, error: str) -> None:
                 )
             except InvalidTransitionError:
                 logger.warning("ticket %s could not be handed off after a failure", ticket.pk)
+    # Close the draft stream: a watched draft's text is withdrawn from the customer's view.
+    _publish_safely(
+        message.ticket_id,
+        {"type": "final", "draft_id": None, "decision": Decision.HANDED_OFF,
+         "reason": HandoffReason.PIPELINE_FAILED, "status": DraftStatus.FAILED, "body": ""},
+    )  # fmt: skip
 
 
 # --- agents' actions on drafts ------------------------------------------------------------

@@ -104,8 +104,10 @@ def customer_stream_events(
 ) -> Iterator[dict | None]:
     """What the widget's conversation may show the customer while the copilot drafts.
 
-    A draft on course to be auto-sent (an "audience" event before drafting) streams to the
-    customer as it is written: "delta" and "reset" pass through. Any other draft shows only
+    "start" names the customer message being answered (the widget shows deltas only for its
+    own latest message, never a replay of an earlier answer). A draft on course to be
+    auto-sent (an "audience" event before drafting) streams to the customer as it is
+    written: "delta" and "reset" pass through. Any other draft shows only
     "typing" (no text). At the end: "message" with the reply if it was auto-sent; otherwise
     "retract" when text was shown (the customer's view drops it: it was not sent), then
     "handed_off" or "needs_review".
@@ -120,8 +122,12 @@ def customer_stream_events(
             continue
         kind = event["type"]
         if kind == "start":
+            # A new run (a retry, the next message): text shown by the previous one goes.
+            if shown:
+                yield {"type": "retract"}
             visible = shown = False
             text.clear()
+            yield {"type": "start", "message_id": event.get("message_id")}
         elif kind == "audience":
             visible = bool(event.get("customer"))
         elif kind == "delta":

@@ -14,6 +14,7 @@ from apps.copilot.services import (
     draft_regenerate,
     draft_reject,
     draft_send,
+    pipeline_fail,
     pipeline_run,
     ticket_handback,
     ticket_takeover,
@@ -83,9 +84,14 @@ def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_on
     deltas = [event["text"] for event in sent_events if event["type"] == "delta"]
     assert len(deltas) > 1
     assert "".join(deltas) == sent.body
+    assert sent_events[0] == {"type": "start", "message_id": sent_message.id}
     assert sent_events[-1] == {"type": "message", "body": sent.body}
-    assert {event["type"] for event in sent_events} == {"delta", "message"}
-    assert reviewed_events == [{"type": "typing"}, {"type": "needs_review"}]
+    assert {event["type"] for event in sent_events} == {"start", "delta", "message"}
+    assert reviewed_events == [
+        {"type": "start", "message_id": reviewed_message.id},
+        {"type": "typing"},
+        {"type": "needs_review"},
+    ]
     # and the drafts record it for the audit
     reviewed = Draft.objects.get(ticket=reviewed_ticket)
     assert (sent.shown_while_drafting, reviewed.shown_while_drafting) == (True, False)
@@ -108,6 +114,42 @@ def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
     assert "".join(e["text"] for e in events if e["type"] == "delta") == invented
     assert events[-2:] == [{"type": "retract"}, {"type": "handed_off"}]
     assert draft.shown_while_drafting is True
+
+
+def test_text_shown_by_a_run_that_died_is_withdrawn_by_the_next_run_and_the_failure(
+    copilot_ready,
+):
+    # given: a customer watching the stream
+    import threading
+    import time
+
+    from apps.copilot.streaming import stream_publish
+
+    ticket, message = customer_ticket(QUESTION)
+    seen: list = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(customer_stream_events(ticket_id=ticket.id, timeout=10))
+    )
+    reader.start()
+    time.sleep(0.5)  # subscribed
+    # when: a run streams to them and dies, its retry starts over, then the pipeline gives up
+    for event in (
+        {"type": "start", "message_id": message.id},
+        {"type": "audience", "customer": True},
+        {"type": "delta", "text": "Half a rep"},
+        {"type": "start", "message_id": message.id},
+    ):
+        stream_publish(ticket_id=ticket.id, event=event)
+    pipeline_fail(message_id=message.id, error="worker lost")
+    reader.join(15)
+    # then: the dead run's text is withdrawn when the retry starts; the failure ends it
+    assert seen == [
+        {"type": "start", "message_id": message.id},
+        {"type": "delta", "text": "Half a rep"},
+        {"type": "retract"},
+        {"type": "start", "message_id": message.id},
+        {"type": "handed_off"},
+    ]
     assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
 
 

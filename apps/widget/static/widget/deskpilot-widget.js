@@ -56,6 +56,7 @@
   var live = null;
   var livePieces = 0;
   var liveSent = false;
+  var streamFor = null; // the customer message id the stream's current run answers
 
   // --- DOM -------------------------------------------------------------------------------
   function el(tag, attributes, text) {
@@ -298,6 +299,8 @@
 
   function setStatus(value) {
     status = value || status;
+    // A person has it, or it is answered: text still streaming in was not sent.
+    if (live && !liveSent && status !== "new") liveDrop();
     var text = "";
     if (status === "handed_off") text = "A person from our team has taken over and will reply here.";
     else if (status === "needs_review") text = "A person from our team is checking the answer and will reply here shortly.";
@@ -412,17 +415,22 @@
       else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
     });
     if (!data) return;
-    if (type === "typing") {
+    var event;
+    try {
+      event = JSON.parse(data);
+    } catch (error) {
+      return;
+    }
+    if (type === "start") {
+      // Which customer message this run answers: a replay of an earlier answer is not shown.
+      liveDrop();
+      streamFor = event.message_id;
+    } else if (type === "typing") {
       drafting = true;
     } else if (type === "delta") {
-      // A replayed stream of a reply already shown (after a reload) is not shown twice.
       var last = messages[messages.length - 1];
-      if (!last || last.author_kind !== "customer") return;
-      try {
-        liveAppend(JSON.parse(data).text || "");
-      } catch (error) {
-        return;
-      }
+      if (!last || last.author_kind !== "customer" || last.id !== streamFor) return;
+      liveAppend(event.text || "");
     } else if (type === "reset") {
       if (live) live.lastChild.textContent = "";
     } else if (type === "retract") {
