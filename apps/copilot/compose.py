@@ -286,11 +286,12 @@ def _compose(
 
     # --- retrieval, with the predicted intent as a signal
     result.knowledge_version = knowledge_version()
-    # Links learned for this classifier and knowledge base: learned here, once, after either
-    # changed, so a fresh instance drafts its very first messages with them.
+    # A classifier version with no learned links yet (a fresh instance's first messages):
+    # learned here, once. After a knowledge-base change beat relearns them, off this path.
     if intent_links_ensure(
         classifier_version_id=result.classifier_version_id,
         knowledge_version=result.knowledge_version,
+        from_pipeline=True,
     ):
         clock.lap("learn_links")
     question_vector = embeddings.embed([query[:2000]])[0]

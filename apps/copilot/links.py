@@ -7,12 +7,13 @@ searches a customer message, and the article ranked first for at least LEARN_MIN
 them is linked, with that share as the link's weight. Admin links are never touched, and
 they win over learned ones for their intent (selectors.intents_article_weights).
 
-Links are learned per (active classifier version, knowledge version): the pipeline checks
-for a LinkLearning row at each message (one indexed query) and, when the classifier was
-retrained or the knowledge base changed, learns them before drafting, so the very first
-messages after `triage_train --activate` on a fresh instance are already drafted with them.
-It costs seconds, once (77 intents x 12 examples: one batch of embeddings and ~900
-searches); concurrent workers wait on an advisory lock instead of learning twice.
+Links are learned per (active classifier version, knowledge version). Beat checks every
+minute and relearns after a retraining or a knowledge-base change. The pipeline checks at
+each message (one indexed query) and learns them itself only for a classifier version with
+no links yet, so the very first messages after `triage_train --activate` on a fresh
+instance are drafted with them; it never waits for another worker's learning. It costs
+seconds, once (77 intents x 12 examples: one batch of embeddings and ~900 searches); an
+advisory lock keeps two learnings from running at once.
 """
 
 from __future__ import annotations
@@ -69,17 +70,26 @@ def links_from_votes(
     return links
 
 
-def intent_links_learn(*, classifier_version_id: int, knowledge_version: str) -> LinkLearning:
+def intent_links_learn(
+    *, classifier_version_id: int, knowledge_version: str, wait: bool = True
+) -> LinkLearning | None:
     """Learn the links afresh and record it for (classifier version, knowledge version).
 
     Replaces every link learned from examples (admin and accepted-draft links stay).
     Idempotent: when the pair was learned already, its record is returned and nothing runs.
-    Runs in one transaction under an advisory lock, so concurrent callers wait for one run.
+    Runs in one transaction under an advisory lock, so concurrent callers wait for one run;
+    with `wait=False` a caller finding it taken returns None at once instead.
     """
     started = time.monotonic()
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+            if wait:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+            else:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_KEY])
+                row = cursor.fetchone()
+                if not (row and row[0]):
+                    return None
         done = LinkLearning.objects.filter(
             classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
         ).first()
@@ -114,11 +124,17 @@ def intent_links_learn(*, classifier_version_id: int, knowledge_version: str) ->
         )
 
 
-def intent_links_ensure(*, classifier_version_id: int | None, knowledge_version: str) -> bool:
+def intent_links_ensure(
+    *, classifier_version_id: int | None, knowledge_version: str, from_pipeline: bool = False
+) -> bool:
     """Make the learned links current for the pair; True when they were learned just now.
 
     Nothing without an active classifier (nothing to learn from). One indexed query when
     the links are current, which is every message but the first after a change.
+    `from_pipeline`: the caller is a customer's message. It learns only for a classifier
+    version that has no links at all yet (a fresh instance's first messages), and never
+    waits for another worker's learning; after a knowledge-base change it drafts with the
+    links it has and leaves relearning to beat (`copilot.intent_links_refresh`).
     """
     if classifier_version_id is None:
         return False
@@ -126,18 +142,24 @@ def intent_links_ensure(*, classifier_version_id: int | None, knowledge_version:
         classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
     ).exists():
         return False
-    # While a knowledge base is being imported its version changes with every article: keep
-    # the links learned a moment ago rather than stall every message; the first message
-    # after the pause learns them for the knowledge base as it is then.
-    recently = timezone.now() - timedelta(seconds=RELEARN_PAUSE_SECONDS)
-    if LinkLearning.objects.filter(
-        classifier_version_id=classifier_version_id, created_at__gte=recently
-    ).exists():
-        return False
-    intent_links_learn(
-        classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
+    previous = (
+        LinkLearning.objects.filter(classifier_version_id=classifier_version_id)
+        .order_by("-created_at")
+        .first()
     )
-    return True
+    if previous is not None:
+        if from_pipeline:
+            return False
+        # While a knowledge base is being imported its version changes with every article:
+        # relearn at most once a pause, for the knowledge base as it is then.
+        if previous.created_at >= timezone.now() - timedelta(seconds=RELEARN_PAUSE_SECONDS):
+            return False
+    learned = intent_links_learn(
+        classifier_version_id=classifier_version_id,
+        knowledge_version=knowledge_version,
+        wait=not from_pipeline,
+    )
+    return learned is not None
 
 
 def intent_links_learn_active() -> LinkLearning | None:

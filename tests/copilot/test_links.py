@@ -98,6 +98,26 @@ def test_links_are_learned_once_per_classifier_version_and_knowledge_base(exampl
     assert IntentArticleLink.objects.count() == links_before
 
 
+def test_a_customer_message_after_a_knowledge_base_change_does_not_wait_for_learning(
+    examples_stored,
+):
+    # given: links learned for this classifier on an earlier knowledge base, a while ago
+    version = examples_stored
+    intent_links_ensure(classifier_version_id=version.id, knowledge_version="old")
+    LinkLearning.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    # when: the pipeline meets the new knowledge base, then beat does
+    from_pipeline = intent_links_ensure(
+        classifier_version_id=version.id, knowledge_version="new", from_pipeline=True
+    )
+    from_beat = intent_links_ensure(classifier_version_id=version.id, knowledge_version="new")
+    # then: the customer's message drafted with the links it had; beat relearned them
+    assert (from_pipeline, from_beat) == (False, True)
+    assert sorted(LinkLearning.objects.values_list("knowledge_version", flat=True)) == [
+        "new",
+        "old",
+    ]
+
+
 def test_no_active_classifier_learns_nothing(db):
     # given / when
     learned_now = intent_links_ensure(classifier_version_id=None, knowledge_version="1-1-0")
