@@ -223,11 +223,13 @@ def import_run_execute(*, import_run_id: int) -> ImportRun | None:
         )
     except Exception as error:
         # Terminal: recorded on the run for a human; the task does not retry a broken import.
-        ImportRun.objects.filter(pk=run.pk).update(
+        ImportRun.objects.filter(pk=run.pk, state=ImportState.RUNNING).update(
             state=ImportState.FAILED, detail=str(error)[:2000], finished_at=timezone.now()
         )
         raise
-    ImportRun.objects.filter(pk=run.pk).update(
+    # Only a run still marked running: one the reclaim failed (and told the admin to run
+    # again) stays failed, so its outcome is never reported twice.
+    ImportRun.objects.filter(pk=run.pk, state=ImportState.RUNNING).update(
         state=ImportState.SUCCEEDED,
         processed=report.processed,
         added=len(report.added),

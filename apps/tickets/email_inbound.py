@@ -136,8 +136,13 @@ _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 # unread in the mailbox, where a person sees it: it is never flagged seen unimported.
 IMAP_MAX_ATTEMPTS = 3
 IMAP_SKIP_SECONDS = 7 * 24 * 3600
-# The mailbox or the database is gone: nothing is wrong with the mail, stop this poll.
-_POLL_STOPPERS = (imaplib.IMAP4.abort, OSError, OperationalError, InterfaceError)
+# The connection is gone: stop this poll (the mail being read counts as a failure).
+_POLL_STOPPERS = (imaplib.IMAP4.abort, OSError)
+
+
+def _failure_count(key: str) -> int:
+    cache.add(key, 0, IMAP_SKIP_SECONDS)
+    return int(cache.incr(key))
 
 
 def _failure_key(uid: str) -> str:
@@ -174,11 +179,15 @@ def imap_poll(*, connect: ImapFactory | None = None) -> int:
             tried += 1
             try:
                 stored += _imap_import_one(client, uid)
+            except (OperationalError, InterfaceError):
+                raise  # the database is down: nothing is wrong with the mail
             except _POLL_STOPPERS:
+                # The server dropped or timed out on this mail: it may be the mail's fault
+                # (a message it cannot deliver), so it counts, and the poll stops.
+                _failure_count(key)
                 raise
             except Exception:
-                cache.add(key, 0, IMAP_SKIP_SECONDS)
-                failures = cache.incr(key)
+                failures = _failure_count(key)
                 logger.exception(
                     "IMAP mail uid %s failed (%s of %s attempts)%s",
                     uid,

@@ -91,9 +91,15 @@ def test_reply_to_a_customer_without_email_is_refused():
 class FakeImap:
     """Speaks the subset of imaplib.IMAP4 that imap_poll uses, over an in-memory folder."""
 
-    def __init__(self, mails: dict[str, bytes], corrupt: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        mails: dict[str, bytes],
+        corrupt: frozenset[str] = frozenset(),
+        timeout: frozenset[str] = frozenset(),
+    ) -> None:
         self.mails = mails
         self.corrupt = corrupt  # uids the server fails to deliver (IMAP "NO"/"BAD")
+        self.timeout = timeout  # uids the server never answers for
         self.fetched: list[str] = []
         self.seen: set[str] = set()
         self.logged_in = False
@@ -114,6 +120,8 @@ class FakeImap:
             self.fetched.append(uid)
             if uid in self.corrupt:
                 raise imaplib.IMAP4.error(f"UID FETCH {uid} failed: message is corrupt")
+            if uid in self.timeout:
+                raise TimeoutError("timed out")
             raw = self.mails[uid]
             if what == "(RFC822.SIZE)":
                 return "OK", [f"1 (UID {uid} RFC822.SIZE {len(raw)})".encode()]
@@ -174,6 +182,27 @@ def test_a_mail_that_keeps_failing_is_skipped_and_never_blocks_the_mail_behind_i
     assert Message.objects.get().channel_message_id == "good@x"
     assert server.fetched.count("1") == 3
     assert server.seen == {"2"}
+
+
+def test_a_mail_the_server_times_out_on_counts_and_is_skipped_after_three_polls(
+    imap_settings,
+):
+    # given: the first unseen mail makes the server time out, every time
+    cache.delete_many([_failure_key("1"), _failure_key("2")])
+    server = FakeImap({"1": inbound("slow@x"), "2": inbound("fine@x")}, timeout=frozenset({"1"}))
+
+    def poll() -> int | str:
+        try:
+            return imap_poll(connect=lambda: server)
+        except TimeoutError:
+            return "stopped"
+
+    # when
+    results = [poll() for _ in range(4)]
+    # then: three polls stop on it; the fourth skips it and imports the mail behind it
+    assert results == ["stopped", "stopped", "stopped", 1]
+    assert Message.objects.get().channel_message_id == "fine@x"
+    assert "1" not in server.seen
 
 
 def test_imap_poll_keeps_an_oversized_mail_from_its_headers(imap_settings):
