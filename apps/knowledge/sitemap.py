@@ -36,6 +36,23 @@ class FetchError(Exception):
     pass
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global, and so is any IPv4 address it carries (6to4, NAT64), which could reach e.g.
+    169.254.169.254 through a translating gateway."""
+    if not ip.is_global:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = ip.sixtofour
+        if carried is None and ip in _NAT64:
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None and not carried.is_global:
+            return False
+    return True
+
+
 def _check_url(url: str) -> None:
     """Refuse what the crawler must not fetch: other schemes, and non-public addresses."""
     parts = urlsplit(url)
@@ -51,8 +68,8 @@ def _check_url(url: str) -> None:
         raise FetchError(f"unreachable: {error}") from error
     allowed = [ipaddress.ip_network(net) for net in settings.KNOWLEDGE_CRAWL_ALLOWED_NETWORKS]
     for address in sorted(addresses):
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if not ip.is_global and not any(ip in network for network in allowed):
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+        if not _is_public(ip) and not any(ip in network for network in allowed):
             raise FetchError(
                 f"{host} resolves to a non-public address ({ip}); add its network to "
                 "KNOWLEDGE_CRAWL_ALLOWED_NETWORKS to crawl an internal site"

@@ -142,6 +142,8 @@ def test_sitemap_index_nested_in_an_index_is_refused_not_followed(website):
         "http://169.254.169.254/latest/meta-data/",
         "http://10.0.0.8/sitemap.xml",
         "http://[::1]/sitemap.xml",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of 169.254.169.254
+        "http://[2002:a9fe:a9fe::1]/sitemap.xml",  # 6to4 of 169.254.169.254
     ],
 )
 def test_a_sitemap_on_a_non_public_address_is_refused_and_nothing_fetched(url, settings):
