@@ -277,6 +277,8 @@ PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 360
 # ...and of messages whose pipeline run started this long ago and never finished (a worker
 # killed with its delivery lost). Well above the longest run (model timeouts and retries).
 PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int("PIPELINE_SWEEP_PROCESSING_AFTER", 900, minimum=0)
+# ...up to this many deliveries of a message; then its ticket goes to a person.
+PIPELINE_MAX_DELIVERIES = env_int("PIPELINE_MAX_DELIVERIES", 5, minimum=1)
 CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
     "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),

@@ -203,6 +203,32 @@ def test_a_run_that_died_in_processing_is_swept_once_then_finished_into_one_draf
     assert Message.objects.get(pk=stale).pipeline_status == PipelineStatus.DONE
 
 
+@pytest.mark.django_db
+def test_a_run_that_died_on_every_delivery_goes_to_a_person_instead_of_forever(
+    api_key_client, published, settings
+):
+    # given: a message whose run died again after its last allowed delivery
+    settings.PIPELINE_MAX_DELIVERIES = 3
+    client = api_key_client()
+    doomed = _create_ticket(client, "this one kills the worker")["message_id"]
+    long_ago = timezone.now() - timedelta(hours=1)
+    Message.objects.filter(pk=doomed).update(
+        pipeline_status=PipelineStatus.PROCESSING,
+        pipeline_started_at=long_ago,
+        pipeline_scheduled_at=long_ago,
+        pipeline_attempts=3,
+    )
+    # when
+    swept = message_pipeline_sweep(processing_after_seconds=600)
+    # then: not published again; failed with the reason, and the ticket is with a person
+    message = Message.objects.get(pk=doomed)
+    assert swept == 0
+    assert published == []
+    assert message.pipeline_status == PipelineStatus.FAILED
+    assert "never finished after 3 deliveries" in message.pipeline_error
+    assert message.ticket.status == "handed_off"
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_picks_up_a_message_created_through_the_api(

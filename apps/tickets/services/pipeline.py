@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
@@ -119,6 +120,12 @@ def message_pipeline_sweep(
     unscheduled_cutoff = now - timedelta(seconds=unscheduled_after)
     queued_cutoff = now - timedelta(seconds=queued_after)
     processing_cutoff = now - timedelta(seconds=processing_after)
+    # Started long ago and never finished, and not published again recently (that delivery
+    # gets its time before the next).
+    died = Q(
+        pipeline_status__in=[PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING],
+        pipeline_started_at__lte=processing_cutoff,
+    ) & (Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=processing_cutoff))
     stuck = Message.objects.filter(
         Q(
             pipeline_status=PipelineStatus.UNSCHEDULED,
@@ -126,14 +133,47 @@ def message_pipeline_sweep(
         )
         & (Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=unscheduled_cutoff))
         | Q(pipeline_status=PipelineStatus.QUEUED, pipeline_scheduled_at__lte=queued_cutoff)
-        | Q(
-            pipeline_status__in=[PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING],
-            pipeline_started_at__lte=processing_cutoff,
-        )
-        # Published again recently: give that delivery its time before publishing once more.
-        & (Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=processing_cutoff))
+        | died & Q(pipeline_attempts__lt=settings.PIPELINE_MAX_DELIVERIES)
     ).order_by("id")
+    # A run that died this many times is killing its worker (or is lost each time): a person
+    # answers instead, rather than the sweep publishing it forever.
+    for message_id in (
+        Message.objects.filter(died, pipeline_attempts__gte=settings.PIPELINE_MAX_DELIVERIES)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    ):
+        _message_pipeline_give_up(message_id)
     published = 0
     for message_id in stuck.values_list("id", flat=True)[:limit]:
         published += message_pipeline_schedule(message_id=message_id)
     return published
+
+
+def _message_pipeline_give_up(message_id: int) -> None:
+    """Mark the message's pipeline failed and hand its ticket to a person, saying why."""
+    from django.db import transaction
+
+    from apps.core.exceptions import InvalidTransitionError
+    from apps.tickets.selectors import ticket_lock
+    from apps.tickets.services.tickets import Actor, ticket_handoff
+
+    reason = (
+        f"the copilot pipeline never finished after {settings.PIPELINE_MAX_DELIVERIES} "
+        "deliveries (its worker died each time): a person answers instead"
+    )
+    if not message_pipeline_advance(
+        message_id=message_id,
+        from_statuses=[PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING],
+        to_status=PipelineStatus.FAILED,
+        error=reason,
+    ):
+        return
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return
+    logger.error("message %s: %s", message_id, reason)
+    with transaction.atomic():
+        ticket = ticket_lock(ticket_id=message.ticket_id)
+        # Already with a person, or resolved: nothing to hand off.
+        with contextlib.suppress(InvalidTransitionError):
+            ticket_handoff(ticket=ticket, actor=Actor.system(), reason=reason)
