@@ -87,6 +87,7 @@ class ClassifierVersion(models.Model):
     """
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    training_started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
@@ -169,7 +170,7 @@ def classifier_version_train(
     error and the active version is untouched; the error is raised again.
     """
     claimed = ClassifierVersion.objects.filter(id=version.id, status=TrainingStatus.PENDING).update(
-        status=TrainingStatus.TRAINING
+        status=TrainingStatus.TRAINING, training_started_at=timezone.now()
     )
     if claimed != 1:
         raise ConflictError(f"classifier version {version.id} is not pending")
@@ -223,7 +224,7 @@ def classifier_version_train(
 
 
 def classifier_versions_reclaim(*, stale_after_seconds: float | None = None) -> int:
-    """Mark failed the versions left pending or training far longer than any training takes
+    """Mark failed the versions left pending, or training, far longer than any training takes
     (the worker died, the task was lost), saying so; returns how many. The active version
     is never touched. A run that still finishes later cannot turn a reclaimed one ready."""
     after = (
@@ -232,8 +233,11 @@ def classifier_versions_reclaim(*, stale_after_seconds: float | None = None) -> 
         else stale_after_seconds
     )
     cutoff = timezone.now() - timedelta(seconds=after)
+    # Pending since long ago (the task never ran), or training since long ago (a version may
+    # wait in a busy queue first: its training time counts from when it started).
     return ClassifierVersion.objects.filter(
-        status__in=[TrainingStatus.PENDING, TrainingStatus.TRAINING], created_at__lt=cutoff
+        Q(status=TrainingStatus.PENDING, created_at__lt=cutoff)
+        | Q(status=TrainingStatus.TRAINING, training_started_at__lt=cutoff)
     ).update(
         status=TrainingStatus.FAILED,
         error=(

@@ -244,13 +244,19 @@ def test_a_queued_training_runs_in_a_real_worker_and_activates(celery_worker_pro
 
 
 def test_versions_whose_training_was_lost_are_failed_and_the_active_one_kept(active_classifier):
-    # given: one version training for two hours (its worker died), one that just started
+    # given: one version training for two hours (its worker died)
     lost = classifier_version_start(training_source=TrainingSource.DATABASE)
     running = classifier_version_start(training_source=TrainingSource.DATABASE)
+    two_hours_ago = timezone.now() - timedelta(hours=2)
     ClassifierVersion.objects.filter(id=lost.id).update(
-        status=TrainingStatus.TRAINING, created_at=timezone.now() - timedelta(hours=2)
+        status=TrainingStatus.TRAINING, created_at=two_hours_ago, training_started_at=two_hours_ago
     )
-    ClassifierVersion.objects.filter(id=running.id).update(status=TrainingStatus.TRAINING)
+    # ...and one that waited two hours in a busy queue and started training just now
+    ClassifierVersion.objects.filter(id=running.id).update(
+        status=TrainingStatus.TRAINING,
+        created_at=two_hours_ago,
+        training_started_at=timezone.now(),
+    )
     # when
     reclaimed = classifier_versions_reclaim(stale_after_seconds=3600)
     # then
