@@ -24,15 +24,15 @@ from apps.core.rest import (
 )
 from apps.feedback.models import RatingValue
 from apps.feedback.services import csat_record, reply_rate
-from apps.tickets.models import ActorKind, Channel, Message, Ticket, TicketStatus
+from apps.tickets.models import ActorKind, Message, TicketStatus
 from apps.tickets.selectors import message_list_for_customer
 from apps.tickets.services import Actor, ticket_handoff
-from apps.widget.tokens import Visitor
 from apps.widget.views import (
     HasVisitor,
     VisitorTokenAuthentication,
     WidgetView,
     request_visitor,
+    visitor_ticket,
 )
 
 HUMAN_REQUESTED_REASON = "the customer asked for a human"
@@ -62,22 +62,13 @@ class VisitorView(WidgetView):
     permission_classes = [HasVisitor]
     allowed_methods_for_cors = "POST, OPTIONS"
 
-    @staticmethod
-    def visitor_ticket(visitor: Visitor) -> Ticket:
-        ticket = Ticket.objects.filter(
-            pk=visitor.ticket_id, customer_id=visitor.customer_id, channel=Channel.WIDGET
-        ).first()
-        if ticket is None:
-            raise NotFoundError("this conversation no longer exists", field="conversation")
-        return ticket
-
 
 @extend_schema(exclude=True)
 class MessageRatingView(VisitorView):
     def post(self, request: Request, public_key: str, message_id: int) -> Response:
         payload = RatingSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        ticket = self.visitor_ticket(request_visitor(request))
+        ticket = visitor_ticket(request_visitor(request))
         message: Message | None = (
             message_list_for_customer(ticket=ticket).filter(pk=message_id).first()
         )
@@ -93,7 +84,7 @@ class HumanRequestView(VisitorView):
 
     def post(self, request: Request, public_key: str) -> Response:
         visitor = request_visitor(request)
-        ticket = self.visitor_ticket(visitor)
+        ticket = visitor_ticket(visitor)
         if ticket.status != TicketStatus.HANDED_OFF:
             with transaction.atomic():
                 ticket = ticket_handoff(
@@ -109,7 +100,7 @@ class CsatView(VisitorView):
     def post(self, request: Request, public_key: str) -> Response:
         payload = CsatSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        ticket = self.visitor_ticket(request_visitor(request))
+        ticket = visitor_ticket(request_visitor(request))
         rating = csat_record(
             ticket=ticket,
             score=payload.validated_data["score"],
@@ -130,7 +121,7 @@ class ConversationStreamView(VisitorView):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     def get(self, request: Request, public_key: str) -> StreamingHttpResponse:
-        ticket = self.visitor_ticket(request_visitor(request))
+        ticket = visitor_ticket(request_visitor(request))
 
         return sse_response(
             customer_stream_events(

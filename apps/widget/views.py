@@ -199,23 +199,25 @@ class ConversationStartView(WidgetView):
         )
 
 
+def visitor_ticket(visitor: Visitor) -> Ticket:
+    """The widget conversation the visitor's token is for; 404 when it no longer exists."""
+    ticket = Ticket.objects.filter(
+        pk=visitor.ticket_id, customer_id=visitor.customer_id, channel=Channel.WIDGET
+    ).first()
+    if ticket is None:
+        raise NotFoundError("this conversation no longer exists", field="conversation")
+    return ticket
+
+
 @extend_schema(exclude=True)
 class ConversationMessagesView(WidgetView):
     authentication_classes = [VisitorTokenAuthentication]
     permission_classes = [HasVisitor]
 
-    def _ticket(self, visitor: Visitor) -> Ticket:
-        ticket = Ticket.objects.filter(
-            pk=visitor.ticket_id, customer_id=visitor.customer_id, channel=Channel.WIDGET
-        ).first()
-        if ticket is None:
-            raise NotFoundError("this conversation no longer exists", field="conversation")
-        return ticket
-
     def get(self, request: Request, public_key: str) -> Response:
         query = SinceSerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        ticket = self._ticket(request_visitor(request))
+        ticket = visitor_ticket(request_visitor(request))
         messages = message_list_for_customer(
             ticket=ticket, after_id=query.validated_data.get("since")
         )
@@ -231,7 +233,7 @@ class ConversationMessagesView(WidgetView):
         payload = MessagePostSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         visitor = request_visitor(request)
-        ticket = self._ticket(visitor)
+        ticket = visitor_ticket(visitor)
         message = message_add(
             ticket=ticket,
             author_kind=AuthorKind.CUSTOMER,
