@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import NotFoundError, ValidationError
-from apps.knowledge.models import ImportRun, ImportState, SourceKind
+from apps.knowledge.models import ImportRun, ImportState, Source, SourceKind
 from apps.knowledge.parsing import SUPPORTED_SUFFIXES, ParseError, document_parse
 from apps.knowledge.services import (
     ArticleInput,
@@ -66,6 +66,30 @@ class ImportReport:
 
 
 ProgressCallback = Callable[[int, int, ImportReport], None]
+
+
+@dataclass
+class ArticleBatch:
+    """Parsed articles upserted into `source` FILES_PER_BATCH at a time, each batch's
+    outcomes counted into `report`; `on_flush` runs after each batch (progress)."""
+
+    source: Source
+    report: ImportReport
+    on_flush: Callable[[], None] | None = None
+    items: list[ArticleInput] = field(default_factory=list)
+
+    def add(self, item: ArticleInput) -> None:
+        self.items.append(item)
+        if len(self.items) >= FILES_PER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.items:
+            return
+        self.report.add(articles_upsert(source=self.source, articles=self.items))
+        self.items.clear()
+        if self.on_flush:
+            self.on_flush()
 
 
 def files_collect(*, paths: Sequence[str | Path]) -> list[tuple[str, Path]]:
@@ -119,15 +143,13 @@ def kb_import(
     files = files_collect(paths=paths)
     report = ImportReport()
     seen: set[str] = set()
-    batch: list[ArticleInput] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        report.add(articles_upsert(source=source, articles=batch))
-        batch.clear()
-        if on_progress:
-            on_progress(report.processed, len(files), report)
+    batch = ArticleBatch(
+        source=source,
+        report=report,
+        on_flush=(lambda: on_progress(report.processed, len(files), report))
+        if on_progress
+        else None,
+    )
 
     for external_id, file in files:
         if external_id in seen:
@@ -142,10 +164,8 @@ def kb_import(
         except OSError as error:
             report.failed.append((external_id, f"unreadable: {error.strerror or error}"))
             continue
-        batch.append(ArticleInput.from_document(external_id=external_id, document=document))
-        if len(batch) >= FILES_PER_BATCH:
-            flush()
-    flush()
+        batch.add(ArticleInput.from_document(external_id=external_id, document=document))
+    batch.flush()
     if prune:
         # A file that is there but failed to parse keeps its stored article published.
         report.removed = articles_unpublish(source=source, keep_external_ids=seen)

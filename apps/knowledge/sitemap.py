@@ -21,10 +21,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.exceptions import ValidationError
-from apps.knowledge.imports import FILES_PER_BATCH, ImportReport
+from apps.knowledge.imports import ArticleBatch, ImportReport
 from apps.knowledge.models import Source, SourceKind
 from apps.knowledge.parsing import ParseError, document_parse
-from apps.knowledge.services import ArticleInput, articles_unpublish, articles_upsert
+from apps.knowledge.services import ArticleInput, articles_unpublish
 
 FETCH_TIMEOUT_SECONDS = 15
 MAX_PAGES = 5000
@@ -147,13 +147,7 @@ def sitemap_crawl(*, source: Source) -> ImportReport:
     except FetchError as error:
         report.failed.append((source.url, str(error)))
         return report
-    batch: list[ArticleInput] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        report.add(articles_upsert(source=source, articles=batch))
-        batch.clear()
+    batch = ArticleBatch(source=source, report=report)
 
     for url in urls:
         if not _same_host(url, source.url):
@@ -166,10 +160,8 @@ def sitemap_crawl(*, source: Source) -> ImportReport:
             continue
         item = ArticleInput.from_document(external_id=url[:500], document=document)
         item.url = url
-        batch.append(item)
-        if len(batch) >= FILES_PER_BATCH:
-            flush()
-    flush()
+        batch.add(item)
+    batch.flush()
     report.removed = articles_unpublish(source=source, keep_external_ids=[u[:500] for u in urls])
     Source.objects.filter(pk=source.pk).update(last_crawled_at=timezone.now())
     return report
