@@ -151,6 +151,7 @@ def message_pipeline_sweep(
 
 def _message_pipeline_give_up(message_id: int) -> None:
     """Mark the message's pipeline failed and hand its ticket to a person, saying why."""
+    # Imported here: services.tickets imports this module (message_pipeline_schedule).
     from django.db import transaction
 
     from apps.core.exceptions import InvalidTransitionError
