@@ -1,9 +1,9 @@
 """The copilot pipeline end to end: quality at the shipped thresholds, stage timings,
 Deskpilot's own overhead, time to first streamed token, and cost per resolved ticket.
 
-    .venv/bin/python benchmarks/copilot_pipeline.py [--dataset fernhill|bank]
+    .venv/bin/python benchmarks/copilot_pipeline.py [--dataset fernhill|bank|birch]
         [--calibration shipped|default|fit] [--write-calibration] [--overhead-runs N]
-        [--dump-features FILE]
+        [--dump-features FILE] [--transfer-from FILE [FILE ...]]
 
 Datasets (each a fresh database):
 - `fernhill` (the demo): fixtures/demo/kb imported, intents, admin links and classifier from
@@ -14,7 +14,14 @@ Datasets (each a fresh database):
   $BANKING77_CSV) minus a held-out slice of 4 questions per intent, NO admin links (the links
   are learned from the examples, as on a fresh instance); the gold set is the held-out slice
   (308 real customer questions), each expecting the article fixtures/bank/intent_articles.csv
-  maps its intent to. The trained classifier is cached under .deskpilot/bench/cache.
+  maps its intent to (questions of an intent it does not map expect no article: the right
+  outcome is a handoff, and an auto-sent reply to one counts as wrong). The trained
+  classifier is cached under .deskpilot/bench/cache, keyed by its training rows.
+- `birch` (a third help center, written apart from the other two and never used to fit the
+  shipped calibration): fixtures/birch/kb (the fictional Birchwood card app, FAQ pages and
+  distractor articles, 8 Banking77 intents left unanswered) set up exactly like `bank`, with
+  its own held-out slice (4 questions per intent by sha256 of "birch:" + text), so its gold
+  questions are not the bank's and its classifier is trained on different rows.
 
 Calibration (`--calibration`):
 - `shipped` (default): fixtures/demo/copilot/calibration.json, what `up --demo` loads;
@@ -24,8 +31,8 @@ Calibration (`--calibration`):
   precision; `--write-calibration` writes it to fixtures/demo/copilot/calibration.json.
 Every gold question is composed once in evaluation mode; the shipped, default and
 (re)fitted calibrations are all reported on the same drafts (held-out half and all).
-`--transfer-from F` adds a calibration fitted only on another dataset's drafts (F, written
-by `--dump-features`): the honest figure for a help center the calibration never saw.
+`--transfer-from F [F ...]` adds a calibration fitted only on other datasets' drafts (files
+written by `--dump-features`): the honest figure for a help center the calibration never saw.
 
 The shipped calibration (fixtures/demo/copilot/calibration.json, also confidence.py's
 DEFAULT_CALIBRATION) was made by pooling both datasets' drafts:
@@ -70,8 +77,13 @@ for name, value in {
 DEMO = ROOT / "fixtures/demo"
 GOLD = DEMO / "gold/copilot.tsv"
 CALIBRATION_FIXTURE = DEMO / "copilot/calibration.json"
-BANK = ROOT / "fixtures/bank"
 BANK_HELD_OUT_PER_INTENT = 4
+# Banking77 help centers: dataset -> (folder, prefix hashed with each question to pick the
+# held-out slice). A different prefix gives a help center its own gold questions.
+BANKING77_HELP_CENTERS = {
+    "bank": (ROOT / "fixtures/bank", ""),
+    "birch": (ROOT / "fixtures/birch", "birch:"),
+}
 PRICE_MODEL = "openai/gpt-4o-mini"
 STAGES = ("triage", "retrieve", "route", "draft", "validate", "decide", "total")
 
@@ -238,29 +250,33 @@ def banking77_path() -> Path:
     sys.exit("Banking77 not found: set BANKING77_CSV to its train.csv")
 
 
-def bank_split() -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+def bank_split(folder: Path, salt: str) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
     """(training rows, held-out (question, intent, expected article)): the first
-    BANK_HELD_OUT_PER_INTENT of each intent by the text's sha256 are held out."""
+    BANK_HELD_OUT_PER_INTENT of each intent by sha256 of `salt` + text are held out; the
+    expected article comes from `folder`/intent_articles.csv ("" for an intent it lacks)."""
     import csv
     import hashlib
 
     with banking77_path().open(newline="", encoding="utf-8") as handle:
         rows = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
-    with (BANK / "intent_articles.csv").open(newline="", encoding="utf-8") as handle:
+    with (folder / "intent_articles.csv").open(newline="", encoding="utf-8") as handle:
         articles = {row["intent"]: row["article"] for row in csv.DictReader(handle)}
     by_intent: dict[str, list[str]] = {}
     for text, intent in rows:
         by_intent.setdefault(intent, []).append(text)
     train, held = [], []
     for intent in sorted(by_intent):
-        ordered = sorted(by_intent[intent], key=lambda t: hashlib.sha256(t.encode()).hexdigest())
+        ordered = sorted(
+            by_intent[intent], key=lambda t: hashlib.sha256((salt + t).encode()).hexdigest()
+        )
         held += [(t, intent, articles.get(intent, "")) for t in ordered[:BANK_HELD_OUT_PER_INTENT]]
         train += [(t, intent) for t in ordered[BANK_HELD_OUT_PER_INTENT:]]
     return train, held
 
 
-def bank_setup(workdir: Path) -> Path:
-    """The bank's KB, the Banking77 classifier (cached), no admin links; the gold file."""
+def bank_setup(workdir: Path, dataset: str) -> Path:
+    """A Banking77 help center's KB, the Banking77 classifier (cached), no admin links; the
+    gold file."""
     import csv
     import hashlib
     import io
@@ -275,17 +291,19 @@ def bank_setup(workdir: Path) -> Path:
         training_examples_import,
     )
 
-    kb_import(paths=[BANK / "kb"], source_name="bank")
-    train, held = bank_split()
+    folder, salt = BANKING77_HELP_CENTERS[dataset]
+    kb_import(paths=[folder / "kb"], source_name=dataset)
+    train, held = bank_split(folder, salt)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["text", "category"])
     writer.writerows(train)
-    train_path = workdir / "bank-train.csv"
+    train_path = workdir / f"{dataset}-train.csv"
     train_path.write_text(buffer.getvalue(), encoding="utf-8")
     code = (ROOT / "apps/triage/classifier.py").read_bytes()
+    # Keyed by the training rows: each help center holds out its own slice.
     key = hashlib.sha256(buffer.getvalue().encode() + code).hexdigest()[:16]
-    cached = workdir / "cache" / f"bank-classifier-{key}.bin"
+    cached = workdir / "cache" / f"{dataset}-classifier-{key}.bin"
     if cached.exists():
         training_examples_import(rows=[LabelledText(text=t, intent=i) for t, i in train])
         artifact = cached.read_bytes()
@@ -307,7 +325,7 @@ def bank_setup(workdir: Path) -> Path:
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(bytes(ClassifierVersion.objects.get(id=result.version.id).artifact))
         print(f"setup: Banking77 classifier trained in {time.perf_counter() - started:.0f} s")
-    gold = workdir / "bank-gold.tsv"
+    gold = workdir / f"{dataset}-gold.tsv"
     with gold.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow(["question", "intent", "expected_article", "note"])
@@ -430,7 +448,9 @@ def pooled_write(dataset: str, outcomes: list, pool: list[Path]) -> None:  # typ
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", choices=("fernhill", "bank"), default="fernhill")
+    parser.add_argument(
+        "--dataset", choices=("fernhill", *BANKING77_HELP_CENTERS), default="fernhill"
+    )
     parser.add_argument("--calibration", choices=("shipped", "default", "fit"), default="shipped")
     parser.add_argument("--write-calibration", action="store_true")
     parser.add_argument("--overhead-runs", type=int, default=60)
@@ -445,7 +465,8 @@ def main() -> None:
     parser.add_argument(
         "--transfer-from",
         type=Path,
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         help="--dump-features file(s) of other datasets: also report a calibration fitted on "
         "them alone (this dataset unseen)",
@@ -468,7 +489,11 @@ def main() -> None:
 
     started = time.perf_counter()
     workdir = Path(os.environ["DESKPILOT_HOME"]).resolve()
-    gold_path = fernhill_setup() if arguments.dataset == "fernhill" else bank_setup(workdir)
+    gold_path = (
+        fernhill_setup()
+        if arguments.dataset == "fernhill"
+        else bank_setup(workdir, arguments.dataset)
+    )
     print(f"setup took {time.perf_counter() - started:.1f} s")
     # Every question drafted afresh: the cache would hide the pipeline's own figures.
     CopilotPolicy.objects.update_or_create(singleton=True, defaults={"cache_enabled": False})
