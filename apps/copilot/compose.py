@@ -35,7 +35,6 @@ from apps.copilot.routing import RoutingInput, route_choose
 from apps.copilot.selectors import (
     EffectivePolicy,
     calibration_active,
-    intent_coverage,
     intents_article_weights,
     policy_effective,
 )
@@ -313,9 +312,6 @@ def _compose(
     alternatives = result.intent_alternatives if result.intent else []
     links_by_intent = intents_article_weights(intents=[a["intent"] for a in alternatives])
     links = links_by_intent.get(result.intent, {})
-    coverage = intent_coverage(
-        classifier_version_id=result.classifier_version_id, intent=result.intent
-    )
     article_probability = _article_probabilities(alternatives, links_by_intent)
     searched_first = hits[0].article_id if hits else None
     hits = _rerank(hits, article_probability, policy.intent_boost)[: policy.top_k]
@@ -348,7 +344,6 @@ def _compose(
             else (ranked[0] if ranked else 0),
             retrieval_agrees=article_id == searched_first,
             article_probability=article_probability.get(article_id, 0.0),
-            intent_coverage=coverage,
         )
 
     # --- routing

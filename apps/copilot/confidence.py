@@ -26,7 +26,6 @@ FEATURE_NAMES = (
     "intent_margin",
     "retrieval_agrees",
     "article_probability",
-    "intent_coverage",
 )
 # Features that are yes/no (stored as 0.0/1.0 in a draft's confidence_features).
 FLAG_NAMES = frozenset({"out_of_scope", "answerable", "citations_valid", "retrieval_agrees"})
@@ -52,7 +51,6 @@ DEFAULT_CALIBRATION: dict[str, Any] = {
         0.7819,
         0.2152,
         2.9918,
-        0.0,
     ],
     "bias": -2.5036,
 }
@@ -80,10 +78,6 @@ class ConfidenceFeatures:
     # alternative's probability times its link weight): two confusable intents answered by
     # the same article do not make the reply less right.
     article_probability: float = 0.0
-    # How well the knowledge base covers the predicted intent: the mean similarity of the
-    # intent's training examples to their best passage (links.py). An intent the help center
-    # has no article for still finds some loosely related one, with a low similarity.
-    intent_coverage: float = 0.0
 
     def vector(self) -> list[float]:
         values = asdict(self)

@@ -39,35 +39,19 @@ RELEARN_PAUSE_SECONDS = 60
 _LOCK_KEY = zlib.crc32(b"deskpilot.copilot.link_learning")
 
 
-def intent_votes(
-    *, texts_by_intent: dict[str, list[str]]
-) -> tuple[dict[str, Counter[int]], dict[str, float]]:
-    """(intent → how many of its texts each article was the first search result for,
-    intent → its coverage: the mean similarity of its texts to their best passage).
-
-    The coverage says how well the knowledge base answers what the intent's customers write,
-    whichever article they find: an intent the help center has no article for still has a
-    first search result (some loosely related article), but its similarity is low. An
-    example with nothing searchable counts as similarity 0.
-    """
+def intent_votes(*, texts_by_intent: dict[str, list[str]]) -> dict[str, Counter[int]]:
+    """intent → how many of its texts each article was the first search result for."""
     flat = [(intent, text[:2000]) for intent, texts in texts_by_intent.items() for text in texts]
     vectors = embeddings.embed([text for _, text in flat]) if flat else []
     votes: dict[str, Counter[int]] = {intent: Counter() for intent in texts_by_intent}
-    similarities: dict[str, list[float]] = {intent: [] for intent in texts_by_intent}
     for (intent, text), vector in zip(flat, vectors, strict=True):
         try:
             hits = chunk_search(query=text, k=1, query_vector=vector)
         except ValidationError:  # an example with nothing searchable votes for nothing
-            hits = []
+            continue
         if hits:
             votes[intent][hits[0].article_id] += 1
-        similarities[intent].append((hits[0].similarity or 0.0) if hits else 0.0)
-    coverage = {
-        intent: round(sum(values) / len(values), 4)
-        for intent, values in similarities.items()
-        if values
-    }
-    return votes, coverage
+    return votes
 
 
 def links_from_votes(
@@ -112,7 +96,7 @@ def intent_links_learn(
         if done is not None:
             return done
         sample = training_texts_sample(per_intent=LEARN_EXAMPLES_PER_INTENT)
-        votes, coverage = intent_votes(texts_by_intent=sample)
+        votes = intent_votes(texts_by_intent=sample)
         learned = links_from_votes(
             votes,
             examples={intent: len(texts) for intent, texts in sample.items()},
@@ -136,7 +120,6 @@ def intent_links_learn(
             intents=len(sample),
             examples=sum(len(texts) for texts in sample.values()),
             links=len(learned),
-            intent_coverage=coverage,
             seconds=round(time.monotonic() - started, 3),
         )
 

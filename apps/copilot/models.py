@@ -188,9 +188,6 @@ class LinkLearning(TimeStampedModel):
     intents = models.PositiveIntegerField(default=0)
     examples = models.PositiveIntegerField(default=0)
     links = models.PositiveIntegerField(default=0)
-    # intent → mean similarity of its sampled examples to their best passage (links.py):
-    # how well this knowledge base covers the intent; a confidence feature.
-    intent_coverage = models.JSONField(default=dict, blank=True)
     seconds = models.FloatField(default=0)
 
     class Meta:

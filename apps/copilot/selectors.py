@@ -12,7 +12,6 @@ from apps.copilot.models import (
     CopilotPolicy,
     Draft,
     IntentArticleLink,
-    LinkLearning,
     LinkSource,
     PromptTemplate,
     Takeover,
@@ -107,20 +106,6 @@ def intents_article_weights(*, intents: list[str]) -> dict[str, dict[int, float]
             weights[article_id] = max(weight, weights.get(article_id, 0.0))
         result[intent] = weights
     return result
-
-
-def intent_coverage(*, classifier_version_id: int | None, intent: str) -> float:
-    """How well the knowledge base covers the intent (links.py), from the latest learning for
-    the classifier version; 0.0 when it was never learned or the intent was not in it."""
-    if classifier_version_id is None or not intent:
-        return 0.0
-    coverage = (
-        LinkLearning.objects.filter(classifier_version_id=classifier_version_id)
-        .order_by("-created_at")
-        .values_list("intent_coverage", flat=True)
-        .first()
-    )
-    return float((coverage or {}).get(intent, 0.0))
 
 
 def ticket_is_taken_over(*, ticket_id: int) -> bool:
