@@ -13,6 +13,7 @@ Events are JSON objects with a per-ticket increasing `seq`:
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -99,6 +100,42 @@ def stream_events(
         pubsub.close()
 
 
+# A word that is or holds a link (a URL, a bare domain, a Markdown link, an HTML tag). Validation
+# checks every link of a reply against the knowledge base only once the reply is complete, so
+# the customer's live view never shows one: a link a model invented (or was told to write by
+# a prompt injection) must not reach the customer even for the moment before it is retracted.
+_LINK_LIKE = re.compile(
+    r"(?i)(://|^[<(\[\"']*(https?|ftp|mailto|tel|javascript|data):|www\.|\]\(|href|^<[a-z/!]"
+    r"|[a-z0-9-]\.[a-z]{2,}(?=$|[/:?#)\]>\"'.,;!]))"
+)
+
+
+class _LiveText:
+    """The part of a draft the customer may watch as it is written: the complete words
+    before the first link-like one. The word being written is held back (it may become a
+    link); from a link-like word on, nothing more is shown until the reply is sent (the
+    "message" event carries all of it)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.shown = 0
+        self.stopped = False
+
+    def add(self, piece: str) -> str:
+        """Append the next piece; returns what may now be shown ("" when nothing new)."""
+        self.text += piece
+        if self.stopped:
+            return ""
+        words_end = max(self.text.rfind(space) + 1 for space in (" ", "\n", "\t"))
+        safe_end = words_end
+        for word in re.finditer(r"\S+", self.text[self.shown : words_end]):
+            if _LINK_LIKE.search(word.group()):
+                safe_end, self.stopped = self.shown + word.start(), True
+                break
+        visible, self.shown = self.text[self.shown : safe_end], max(self.shown, safe_end)
+        return visible
+
+
 def customer_stream_events(
     *, ticket_id: int, timeout: float = 60.0, heartbeat: float = 10.0
 ) -> Iterator[dict | None]:
@@ -107,15 +144,16 @@ def customer_stream_events(
     "start" names the customer message being answered (the widget shows deltas only for its
     own latest message, never a replay of an earlier answer). A draft on course to be
     auto-sent (an "audience" event before drafting) streams to the customer as it is
-    written: "delta" and "reset" pass through. Any other draft shows only
-    "typing" (no text). At the end: "message" with the reply if it was auto-sent; otherwise
-    "retract" when text was shown (the customer's view drops it: it was not sent), then
-    "handed_off" or "needs_review".
+    written: "delta" and "reset" pass through, word by word and never a link (`_LiveText`).
+    Any other draft shows only "typing" (no text). At the end: "message" with the reply if
+    it was auto-sent; otherwise "retract" when text was shown (the customer's view drops it:
+    it was not sent), then "handed_off" or "needs_review".
     """
     typing_sent = False
     visible = False
     shown = False
     text: list[str] = []
+    live = _LiveText()
     for event in stream_events(ticket_id=ticket_id, timeout=timeout, heartbeat=heartbeat):
         if event is None:
             yield None
@@ -127,19 +165,22 @@ def customer_stream_events(
                 yield {"type": "retract"}
             visible = shown = False
             text.clear()
+            live = _LiveText()
             yield {"type": "start", "message_id": event.get("message_id")}
         elif kind == "audience":
             visible = bool(event.get("customer"))
         elif kind == "delta":
             text.append(event["text"])
-            if visible:
+            piece = live.add(event["text"]) if visible else ""
+            if piece:
                 shown = True
-                yield {"type": "delta", "text": event["text"]}
-            elif not typing_sent:
+                yield {"type": "delta", "text": piece}
+            elif not typing_sent and not shown:
                 typing_sent = True
                 yield {"type": "typing"}
         elif kind == "reset":
             text.clear()
+            live = _LiveText()
             if shown:
                 yield {"type": "reset"}
         elif kind == "final":

@@ -83,7 +83,8 @@ def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_on
     assert sent.decision == "auto_sent"
     deltas = [event["text"] for event in sent_events if event["type"] == "delta"]
     assert len(deltas) > 1
-    assert "".join(deltas) == sent.body
+    # every complete word was shown as written; the last one arrives with the message
+    assert "".join(deltas) == sent.body[: sent.body.rindex(" ") + 1]
     assert sent_events[0] == {"type": "start", "message_id": sent_message.id}
     assert sent_events[-1] == {"type": "message", "body": sent.body}
     assert {event["type"] for event in sent_events} == {"start", "delta", "message"}
@@ -111,9 +112,75 @@ def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
     events = list(customer_stream_events(ticket_id=ticket.id, timeout=2))
     # then: the text was shown while written, then withdrawn, and a person takes over
     assert (draft.decision, draft.reason) == ("handed_off", "ungrounded")
-    assert "".join(e["text"] for e in events if e["type"] == "delta") == invented
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == invented.removesuffix(
+        "reset."
+    )
     assert events[-2:] == [{"type": "retract"}, {"type": "handed_off"}]
     assert draft.shown_while_drafting is True
+
+
+def test_the_customer_never_watches_a_link_being_written_even_one_that_is_then_sent(
+    copilot_ready,
+):
+    # given: a run on course to be sent, writing a phishing link then a knowledge-base link
+    from apps.copilot.streaming import stream_publish
+
+    ticket, message = customer_ticket(QUESTION)
+    pieces = ["Reset it ", "at ht", "tps://evil.example/reset", " now. ", "See [Reset]", "(/kb)."]
+    for event in (
+        {"type": "start", "message_id": message.id},
+        {"type": "audience", "customer": True},
+        *({"type": "delta", "text": piece} for piece in pieces),
+        {"type": "final", "decision": "handed_off", "reason": "ungrounded"},
+    ):
+        stream_publish(ticket_id=ticket.id, event=event)
+    # when
+    events = list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    # then: the words before the link were shown, then nothing, then withdrawn
+    assert events == [
+        {"type": "start", "message_id": message.id},
+        {"type": "delta", "text": "Reset it "},
+        {"type": "delta", "text": "at "},
+        {"type": "retract"},
+        {"type": "handed_off"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "https://evil.example",
+        "(http://x.io)",
+        "www.evil.example",
+        "evil.com",
+        "evil.co.uk/reset",
+        "[here](/reset)",
+        '<a href="/x">',
+        "mailto:help@x.io",
+        "javascript:alert(1)",
+    ],
+)
+def test_link_like_words_stop_the_live_view(word):
+    # given
+    from apps.copilot.streaming import _LiveText
+
+    live = _LiveText()
+    # when
+    shown = live.add(f"Go to {word} and then more text ")
+    # then
+    assert shown == "Go to "
+    assert live.add("even later words ") == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["It costs 3.99 a month, e.g. on Plus. ", "Wait 2-3 days, i.e. soon. "]
+)
+def test_ordinary_words_with_dots_are_shown(text):
+    # given
+    from apps.copilot.streaming import _LiveText
+
+    # when / then
+    assert _LiveText().add(text) == text
 
 
 def test_text_shown_by_a_run_that_died_is_withdrawn_by_the_next_run_and_the_failure(
@@ -145,7 +212,7 @@ def test_text_shown_by_a_run_that_died_is_withdrawn_by_the_next_run_and_the_fail
     # then: the dead run's text is withdrawn when the retry starts; the failure ends it
     assert seen == [
         {"type": "start", "message_id": message.id},
-        {"type": "delta", "text": "Half a rep"},
+        {"type": "delta", "text": "Half a "},
         {"type": "retract"},
         {"type": "start", "message_id": message.id},
         {"type": "handed_off"},

@@ -240,7 +240,8 @@ def test_stream_shows_a_draft_on_course_to_be_sent_as_it_is_written(widget_key, 
         {"type": "start", "message_id": 1},
         {"type": "audience", "customer": True},
         {"type": "delta", "text": "Hi! It ships "},
-        {"type": "delta", "text": "today."},
+        {"type": "delta", "text": "today, "},
+        {"type": "delta", "text": "by post."},
         {"type": "final", "draft_id": 1, "decision": "auto_sent", "reason": "", "body": "Hi!"},
     ):
         stream_publish(ticket_id=ticket.pk, event=event)
@@ -253,8 +254,9 @@ def test_stream_shows_a_draft_on_course_to_be_sent_as_it_is_written(widget_key, 
     body = b"".join(response.streaming_content).decode()
     # then
     assert response.status_code == 200
-    assert body.count("event: delta") == 2
+    assert body.count("event: delta") == 3  # word by word: "post." comes with the message
     assert '"text": "Hi! It ships "' in body
+    assert '"text": "by "' in body
     assert "event: typing" not in body
     assert "event: audience" not in body
     assert body.index("event: delta") < body.index("event: message")
