@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,20 +30,23 @@ def test_database_url() -> str:
     return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """A real `celery worker` child process on the real broker and the test database.
-
-    Tests that use it must be `django_db(transaction=True)`: the worker is another
-    process and sees only committed rows. Yields the worker's node name.
-    """
+@contextlib.contextmanager
+def celery_worker(
+    *, queues: str = "default,pipeline,ingest,eval", pool: str = "solo", **env: str
+) -> Iterator[str]:
+    """A real `celery worker` child process on the real broker and the test database,
+    consuming `queues` with `pool`, with `env` added to its environment; stopped on exit.
+    Yields its node name. The caller must have the test database set up."""
     from config.celery import app
 
     node = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    env = dict(
-        os.environ, DATABASE_URL=test_database_url(), DJANGO_SETTINGS_MODULE="config.test_settings"
+    environment = dict(
+        os.environ,
+        DATABASE_URL=test_database_url(),
+        DJANGO_SETTINGS_MODULE="config.test_settings",
+        **env,
     )
-    log_path = Path(os.environ["DESKPILOT_HOME"]) / "celery-worker.log"
+    log_path = Path(os.environ["DESKPILOT_HOME"]) / f"celery-worker-{node.split('@')[0]}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -54,17 +58,19 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
                 "config",
                 "worker",
                 "--pool",
-                "solo",
+                pool,
+                "--concurrency",
+                "1",
                 "-n",
                 node,
                 "-Q",
-                "default,pipeline,ingest,eval",
+                queues,
                 "--without-mingle",
                 "--without-gossip",
                 "--loglevel",
                 "INFO",
             ],
-            env=env,
+            env=environment,
             cwd=BASE_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -86,6 +92,18 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """A real `celery worker` child process (solo pool) on the real broker and the test
+    database, for the whole session.
+
+    Tests that use it must be `django_db(transaction=True)`: the worker is another
+    process and sees only committed rows. Yields the worker's node name.
+    """
+    with celery_worker() as node:
+        yield node
 
 
 def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1):  # type: ignore[no-untyped-def]

@@ -127,3 +127,61 @@ def test_a_ticket_posted_through_the_api_gets_a_draft_from_a_real_worker(
         "handed_off": "handed_off",
     }[draft.decision]  # fmt: skip
     assert body["status"] == expected_status
+
+
+def test_the_pipeline_task_has_the_configured_time_limits():
+    # given / when
+    from django.conf import settings
+
+    from apps.copilot.tasks import pipeline_run_task
+
+    # then
+    assert settings.COPILOT_PIPELINE_TIME_LIMIT_SECONDS == 300
+    assert (pipeline_run_task.soft_time_limit, pipeline_run_task.time_limit) == (300, 330)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_run_past_its_time_limit_is_stopped_and_its_ticket_handed_to_a_person(
+    copilot_ready, fake_openai, monkeypatch
+):
+    # given: a model that trickles its answer over 30 s (each piece well within its 60 s
+    # timeout) and a prefork worker (the pool that enforces time limits) configured to stop
+    # pipeline runs after 5 s, on a queue of its own
+    import uuid
+
+    from tests.conftest import celery_worker
+
+    answer = {"reply": "Use the reset link. " * 12, "citations": ["P1"], "answerable": True}
+    content = json.dumps(answer)
+    fake_openai.reset(default=Reply.ok(content, chunk_delay=30 / (len(content) / 8)))
+    deployment = {
+        "model": "openai/gpt-4o-mini",
+        "api_base": fake_openai.base_url,
+        "api_key_env": "FAKE_OPENAI_KEY",
+    }
+    queue = f"time-limit-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr("apps.tickets.services.pipeline.PIPELINE_QUEUE", queue)
+    with celery_worker(
+        queues=queue,
+        pool="prefork",
+        LLM_DEPLOYMENTS=json.dumps(
+            {a: [deployment] for a in ("draft-fast", "draft-strong", "judge")}
+        ),
+        FAKE_OPENAI_KEY="sk-fake",
+        LLM_REQUEST_TIMEOUT="60",
+        COPILOT_PIPELINE_TIME_LIMIT="5",
+    ):
+        started = time.monotonic()
+        # when: a customer writes (intake publishes the pipeline task by name, on commit)
+        ticket, message = customer_ticket(QUESTION)
+        draft = wait_for(lambda: Draft.objects.filter(message_id=message.id).first(), timeout=60)
+        elapsed = time.monotonic() - started
+    # then: stopped by the limit, not by the model's answer; a person has the ticket
+    assert (draft.decision, draft.reason) == ("handed_off", HandoffReason.PIPELINE_FAILED)
+    assert draft.reason_detail == "the pipeline ran past its time limit"
+    assert elapsed < 25
+    message.refresh_from_db()
+    ticket.refresh_from_db()
+    assert message.pipeline_status == PipelineStatus.FAILED
+    assert ticket.status == TicketStatus.HANDED_OFF
