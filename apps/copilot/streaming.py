@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -100,14 +101,42 @@ def stream_events(
         pubsub.close()
 
 
-# A word that is or holds a link (a URL, a bare domain, a Markdown link, an HTML tag). Validation
-# checks every link of a reply against the knowledge base only once the reply is complete, so
-# the customer's live view never shows one: a link a model invented (or was told to write by
-# a prompt injection) must not reach the customer even for the moment before it is retracted.
-_LINK_LIKE = re.compile(
-    r"(?i)(://|^[<(\[\"']*(https?|ftp|mailto|tel|javascript|data):|www\.|\]\(|href|^<[a-z/!]"
-    r"|[a-z0-9-]\.[a-z]{2,}(?=$|[/:?#)\]>\"'.,;!]))"
+# What the customer's live view treats as a link: validation checks every link of a reply
+# against the knowledge base only once the reply is complete, so the live view never shows
+# anything that may be one (a link a model invented, or was told to write by a prompt
+# injection, must not reach the customer even for the moment before it is retracted). Wide on
+# purpose: stopping the live view early only means the rest arrives with the sent reply.
+_SCHEME = re.compile(r"(?i)^\W*(https?|ftp|file|mailto|tel|sms|javascript|vbscript|data):\S")
+_MARKERS = re.compile(
+    r"(?i)(://|^\W*//\w|www\.|\]\(|<[a-z/!]|href|localhost|[^\W_]@[^\W_]|^\W*/[^\W_]"
+    r"|[^\W\d_]:\d)"
 )
+_DOTTED = re.compile(r"[^\W_]+(?:\.[^\W_]+)+")
+# Dotted words that are not names: abbreviations, and numbers (3.99, 2.3.1; not 10.0.0.1).
+_ABBREVIATIONS = frozenset({"e.g", "i.e", "a.m", "p.m", "u.s", "u.k", "ph.d", "n.b", "p.s"})
+# Letters a look-alike link could hide in: format and control characters, odd spaces; and
+# the full-width dots that read as ".".
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+def _is_link_like(word: str) -> bool:
+    plain = "".join(
+        character
+        for character in word
+        if unicodedata.category(character) not in _INVISIBLE_CATEGORIES
+    ).translate(_DOTS)
+    if _SCHEME.search(plain) or _MARKERS.search(plain):
+        return True
+    for dotted in _DOTTED.findall(plain):
+        parts = dotted.split(".")
+        is_number = all(part.isdigit() for part in parts) and len(parts) <= 3
+        if not is_number and dotted.lower() not in _ABBREVIATIONS:
+            return True
+    return False
+
+
+_WORD_ENDS = (" ", "\n", "\t", "\r")
 
 
 class _LiveText:
@@ -126,10 +155,12 @@ class _LiveText:
         self.text += piece
         if self.stopped:
             return ""
-        words_end = max(self.text.rfind(space) + 1 for space in (" ", "\n", "\t"))
+        # Words end at ASCII white space only: a look-alike space inside a link (a hair space
+        # after its dot) must not split it into two harmless-looking words.
+        words_end = max(self.text.rfind(space) + 1 for space in _WORD_ENDS)
         safe_end = words_end
-        for word in re.finditer(r"\S+", self.text[self.shown : words_end]):
-            if _LINK_LIKE.search(word.group()):
+        for word in re.finditer(r"[^ \n\t\r]+", self.text[self.shown : words_end]):
+            if _is_link_like(word.group()):
                 safe_end, self.stopped = self.shown + word.start(), True
                 break
         visible, self.shown = self.text[self.shown : safe_end], max(self.shown, safe_end)

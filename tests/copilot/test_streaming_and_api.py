@@ -158,6 +158,27 @@ def test_the_customer_never_watches_a_link_being_written_even_one_that_is_then_s
         '<a href="/x">',
         "mailto:help@x.io",
         "javascript:alert(1)",
+        "**evil.example**",
+        "`evil.example`",
+        "\u201cevil.example\u201d",
+        "evil.example\u2026",
+        "EVIL.EXAMPLE/RESET",
+        "//evil.example/x",
+        "10.0.0.1/reset",
+        "http://10.0.0.1",
+        "localhost:8000/reset",
+        "root@localhost",
+        "admin@evil.example",
+        "xn--e1afmkfd.xn--p1ai/reset",
+        "bank.\u0440\u0444/reset",
+        "paypal.c\u043em",
+        "evil\u200b.example/reset",
+        "evil\u00ad.example",
+        "evil\u3002example/reset",
+        "evil\uff0eexample",
+        "evil.\u200aexample/reset",
+        "evil.\x1fexample/reset",
+        "\u8a73\u3057\u304f\u306fevil.example\u3092\u3054\u89a7\u304f\u3060\u3055\u3044",
     ],
 )
 def test_link_like_words_stop_the_live_view(word):
@@ -173,7 +194,15 @@ def test_link_like_words_stop_the_live_view(word):
 
 
 @pytest.mark.parametrize(
-    "text", ["It costs 3.99 a month, e.g. on Plus. ", "Wait 2-3 days, i.e. soon. "]
+    "text",
+    [
+        "It costs 3.99 a month, e.g. on Plus. ",
+        "Wait 2-3 days, i.e. soon. ",
+        "Export your data: go to Settings ",
+        "Tel: +44 20 1234 5678 ",
+        "Plus is \u20ac3.99/mo. and/or 24/7 help at 10:30 a.m. in the U.S. ",
+        "Update to version 2.3.1 today. ",
+    ],
 )
 def test_ordinary_words_with_dots_are_shown(text):
     # given
