@@ -279,6 +279,26 @@ PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 360
 PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int("PIPELINE_SWEEP_PROCESSING_AFTER", 900, minimum=0)
 # ...up to this many deliveries of a message; then its ticket goes to a person.
 PIPELINE_MAX_DELIVERIES = env_int("PIPELINE_MAX_DELIVERIES", 5, minimum=1)
+# A pipeline run still going after this many seconds is stopped (Celery's soft time limit,
+# sent with every pipeline task): the message is failed and its ticket handed to a person
+# (reason pipeline_failed), instead of a worker held by it forever; a run that ignores the stop
+# is killed 30 s later (the message is then delivered again, up to PIPELINE_MAX_DELIVERIES).
+# Model calls have their own timeouts (LLM_REQUEST_TIMEOUT): this is the backstop. Celery's
+# prefork pool (the default) enforces it; `--pool solo` or threads do not.
+PIPELINE_TIME_LIMIT_SECONDS = env_int("PIPELINE_TIME_LIMIT", 300, minimum=5)
+PIPELINE_HARD_TIME_LIMIT_SECONDS = PIPELINE_TIME_LIMIT_SECONDS + 30
+CELERY_TASK_ANNOTATIONS = {
+    "copilot.pipeline_run": {
+        "soft_time_limit": PIPELINE_TIME_LIMIT_SECONDS,
+        "time_limit": PIPELINE_HARD_TIME_LIMIT_SECONDS,
+    }
+}
+if PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS <= PIPELINE_HARD_TIME_LIMIT_SECONDS:
+    # The sweep would deliver again a message whose run is still within its time limit.
+    raise ConfigurationError(
+        "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 30 s "
+        f"({PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS} <= {PIPELINE_HARD_TIME_LIMIT_SECONDS})"
+    )
 CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
     "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),
@@ -406,25 +426,6 @@ COPILOT_INTENT_BOOST = env_float("COPILOT_INTENT_BOOST", 0.02, minimum=0.0)
 COPILOT_SEMANTIC_CACHE_SIMILARITY = env_float("COPILOT_SEMANTIC_CACHE_SIMILARITY", 0.95)
 COPILOT_STREAM_REPLAY_SECONDS = env_int("COPILOT_STREAM_REPLAY_SECONDS", 300, minimum=10)
 COPILOT_PIPELINE_MAX_RETRIES = env_int("COPILOT_PIPELINE_MAX_RETRIES", 3, minimum=0)
-# A pipeline run still going after this many seconds is stopped (Celery's soft time limit):
-# the message is failed and its ticket handed to a person (reason pipeline_failed), instead of
-# a worker stuck on it forever; a run that ignores the stop is killed 30 s later (the message
-# is then delivered again, up to PIPELINE_MAX_DELIVERIES). Model calls have their own
-# timeouts (LLM_REQUEST_TIMEOUT): this is the backstop. Celery's prefork pool (the default)
-# enforces it; `--pool solo` or threads do not.
-COPILOT_PIPELINE_TIME_LIMIT_SECONDS = env_int("COPILOT_PIPELINE_TIME_LIMIT", 300, minimum=5)
-CELERY_TASK_ANNOTATIONS = {
-    "copilot.pipeline_run": {
-        "soft_time_limit": COPILOT_PIPELINE_TIME_LIMIT_SECONDS,
-        "time_limit": COPILOT_PIPELINE_TIME_LIMIT_SECONDS + 30,
-    }
-}
-if PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS <= COPILOT_PIPELINE_TIME_LIMIT_SECONDS + 30:
-    # The sweep would deliver again a message whose run is still within its time limit.
-    raise ConfigurationError(
-        "PIPELINE_SWEEP_PROCESSING_AFTER must be above COPILOT_PIPELINE_TIME_LIMIT + 30 s "
-        f"({PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS} <= {COPILOT_PIPELINE_TIME_LIMIT_SECONDS + 30})"
-    )
 # Learned intent→article links are refreshed ahead of customer messages after a retraining
 # or a knowledge-base change (the pipeline still learns them itself if it gets there first).
 CELERY_BEAT_SCHEDULE["copilot-intent-links-refresh"] = {

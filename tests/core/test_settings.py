@@ -66,15 +66,14 @@ def test_a_sweep_that_would_redeliver_a_running_pipeline_is_refused(tmp_path):
     # when: runs may last 60 + 30 s, the sweep would deliver them again after 60 s
     result = manage(
         "check",
-        COPILOT_PIPELINE_TIME_LIMIT="60",
+        PIPELINE_TIME_LIMIT="60",
         PIPELINE_SWEEP_PROCESSING_AFTER="60",
         DESKPILOT_HOME=str(tmp_path),
     )
     # then
     assert result.returncode == 2
     assert (
-        "PIPELINE_SWEEP_PROCESSING_AFTER must be above COPILOT_PIPELINE_TIME_LIMIT + 30 s "
-        "(60 <= 90)"
+        "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 30 s (60 <= 90)"
     ) in result.stderr
 
 

@@ -47,6 +47,10 @@ def message_pipeline_schedule(*, message_id: int) -> bool:
             PIPELINE_TASK,
             kwargs={"message_id": message_id},
             queue=PIPELINE_QUEUE,
+            # Explicit, so the run's limits never depend on whether this process has the
+            # task registered (celery would take them from it) or on the worker's defaults.
+            soft_time_limit=settings.PIPELINE_TIME_LIMIT_SECONDS,
+            time_limit=settings.PIPELINE_HARD_TIME_LIMIT_SECONDS,
             retry=True,
             retry_policy=PIPELINE_PUBLISH_RETRY,
         )
