@@ -281,24 +281,31 @@ PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int("PIPELINE_SWEEP_PROCESSING_AFT
 PIPELINE_MAX_DELIVERIES = env_int("PIPELINE_MAX_DELIVERIES", 5, minimum=1)
 # A pipeline run still going after this many seconds is stopped (Celery's soft time limit,
 # sent with every pipeline task): the message is failed and its ticket handed to a person
-# (reason pipeline_failed), instead of a worker held by it forever; a run that ignores the stop
-# is killed 30 s later (the message is then delivered again, up to PIPELINE_MAX_DELIVERIES).
-# Model calls have their own timeouts (LLM_REQUEST_TIMEOUT): this is the backstop. Celery's
-# prefork pool (the default) enforces it; `--pool solo` or threads do not.
+# (reason pipeline_failed), instead of a worker held by it forever. Model calls have their own
+# timeouts (LLM_REQUEST_TIMEOUT): this is the backstop. A run still going a minute later (one
+# more model call may be under way when the limit passes) is killed; its message stays
+# `processing` until the sweep delivers it again (PIPELINE_SWEEP_PROCESSING_AFTER), up to
+# PIPELINE_MAX_DELIVERIES. Celery's prefork pool (the default) enforces it; `--pool solo` or
+# threads do not.
 PIPELINE_TIME_LIMIT_SECONDS = env_int("PIPELINE_TIME_LIMIT", 300, minimum=5)
-PIPELINE_HARD_TIME_LIMIT_SECONDS = PIPELINE_TIME_LIMIT_SECONDS + 30
+PIPELINE_HARD_TIME_LIMIT_SECONDS = PIPELINE_TIME_LIMIT_SECONDS + 60
 CELERY_TASK_ANNOTATIONS = {
     "copilot.pipeline_run": {
         "soft_time_limit": PIPELINE_TIME_LIMIT_SECONDS,
         "time_limit": PIPELINE_HARD_TIME_LIMIT_SECONDS,
     }
 }
-if PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS <= PIPELINE_HARD_TIME_LIMIT_SECONDS:
-    # The sweep would deliver again a message whose run is still within its time limit.
-    raise ConfigurationError(
-        "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 30 s "
-        f"({PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS} <= {PIPELINE_HARD_TIME_LIMIT_SECONDS})"
-    )
+# A run must end before the sweep would deliver it again, and before the broker would (an
+# unacknowledged task goes back to the queue after its visibility timeout).
+for _name, _seconds in (
+    ("PIPELINE_SWEEP_PROCESSING_AFTER", PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS),
+    ("CELERY_VISIBILITY_TIMEOUT", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
+):
+    if _seconds <= PIPELINE_HARD_TIME_LIMIT_SECONDS:
+        raise ConfigurationError(
+            f"{_name} must be above PIPELINE_TIME_LIMIT + 60 s "
+            f"({_seconds} <= {PIPELINE_HARD_TIME_LIMIT_SECONDS})"
+        )
 CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
     "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),

@@ -318,17 +318,22 @@ def _reply_post(
 def pipeline_fail(*, message_id: int, error: str) -> None:
     """Record a terminal pipeline failure on the message and hand the ticket to a human.
 
-    Idempotent: a message already done or failed is left as it is.
+    Idempotent: a message already done or failed is left as it is. One transaction: a run
+    killed half-way through leaves the message as it was (the sweep delivers it again), never
+    failed with nobody on its ticket.
     """
-    if not message_pipeline_advance(
-        message_id=message_id, from_statuses=RUNNABLE, to_status=PipelineStatus.FAILED, error=error
-    ):
-        return
     message = message_get(message_id=message_id)
     if message is None:
         return
     with transaction.atomic():
         ticket = ticket_lock(ticket_id=message.ticket_id)
+        if not message_pipeline_advance(
+            message_id=message_id,
+            from_statuses=RUNNABLE,
+            to_status=PipelineStatus.FAILED,
+            error=error,
+        ):
+            return
         if draft_for_message(message_id=message_id) is None:
             Draft.objects.create(
                 ticket=ticket,

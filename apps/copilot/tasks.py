@@ -6,10 +6,11 @@ import redis.exceptions
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 from apps.copilot.links import intent_links_ensure_active, intent_links_learn_active
 from apps.copilot.services import pipeline_fail, pipeline_run
+from apps.core.timelimits import soft_time_limit_watch
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def pipeline_run_task(self, message_id: int) -> int | None:  # type: ignore[no-u
     failure is recorded on the message and the ticket is handed to a human.
     """
     try:
-        draft = pipeline_run(message_id=message_id)
+        with soft_time_limit_watch():
+            draft = pipeline_run(message_id=message_id)
     except TRANSIENT_ERRORS as error:
         if self.request.retries < settings.COPILOT_PIPELINE_MAX_RETRIES:
             countdown = min(60.0, 2.0**self.request.retries) * (0.5 + random.random())  # noqa: S311
@@ -41,6 +43,9 @@ def pipeline_run_task(self, message_id: int) -> int | None:  # type: ignore[no-u
         _fail(message_id, f"gave up after {self.request.retries} retries: {error!r}")
         return None
     except SoftTimeLimitExceeded:
+        # The limit may have interrupted a query half-way, leaving the connection unusable:
+        # record the failure on a fresh one.
+        connection.close()
         _fail(message_id, "the pipeline ran past its time limit")
         return None
     except Exception as error:

@@ -40,6 +40,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from apps.core.exceptions import ValidationError
+from apps.core.timelimits import soft_time_limit_check
 from apps.llm import circuit
 from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
 from apps.llm.exceptions import BudgetExhausted, MalformedOutput, ModelUnavailable
@@ -188,6 +189,7 @@ def _call(
     attempt = _Attempt()
     if publisher is None:
         response = router().completion(**kwargs)
+        soft_time_limit_check()  # the Router may have swallowed it and fallen back
         attempt.response = response
         attempt.text = response.choices[0].message.content or ""
         attempt.input_tokens, attempt.output_tokens = _tokens(getattr(response, "usage", None))
@@ -196,6 +198,7 @@ def _call(
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
         stream = router().completion(**kwargs)
+        soft_time_limit_check()
         # Opening the stream is bounded by the Router's timeout; this bounds the reading.
         reading_started = time.perf_counter()
         hidden = getattr(stream, "_hidden_params", {}) or {}
@@ -211,6 +214,9 @@ def _call(
         usage = None
         try:
             for chunk in stream:
+                # litellm's stream wrapper turns the limit into a mid-stream error to fall
+                # back from; its next chunk may come from the fallback model.
+                soft_time_limit_check()
                 chunks.append(chunk)
                 usage = getattr(chunk, "usage", None) or usage
                 if time.perf_counter() > deadline:
@@ -352,6 +358,7 @@ def completion_create(
         except SoftTimeLimitExceeded:
             raise  # the task's own time limit is the caller's business, not a provider failure
         except Exception as error:  # every provider error ends here, never reaches the caller
+            soft_time_limit_check()  # a limit litellm wrapped is not a provider failure
             logger.warning("LLM call for %s failed on %s: %r", purpose, allowed, error)
             served = getattr(error, "served_alias", "")
             failed = allowed[: allowed.index(served) + 1] if served in allowed else allowed

@@ -63,17 +63,33 @@ def test_short_secret_key_is_refused_in_production(tmp_path):
 
 
 def test_a_sweep_that_would_redeliver_a_running_pipeline_is_refused(tmp_path):
-    # when: runs may last 60 + 30 s, the sweep would deliver them again after 60 s
+    # when: runs may last 60 + 60 s, the sweep would deliver them again after 100 s
     result = manage(
         "check",
         PIPELINE_TIME_LIMIT="60",
-        PIPELINE_SWEEP_PROCESSING_AFTER="60",
+        PIPELINE_SWEEP_PROCESSING_AFTER="100",
         DESKPILOT_HOME=str(tmp_path),
     )
     # then
     assert result.returncode == 2
     assert (
-        "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 30 s (60 <= 90)"
+        "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 60 s (100 <= 120)"
+    ) in result.stderr
+
+
+def test_a_broker_that_would_redeliver_a_running_pipeline_is_refused(tmp_path):
+    # when: the broker hands an unacknowledged task out again after 1000 s
+    result = manage(
+        "check",
+        PIPELINE_TIME_LIMIT="1000",
+        PIPELINE_SWEEP_PROCESSING_AFTER="5000",
+        CELERY_VISIBILITY_TIMEOUT="1000",
+        DESKPILOT_HOME=str(tmp_path),
+    )
+    # then
+    assert result.returncode == 2
+    assert (
+        "CELERY_VISIBILITY_TIMEOUT must be above PIPELINE_TIME_LIMIT + 60 s (1000 <= 1060)"
     ) in result.stderr
 
 

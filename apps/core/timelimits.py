@@ -1,0 +1,52 @@
+"""A Celery task's soft time limit that libraries cannot hide.
+
+Celery's prefork pool signals a task that passed its soft time limit once (SIGUSR1 in the
+child), and the signal handler raises SoftTimeLimitExceeded wherever the task is. Inside a
+library that catches every exception (litellm's Router retries and falls back on anything),
+the exception is swallowed and the run goes on as if nothing happened, until the hard limit
+kills the process. `soft_time_limit_watch()` also notes the signal, so code after such a
+library (`soft_time_limit_check()`) stops the run anyway.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+_reached = threading.Event()
+
+
+@contextmanager
+def soft_time_limit_watch() -> Iterator[None]:
+    """While inside, a soft time limit signal is also noted (see the module docstring).
+
+    Only in a process's main thread (where signals are delivered; elsewhere it does nothing).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGUSR1)
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        _reached.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    _reached.clear()
+    signal.signal(signal.SIGUSR1, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        _reached.clear()
+
+
+def soft_time_limit_check() -> None:
+    """Raise SoftTimeLimitExceeded if the watched task passed its soft time limit."""
+    if _reached.is_set():
+        raise SoftTimeLimitExceeded("the soft time limit passed during a call that hid it")
