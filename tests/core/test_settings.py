@@ -62,35 +62,31 @@ def test_short_secret_key_is_refused_in_production(tmp_path):
     assert "SECRET_KEY must be at least 50 characters" in result.stderr
 
 
-def test_a_sweep_that_would_redeliver_a_running_pipeline_is_refused(tmp_path):
-    # when: runs may last 60 + 60 s, the sweep would deliver them again after 100 s
-    result = manage(
-        "check",
-        PIPELINE_TIME_LIMIT="60",
-        PIPELINE_SWEEP_PROCESSING_AFTER="100",
-        DESKPILOT_HOME=str(tmp_path),
-    )
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # runs may last 60 + 60 s, the sweep would deliver them again after 100 s
+        (
+            {"PIPELINE_TIME_LIMIT": "60", "PIPELINE_SWEEP_PROCESSING_AFTER": "100"},
+            "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 60 s (100 <= 120)",
+        ),
+        # the broker would hand an unacknowledged task out again after 1000 s
+        (
+            {
+                "PIPELINE_TIME_LIMIT": "1000",
+                "PIPELINE_SWEEP_PROCESSING_AFTER": "5000",
+                "CELERY_VISIBILITY_TIMEOUT": "1000",
+            },
+            "CELERY_VISIBILITY_TIMEOUT must be above PIPELINE_TIME_LIMIT + 60 s (1000 <= 1060)",
+        ),
+    ],
+)
+def test_settings_that_would_deliver_a_running_pipeline_again_are_refused(tmp_path, env, message):
+    # when
+    result = manage("check", DESKPILOT_HOME=str(tmp_path), **env)
     # then
     assert result.returncode == 2
-    assert (
-        "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 60 s (100 <= 120)"
-    ) in result.stderr
-
-
-def test_a_broker_that_would_redeliver_a_running_pipeline_is_refused(tmp_path):
-    # when: the broker hands an unacknowledged task out again after 1000 s
-    result = manage(
-        "check",
-        PIPELINE_TIME_LIMIT="1000",
-        PIPELINE_SWEEP_PROCESSING_AFTER="5000",
-        CELERY_VISIBILITY_TIMEOUT="1000",
-        DESKPILOT_HOME=str(tmp_path),
-    )
-    # then
-    assert result.returncode == 2
-    assert (
-        "CELERY_VISIBILITY_TIMEOUT must be above PIPELINE_TIME_LIMIT + 60 s (1000 <= 1060)"
-    ) in result.stderr
+    assert message in result.stderr
 
 
 def test_secret_key_is_generated_once_and_kept_under_home(tmp_path):
