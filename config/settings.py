@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -279,33 +280,7 @@ PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 360
 PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int("PIPELINE_SWEEP_PROCESSING_AFTER", 900, minimum=0)
 # ...up to this many deliveries of a message; then its ticket goes to a person.
 PIPELINE_MAX_DELIVERIES = env_int("PIPELINE_MAX_DELIVERIES", 5, minimum=1)
-# A pipeline run still going after this many seconds is stopped (Celery's soft time limit,
-# sent with every pipeline task): the message is failed and its ticket handed to a person
-# (reason pipeline_failed), instead of a worker held by it forever. Model calls have their own
-# timeouts (LLM_REQUEST_TIMEOUT): this is the backstop. A run still going a minute later (one
-# more model call may be under way when the limit passes) is killed; its message stays
-# `processing` until the sweep delivers it again (PIPELINE_SWEEP_PROCESSING_AFTER), up to
-# PIPELINE_MAX_DELIVERIES. Celery's prefork pool (the default) enforces it; `--pool solo` or
-# threads do not.
-PIPELINE_TIME_LIMIT_SECONDS = env_int("PIPELINE_TIME_LIMIT", 300, minimum=5)
-PIPELINE_HARD_TIME_LIMIT_SECONDS = PIPELINE_TIME_LIMIT_SECONDS + 60
-CELERY_TASK_ANNOTATIONS = {
-    "copilot.pipeline_run": {
-        "soft_time_limit": PIPELINE_TIME_LIMIT_SECONDS,
-        "time_limit": PIPELINE_HARD_TIME_LIMIT_SECONDS,
-    }
-}
-# A run must end before the sweep would deliver it again, and before the broker would (an
-# unacknowledged task goes back to the queue after its visibility timeout).
-for _name, _seconds in (
-    ("PIPELINE_SWEEP_PROCESSING_AFTER", PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS),
-    ("CELERY_VISIBILITY_TIMEOUT", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
-):
-    if _seconds <= PIPELINE_HARD_TIME_LIMIT_SECONDS:
-        raise ConfigurationError(
-            f"{_name} must be above PIPELINE_TIME_LIMIT + 60 s "
-            f"({_seconds} <= {PIPELINE_HARD_TIME_LIMIT_SECONDS})"
-        )
+# The pipeline's time limit (PIPELINE_TIME_LIMIT) is set after the LLM gateway's settings.
 CELERY_BEAT_SCHEDULE["tickets-pipeline-sweep"] = {
     "task": "tickets.pipeline_sweep",
     "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL", 60, minimum=5)),
@@ -381,6 +356,48 @@ EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
 LLM_EXTRACTIVE_SCORER = _llm_config.choice_from_env(
     os.environ, "LLM_EXTRACTIVE_SCORER", "embedding", {"embedding", "lexical"}
 )
+# --- the pipeline's time limit (after the LLM gateway: it depends on its timeouts) ----------
+# A pipeline run still going after this many seconds is stopped (Celery's soft time limit,
+# sent with every pipeline task): the message is failed and its ticket handed to a person
+# (reason pipeline_failed), instead of a worker held by it forever. Model calls have their own
+# timeouts (LLM_REQUEST_TIMEOUT): this is the backstop. When the limit passes inside a model
+# call, litellm's Router may still go through the rest of its retries and fallbacks before the
+# gateway can stop the run, so the hard limit (the process is killed) leaves room for the
+# longest gateway call; a killed run's message stays `processing` until the sweep delivers
+# it again (PIPELINE_SWEEP_PROCESSING_AFTER), up to PIPELINE_MAX_DELIVERIES. Celery's prefork
+# pool (the default) enforces both; `--pool solo` or threads do not.
+PIPELINE_TIME_LIMIT_SECONDS = env_int("PIPELINE_TIME_LIMIT", 300, minimum=5)
+PIPELINE_HARD_TIME_LIMIT_SECONDS = (
+    PIPELINE_TIME_LIMIT_SECONDS
+    + math.ceil(
+        _llm_config.call_worst_case_seconds(
+            LLM_DEPLOYMENTS,
+            LLM_FALLBACKS,
+            default_timeout=LLM_REQUEST_TIMEOUT,
+            num_retries=LLM_NUM_RETRIES,
+        )
+    )
+    + 15  # recording the failure
+)
+CELERY_TASK_ANNOTATIONS = {
+    "copilot.pipeline_run": {
+        "soft_time_limit": PIPELINE_TIME_LIMIT_SECONDS,
+        "time_limit": PIPELINE_HARD_TIME_LIMIT_SECONDS,
+    }
+}
+# A run must end before the sweep would deliver it again, and before the broker would (an
+# unacknowledged task goes back to the queue after its visibility timeout).
+for _name, _seconds in (
+    ("PIPELINE_SWEEP_PROCESSING_AFTER", PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS),
+    ("CELERY_VISIBILITY_TIMEOUT", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
+):
+    if _seconds <= PIPELINE_HARD_TIME_LIMIT_SECONDS:
+        raise ConfigurationError(
+            f"{_name} must be above the pipeline's hard time limit, "
+            f"{PIPELINE_HARD_TIME_LIMIT_SECONDS} s (PIPELINE_TIME_LIMIT + the longest model "
+            f"call + 15 s); it is {_seconds}"
+        )
+
 # --- knowledge base (apps/knowledge) ----------------------------------------------------------
 # HNSW candidates per vector search; raised per query when filters need over-fetch.
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,6 +180,32 @@ def deployments_from_env(environ: Mapping[str, str]) -> dict[str, tuple[Deployme
     for alias in ALIASES:
         result.setdefault(alias, (Deployment(model=LOCAL_EXTRACTIVE),))
     return result
+
+
+# litellm's longest back-off between two tries of an alias (router.py: MAX_RETRY_DELAY 8 s
+# plus up to 0.75 s of jitter).
+RETRY_BACKOFF_SECONDS = 8.75
+
+
+def call_worst_case_seconds(
+    deployments: Mapping[str, Sequence[Deployment]],
+    fallbacks: Mapping[str, Sequence[str]],
+    *,
+    default_timeout: float,
+    num_retries: int,
+) -> float:
+    """The longest one gateway call can take, over the longest alias chain (an alias and its
+    fallbacks): each alias tried `num_retries` + 1 times at its slowest deployment's timeout,
+    litellm's back-off between tries, and one more timeout to read a stream."""
+
+    def alias_seconds(alias: str) -> float:
+        timeout = max((item.timeout or default_timeout) for item in deployments[alias])
+        return (num_retries + 2) * timeout + num_retries * RETRY_BACKOFF_SECONDS
+
+    return max(
+        sum(alias_seconds(name) for name in [alias, *fallbacks.get(alias, ())])
+        for alias in deployments
+    )
 
 
 def fallbacks_from_env(

@@ -354,11 +354,20 @@ def completion_create(
             publisher.send(StreamEvent("reset"))
             emitted = False
         try:
-            attempt = _call(allowed, messages, extra, publisher, structured, started)
+            try:
+                attempt = _call(allowed, messages, extra, publisher, structured, started)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception:
+                soft_time_limit_check()  # a limit litellm wrapped is not a provider failure
+                raise
         except SoftTimeLimitExceeded:
-            raise  # the task's own time limit is the caller's business, not a provider failure
+            # The task's own time limit is the caller's business, not a provider failure;
+            # the call still gets its row (the tokens of a fallback the Router made after
+            # swallowing the limit are unknown).
+            _log_time_limit(row, started, [*attempted, *allowed])
+            raise
         except Exception as error:  # every provider error ends here, never reaches the caller
-            soft_time_limit_check()  # a limit litellm wrapped is not a provider failure
             logger.warning("LLM call for %s failed on %s: %r", purpose, allowed, error)
             served = getattr(error, "served_alias", "")
             failed = allowed[: allowed.index(served) + 1] if served in allowed else allowed
@@ -427,6 +436,20 @@ def completion_create(
         llm_call_id=row.id,
         detail=row.error_message,
     ) from last_error
+
+
+def _log_time_limit(row: LLMCall, started: float, attempted: list[str]) -> None:
+    """Best effort: the limit may have broken the database connection mid-query, and the
+    time limit, not a logging error, is what the caller must see."""
+    row.status = LLMCall.Status.FAILED
+    row.error_type = "SoftTimeLimitExceeded"
+    row.error_message = "the task's time limit passed during the call"
+    row.latency_ms = int((time.perf_counter() - started) * 1000)
+    row.attempted_aliases = attempted
+    try:
+        _log_save(row)
+    except Exception:
+        logger.warning("the LLM call stopped by the time limit could not be logged")
 
 
 def _log_save(row: LLMCall) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from apps.triage import selectors
 from apps.triage.classifier import IntentModel
 
@@ -47,6 +49,8 @@ def active_model() -> tuple[int, IntentModel] | None:
             return None
         try:
             model = IntentModel.from_bytes(data)
+        except SoftTimeLimitExceeded:
+            raise  # the task's time limit, not a bad artifact: the next load may well work
         except Exception as error:
             # Remembered, so a bad artifact costs one failed load per process, not one per call.
             _unloadable_id = active_id

@@ -65,10 +65,12 @@ def test_short_secret_key_is_refused_in_production(tmp_path):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        # runs may last 60 + 60 s, the sweep would deliver them again after 100 s
+        # runs may last 60 s + the longest model call (198 s) + 15 s; the sweep would
+        # deliver them again after 100 s
         (
             {"PIPELINE_TIME_LIMIT": "60", "PIPELINE_SWEEP_PROCESSING_AFTER": "100"},
-            "PIPELINE_SWEEP_PROCESSING_AFTER must be above PIPELINE_TIME_LIMIT + 60 s (100 <= 120)",
+            "PIPELINE_SWEEP_PROCESSING_AFTER must be above the pipeline's hard time limit, "
+            "273 s (PIPELINE_TIME_LIMIT + the longest model call + 15 s); it is 100",
         ),
         # the broker would hand an unacknowledged task out again after 1000 s
         (
@@ -77,7 +79,8 @@ def test_short_secret_key_is_refused_in_production(tmp_path):
                 "PIPELINE_SWEEP_PROCESSING_AFTER": "5000",
                 "CELERY_VISIBILITY_TIMEOUT": "1000",
             },
-            "CELERY_VISIBILITY_TIMEOUT must be above PIPELINE_TIME_LIMIT + 60 s (1000 <= 1060)",
+            "CELERY_VISIBILITY_TIMEOUT must be above the pipeline's hard time limit, "
+            "1213 s (PIPELINE_TIME_LIMIT + the longest model call + 15 s); it is 1000",
         ),
     ],
 )

@@ -9,6 +9,7 @@ import pytest
 from apps.llm.deployments import (
     LOCAL_EXTRACTIVE,
     Deployment,
+    call_worst_case_seconds,
     deployments_from_env,
     fallbacks_from_env,
 )
@@ -142,3 +143,17 @@ def test_settings_module_refuses_bad_json_at_startup():
     # then
     assert completed.returncode != 0
     assert "ConfigurationError: LLM_DEPLOYMENTS is not valid JSON" in completed.stderr
+
+
+def test_the_longest_call_follows_the_slowest_deployment_of_each_alias_in_the_longest_chain():
+    # given: fast (15 s and a 40 s backup) falls back to strong (default 30 s); judge alone
+    deployments = {
+        "draft-fast": (Deployment("openai/a", timeout=15), Deployment("openai/b", timeout=40)),
+        "draft-strong": (Deployment("openai/c"),),
+        "judge": (Deployment("openai/d", timeout=20),),
+    }
+    fallbacks = {"draft-fast": ("draft-strong",), "draft-strong": (), "judge": ()}
+    # when
+    seconds = call_worst_case_seconds(deployments, fallbacks, default_timeout=30, num_retries=1)
+    # then: fast 3 x 40 + 8.75, then strong 3 x 30 + 8.75 (judge alone: 3 x 20 + 8.75)
+    assert seconds == (3 * 40 + 8.75) + (3 * 30 + 8.75)
