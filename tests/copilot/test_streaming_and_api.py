@@ -19,7 +19,12 @@ from apps.copilot.services import (
     ticket_handback,
     ticket_takeover,
 )
-from apps.copilot.streaming import customer_stream_events, stream_events, stream_replay
+from apps.copilot.streaming import (
+    customer_stream_events,
+    stream_events,
+    stream_publish,
+    stream_replay,
+)
 from apps.core.exceptions import ConflictError
 from apps.tickets.models import AuthorKind, PipelineStatus, TicketStatus
 from tests.copilot.conftest import customer_ticket
@@ -379,3 +384,50 @@ def test_a_taken_over_ticket_gets_no_draft_until_handed_back(copilot_ready, agen
     assert ticket_handback(ticket=ticket, actor=agent) is True
     regenerated = draft_regenerate(ticket=ticket, actor=agent)
     assert regenerated.generation == 1 and regenerated.status == DraftStatus.PENDING
+
+
+def test_a_fast_model_s_tokens_are_published_in_few_writes_the_first_at_once(db):
+    # given: a draft stream and 40 word-sized tokens arriving at once (a fast model)
+    from apps.copilot.services import _DraftStream
+    from apps.llm.services import StreamEvent
+
+    ticket_id = 987654
+    stream_publish(ticket_id=ticket_id, event={"type": "start", "message_id": 1})
+    stream = _DraftStream(ticket_id)
+    words = [f"word{index} " for index in range(40)]
+    # when
+    stream(StreamEvent("delta", words[0]))
+    first = [e["text"] for e in stream_replay(ticket_id=ticket_id) if e["type"] == "delta"]
+    for word in words[1:]:
+        stream(StreamEvent("delta", word))
+    stream.flush()
+    # then: the first token at once, the rest in 48-character writes, nothing lost
+    deltas = [e["text"] for e in stream_replay(ticket_id=ticket_id) if e["type"] == "delta"]
+    assert first == ["word0 "]
+    assert "".join(deltas) == "".join(words)
+    assert 1 < len(deltas) <= 1 + len("".join(words[1:])) // 48 + 1
+    assert all(len(text) < 48 + len("word39 ") for text in deltas)
+
+
+def test_a_reset_drops_the_tokens_not_yet_published(db):
+    # given
+    from apps.copilot.services import _DraftStream
+    from apps.llm.services import StreamEvent
+
+    ticket_id = 987655
+    stream_publish(ticket_id=ticket_id, event={"type": "start", "message_id": 1})
+    stream = _DraftStream(ticket_id)
+    stream(StreamEvent("delta", "First model "))
+    stream(StreamEvent("delta", "half an ans"))
+    # when: the first model failed; another starts over
+    stream(StreamEvent("reset", ""))
+    stream(StreamEvent("delta", "Second model."))
+    stream.flush()
+    # then
+    events = [(e["type"], e.get("text")) for e in stream_replay(ticket_id=ticket_id)]
+    assert events == [
+        ("start", None),
+        ("delta", "First model "),
+        ("reset", ""),
+        ("delta", "Second model."),
+    ]
