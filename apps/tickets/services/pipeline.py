@@ -166,19 +166,20 @@ def _message_pipeline_give_up(message_id: int) -> None:
         f"the copilot pipeline never finished after {settings.PIPELINE_MAX_DELIVERIES} "
         "deliveries (its worker died each time): a person answers instead"
     )
-    if not message_pipeline_advance(
-        message_id=message_id,
-        from_statuses=[PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING],
-        to_status=PipelineStatus.FAILED,
-        error=reason,
-    ):
-        return
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return
-    logger.error("message %s: %s", message_id, reason)
+    # One transaction, like copilot's pipeline_fail: never failed with nobody on its ticket.
     with transaction.atomic():
         ticket = ticket_lock(ticket_id=message.ticket_id)
+        if not message_pipeline_advance(
+            message_id=message_id,
+            from_statuses=[PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING],
+            to_status=PipelineStatus.FAILED,
+            error=reason,
+        ):
+            return
+        logger.error("message %s: %s", message_id, reason)
         # Already with a person, or resolved: nothing to hand off.
         with contextlib.suppress(InvalidTransitionError):
             ticket_handoff(ticket=ticket, actor=Actor.system(), reason=reason)
