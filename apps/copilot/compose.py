@@ -325,6 +325,7 @@ def _compose(
     top_score = similarities[0]
     margin = top_score - (max(similarities[1:]) if len(similarities) > 1 else 0.0)
     ranked = [a["probability"] for a in alternatives]
+    intent_margin = (ranked[0] - ranked[1]) if len(ranked) > 1 else (ranked[0] if ranked else 0)
 
     def features_for(
         article_id: int, *, groundedness: float, answerable: bool, citations_valid: bool
@@ -339,9 +340,7 @@ def _compose(
             groundedness=groundedness,
             answerable=answerable,
             citations_valid=citations_valid,
-            intent_margin=(ranked[0] - ranked[1])
-            if len(ranked) > 1
-            else (ranked[0] if ranked else 0),
+            intent_margin=intent_margin,
             retrieval_agrees=article_id == searched_first,
             article_probability=article_probability.get(article_id, 0.0),
         )

@@ -183,7 +183,6 @@ def customer_stream_events(
     typing_sent = False
     visible = False
     shown = False
-    text: list[str] = []
     live = _LiveText()
     for event in stream_events(ticket_id=ticket_id, timeout=timeout, heartbeat=heartbeat):
         if event is None:
@@ -195,28 +194,25 @@ def customer_stream_events(
             if shown:
                 yield {"type": "retract"}
             visible = shown = False
-            text.clear()
             live = _LiveText()
             yield {"type": "start", "message_id": event.get("message_id")}
         elif kind == "audience":
             visible = bool(event.get("customer"))
         elif kind == "delta":
-            text.append(event["text"])
-            piece = live.add(event["text"]) if visible else ""
-            if piece:
+            piece = live.add(event["text"])
+            if visible and piece:
                 shown = True
                 yield {"type": "delta", "text": piece}
             elif not typing_sent and not shown:
                 typing_sent = True
                 yield {"type": "typing"}
         elif kind == "reset":
-            text.clear()
             live = _LiveText()
             if shown:
                 yield {"type": "reset"}
         elif kind == "final":
             if event.get("decision") == "auto_sent":
-                yield {"type": "message", "body": event.get("body", "".join(text))}
+                yield {"type": "message", "body": event.get("body", live.text)}
             else:
                 if shown:
                     yield {"type": "retract"}
