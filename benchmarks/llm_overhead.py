@@ -200,6 +200,7 @@ def main() -> None:
 
     from apps.llm.circuit import circuit_allowed
     from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
+    from apps.llm.gateway import litellm
     from apps.llm.models import LLMCall
     from apps.llm.prompt_format import Passage, sections_render
     from apps.llm.router import router, router_reset
@@ -211,12 +212,17 @@ def main() -> None:
     server = RunningServer()
     answer = json.dumps(
         {
-            "reply": "Refunds are paid within 5 business days.",
+            # A reply of a model's usual length, a token (~4 characters) per streamed chunk.
+            "reply": "Hello, thanks for your message. Refunds are paid back to the card you "
+            "paid with within 5 business days of our accepting the return; your bank may take "
+            "another 2 to 3 days to show it. You will get an email when we send it. If it has "
+            "not arrived after 10 business days, reply here with your order number and we will "
+            "look into it. Kind regards.",
             "citations": ["P1"],
             "answerable": True,
         }
     )
-    server.fake.default = Reply.ok(answer)
+    server.fake.default = Reply.ok(answer, chunk_chars=4)
     os.environ["BENCH_FAKE_KEY"] = "sk-fake"
     settings.LLM_BUDGET_DAILY_USD = settings.LLM_BUDGET_MONTHLY_USD = 1e9
     settings.LLM_BUDGET_TICKET_USD = 1e9
@@ -279,6 +285,14 @@ def main() -> None:
 
         return call
 
+    def gateway_stream_litellm_logging() -> float:
+        # litellm's default: a thread and an event loop per chunk for its success callbacks.
+        litellm().disable_streaming_logging = False
+        try:
+            return gateway_stream("draft-fast")()
+        finally:
+            litellm().disable_streaming_logging = True
+
     def log_insert() -> None:
         _log_save(LLMCall(purpose="bench", alias="draft-fast", status="succeeded", model="m"))
 
@@ -290,6 +304,7 @@ def main() -> None:
             fake_row,
             raw_stream_row,
             stream_row,
+            logging_row,
             local_row,
             local_stream,
             *_,
@@ -300,6 +315,10 @@ def main() -> None:
                 ("completion_create -> fake server", gateway("draft-fast")),
                 ("raw httpx streamed POST (ttft: first content)", raw_stream),
                 ("completion_create streamed -> fake server", gateway_stream("draft-fast")),
+                (
+                    "  same, litellm's per-chunk success logging on (default)",
+                    gateway_stream_litellm_logging,
+                ),
                 ("completion_create -> local/extractive (lexical)", gateway("draft-strong")),
                 (
                     "completion_create streamed -> local/extractive (lexical)",
@@ -325,6 +344,11 @@ def main() -> None:
                 f"  {row['label']:56s} x{row['p50'] / baseline['p50']:.1f} / "
                 f"x{row['p95'] / baseline['p95']:.1f}"
             )
+        print(
+            f"\nstreamed reply of {-(-len(answer) // 4)} chunks: litellm's per-chunk logging off "
+            f"(Deskpilot's setting) p50 {stream_row['p50']:.1f} ms, on (litellm's default) "
+            f"{logging_row['p50']:.1f} ms: x{logging_row['p50'] / stream_row['p50']:.2f}"
+        )
         print(
             f"\ngateway's own overhead (p50): {fake_row['p50'] - router_row['p50']:.2f} ms over "
             f"the Router alone, {fake_row['p50'] - baseline['p50']:.2f} ms over the raw POST"

@@ -27,6 +27,12 @@ def litellm() -> ModuleType:
 
                 module.telemetry = False
                 module.suppress_debug_info = True
+                # Otherwise litellm hands every streamed chunk to a thread that starts an event
+                # loop to run its success callbacks: ~0.7 ms of CPU per chunk, half the cost
+                # of streaming a reply (benchmarks/llm_overhead.py). Deskpilot registers no
+                # litellm callbacks (LLMCall rows are the log), and the Router's cooldowns
+                # count failures (allowed_fails), which are still reported.
+                module.disable_streaming_logging = True
                 # litellm logs every call at INFO; our LLMCall rows are the call log.
                 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
                     logging.getLogger(name).setLevel(logging.WARNING)

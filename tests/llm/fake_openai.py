@@ -31,6 +31,7 @@ class Reply:
     delay: float = 0.0  # seconds before answering: longer than the client timeout = a timeout
     chunk_delay: float = 0.0  # seconds between streamed chunks
     stream_usage: bool = True  # False: ignore stream_options.include_usage, as some servers do
+    chunk_chars: int = 8  # characters per streamed chunk; ~4 is one token, as OpenAI streams
 
     @classmethod
     def ok(cls, content: str, **kwargs: Any) -> Reply:
@@ -62,6 +63,8 @@ class FakeOpenAI:
     default: Reply = field(default_factory=Reply)
     script: deque[Reply] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Seconds from each request's arrival to its last byte: the model's own time.
+    answer_seconds: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -81,6 +84,7 @@ class FakeOpenAI:
         with self.lock:
             self.script.clear()
             self.requests.clear()
+            self.answer_seconds.clear()
             self.default = default or Reply()
 
     @property
@@ -153,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, b'{"error": {"message": "not found"}}')
             return
+        arrived = time.perf_counter()
         reply = self.fake.next_reply(body)
         try:
             if reply.delay:
@@ -160,6 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(reply, body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout under test); nothing to answer
+        with self.fake.lock:
+            self.fake.answer_seconds.append(time.perf_counter() - arrived)
 
     def _answer(self, reply: Reply, body: dict[str, Any]) -> None:
         model = str(body.get("model", "fake"))
@@ -182,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(_chunk(model, {"role": "assistant", "content": ""}, None))
-        pieces = _pieces(reply.content)
+        pieces = _pieces(reply.content, reply.chunk_chars)
         if reply.kind == "cut":
             pieces = pieces[: len(pieces) // 2]
         for piece in pieces:
