@@ -371,7 +371,6 @@ def _compose(
             and confidence_score(best_case, weights) >= policy.auto_send_threshold
         ):
             announce({"type": "audience", "customer": True})
-            result.shown_while_drafting = True
     clock.lap("route")
 
     # --- draft (or the cache)

@@ -164,11 +164,22 @@ class _DraftStream:
         self.pending: list[str] = []
         self.pending_chars = 0
         self.flushed_at: float | None = None
+        # What the customer's live view shows of the published text (the widget reads it
+        # through the same LiveText): whether they actually saw any is the audit's record.
+        self.watched = False
+        self.live = streaming.LiveText()
+        self.shown = False
+
+    def announce(self, event: dict) -> None:
+        """Publishes an "audience" event (the customer may watch this draft being written)."""
+        _publish_safely(self.ticket_id, event)
+        self.watched = self.watched or bool(event.get("customer"))
 
     def __call__(self, event: StreamEvent) -> None:
         if event.type != "delta":
             # A reset voids the text so far; the next model's first token goes at once.
             self.pending, self.pending_chars, self.flushed_at = [], 0, None
+            self.live = streaming.LiveText()
             streaming.stream_publish(
                 ticket_id=self.ticket_id, event={"type": event.type, "text": event.text}
             )
@@ -189,6 +200,8 @@ class _DraftStream:
             streaming.stream_publish(
                 ticket_id=self.ticket_id, event={"type": "delta", "text": text}
             )
+            if self.live.add(text) and self.watched:
+                self.shown = True
         self.flushed_at = time.monotonic()
 
 
@@ -247,9 +260,10 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         ticket_id=ticket.pk,
         message_id=message_id,
         publish=stream,
-        announce=lambda event: _publish_safely(ticket.pk, event),
+        announce=stream.announce,
     )
     _flush_safely(stream)
+    composition.shown_while_drafting = stream.shown
     draft = _draft_save_and_act(message=message, composition=composition)
     _publish_final(draft)
     return draft

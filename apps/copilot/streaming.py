@@ -139,7 +139,7 @@ def _is_link_like(word: str) -> bool:
 _WORD_ENDS = (" ", "\n", "\t", "\r")
 
 
-class _LiveText:
+class LiveText:
     """The part of a draft the customer may watch as it is written: the complete words
     before the first link-like one. The word being written is held back (it may become a
     link); from a link-like word on, nothing more is shown until the reply is sent (the
@@ -175,7 +175,7 @@ def customer_stream_events(
     "start" names the customer message being answered (the widget shows deltas only for its
     own latest message, never a replay of an earlier answer). A draft on course to be
     auto-sent (an "audience" event before drafting) streams to the customer as it is
-    written: "delta" and "reset" pass through, word by word and never a link (`_LiveText`).
+    written: "delta" and "reset" pass through, word by word and never a link (`LiveText`).
     Any other draft shows only "typing" (no text). At the end: "message" with the reply if
     it was auto-sent; otherwise "retract" when text was shown (the customer's view drops it:
     it was not sent), then "handed_off" or "needs_review".
@@ -183,7 +183,7 @@ def customer_stream_events(
     typing_sent = False
     visible = False
     shown = False
-    live = _LiveText()
+    live = LiveText()
     for event in stream_events(ticket_id=ticket_id, timeout=timeout, heartbeat=heartbeat):
         if event is None:
             yield None
@@ -194,7 +194,7 @@ def customer_stream_events(
             if shown:
                 yield {"type": "retract"}
             visible = shown = False
-            live = _LiveText()
+            live = LiveText()
             yield {"type": "start", "message_id": event.get("message_id")}
         elif kind == "audience":
             visible = bool(event.get("customer"))
@@ -207,7 +207,7 @@ def customer_stream_events(
                 typing_sent = True
                 yield {"type": "typing"}
         elif kind == "reset":
-            live = _LiveText()
+            live = LiveText()
             if shown:
                 yield {"type": "reset"}
         elif kind == "final":

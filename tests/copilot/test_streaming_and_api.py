@@ -124,6 +124,28 @@ def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
     assert draft.shown_while_drafting is True
 
 
+def test_a_watched_draft_that_opens_with_a_link_records_that_the_customer_saw_none_of_it(
+    copilot_ready, fake_openai
+):
+    # given: a question on course to be sent, and a model whose reply opens with a link
+    reply = "https://evil.example/reset is where you reset your password today."
+    fake_openai.reset(
+        default=Reply.ok(json.dumps({"reply": reply, "citations": ["P1"], "answerable": True}))
+    )
+    ticket, message = customer_ticket(QUESTION)
+    # when
+    draft = pipeline_run(message_id=message.id)
+    events = list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    # then: announced to the customer, but the live view stopped at the link: nothing shown
+    raw = list(stream_events(ticket_id=ticket.id, timeout=2))
+    assert {"type": "audience", "customer": True} in [
+        {key: event[key] for key in ("type", "customer") if key in event} for event in raw
+    ]
+    assert draft.decision == "handed_off"
+    assert [event["type"] for event in events] == ["start", "typing", "handed_off"]
+    assert draft.shown_while_drafting is False
+
+
 def test_the_customer_never_watches_a_link_being_written_even_one_that_is_then_sent(
     copilot_ready,
 ):
@@ -188,9 +210,9 @@ def test_the_customer_never_watches_a_link_being_written_even_one_that_is_then_s
 )
 def test_link_like_words_stop_the_live_view(word):
     # given
-    from apps.copilot.streaming import _LiveText
+    from apps.copilot.streaming import LiveText
 
-    live = _LiveText()
+    live = LiveText()
     # when
     shown = live.add(f"Go to {word} and then more text ")
     # then
@@ -211,10 +233,10 @@ def test_link_like_words_stop_the_live_view(word):
 )
 def test_ordinary_words_with_dots_are_shown(text):
     # given
-    from apps.copilot.streaming import _LiveText
+    from apps.copilot.streaming import LiveText
 
     # when / then
-    assert _LiveText().add(text) == text
+    assert LiveText().add(text) == text
 
 
 def test_text_shown_by_a_run_that_died_is_withdrawn_by_the_next_run_and_the_failure(
