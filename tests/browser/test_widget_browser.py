@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from apps.copilot.streaming import stream_publish
 from apps.tickets.models import AuthorKind, Message, Ticket, TicketStatus
 from apps.tickets.services import Actor, message_add
 from tests.browser.conftest import PHONE, widget_open, widget_send
@@ -160,3 +161,30 @@ def _rated_message_ids() -> list[int]:
     from apps.feedback.models import ReplyRating
 
     return list(ReplyRating.objects.filter(value="down").values_list("message_id", flat=True))
+
+
+def test_a_reply_that_starts_over_with_a_link_leaves_no_empty_bubble(site, new_page):
+    # given: a visitor watching a reply on course to be sent being written
+    page = new_page()
+    panel = widget_open(page, site.url)
+    widget_send(page, "How do I reset my password?")
+    expect(panel.locator(".message.customer .body")).to_have_text(["How do I reset my password?"])
+    ticket = only_ticket()
+    message = Message.objects.get(ticket=ticket, author_kind=AuthorKind.CUSTOMER)
+    for event in (
+        {"type": "start", "message_id": message.id},
+        {"type": "audience", "customer": True},
+        {"type": "delta", "text": "You can reset it yourself "},
+    ):
+        stream_publish(ticket_id=ticket.id, event=event)
+    live = panel.locator(".message.copilot.live")
+    expect(live.locator(".body")).to_have_text("You can reset it yourself ")
+    # when: another model starts the reply over, opening with a link the view never shows
+    for event in (
+        {"type": "reset"},
+        {"type": "delta", "text": "https://evil.example/reset is where you do it. "},
+    ):
+        stream_publish(ticket_id=ticket.id, event=event)
+    # then: the old text is gone, with no empty bubble left, and "typing" shows instead
+    expect(live).to_have_count(0)
+    expect(panel.locator(".typing")).to_be_visible()

@@ -432,7 +432,10 @@
       if (!last || last.author_kind !== "customer" || last.id !== streamFor) return;
       liveAppend(event.text || "");
     } else if (type === "reset") {
-      if (live) live.lastChild.textContent = "";
+      // The reply starts over (another model took over): its text so far goes, and
+      // "typing" shows until the new text, which may never come (a link stops the view).
+      liveDrop();
+      drafting = true;
     } else if (type === "retract") {
       liveDrop();
     } else if (type === "message") {
