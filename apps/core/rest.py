@@ -16,6 +16,8 @@ from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 
+from apps.core.text import ascii_digits
+
 
 class RequestTooLargeError(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -28,7 +30,7 @@ def read_capped(
 ) -> bytes:
     request = (parser_context or {}).get("request")
     declared = request.META.get("CONTENT_LENGTH", "") if request is not None else ""
-    if declared.isdigit() and int(declared) > limit:
+    if ascii_digits(declared) and int(declared) > limit:
         raise RequestTooLargeError(f"{what} is {int(declared)} bytes; the limit is {limit} bytes")
     raw = stream.read(limit + 1) if stream is not None else b""
     if len(raw) > limit:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
 from apps.accounts.models import User
+from apps.core.text import ascii_digits
 from apps.tickets.models import Channel, Ticket, TicketPriority, TicketStatus
 from apps.tickets.selectors import ticket_list
 
@@ -70,7 +71,7 @@ class QueueFilters:
             "status": lambda v: v in TicketStatus.values,
             "channel": lambda v: v in Channel.values,
             "band": lambda v: v in BANDS,
-            "assignee": lambda v: v in ("me", "none") or (v.isdigit() and len(v) < 19),
+            "assignee": lambda v: v in ("me", "none") or (ascii_digits(v) and len(v) < 19),
             "intent": lambda v: len(v) <= 100,
         }
         for name, is_valid in checks.items():
@@ -114,7 +115,7 @@ def _search_q(search: str) -> Q:
         | Q(customer__email__icontains=search)
         | Q(customer__name__icontains=search)
     )
-    if text.isdigit() and len(text) < 19:
+    if ascii_digits(text) and len(text) < 19:
         condition |= Q(pk=int(text))
     return condition
 

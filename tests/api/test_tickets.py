@@ -229,6 +229,23 @@ def test_oversized_request_body_is_refused_with_413(api_key_client, settings):
     assert counts() == before
 
 
+def test_a_content_length_that_is_not_a_number_is_not_a_500(api_key_client):
+    # given: a superscript digit, which str.isdigit() accepts and int() refuses
+    client = api_key_client()
+    # when
+    response = client.generic(
+        "POST",
+        "/api/v1/tickets",
+        b'{"body": "hello"}',
+        content_type="application/json",
+        CONTENT_LENGTH="\u00b3",
+    )
+    # then: Django reads no body for a length it cannot parse: a clear 400, nothing stored
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "body: This field is required."
+    assert counts() == (0, 0, 0, 0)
+
+
 def test_read_only_key_cannot_create_a_ticket(api_key_client):
     # given
     client = api_key_client(scopes=("read",))
@@ -268,15 +285,18 @@ def test_a_format_query_parameter_is_ignored_not_a_bare_404(api_key_client):
     assert missing.json()["error"]["code"] == "not_found"
 
 
-@pytest.mark.parametrize("ticket_id", ["999999", "abc", "0", "-1", "99999999999999999999999"])
+@pytest.mark.parametrize(
+    "ticket_id", ["999999", "abc", "0", "-1", "99999999999999999999999", "\u00b3", "1\u2460"]
+)
 def test_unknown_ticket_is_a_json_404(api_key_client, ticket_id):
-    # given
+    # given: ids that are not ones, including digits int() refuses (superscript, circled)
     client = api_key_client()
     # when
     read = client.get(f"/api/v1/tickets/{ticket_id}")
     write = client.post(f"/api/v1/tickets/{ticket_id}/messages", {"body": "x"}, format="json")
+    regenerate = client.post(f"/api/v1/tickets/{ticket_id}/draft/regenerate")
     # then
-    assert read.status_code == write.status_code == 404
+    assert read.status_code == write.status_code == regenerate.status_code == 404
     assert read.json()["error"]["code"] == "not_found"
     assert write.json()["error"]["fields"] == {"ticket_id": [write.json()["error"]["message"]]}
     assert counts() == (0, 0, 0, 0)

@@ -113,6 +113,19 @@ def test_invalid_filters_are_ignored_with_a_notice_not_an_error(agent_client):
     assert "Ignored invalid filters: view, status, assignee" in response.content.decode()
 
 
+def test_digits_int_refuses_are_a_text_search_and_an_ignored_filter_not_an_error(agent_client):
+    # given: a superscript digit, which str.isdigit() accepts and int() refuses
+    ticket = conversation_create(subject="Order \u00b3 never came")
+    # when
+    search = agent_client.get("/inbox/?q=%23%C2%B3")
+    filtered = agent_client.get("/inbox/?assignee=%C2%B3")
+    # then
+    assert search.status_code == filtered.status_code == 200
+    assert ticket_ids(search) == []
+    assert ticket_ids(agent_client.get("/inbox/?q=%C2%B3")) == [ticket.pk]
+    assert "Ignored invalid filter: assignee" in filtered.content.decode()
+
+
 def test_htmx_poll_returns_only_the_rows_and_fresh_counts(agent_client):
     # given
     ticket = conversation_create(status=TicketStatus.HANDED_OFF)

@@ -27,6 +27,7 @@ from apps.api.serializers.tickets import (
 )
 from apps.core.exceptions import NotFoundError
 from apps.core.rest import StrictJSONParser
+from apps.core.text import ascii_digits
 from apps.tickets.models import Channel, Ticket
 from apps.tickets.selectors import ticket_get, ticket_list
 from apps.tickets.services import Actor, customer_resolve, message_add, ticket_create
@@ -41,7 +42,7 @@ TICKET_ID_PARAMETER = OpenApiParameter(
 def _ticket_from_path(raw_id: str) -> Ticket:
     # Validated here, not by the URL converter: a bad id gets the API's JSON 404, and an id
     # beyond bigint never reaches the database.
-    if not raw_id.isdigit() or not 0 < int(raw_id) <= MAX_ID:
+    if not ascii_digits(raw_id) or not 0 < int(raw_id) <= MAX_ID:
         raise NotFoundError(f"ticket {raw_id[:40]!r} does not exist", field="ticket_id")
     return ticket_get(ticket_id=int(raw_id))
 
@@ -62,7 +63,7 @@ class TicketPagination(CursorPagination):
         # reach the database as `id < 'abc'`. It is the query string's text (the stub's `int`
         # is wrong), hence str().
         position = None if cursor is None or cursor.position is None else str(cursor.position)
-        if position is not None and not (position.isdigit() and 0 < int(position) <= MAX_ID):
+        if position is not None and not (ascii_digits(position) and 0 < int(position) <= MAX_ID):
             raise serializers.ValidationError({"cursor": ["invalid cursor"]})
         return cursor
 
