@@ -20,14 +20,18 @@ def only_ticket() -> Ticket:
     return wait_for(lambda: Ticket.objects.order_by("id").last())
 
 
-def test_visitor_asks_and_sees_the_reply_and_history_survives_a_reload(site, new_page):
-    # given
+def visitor_asks(site, new_page, text: str) -> tuple:  # type: ignore[no-untyped-def,type-arg]
+    """A visitor opens the widget and sends `text`: (page, panel, the ticket it opened)."""
     page = new_page()
     panel = widget_open(page, site.url)
+    widget_send(page, text)
+    expect(panel.locator(".message.customer .body")).to_have_text([text])
+    return page, panel, only_ticket()
+
+
+def test_visitor_asks_and_sees_the_reply_and_history_survives_a_reload(site, new_page):
     # when: the visitor asks; a reply arrives on the ticket
-    widget_send(page, "Do you ship to Norway?")
-    expect(panel.locator(".message.customer .body")).to_have_text(["Do you ship to Norway?"])
-    ticket = only_ticket()
+    page, panel, ticket = visitor_asks(site, new_page, "Do you ship to Norway?")
     message_add(
         ticket=ticket,
         author_kind=AuthorKind.COPILOT,
@@ -139,10 +143,7 @@ def test_widget_is_usable_with_the_keyboard_and_on_a_phone(site, new_page):
 
 def test_thumbs_on_a_reply_are_saved_and_shown_pressed(site, new_page):
     # given
-    page = new_page()
-    panel = widget_open(page, site.url)
-    widget_send(page, "Is the oak table solid?")
-    ticket = only_ticket()
+    _, panel, ticket = visitor_asks(site, new_page, "Is the oak table solid?")
     reply = message_add(
         ticket=ticket, author_kind=AuthorKind.AGENT, body="Yes, solid oak.", actor=Actor.system()
     )
@@ -165,11 +166,7 @@ def _rated_message_ids() -> list[int]:
 
 def test_a_reply_that_starts_over_with_a_link_leaves_no_empty_bubble(site, new_page):
     # given: a visitor watching a reply on course to be sent being written
-    page = new_page()
-    panel = widget_open(page, site.url)
-    widget_send(page, "How do I reset my password?")
-    expect(panel.locator(".message.customer .body")).to_have_text(["How do I reset my password?"])
-    ticket = only_ticket()
+    _, panel, ticket = visitor_asks(site, new_page, "How do I reset my password?")
     message = Message.objects.get(ticket=ticket, author_kind=AuthorKind.CUSTOMER)
     for event in (
         {"type": "start", "message_id": message.id},

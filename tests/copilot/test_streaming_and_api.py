@@ -103,18 +103,24 @@ def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_on
     assert (sent.shown_while_drafting, reviewed.shown_while_drafting) == (True, False)
 
 
-def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
-    copilot_ready, fake_openai
-):
-    # given: a question on course to be sent, and a model that invents its answer
-    invented = "Call our hotline on 0800 123 456 and quote code ZEBRA for a manual reset."
+def _watched_run(fake_openai, reply: str) -> tuple:  # type: ignore[no-untyped-def,type-arg]
+    """A question on course to be sent, answered by a model writing `reply`: the ticket, its
+    draft and what the customer's widget was shown."""
     fake_openai.reset(
-        default=Reply.ok(json.dumps({"reply": invented, "citations": ["P1"], "answerable": True}))
+        default=Reply.ok(json.dumps({"reply": reply, "citations": ["P1"], "answerable": True}))
     )
     ticket, message = customer_ticket(QUESTION)
     draft = pipeline_run(message_id=message.id)
+    return ticket, draft, list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+
+
+def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
+    copilot_ready, fake_openai
+):
+    # given: a model that invents its answer
+    invented = "Call our hotline on 0800 123 456 and quote code ZEBRA for a manual reset."
     # when
-    events = list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    _, draft, events = _watched_run(fake_openai, invented)
     # then: the text was shown while written, then withdrawn, and a person takes over
     assert (draft.decision, draft.reason) == ("handed_off", "ungrounded")
     assert "".join(e["text"] for e in events if e["type"] == "delta") == invented.removesuffix(
@@ -127,15 +133,10 @@ def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
 def test_a_watched_draft_that_opens_with_a_link_records_that_the_customer_saw_none_of_it(
     copilot_ready, fake_openai
 ):
-    # given: a question on course to be sent, and a model whose reply opens with a link
+    # given: a model whose reply opens with a link
     reply = "https://evil.example/reset is where you reset your password today."
-    fake_openai.reset(
-        default=Reply.ok(json.dumps({"reply": reply, "citations": ["P1"], "answerable": True}))
-    )
-    ticket, message = customer_ticket(QUESTION)
     # when
-    draft = pipeline_run(message_id=message.id)
-    events = list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    ticket, draft, events = _watched_run(fake_openai, reply)
     # then: announced to the customer, but the live view stopped at the link: nothing shown
     raw = list(stream_events(ticket_id=ticket.id, timeout=2))
     assert {"type": "audience", "customer": True} in [
