@@ -30,6 +30,11 @@ def test_database_url() -> str:
     return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
 
+def celery_worker_log(node: str) -> Path:
+    """Where `celery_worker` writes the output of the worker named `node`."""
+    return Path(os.environ["DESKPILOT_HOME"]) / f"celery-worker-{node.split('@')[0]}.log"
+
+
 @contextlib.contextmanager
 def celery_worker(
     *, queues: str = "default,pipeline,ingest,eval", pool: str = "solo", **env: str
@@ -46,7 +51,7 @@ def celery_worker(
         DJANGO_SETTINGS_MODULE="config.test_settings",
         **env,
     )
-    log_path = Path(os.environ["DESKPILOT_HOME"]) / f"celery-worker-{node.split('@')[0]}.log"
+    log_path = celery_worker_log(node)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen(

@@ -39,6 +39,8 @@ from apps.core.exceptions import (
     ValidationError,
 )
 from apps.knowledge.selectors import articles_by_external_id
+from apps.llm.embeddings import embed
+from apps.llm.router import router_warm
 from apps.llm.services import StreamEvent
 from apps.tickets.email_outbound import email_reply_send
 from apps.tickets.models import AuthorKind, Channel, Message, PipelineStatus, Ticket, TicketStatus
@@ -53,6 +55,7 @@ from apps.tickets.services import (
     ticket_review_request,
     ticket_triage_record,
 )
+from apps.triage.services import message_classify
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +222,14 @@ def _publish_safely(ticket_id: int, event: dict) -> None:
         streaming.stream_publish(ticket_id=ticket_id, event=event)
     except Exception:
         logger.warning("draft stream event for ticket %s not published", ticket_id, exc_info=True)
+
+
+def pipeline_warm() -> None:
+    """Pays a process's one-time costs before its first customer message: litellm's import
+    and Router, the embedding model, the active classifier. Reads only; nothing is stored."""
+    router_warm()
+    embed(["warm up"])
+    message_classify(text="warm up")
 
 
 def pipeline_run(*, message_id: int) -> Draft | None:

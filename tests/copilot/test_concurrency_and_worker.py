@@ -198,3 +198,62 @@ def test_a_run_past_its_time_limit_in_a_model_call_is_stopped_and_its_ticket_han
     ticket.refresh_from_db()
     assert message.pipeline_status == PipelineStatus.FAILED
     assert ticket.status == TicketStatus.HANDED_OFF
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_loads_what_the_pipeline_needs_before_its_first_task(
+    copilot_ready, monkeypatch
+):
+    # given: an active classifier, and a prefork worker on a queue of its own
+    import os
+    import re
+    import signal
+    import uuid
+
+    from config.celery import app
+    from tests.conftest import celery_worker, celery_worker_log
+
+    ready = re.compile(r"worker process ready in [\d.]+ s: (\d+) objects frozen")
+    queue = f"warm-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr("apps.tickets.services.pipeline.PIPELINE_QUEUE", queue)
+    with celery_worker(queues=queue, pool="prefork") as node:
+        log = celery_worker_log(node)
+        first = wait_for(lambda: ready.search(log.read_text()), timeout=120)
+        # when: its process dies (a hard time limit, out of memory) and Celery starts another,
+        # which must outlive Celery's default 4 s wait for a new process: loading takes longer
+        (child,) = app.control.inspect([node], timeout=5).stats()[node]["pool"]["processes"]
+        os.kill(child, signal.SIGKILL)
+        wait_for(lambda: len(ready.findall(log.read_text())) == 2, timeout=120)
+        # and a customer writes: the warmed process's database connections still work
+        _ticket, message = customer_ticket(QUESTION)
+        draft = wait_for(lambda: Draft.objects.filter(message_id=message.id).first(), timeout=60)
+        output = log.read_text()
+    # then: litellm, the embedding model, the classifier and Django were loaded and frozen
+    # out of the garbage collector's full scans before any task, in both processes
+    assert int(first.group(1)) > 100_000
+    assert draft.intent == "reset_password"
+    assert "warm-up failed" not in output
+    assert "Timed out waiting for UP message" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_messages_waiting_when_a_worker_starts_all_get_their_draft(copilot_ready, monkeypatch):
+    # given: three customer messages queued while no worker consumes their queue (a deploy,
+    # a crash), so the worker's first tasks arrive right after it has warmed up
+    import uuid
+
+    from tests.conftest import celery_worker
+
+    queue = f"backlog-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr("apps.tickets.services.pipeline.PIPELINE_QUEUE", queue)
+    messages = [customer_ticket(QUESTION)[1] for _ in range(3)]
+    # when: a worker starts
+    with celery_worker(queues=queue):
+        drafts = wait_for(
+            lambda: (found := Draft.objects.filter(message__in=messages)).count() == 3 and found,
+            timeout=60,
+        )
+    # then: every message was drafted, none stuck on a dead database connection
+    assert {draft.intent for draft in drafts} == {"reset_password"}
