@@ -455,6 +455,10 @@ COPILOT_GROUNDEDNESS_THRESHOLD = env_float("COPILOT_GROUNDEDNESS_THRESHOLD", 0.7
 COPILOT_INTENT_BOOST = env_float("COPILOT_INTENT_BOOST", 0.02, minimum=0.0)
 COPILOT_SEMANTIC_CACHE_SIMILARITY = env_float("COPILOT_SEMANTIC_CACHE_SIMILARITY", 0.95)
 COPILOT_STREAM_REPLAY_SECONDS = env_int("COPILOT_STREAM_REPLAY_SECONDS", 300, minimum=10)
+# A model's reply is streamed when someone may watch it: a widget conversation, or a reader of
+# the ticket's draft stream (inbox, API) connected when the model call starts. Streaming costs
+# litellm ~0.5 ms of parsing per chunk (~60 ms for a usual reply); on to stream every draft.
+COPILOT_STREAM_UNWATCHED = env_bool("COPILOT_STREAM_UNWATCHED", False)
 COPILOT_PIPELINE_MAX_RETRIES = env_int("COPILOT_PIPELINE_MAX_RETRIES", 3, minimum=0)
 # Learned intent→article links are refreshed ahead of customer messages after a retraining
 # or a knowledge-base change (the pipeline still learns them itself if it gets there first).

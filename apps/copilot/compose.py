@@ -211,10 +211,13 @@ def draft_compose(
     announce: Announce | None = None,
     policy: EffectivePolicy | None = None,
     use_cache: bool = True,
+    stream_wanted: Callable[[], bool] | None = None,
 ) -> Composition:
     """Compose the draft and the decision for one customer text (no ticket changes).
 
     Model failures become decisions (model_unavailable, budget), never exceptions.
+    `stream_wanted`, asked as the model call starts, says whether the model's reply is worth
+    streaming through `publish` (someone may watch it); without it, it always is.
     Side effects: LLMCall rows, reply-cache rows, stream events through `publish`, and
     `{"type": "audience", "customer": true}` through `announce` before drafting when the
     draft is on course to be auto-sent (the customer may then watch it being written).
@@ -234,6 +237,7 @@ def draft_compose(
             announce,
             policy,
             use_cache,
+            stream_wanted,
         )
     finally:
         clock.total()
@@ -250,6 +254,7 @@ def _compose(
     announce: Announce | None,
     policy: EffectivePolicy,
     use_cache: bool,
+    stream_wanted: Callable[[], bool] | None,
 ) -> Composition:
     query = text[: settings.TRIAGE_MAX_MESSAGE_CHARS]
     # --- triage
@@ -417,6 +422,8 @@ def _compose(
             publish(StreamEvent("delta", reply))
             result.streamed = True
     else:
+        if publish is not None and stream_wanted is not None and not stream_wanted():
+            publish = None  # nobody to watch it: one response instead of a chunk per token
         try:
             completion = completion_create(
                 purpose="draft",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Value
 from django.db.models.functions import Least
@@ -162,8 +163,9 @@ class _DraftStream:
     FLUSH_CHARS = 48
     FLUSH_SECONDS = 0.04
 
-    def __init__(self, ticket_id: int) -> None:
+    def __init__(self, ticket_id: int, channel: str = "") -> None:
         self.ticket_id = ticket_id
+        self.channel = channel
         self.pending: list[str] = []
         self.pending_chars = 0
         self.flushed_at: float | None = None
@@ -172,6 +174,20 @@ class _DraftStream:
         self.watched = False
         self.live = streaming.LiveText()
         self.shown = False
+
+    def wanted(self) -> bool:
+        """Whether the model's reply is worth streaming: a widget visitor may be watching (the
+        widget may connect only after the message is sent), or a reader of the ticket's
+        stream is connected now. Otherwise the model answers in one response, which saves
+        litellm's parsing of every chunk; a reader who connects mid-draft sees it drafting,
+        then the draft."""
+        if settings.COPILOT_STREAM_UNWATCHED or self.channel == Channel.WIDGET:
+            return True
+        try:
+            return streaming.stream_listeners(ticket_id=self.ticket_id) > 0
+        except Exception:
+            logger.warning("draft stream readers of ticket %s unknown", self.ticket_id)
+            return True
 
     def announce(self, event: dict) -> None:
         """Publishes an "audience" event (the customer may watch this draft being written)."""
@@ -264,7 +280,7 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         return None
     prompt = prompt_template_ensure_default()
     _publish_safely(ticket.pk, {"type": "start", "message_id": message_id})
-    stream = _DraftStream(ticket.pk)
+    stream = _DraftStream(ticket.pk, ticket.channel)
     composition = draft_compose(
         text=message.body,
         prompt=prompt,
@@ -272,6 +288,7 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         message_id=message_id,
         publish=stream,
         announce=stream.announce,
+        stream_wanted=stream.wanted,
     )
     _flush_safely(stream)
     composition.shown_while_drafting = stream.shown

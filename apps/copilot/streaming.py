@@ -56,6 +56,13 @@ def stream_publish(*, ticket_id: int, event: dict) -> dict:
     return event
 
 
+def stream_listeners(*, ticket_id: int) -> int:
+    """How many readers are subscribed to the ticket's live events right now."""
+    channel, _, _ = _keys(ticket_id)
+    ((_, count),) = _client().pubsub_numsub(channel)
+    return int(count)
+
+
 def stream_replay(*, ticket_id: int) -> list[dict]:
     _, replay, _ = _keys(ticket_id)
     return [json.loads(item) for item in _client().lrange(replay, 0, -1)]

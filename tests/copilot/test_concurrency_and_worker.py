@@ -14,7 +14,7 @@ from apps.accounts.models import Role, User
 from apps.copilot.models import Draft, DraftStatus, HandoffReason
 from apps.copilot.services import pipeline_run, ticket_takeover
 from apps.llm.models import LLMCall
-from apps.tickets.models import AuthorKind, Message, PipelineStatus, TicketStatus
+from apps.tickets.models import AuthorKind, Channel, Message, PipelineStatus, TicketStatus
 from apps.tickets.services import Actor, message_add
 from tests.conftest import wait_for
 from tests.copilot.conftest import customer_ticket
@@ -182,8 +182,9 @@ def test_a_run_past_its_time_limit_in_a_model_call_is_stopped_and_its_ticket_han
         PIPELINE_TIME_LIMIT="15",
     ):
         started = time.monotonic()
-        # when: a customer writes (intake publishes the pipeline task by name, on commit)
-        ticket, message = customer_ticket(QUESTION)
+        # when: a customer writes in the widget, so the reply is streamed (intake publishes
+        # the pipeline task by name, on commit)
+        ticket, message = customer_ticket(QUESTION, channel=Channel.WIDGET)
         draft = wait_for(lambda: Draft.objects.filter(message_id=message.id).first(), timeout=90)
         elapsed = time.monotonic() - started
     # then: the model was writing when the limit passed; the run stopped there (not at the

@@ -12,7 +12,7 @@ from apps.copilot.models import Decision, Draft, DraftStatus, HandoffReason
 from apps.copilot.services import pipeline_fail, pipeline_run, policy_auto_send_disable
 from apps.core.exceptions import ConflictError
 from apps.llm.models import LLMCall
-from apps.tickets.models import AuthorKind, Message, PipelineStatus, TicketStatus
+from apps.tickets.models import AuthorKind, Channel, Message, PipelineStatus, TicketStatus
 from apps.tickets.services import message_pipeline_advance
 from tests.copilot.conftest import customer_ticket
 from tests.llm.factories import LLMCallFactory
@@ -186,7 +186,7 @@ def test_the_model_down_hands_off_with_model_unavailable_and_keeps_the_message(
 
 
 def test_a_fake_openai_model_drafts_with_tokens_and_cost(copilot_ready, fake_openai):
-    # given: the model answers from passage P1
+    # given: the model answers from passage P1, to a visitor in the widget
     fake_openai.reset(
         default=Reply.ok(
             json.dumps(
@@ -199,7 +199,7 @@ def test_a_fake_openai_model_drafts_with_tokens_and_cost(copilot_ready, fake_ope
             )
         )
     )
-    _, message = customer_ticket(PASSWORD_QUESTION)
+    _, message = customer_ticket(PASSWORD_QUESTION, channel=Channel.WIDGET)
     # when
     draft = pipeline_run(message_id=message.id)
     # then
@@ -210,6 +210,30 @@ def test_a_fake_openai_model_drafts_with_tokens_and_cost(copilot_ready, fake_ope
     assert draft.citations[0]["external_id"] == "account/reset-password.md"
     request = fake_openai.requests[0]
     assert "<customer_message>" in request["messages"][1]["content"]
+    assert request["stream"] is True
+
+
+def test_a_draft_nobody_watches_is_one_model_response_and_a_late_reader_gets_the_draft(
+    copilot_ready, fake_openai
+):
+    # given: an email ticket with no reader of its draft stream
+    from apps.copilot.streaming import stream_events
+
+    reply = "If you have forgotten your password, you can set a new one yourself."
+    fake_openai.reset(
+        default=Reply.ok(json.dumps({"reply": reply, "citations": ["P1"], "answerable": True}))
+    )
+    ticket, message = customer_ticket(PASSWORD_QUESTION, channel=Channel.EMAIL)
+    # when
+    draft = pipeline_run(message_id=message.id)
+    # then: the model was asked for one response, counted and priced like a streamed one
+    assert "stream" not in fake_openai.requests[0]
+    assert (draft.body, draft.streamed, draft.decision) == (reply, False, "auto_sent")
+    assert draft.output_tokens > 0 and draft.cost_usd > Decimal("0")
+    # and a reader who connects afterwards sees the run start and end, with no text
+    events = list(stream_events(ticket_id=ticket.id, timeout=2))
+    assert [event["type"] for event in events] == ["start", "audience", "final"]
+    assert events[-1]["draft_id"] == draft.id
 
 
 def test_an_unanswerable_reply_is_handed_off_with_no_answer(copilot_ready, fake_openai):

@@ -22,11 +22,12 @@ from apps.copilot.services import (
 from apps.copilot.streaming import (
     customer_stream_events,
     stream_events,
+    stream_listeners,
     stream_publish,
     stream_replay,
 )
 from apps.core.exceptions import ConflictError
-from apps.tickets.models import AuthorKind, PipelineStatus, TicketStatus
+from apps.tickets.models import AuthorKind, Channel, PipelineStatus, TicketStatus
 from tests.copilot.conftest import customer_ticket
 from tests.llm.fake_openai import Reply
 
@@ -54,13 +55,32 @@ def _sse_events(response) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-
     return events
 
 
+def _reader_connected(ticket_id: int) -> tuple:  # type: ignore[type-arg]
+    """A reader of the ticket's draft stream (an agent's inbox, an API client), connected:
+    its thread and the events it will have received."""
+    import threading
+
+    from tests.conftest import wait_for
+
+    seen: list = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(stream_events(ticket_id=ticket_id, timeout=10))
+    )
+    reader.start()
+    wait_for(lambda: stream_listeners(ticket_id=ticket_id) == 1, timeout=5)
+    return reader, seen
+
+
 def test_draft_tokens_are_replayed_in_order_ending_with_the_final_event(copilot_ready):
-    # given
+    # given: an API ticket whose draft stream has a reader
     ticket, message = customer_ticket(QUESTION)
+    reader, seen = _reader_connected(ticket.id)
     # when
     draft = pipeline_run(message_id=message.id)
+    reader.join(10)
     # then
     events = stream_replay(ticket_id=ticket.id)
+    assert seen == events
     kinds = [event["type"] for event in events]
     assert kinds[:2] == ["start", "audience"] and kinds[-1] == "final"
     assert events[1]["customer"] is True
@@ -76,9 +96,9 @@ def test_draft_tokens_are_replayed_in_order_ending_with_the_final_event(copilot_
 def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_one(
     copilot_ready,
 ):
-    # given
-    sent_ticket, sent_message = customer_ticket(QUESTION)
-    reviewed_ticket, reviewed_message = customer_ticket(REVIEW_QUESTION)
+    # given: two widget conversations
+    sent_ticket, sent_message = customer_ticket(QUESTION, channel=Channel.WIDGET)
+    reviewed_ticket, reviewed_message = customer_ticket(REVIEW_QUESTION, channel=Channel.WIDGET)
     sent = pipeline_run(message_id=sent_message.id)
     pipeline_run(message_id=reviewed_message.id)
     # when
@@ -109,7 +129,7 @@ def _watched_run(fake_openai, reply: str) -> tuple:  # type: ignore[no-untyped-d
     fake_openai.reset(
         default=Reply.ok(json.dumps({"reply": reply, "citations": ["P1"], "answerable": True}))
     )
-    ticket, message = customer_ticket(QUESTION)
+    ticket, message = customer_ticket(QUESTION, channel=Channel.WIDGET)
     draft = pipeline_run(message_id=message.id)
     return ticket, draft, list(customer_stream_events(ticket_id=ticket.id, timeout=2))
 
@@ -277,8 +297,9 @@ def test_text_shown_by_a_run_that_died_is_withdrawn_by_the_next_run_and_the_fail
     assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
 
 
-def test_the_sse_endpoint_serves_the_draft_events(copilot_ready, api_key_client):
-    # given
+def test_the_sse_endpoint_serves_the_draft_events(copilot_ready, api_key_client, settings):
+    # given: a deployment that streams every draft, watched or not
+    settings.COPILOT_STREAM_UNWATCHED = True
     ticket, message = customer_ticket(QUESTION)
     draft = pipeline_run(message_id=message.id)
     # when
@@ -301,7 +322,7 @@ def test_the_sse_endpoint_refuses_an_unknown_ticket_and_no_key(api_key_client, a
 
 def test_the_ticket_api_shows_the_latest_draft(copilot_ready, api_key_client):
     # given
-    ticket, message = customer_ticket(QUESTION)
+    ticket, message = customer_ticket(QUESTION, channel=Channel.WIDGET)
     pipeline_run(message_id=message.id)
     # when
     body = api_key_client().get(f"/api/v1/tickets/{ticket.id}").json()
