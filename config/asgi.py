@@ -1,6 +1,45 @@
+import logging
 import os
+import threading
+import time
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_asgi_application()
+
+logger = logging.getLogger("deskpilot.web")
+
+
+def web_process_warm() -> None:
+    """Loads the embedding model and the active classifier (WEB_WARM), in a background
+    thread: the process serves at once, and a search or classify request arriving meanwhile
+    waits only for what is left to load instead of the whole ~5 s."""
+    from django.db import connection
+
+    from apps.triage.services import triage_warm
+
+    started = time.perf_counter()
+    try:
+        version = triage_warm()
+    except Exception:
+        # An optimisation only: the first request that needs them loads them instead.
+        logger.warning("web warm-up failed", exc_info=True)
+        return
+    finally:
+        connection.close()  # this thread's: it serves no request
+    logger.info(
+        "web process ready in %.1f s: embedding model and %s loaded",
+        time.perf_counter() - started,
+        f"classifier version {version}" if version else "no classifier (none active)",
+    )
+
+
+def _warm_start() -> None:
+    from django.conf import settings
+
+    if settings.WEB_WARM:
+        threading.Thread(target=web_process_warm, name="deskpilot-web-warm", daemon=True).start()
+
+
+_warm_start()

@@ -164,9 +164,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_WORKER_QUEUES = env_list("CELERY_QUEUES", ["default", "pipeline", "ingest", "eval"])
 # Each worker process loads litellm, the embedding model and the active classifier as it
 # starts, not on its first customer message (~5-10 s), then keeps them out of the garbage
-# collector's full scans (config/celery.py). A prefork child must report ready within the
-# alive timeout, or Celery kills it (its default, 4 s, is shorter than the loading).
+# collector's full scans (apps/copilot/tasks.py). A prefork child must report ready within
+# the alive timeout, or Celery kills it (its default, 4 s, is shorter than the loading).
 WORKER_WARM = env_bool("WORKER_WARM", True)
+# Each web process loads the embedding model and the active classifier in a background
+# thread as it starts (config/asgi.py), so its first search or classify request does not
+# wait ~5 s for them; requests arriving meanwhile wait only for what is left.
+WEB_WARM = env_bool("WEB_WARM", True)
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120.0, minimum=4.0)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {

@@ -40,7 +40,6 @@ from apps.core.exceptions import (
     ValidationError,
 )
 from apps.knowledge.selectors import articles_by_external_id
-from apps.llm.embeddings import embed
 from apps.llm.router import router_warm
 from apps.llm.services import StreamEvent
 from apps.tickets.email_outbound import email_reply_send
@@ -56,7 +55,7 @@ from apps.tickets.services import (
     ticket_review_request,
     ticket_triage_record,
 )
-from apps.triage.services import message_classify
+from apps.triage.services import triage_warm
 
 logger = logging.getLogger(__name__)
 
@@ -244,8 +243,7 @@ def pipeline_warm() -> None:
     """Pays a process's one-time costs before its first customer message: litellm's import
     and Router, the embedding model, the active classifier. Reads only; nothing is stored."""
     router_warm()
-    embed(["warm up"])
-    message_classify(text="warm up")
+    triage_warm()
 
 
 def pipeline_run(*, message_id: int) -> Draft | None:

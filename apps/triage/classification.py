@@ -143,3 +143,11 @@ def messages_classify(*, texts: list[str]) -> list[ClassificationResult]:
 def message_classify(*, text: str) -> ClassificationResult:
     """Triage of one customer message; see `messages_classify`."""
     return messages_classify(texts=[text])[0]
+
+
+def triage_warm() -> int | None:
+    """Pays a process's one-time triage costs before its first message or request: the
+    embedding model, the active classifier and the language detector (~5 s on 2 cores).
+    Returns the loaded classifier version's id (None when none is active). Reads only."""
+    embed(["warm up"])
+    return message_classify(text="warm up").classifier_version_id
