@@ -99,10 +99,13 @@ def celery_worker(
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
     """A real `celery worker` child process (solo pool) on the real broker and the test
-    database, for the whole session.
+    database, for the test that asks for it and stopped after it: one left running would
+    consume the `pipeline` tasks of every later test's messages (a browser test's widget
+    ticket drafted, handed off, its stream written to) and hold locks while their tables
+    are flushed.
 
     Tests that use it must be `django_db(transaction=True)`: the worker is another
     process and sees only committed rows. Yields the worker's node name.
