@@ -169,7 +169,7 @@ CELERY_WORKER_QUEUES = env_list("CELERY_QUEUES", ["default", "pipeline", "ingest
 WORKER_WARM = env_bool("WORKER_WARM", True)
 # Each web process loads the embedding model and the active classifier in a background
 # thread as it starts (config/asgi.py), so its first search or classify request does not
-# wait ~5 s for them; requests arriving meanwhile wait only for what is left.
+# wait ~3.5 s for them; requests arriving meanwhile wait only for what is left.
 WEB_WARM = env_bool("WEB_WARM", True)
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120.0, minimum=4.0)
 CELERY_TIMEZONE = "UTC"
