@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,15 +24,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from intake_api import free_port
 from knowledge_bench_db import BASE_DIR, database_setup
 
 LOG = BASE_DIR / ".deskpilot" / "bench" / "web_first_request.log"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def post_ms(port: int, key: str) -> float:

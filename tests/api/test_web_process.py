@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -14,7 +13,7 @@ import pytest
 
 from apps.accounts.services import api_key_create
 from tests import conftest
-from tests.conftest import BASE_DIR, wait_for
+from tests.conftest import BASE_DIR, free_port, wait_for
 
 # The triage tests' fixtures: a ready classifier trained once per process on synthetic data.
 from tests.triage.conftest import make_ready_version, synthetic_artifact  # noqa: F401
@@ -22,14 +21,8 @@ from tests.triage.conftest import make_ready_version, synthetic_artifact  # noqa
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _web_process(log_path: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     environment = dict(
         os.environ,
         DATABASE_URL=conftest.test_database_url(),

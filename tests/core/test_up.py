@@ -14,13 +14,9 @@ import psutil
 import psycopg
 import pytest
 
+from tests.conftest import free_port
+
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def up_env(home: Path, **extra: str) -> dict[str, str]:
