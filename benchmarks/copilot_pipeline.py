@@ -3,7 +3,7 @@ Deskpilot's own overhead, time to first streamed token, and cost per resolved ti
 
     .venv/bin/python benchmarks/copilot_pipeline.py [--dataset fernhill|bank|birch]
         [--calibration shipped|default|fit] [--write-calibration] [--overhead-runs N]
-        [--dump-features FILE] [--transfer-from FILE [FILE ...]]
+        [--dump-features FILE] [--transfer-from FILE [FILE ...]] [--fake-in-thread]
 
 Datasets (each a fresh database):
 - `fernhill` (the demo): fixtures/demo/kb imported, intents, admin links and classifier from
@@ -44,9 +44,10 @@ DEFAULT_CALIBRATION) was made by pooling both datasets' drafts:
 Then every gold question is posted as a ticket and run through `pipeline_run` with the offline
 drafter (local/extractive) under the chosen calibration: share auto-sent, precision of the
 auto-sent (first citation = expected article), reasons of all others; per-stage p50/p95.
-The same answerable questions with every alias on a fake OpenAI-compatible server that
-answers at once give Deskpilot's own overhead. Cost per resolved (auto-sent) ticket from the
-drafts' tokens at openai/gpt-4o-mini's prices in litellm's local price table.
+The same answerable questions with every alias on a fake OpenAI-compatible server (in its
+own process, as a provider is) that answers at once give Deskpilot's own overhead. Cost per
+resolved (auto-sent) ticket from the drafts' tokens at openai/gpt-4o-mini's prices in
+litellm's local price table.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -191,27 +193,31 @@ INSTANT_REPLY = (
 )
 
 
-def overhead_run(questions: list, runs: int) -> None:  # type: ignore[type-arg]
-    """Every alias on a fake OpenAI server that answers at once: wall time = overhead."""
+def overhead_run(questions: list, runs: int, *, fake_in_thread: bool = False) -> None:  # type: ignore[type-arg]
+    """Every alias on a fake OpenAI server that answers at once: wall time = overhead.
+
+    The server runs in a process of its own, as a provider would (`fake_in_thread`: in a
+    thread of this process, where its per-chunk work competes with the measured code)."""
     from django.conf import settings
 
     from apps.llm.circuit import circuit_reset
     from apps.llm.deployments import Deployment
     from apps.llm.models import LLMCall
     from apps.llm.router import router_reset
-    from tests.llm.fake_openai import Reply, RunningServer
+    from tests.llm.fake_openai import Reply, RunningServer, ServerProcess
 
-    server = RunningServer()
+    server: Any = ThreadServer(RunningServer()) if fake_in_thread else ServerProcess()
     # A reply of a model's usual length, streamed a token (~4 characters) per chunk as
     # OpenAI does: the gateway's cost grows with the number of chunks, not the reply's time.
     answer = json.dumps({"reply": INSTANT_REPLY, "citations": ["P1"], "answerable": True})
-    server.fake.reset(default=Reply.ok(answer, chunk_chars=4))
+    server.reset(default=Reply.ok(answer, chunk_chars=4))
     print(
         f"\nfake model's reply: {len(answer)} characters in {-(-len(answer) // 4)} streamed chunks"
+        f" (fake server in {'a thread of this process' if fake_in_thread else 'its own process'})"
     )
     os.environ["FAKE_OPENAI_KEY"] = "sk-fake"
     deployment = Deployment(
-        model=PRICE_MODEL, api_base=server.fake.base_url, api_key_env="FAKE_OPENAI_KEY"
+        model=PRICE_MODEL, api_base=server.base_url, api_key_env="FAKE_OPENAI_KEY"
     )
     settings.LLM_DEPLOYMENTS = {alias: (deployment,) for alias in settings.LLM_DEPLOYMENTS}
     router_reset()
@@ -266,17 +272,32 @@ def overhead_run(questions: list, runs: int) -> None:  # type: ignore[type-arg]
     server.stop()
 
 
+class ThreadServer:
+    """RunningServer behind ServerProcess's interface (for `--fake-in-thread`)."""
+
+    def __init__(self, running: Any) -> None:
+        self.running = running
+        self.base_url = running.fake.base_url
+
+    def reset(self, default: Any) -> None:
+        self.running.fake.reset(default=default)
+
+    def answer_seconds(self) -> list[float]:
+        return list(self.running.fake.answer_seconds)
+
+    def stop(self) -> None:
+        self.running.stop()
+
+
 def paced_report(server, questions: list, runs: int, answer: str) -> None:  # type: ignore[no-untyped-def,type-arg]
     """The same model streaming at PACED_TOKENS_PER_SECOND, to a watcher: overhead = wall time
     minus the model's own time (the fake server's, from a request's arrival to its last byte)."""
     from tests.llm.fake_openai import Reply
 
-    server.fake.reset(
-        default=Reply.ok(answer, chunk_chars=4, chunk_delay=1 / PACED_TOKENS_PER_SECOND)
-    )
+    server.reset(default=Reply.ok(answer, chunk_chars=4, chunk_delay=1 / PACED_TOKENS_PER_SECOND))
     chosen = (questions[::-1] * (runs // max(1, len(questions)) + 1))[: max(1, runs // 2)]
     rows = gold_run(chosen)
-    answers = iter(server.fake.answer_seconds)
+    answers = iter(server.answer_seconds())
     overheads, models = [], []
     for _, draft, wall in rows:
         if draft.model != PRICE_MODEL:
@@ -508,6 +529,11 @@ def main() -> None:
     parser.add_argument("--calibration", choices=("shipped", "default", "fit"), default="shipped")
     parser.add_argument("--write-calibration", action="store_true")
     parser.add_argument("--overhead-runs", type=int, default=60)
+    parser.add_argument(
+        "--fake-in-thread",
+        action="store_true",
+        help="run the fake OpenAI server in a thread of this process (the old setup)",
+    )
     parser.add_argument("--dump-features", type=Path)
     parser.add_argument(
         "--pool",
@@ -652,7 +678,11 @@ def main() -> None:
     )
     cost_report(rows)
     if arguments.overhead_runs:
-        overhead_run([q for q in questions if q.answerable], arguments.overhead_runs)
+        overhead_run(
+            [q for q in questions if q.answerable],
+            arguments.overhead_runs,
+            fake_in_thread=arguments.fake_in_thread,
+        )
 
 
 if __name__ == "__main__":

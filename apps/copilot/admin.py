@@ -51,6 +51,7 @@ class LinkLearningAdmin(admin.ModelAdmin):
         "intents",
         "examples",
         "links",
+        "unsupported",
         "seconds",
     )
     list_display = (*readonly_fields, "created_at")

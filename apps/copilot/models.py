@@ -188,6 +188,8 @@ class LinkLearning(TimeStampedModel):
     intents = models.PositiveIntegerField(default=0)
     examples = models.PositiveIntegerField(default=0)
     links = models.PositiveIntegerField(default=0)
+    # Intents whose examples agreed on an article that has no passage about them (links.py).
+    unsupported = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0)
 
     class Meta:

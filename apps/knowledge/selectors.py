@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from apps.core.exceptions import ValidationError
-from apps.knowledge.models import FULLTEXT_CONFIG, Article, ArticleStatus, Visibility
+from apps.knowledge.chunking import embedded_text
+from apps.knowledge.models import FULLTEXT_CONFIG, Article, ArticleStatus, Chunk, Visibility
 from apps.llm import embeddings
 
 SEARCH_MODES = ("hybrid", "vector", "fulltext")
@@ -418,3 +419,29 @@ def article_languages() -> set[str]:
 def articles_by_external_id(*, external_ids: Sequence[str]) -> dict[str, Article]:
     """Published or not, by external id (any source); for linking intents to articles."""
     return {a.external_id: a for a in Article.objects.filter(external_id__in=list(external_ids))}
+
+
+@dataclass(frozen=True)
+class Passage:
+    article_id: int
+    text: str  # as the embedding model read it: title, heading path, passage
+    vector: list[float]
+
+
+def article_passages(*, article_ids: Sequence[int]) -> list[Passage]:
+    """Every passage of these articles with its stored embedding (those embedded by the
+    current model only), in article and position order: for reading what articles are about
+    without embedding them again."""
+    rows = (
+        Chunk.objects.filter(
+            article_id__in=list(article_ids), embedding_model=embeddings.model_name()
+        )
+        .order_by("article_id", "position")
+        .values_list("article_id", "context", "text", "embedding")
+    )
+    return [
+        Passage(
+            article_id=article_id, text=embedded_text(context=context, text=text), vector=vector
+        )
+        for article_id, context, text, vector in rows
+    ]

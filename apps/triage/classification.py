@@ -145,6 +145,25 @@ def message_classify(*, text: str) -> ClassificationResult:
     return messages_classify(texts=[text])[0]
 
 
+def texts_intent_probabilities(
+    *, texts: list[str], vectors: np.ndarray
+) -> tuple[list[str], np.ndarray] | None:
+    """The active classifier's probability of every intent (columns, named in order by the
+    list) for each text (rows), given the texts' embeddings, which the caller already has
+    (knowledge passages store theirs). For reading documents, not customer messages: no
+    signals, no out-of-scope verdict. None when no classifier is active or loadable."""
+    try:
+        loaded = runtime.active_model()
+    except runtime.ClassifierUnavailableError:
+        return None
+    if loaded is None or not texts:
+        return None
+    _, model = loaded
+    clipped = [text[: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for text in texts]
+    predictions = model.predict(clipped, np.asarray(vectors, dtype=np.float32))
+    return list(model.labels), predictions.probabilities
+
+
 def triage_warm() -> int | None:
     """Pays a process's one-time triage costs before its first message or request: the
     embedding model, the active classifier and the language detector (~5 s on 2 cores).

@@ -28,6 +28,7 @@ from apps.triage.classification import ClassificationResult as ClassificationRes
 from apps.triage.classification import IntentProbability as IntentProbability
 from apps.triage.classification import message_classify as message_classify
 from apps.triage.classification import messages_classify as messages_classify
+from apps.triage.classification import texts_intent_probabilities as texts_intent_probabilities
 from apps.triage.classification import triage_warm as triage_warm
 from apps.triage.csv_import import ImportReport, LabelledText, training_csv_read
 from apps.triage.models import (

@@ -12,11 +12,12 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps.accounts.models import Role, User
-from apps.copilot.links import intent_links_ensure, links_from_votes
+from apps.copilot.links import intent_links_ensure, links_from_votes, links_supported
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
 from apps.copilot.selectors import intent_article_weights
 from apps.copilot.services import draft_send, pipeline_run
 from apps.copilot.tasks import intent_links_learn_task, intent_links_refresh_task
+from apps.knowledge.models import Article
 from apps.knowledge.selectors import knowledge_version
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import ClassifierVersion
@@ -77,6 +78,36 @@ def test_each_intent_is_linked_to_the_article_its_examples_find(examples_stored,
     assert learning.examples == len(INTENTS) * 10  # all 10 of each (fewer than 12)
     weights = IntentArticleLink.objects.filter(source=LinkSource.LEARNED_FROM_EXAMPLES)
     assert all(0.5 <= link.weight <= 1.0 for link in weights)
+
+
+def test_links_supported_drops_links_under_the_bar_and_keeps_all_when_nothing_could_read():
+    # given
+    links = {"a": (1, 0.9), "b": (2, 0.6), "c": (3, 0.5)}
+    support = {"a": 0.93, "b": 0.02}  # c: its article had no passage
+    # when / then
+    assert links_supported(links, support, min_probability=0.1) == {"a": (1, 0.9)}
+    assert links_supported(links, None, min_probability=0.1) == links
+
+
+@pytest.mark.slow
+def test_an_article_the_examples_find_but_that_is_not_about_the_intent_is_not_linked(
+    examples_stored,
+):
+    # given: the article answering charged_twice is gone, so most of its examples now find
+    # the refund-timing page (a near miss: same topic, does not answer it); unauthorized
+    # charges never had an article and half their examples find the charged-twice page
+    version = examples_stored
+    Article.objects.filter(external_id="billing/charged-twice.md").delete()
+    # when
+    intent_links_ensure(classifier_version_id=version.id, knowledge_version=knowledge_version())
+    # then: no passage of the refund-timing page reads as charged_twice: no link, so its
+    # questions are not answered from it with the confidence of a learned link
+    learned = _learned()
+    assert "charged_twice" not in learned
+    assert "unauthorized_charge" not in learned
+    assert learned["refund_status"] == "returns/refund-timing.md"
+    assert learned["reset_password"] == "account/reset-password.md"
+    assert LinkLearning.objects.get().unsupported == 2
 
 
 @pytest.mark.slow

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -236,3 +239,66 @@ class RunningServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class ServerProcess:
+    """A FakeOpenAI in a process of its own, driven over a pipe: for benchmarks.
+
+    In a thread of the measured process, the fake model's own work (a JSON encoding and a
+    socket write per streamed chunk) would take the measured process's CPU and GIL, which a
+    real provider never does, and be counted as Deskpilot's overhead.
+    """
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[2])
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.llm.fake_openai"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self._ask({"command": "base_url"})
+
+    def _ask(self, request: dict[str, Any]) -> Any:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the fake OpenAI server process exited")
+        return json.loads(line)
+
+    def reset(self, default: Reply | None = None) -> None:
+        self._ask({"command": "reset", "default": asdict(default or Reply())})
+
+    def answer_seconds(self) -> list[float]:
+        return list(self._ask({"command": "answer_seconds"}))
+
+    def stop(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()  # the child's loop ends at end of input
+        self._process.wait(timeout=10)
+
+
+def _serve_commands() -> None:
+    """The child of ServerProcess: one JSON request per input line, one JSON answer each."""
+    server = RunningServer()
+    for line in sys.stdin:
+        request = json.loads(line)
+        command = request["command"]
+        if command == "reset":
+            server.fake.reset(Reply(**request["default"]))
+            answer: Any = None
+        elif command == "answer_seconds":
+            with server.fake.lock:
+                answer = list(server.fake.answer_seconds)
+        else:
+            answer = server.fake.base_url
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+    server.stop()
+
+
+if __name__ == "__main__":
+    _serve_commands()

@@ -8,12 +8,14 @@ from decimal import Decimal
 
 import pytest
 
+from apps.llm.deployments import Deployment
 from apps.llm.exceptions import ModelUnavailable
 from apps.llm.gateway import litellm
 from apps.llm.models import LLMCall
 from apps.llm.prompt_format import Passage, sections_render
 from apps.llm.services import StreamEvent, completion_create
-from tests.llm.fake_openai import Reply
+from tests.llm.conftest import FAKE_MODEL
+from tests.llm.fake_openai import Reply, ServerProcess
 
 pytestmark = pytest.mark.django_db
 
@@ -473,3 +475,38 @@ def test_router_warm_runs_offline_and_logs_nothing():
     router_warm()
     # then
     assert LLMCall.objects.count() == 0
+
+
+def test_fake_server_in_its_own_process_streams_through_litellm_and_times_each_answer(
+    settings,
+):
+    # given: the benchmarks' fake provider in a process of its own, scripted over its pipe
+    server = ServerProcess()
+    try:
+        answer = {"reply": "Refunds take five days.", "citations": ["P1"], "answerable": True}
+        server.reset(default=Reply.ok(json.dumps(answer), chunk_chars=4, chunk_delay=0.01))
+        settings.LLM_DEPLOYMENTS = {
+            **settings.LLM_DEPLOYMENTS,
+            "draft-fast": (
+                Deployment(
+                    model=FAKE_MODEL, api_base=server.base_url, api_key_env="FAKE_OPENAI_KEY"
+                ),
+            ),
+        }
+        deltas: list[str] = []
+        # when
+        result = completion_create(
+            purpose="draft",
+            alias="draft-fast",
+            messages=MESSAGES,
+            stream_callback=lambda event: deltas.append(event.text),
+        )
+        # then: the reply streamed in pieces, and the server timed the one request it served
+        # (about 20 chunks 10 ms apart)
+        assert "".join(deltas) == answer["reply"]
+        assert len(deltas) > 3
+        assert result.model == FAKE_MODEL
+        (seconds,) = server.answer_seconds()
+        assert 0.1 < seconds < 5.0
+    finally:
+        server.stop()

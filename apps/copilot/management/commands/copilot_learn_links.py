@@ -19,6 +19,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             f"{learning.links} links for {learning.intents} intents "
+            f"({learning.unsupported} left unlinked: their examples' article has no passage "
+            f"about them) "
             f"({learning.examples} examples searched, {learning.seconds:.1f} s) for classifier "
             f"version {learning.classifier_version_id}"
         )
