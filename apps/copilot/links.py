@@ -88,15 +88,16 @@ def links_from_votes(
 
 def passage_support(links: dict[str, tuple[int, float]]) -> dict[str, float] | None:
     """intent → the highest probability the active classifier gives it on any passage of its
-    linked article (0 for an article without passages, or an intent the classifier does not
-    know); None when there is no classifier to read them with."""
+    linked article. Intents it cannot judge are left out: an article without passages
+    embedded by the current model (a re-embedding under way), an intent the classifier does
+    not know. None when there is no classifier to read them with."""
     passages = article_passages(article_ids=sorted({article for article, _ in links.values()}))
     scored = texts_intent_probabilities(
         texts=[passage.text for passage in passages],
         vectors=np.array([passage.vector for passage in passages], dtype=np.float32),
     )
     if scored is None:
-        return None if passages else dict.fromkeys(links, 0.0)
+        return None
     labels, probabilities = scored
     column = {name: position for position, name in enumerate(labels)}
     rows_of: dict[int, list[int]] = {}
@@ -106,21 +107,21 @@ def passage_support(links: dict[str, tuple[int, float]]) -> dict[str, float] | N
     for intent, (article_id, _) in links.items():
         rows = rows_of.get(article_id)
         position = column.get(intent)
-        found = rows is not None and position is not None
-        support[intent] = float(probabilities[rows, position].max()) if found else 0.0
+        if rows is not None and position is not None:
+            support[intent] = float(probabilities[rows, position].max())
     return support
 
 
 def links_supported(
     links: dict[str, tuple[int, float]], support: dict[str, float] | None, *, min_probability: float
 ) -> dict[str, tuple[int, float]]:
-    """The links whose article reads as their intent; all of them when nothing could read."""
+    """The links whose article reads as their intent, and those that could not be judged."""
     if support is None:
         return links
     return {
         intent: link
         for intent, link in links.items()
-        if support.get(intent, 0.0) >= min_probability
+        if support.get(intent, min_probability) >= min_probability
     }
 
 
