@@ -1,0 +1,251 @@
+"""Issues 5 and 6's checks as an outsider runs them: a fresh instance started with
+`manage.py up`, a help center imported with `manage.py kb_import`, the classifier trained with
+`manage.py triage_train --activate`, then only HTTP: held-out customer questions classified
+through `POST /api/v1/triage/classify`, and posted as tickets through `POST /api/v1/tickets`,
+their drafts read back from `GET /api/v1/tickets/{id}` once the Celery worker has run the
+pipeline.
+
+    .venv/bin/python benchmarks/acceptance.py [--dataset birch|bank] [--keep]
+
+The help center and the held-out questions are `copilot_pipeline.py`'s (fixtures/<dataset>/kb;
+4 Banking77 questions per intent held out by the same hash; the expected article from
+fixtures/<dataset>/intent_articles.csv, "" for an intent the help center does not answer, where
+the right outcome is a handoff). The classifier is trained on the rest of Banking77's training
+split (../shared/data/banking77/train.csv or $BANKING77_CSV). Nothing is loaded in this
+process: it is the client. The instance lives under .deskpilot/acceptance-<dataset> (removed at
+the end unless --keep) with its own embedded PostgreSQL and Redis, on a free port.
+
+Prints: training time; triage accuracy, ECE and precision at confidence >= 0.9 on the
+held-out questions (308: a small sample, see triage_banking77.py for the 20% slice); the
+share of tickets auto-sent, the precision of those (first citation = expected article), the
+decisions and reasons of the others, and how long the worker took per ticket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from copilot_pipeline import BANKING77_HELP_CENTERS, bank_split  # noqa: E402
+
+from apps.triage.metrics import expected_calibration_error  # noqa: E402  (numpy only)
+
+READY_TIMEOUT = 300.0
+DRAFTS_TIMEOUT = 1200.0
+CLASSIFY_BATCH = 256
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Instance:
+    """`manage.py up` in a fresh home; management commands against its database."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "REDIS_URL", "DESKPILOT_DEMO")
+        }
+        self.env.update(DESKPILOT_HOME=str(home), DESKPILOT_HTTPS="false", LOG_LEVEL="WARNING")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+        self.home.mkdir(parents=True)
+        self.log = (self.home / "up.log").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "up", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"`manage.py up` exited {self.process.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            sys.exit(f"not ready after {READY_TIMEOUT:.0f} s; see {self.log.name}")
+        run = self.home / "run"
+        self.env["DATABASE_URL"] = (run / "database_url").read_text().strip()
+        self.env["REDIS_URL"] = (run / "redis_url").read_text().strip()
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            sys.exit(f"`manage.py {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # `up` stops its children, then the embedded servers
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def triage_check(client: httpx.Client, held: list[tuple[str, str, str]]) -> None:
+    texts = [question for question, _, _ in held]
+    results = []
+    started = time.perf_counter()
+    for start in range(0, len(texts), CLASSIFY_BATCH):
+        response = client.post(
+            "/api/v1/triage/classify", json={"texts": texts[start : start + CLASSIFY_BATCH]}
+        )
+        response.raise_for_status()
+        results += response.json()["results"]
+    elapsed = time.perf_counter() - started
+    correct = np.array(
+        [r["intent"] == intent for r, (_, intent, _) in zip(results, held, strict=True)]
+    )
+    confidence = np.array([r["confidence"] or 0.0 for r in results])
+    sure = confidence >= 0.9
+    print(
+        f"\ntriage through POST /api/v1/triage/classify, {len(results)} held-out questions "
+        f"in {elapsed:.1f} s: accuracy {correct.mean():.4f} (bar 0.935), ECE "
+        f"{expected_calibration_error(confidence, correct):.4f} (bar 0.03), at confidence >= 0.9 "
+        f"{correct[sure].mean() if sure.any() else float('nan'):.4f} correct of {int(sure.sum())}"
+        f" (bar 0.98), out of scope {sum(bool(r['out_of_scope']) for r in results)}"
+    )
+
+
+def copilot_check(client: httpx.Client, held: list[tuple[str, str, str]]) -> None:
+    posted = []
+    started = time.perf_counter()
+    for number, (question, intent, expected) in enumerate(held):
+        response = client.post(
+            "/api/v1/tickets",
+            json={"customer": {"email": f"customer{number}@example.com"}, "body": question},
+        )
+        response.raise_for_status()
+        posted.append((response.json()["id"], question, intent, expected))
+    print(f"\nposted {len(posted)} tickets in {time.perf_counter() - started:.1f} s")
+    drafts: dict[int, dict] = {}
+    deadline = time.monotonic() + DRAFTS_TIMEOUT
+    while len(drafts) < len(posted) and time.monotonic() < deadline:
+        for ticket_id, *_ in posted:
+            if ticket_id not in drafts:
+                draft = client.get(f"/api/v1/tickets/{ticket_id}").json().get("draft")
+                if draft is not None:
+                    drafts[ticket_id] = draft
+        time.sleep(1)
+    drained = time.perf_counter() - started
+    print(
+        f"drafts read back for {len(drafts)}/{len(posted)} tickets, "
+        f"{drained:.0f} s after the first post"
+    )
+    decisions, reasons, wrong = Counter(), Counter(), []
+    auto = right = unreasoned = 0
+    totals = []
+    for ticket_id, question, _, expected in posted:
+        draft = drafts.get(ticket_id)
+        if draft is None:
+            decisions["no draft"] += 1
+            continue
+        decisions[draft["decision"]] += 1
+        totals.append((draft.get("stage_timings") or {}).get("total", 0))
+        if draft["decision"] == "auto_sent":
+            auto += 1
+            cited = draft["citations"][0]["external_id"] if draft["citations"] else ""
+            if expected and cited == expected:
+                right += 1
+            else:
+                wrong.append((question, expected or "(no article)", cited))
+        else:
+            reasons[draft["reason"] or "(none)"] += 1
+            unreasoned += not draft["reason"]
+    print(
+        f"auto-sent {auto}/{len(posted)} ({auto / len(posted):.1%}, bar 50%), precision "
+        f"{right / auto if auto else float('nan'):.4f} ({right}/{auto}, bar 0.97); "
+        f"non-auto without a reason: {unreasoned}"
+    )
+    print(f"  decisions: {dict(decisions)}")
+    print(f"  reasons:   {dict(reasons)}")
+    if totals:
+        print(f"  pipeline total on the worker: p50 {statistics.median(totals):.0f} ms")
+    for question, expected, cited in wrong:
+        print(f"  wrong auto-send: {question!r}: expected {expected}, cited {cited}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", choices=tuple(BANKING77_HELP_CENTERS), default="birch")
+    parser.add_argument("--keep", action="store_true", help="keep the instance's home")
+    arguments = parser.parse_args()
+    folder, salt = BANKING77_HELP_CENTERS[arguments.dataset]
+    train, held = bank_split(folder, salt)
+    instance = Instance(ROOT / ".deskpilot" / f"acceptance-{arguments.dataset}")
+    started = time.perf_counter()
+    instance.start()
+    print(f"`manage.py up` ready in {time.perf_counter() - started:.1f} s at {instance.base_url}")
+    try:
+        started = time.perf_counter()
+        print(
+            instance.manage("kb_import", str(folder / "kb"), "--source", arguments.dataset).strip()
+        )
+        print(f"kb_import took {time.perf_counter() - started:.1f} s")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["text", "category"])
+        writer.writerows(train)
+        train_path = instance.home / "train.csv"
+        train_path.write_text(buffer.getvalue(), encoding="utf-8")
+        started = time.perf_counter()
+        report = instance.manage("triage_train", str(train_path), "--activate")
+        print(
+            f"triage_train on {len(train)} questions took {time.perf_counter() - started:.0f} s; "
+            + " | ".join(line.strip() for line in report.splitlines()[1:4])
+        )
+        key = instance.manage("apikey_create", "acceptance").strip()
+        with httpx.Client(
+            base_url=instance.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+        ) as client:
+            triage_check(client, held)
+            copilot_check(client, held)
+    finally:
+        instance.stop()
+        if not arguments.keep:
+            shutil.rmtree(instance.home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
