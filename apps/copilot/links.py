@@ -21,9 +21,13 @@ Links are learned per (active classifier version, knowledge version). Beat check
 minute and relearns after a retraining or a knowledge-base change. The pipeline checks at
 each message (one indexed query) and learns them itself only for a classifier version with
 no links yet, so the very first messages after `triage_train --activate` on a fresh
-instance are drafted with them; it never waits for another worker's learning. It costs
-seconds, once (77 intents x 12 examples: one batch of embeddings and ~900 searches); an
-advisory lock keeps two learnings from running at once.
+instance are drafted with them. It costs seconds, once (77 intents x 12 examples: one batch
+of embeddings and ~900 searches); an advisory lock keeps two learnings from running at once.
+A message that finds another worker learning a classifier's first links waits for them (up
+to FIRST_LINKS_WAIT_SECONDS): without them every answer of a fresh instance's first
+seconds would go to review (measured through `benchmarks/acceptance.py`: the 9 tickets the
+worker drafted during beat's 12-second learning on Birchwood all did). After a
+knowledge-base change it never waits: it drafts with the links it has.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections import Counter
 from datetime import timedelta
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
@@ -51,8 +55,11 @@ LEARN_MIN_SHARE = 0.5
 # ...and one of the article's passages must read as the intent to the classifier itself.
 LINK_MIN_PASSAGE_PROBABILITY = 0.1
 RELEARN_PAUSE_SECONDS = 60
+# How long a message waits for another worker learning a classifier's first links.
+FIRST_LINKS_WAIT_SECONDS = 60.0
 logger = logging.getLogger(__name__)
-_LOCK_KEY = zlib.crc32(b"deskpilot.copilot.link_learning")
+LEARNING_LOCK_KEY = zlib.crc32(b"deskpilot.copilot.link_learning")
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout that ran out
 
 
 def intent_votes(*, texts_by_intent: dict[str, list[str]]) -> dict[str, Counter[int]]:
@@ -126,68 +133,88 @@ def links_supported(
 
 
 def intent_links_learn(
-    *, classifier_version_id: int, knowledge_version: str, wait: bool = True
+    *, classifier_version_id: int, knowledge_version: str, wait: float | None = None
 ) -> LinkLearning | None:
     """Learn the links afresh and record it for (classifier version, knowledge version).
 
     Replaces every link learned from examples (admin and accepted-draft links stay).
     Idempotent: when the pair was learned already, its record is returned and nothing runs.
-    Runs in one transaction under an advisory lock, so concurrent callers wait for one run;
-    with `wait=False` a caller finding it taken returns None at once instead.
+    Runs in one transaction under an advisory lock, so concurrent callers wait for one run
+    (and then find its record); with `wait` seconds, a caller still waiting for it after
+    that long returns None instead (0: at once).
     """
     started = time.monotonic()
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            if wait:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-            else:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_KEY])
-                row = cursor.fetchone()
-                if not (row and row[0]):
-                    return None
-        done = LinkLearning.objects.filter(
-            classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
-        ).first()
-        if done is not None:
-            return done
-        sample = training_texts_sample(per_intent=LEARN_EXAMPLES_PER_INTENT)
-        votes = intent_votes(texts_by_intent=sample)
-        voted = links_from_votes(
-            votes,
-            examples={intent: len(texts) for intent, texts in sample.items()},
-            min_share=LEARN_MIN_SHARE,
+    try:
+        with transaction.atomic():
+            if not _learning_lock(wait):
+                return None
+            return _learn(classifier_version_id, knowledge_version, started)
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        logger.info("links still being learned elsewhere after %s s; going on without", wait)
+        return None
+
+
+def _learning_lock(wait: float | None) -> bool:
+    """Takes the learning's advisory lock for this transaction; False when `wait` is 0 and
+    it is taken. A `wait` that runs out raises OperationalError (lock_timeout)."""
+    with connection.cursor() as cursor:
+        if wait == 0:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LEARNING_LOCK_KEY])
+            row = cursor.fetchone()
+            return bool(row and row[0])
+        if wait is not None:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(wait * 1000)}ms"])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEARNING_LOCK_KEY])
+        if wait is not None:
+            cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+    return True
+
+
+def _learn(classifier_version_id: int, knowledge_version: str, started: float) -> LinkLearning:
+    done = LinkLearning.objects.filter(
+        classifier_version_id=classifier_version_id, knowledge_version=knowledge_version
+    ).first()
+    if done is not None:
+        return done
+    sample = training_texts_sample(per_intent=LEARN_EXAMPLES_PER_INTENT)
+    votes = intent_votes(texts_by_intent=sample)
+    voted = links_from_votes(
+        votes,
+        examples={intent: len(texts) for intent, texts in sample.items()},
+        min_share=LEARN_MIN_SHARE,
+    )
+    support = passage_support(voted) if voted else None
+    learned = links_supported(voted, support, min_probability=LINK_MIN_PASSAGE_PROBABILITY)
+    unsupported = sorted(set(voted) - set(learned))
+    if unsupported:
+        logger.info(
+            "no learned link for %d intent(s) whose voted article has no passage about them: %s",
+            len(unsupported),
+            ", ".join(unsupported),
         )
-        support = passage_support(voted) if voted else None
-        learned = links_supported(voted, support, min_probability=LINK_MIN_PASSAGE_PROBABILITY)
-        unsupported = sorted(set(voted) - set(learned))
-        if unsupported:
-            logger.info(
-                "no learned link for %d intent(s) whose voted article has no passage about "
-                "them: %s",
-                len(unsupported),
-                ", ".join(unsupported),
+    IntentArticleLink.objects.filter(source=LinkSource.LEARNED_FROM_EXAMPLES).delete()
+    IntentArticleLink.objects.bulk_create(
+        [
+            IntentArticleLink(
+                intent_name=intent,
+                article_id=article_id,
+                source=LinkSource.LEARNED_FROM_EXAMPLES,
+                weight=share,
             )
-        IntentArticleLink.objects.filter(source=LinkSource.LEARNED_FROM_EXAMPLES).delete()
-        IntentArticleLink.objects.bulk_create(
-            [
-                IntentArticleLink(
-                    intent_name=intent,
-                    article_id=article_id,
-                    source=LinkSource.LEARNED_FROM_EXAMPLES,
-                    weight=share,
-                )
-                for intent, (article_id, share) in sorted(learned.items())
-            ]
-        )
-        return LinkLearning.objects.create(
-            classifier_version_id=classifier_version_id,
-            knowledge_version=knowledge_version,
-            intents=len(sample),
-            examples=sum(len(texts) for texts in sample.values()),
-            links=len(learned),
-            unsupported=len(unsupported),
-            seconds=round(time.monotonic() - started, 3),
-        )
+            for intent, (article_id, share) in sorted(learned.items())
+        ]
+    )
+    return LinkLearning.objects.create(
+        classifier_version_id=classifier_version_id,
+        knowledge_version=knowledge_version,
+        intents=len(sample),
+        examples=sum(len(texts) for texts in sample.values()),
+        links=len(learned),
+        unsupported=len(unsupported),
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def intent_links_ensure(
@@ -198,9 +225,10 @@ def intent_links_ensure(
     Nothing without an active classifier (nothing to learn from). One indexed query when
     the links are current, which is every message but the first after a change.
     `from_pipeline`: the caller is a customer's message. It learns only for a classifier
-    version that has no links at all yet (a fresh instance's first messages), and never
-    waits for another worker's learning; after a knowledge-base change it drafts with the
-    links it has and leaves relearning to beat (`copilot.intent_links_refresh`).
+    version that has no links at all yet (a fresh instance's first messages), waiting up to
+    FIRST_LINKS_WAIT_SECONDS for another worker already learning them; after a
+    knowledge-base change it drafts with the links it has and leaves relearning to beat
+    (`copilot.intent_links_refresh`).
     """
     if classifier_version_id is None:
         return False
@@ -223,7 +251,7 @@ def intent_links_ensure(
     learned = intent_links_learn(
         classifier_version_id=classifier_version_id,
         knowledge_version=knowledge_version,
-        wait=not from_pipeline,
+        wait=FIRST_LINKS_WAIT_SECONDS if from_pipeline else None,
     )
     return learned is not None
 

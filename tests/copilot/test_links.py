@@ -4,15 +4,27 @@ send as they are; admin links win."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from apps.accounts.models import Role, User
-from apps.copilot.links import intent_links_ensure, links_from_votes, links_supported
+from apps.copilot import links
+from apps.copilot.links import (
+    LEARNING_LOCK_KEY,
+    intent_links_ensure,
+    links_from_votes,
+    links_supported,
+)
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
 from apps.copilot.selectors import intent_article_weights
 from apps.copilot.services import draft_send, pipeline_run
@@ -147,6 +159,72 @@ def test_a_customer_message_after_a_knowledge_base_change_does_not_wait_for_lear
         "new",
         "old",
     ]
+
+
+@contextmanager
+def learning_elsewhere(release_after: float | None = None) -> Iterator[None]:
+    """Another worker learning links: a second connection holds the learning's lock, until
+    `release_after` seconds have passed (None: until the block ends)."""
+    params = connection.get_connection_params()
+    holder = psycopg.connect(
+        **{
+            key: params[key]
+            for key in ("dbname", "user", "password", "host", "port")
+            if key in params
+        },
+        autocommit=True,
+    )
+    holder.execute("SELECT pg_advisory_lock(%s)", [LEARNING_LOCK_KEY])
+    release = threading.Timer(release_after or 0, holder.close)
+    if release_after is not None:
+        release.start()
+    try:
+        yield
+    finally:
+        release.cancel()
+        holder.close()  # closing the session releases its advisory lock
+
+
+@pytest.mark.slow
+def test_a_first_message_waits_for_the_first_links_another_worker_is_learning(examples_stored):
+    # given: a fresh instance whose first links are being learned elsewhere for a second
+    version = examples_stored
+    started = time.monotonic()
+    with learning_elsewhere(release_after=1.0):
+        # when: a customer's message needs them meanwhile
+        learned_now = intent_links_ensure(
+            classifier_version_id=version.id,
+            knowledge_version=knowledge_version(),
+            from_pipeline=True,
+        )
+    # then: it waited for the lock instead of drafting without links, then had them
+    assert time.monotonic() - started >= 1.0
+    assert learned_now is True
+    assert LinkLearning.objects.count() == 1
+    assert _learned()["reset_password"] == "account/reset-password.md"
+
+
+def test_a_first_message_waits_for_learning_only_so_long(examples_stored, monkeypatch):
+    # given: learning elsewhere that outlasts the wait
+    monkeypatch.setattr(links, "FIRST_LINKS_WAIT_SECONDS", 0.3)
+    version = examples_stored
+    with learning_elsewhere():
+        # when
+        started = time.monotonic()
+        learned_now = intent_links_ensure(
+            classifier_version_id=version.id,
+            knowledge_version=knowledge_version(),
+            from_pipeline=True,
+        )
+        waited = time.monotonic() - started
+    # then: it gave up after the wait and drafts without links; the connection is still
+    # usable, with no lock timeout left behind for the rest of the message's work
+    assert learned_now is False
+    assert 0.3 <= waited < 5
+    assert LinkLearning.objects.count() == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone() == ("0",)
 
 
 def test_no_active_classifier_learns_nothing(db):
