@@ -5,7 +5,7 @@ through `POST /api/v1/triage/classify`, and posted as tickets through `POST /api
 their drafts read back from `GET /api/v1/tickets/{id}` once the Celery worker has run the
 pipeline.
 
-    .venv/bin/python benchmarks/acceptance.py [--dataset birch|bank] [--keep]
+    .venv/bin/python benchmarks/acceptance.py [--dataset birch|bank] [--train-first] [--keep]
 
 The help center and the held-out questions are `copilot_pipeline.py`'s (fixtures/<dataset>/kb;
 4 Banking77 questions per intent held out by the same hash; the expected article from
@@ -206,9 +206,36 @@ def copilot_check(client: httpx.Client, held: list[tuple[str, str, str]]) -> Non
         print(f"  wrong auto-send: {question!r}: expected {expected}, cited {cited}")
 
 
+def kb_import(instance: Instance, dataset: str, train: list) -> None:  # type: ignore[type-arg]
+    folder, _ = BANKING77_HELP_CENTERS[dataset]
+    started = time.perf_counter()
+    print(instance.manage("kb_import", str(folder / "kb"), "--source", dataset).strip())
+    print(f"kb_import took {time.perf_counter() - started:.1f} s")
+
+
+def triage_train(instance: Instance, dataset: str, train: list) -> None:  # type: ignore[type-arg]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text", "category"])
+    writer.writerows(train)
+    train_path = instance.home / "train.csv"
+    train_path.write_text(buffer.getvalue(), encoding="utf-8")
+    started = time.perf_counter()
+    report = instance.manage("triage_train", str(train_path), "--activate")
+    print(
+        f"triage_train on {len(train)} questions took {time.perf_counter() - started:.0f} s; "
+        + " | ".join(line.strip() for line in report.splitlines()[1:4])
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", choices=tuple(BANKING77_HELP_CENTERS), default="birch")
+    parser.add_argument(
+        "--train-first",
+        action="store_true",
+        help="train the classifier before importing the articles (the other order)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the instance's home")
     arguments = parser.parse_args()
     folder, salt = BANKING77_HELP_CENTERS[arguments.dataset]
@@ -218,23 +245,9 @@ def main() -> None:
     instance.start()
     print(f"`manage.py up` ready in {time.perf_counter() - started:.1f} s at {instance.base_url}")
     try:
-        started = time.perf_counter()
-        print(
-            instance.manage("kb_import", str(folder / "kb"), "--source", arguments.dataset).strip()
-        )
-        print(f"kb_import took {time.perf_counter() - started:.1f} s")
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["text", "category"])
-        writer.writerows(train)
-        train_path = instance.home / "train.csv"
-        train_path.write_text(buffer.getvalue(), encoding="utf-8")
-        started = time.perf_counter()
-        report = instance.manage("triage_train", str(train_path), "--activate")
-        print(
-            f"triage_train on {len(train)} questions took {time.perf_counter() - started:.0f} s; "
-            + " | ".join(line.strip() for line in report.splitlines()[1:4])
-        )
+        steps = [kb_import, triage_train]
+        for step in reversed(steps) if arguments.train_first else steps:
+            step(instance, arguments.dataset, train)
         key = instance.manage("apikey_create", "acceptance").strip()
         with httpx.Client(
             base_url=instance.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120

@@ -5,3 +5,11 @@ class CopilotConfig(AppConfig):
     name = "apps.copilot"
     label = "copilot"
     verbose_name = "Copilot pipeline"
+
+    def ready(self) -> None:
+        from apps.copilot.tasks import intent_links_learn_after_import
+        from apps.knowledge.signals import knowledge_imported
+
+        knowledge_imported.connect(
+            intent_links_learn_after_import, dispatch_uid="copilot.links_after_import"
+        )

@@ -27,7 +27,8 @@ A message that finds another worker learning a classifier's first links waits fo
 to FIRST_LINKS_WAIT_SECONDS): without them every answer of a fresh instance's first
 seconds would go to review (measured through `benchmarks/acceptance.py`: the 9 tickets the
 worker drafted during beat's 12-second learning on Birchwood all did). After a
-knowledge-base change it never waits: it drafts with the links it has.
+knowledge-base change it never waits: it drafts with the links it has, unless those are
+none (a classifier trained before the articles were imported learned none).
 """
 
 from __future__ import annotations
@@ -225,10 +226,11 @@ def intent_links_ensure(
     Nothing without an active classifier (nothing to learn from). One indexed query when
     the links are current, which is every message but the first after a change.
     `from_pipeline`: the caller is a customer's message. It learns only for a classifier
-    version that has no links at all yet (a fresh instance's first messages), waiting up to
-    FIRST_LINKS_WAIT_SECONDS for another worker already learning them; after a
-    knowledge-base change it drafts with the links it has and leaves relearning to beat
-    (`copilot.intent_links_refresh`).
+    version that has no links yet (a fresh instance's first messages; also when its last
+    learning found none, e.g. the classifier was trained before the articles were imported),
+    waiting up to FIRST_LINKS_WAIT_SECONDS for another worker already learning them; after
+    any other knowledge-base change it drafts with the links it has and leaves relearning to
+    beat (`copilot.intent_links_refresh`).
     """
     if classifier_version_id is None:
         return False
@@ -241,7 +243,7 @@ def intent_links_ensure(
         .order_by("-created_at")
         .first()
     )
-    if previous is not None:
+    if previous is not None and previous.links > 0:
         if from_pipeline:
             return False
         # While a knowledge base is being imported its version changes with every article:

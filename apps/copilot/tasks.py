@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 from django import db
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from apps.copilot.links import intent_links_ensure_active, intent_links_learn_active
 from apps.copilot.services import pipeline_fail, pipeline_run, pipeline_warm
@@ -113,3 +113,18 @@ def intent_links_refresh_task() -> bool:
     """Periodic (beat): learn the links ahead of the next message when the classifier or the
     knowledge base changed (one indexed query otherwise)."""
     return intent_links_ensure_active()
+
+
+def intent_links_learn_after_import(**_: object) -> None:
+    """apps.knowledge's `knowledge_imported`: an import changed the knowledge base, so learn
+    the links over it now (on a worker, after the import's transaction commits), not at
+    beat's next pass: its pause may have let it learn them over the first articles only,
+    and messages until its next pass would be drafted with those."""
+    transaction.on_commit(_intent_links_learn_schedule)
+
+
+def _intent_links_learn_schedule() -> None:
+    try:
+        intent_links_learn_task.apply_async()
+    except Exception as error:  # the broker is down: beat will learn them later
+        logger.warning("link learning after an import not scheduled: %s", error)

@@ -6,6 +6,7 @@ its stored article (if any) is left exactly as it was.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,9 +26,11 @@ from apps.knowledge.services import (
     articles_upsert,
     source_get_or_create,
 )
+from apps.knowledge.signals import knowledge_imported
 
 # Files parsed, chunked and embedded together: big enough for efficient model batches.
 FILES_PER_BATCH = 32
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -174,6 +177,19 @@ def kb_import(
     return report
 
 
+def import_announce(*, report: ImportReport, source_name: str) -> None:
+    """Tell the apps above that a finished import changed the knowledge base (see
+    apps.knowledge.signals); nothing when it changed nothing. A failing listener is logged,
+    never the import's failure."""
+    if not (report.added or report.updated or report.removed):
+        return
+    for receiver, outcome in knowledge_imported.send_robust(
+        sender=ImportReport, report=report, source_name=source_name
+    ):
+        if isinstance(outcome, Exception):
+            logger.warning("knowledge_imported listener %r failed: %r", receiver, outcome)
+
+
 def import_run_create(*, paths: Sequence[str], source_name: str, prune: bool) -> ImportRun:
     """Queue an import on the `ingest` queue; progress is kept on the returned ImportRun."""
     from apps.knowledge.tasks import import_run_execute_task
@@ -262,5 +278,6 @@ def import_run_execute(*, import_run_id: int) -> ImportRun | None:
         detail=report.summary(),
         finished_at=timezone.now(),
     )
+    import_announce(report=report, source_name=run.source.name)
     run.refresh_from_db()
     return run

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.exceptions import ValidationError
-from apps.knowledge.imports import ArticleBatch, ImportReport
+from apps.knowledge.imports import ArticleBatch, ImportReport, import_announce
 from apps.knowledge.models import Source, SourceKind
 from apps.knowledge.parsing import ParseError, document_parse
 from apps.knowledge.services import ArticleInput, articles_unpublish
@@ -164,4 +164,5 @@ def sitemap_crawl(*, source: Source) -> ImportReport:
     batch.flush()
     report.removed = articles_unpublish(source=source, keep_external_ids=[u[:500] for u in urls])
     Source.objects.filter(pk=source.pk).update(last_crawled_at=timezone.now())
+    import_announce(report=report, source_name=source.name)
     return report

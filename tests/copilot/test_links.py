@@ -29,11 +29,12 @@ from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
 from apps.copilot.selectors import intent_article_weights
 from apps.copilot.services import draft_send, pipeline_run
 from apps.copilot.tasks import intent_links_learn_task, intent_links_refresh_task
-from apps.knowledge.models import Article
+from apps.knowledge.models import Article, ArticleStatus
 from apps.knowledge.selectors import knowledge_version
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import ClassifierVersion
 from apps.triage.services import training_examples_import
+from tests.conftest import wait_for
 from tests.copilot.conftest import INTENTS, _training_rows, customer_ticket
 
 pytestmark = pytest.mark.django_db
@@ -225,6 +226,50 @@ def test_a_first_message_waits_for_learning_only_so_long(examples_stored, monkey
     with connection.cursor() as cursor:
         cursor.execute("SHOW lock_timeout")
         assert cursor.fetchone() == ("0",)
+
+
+@pytest.mark.slow
+def test_a_classifier_trained_before_the_articles_were_imported_gets_links_at_the_first_message(
+    examples_stored,
+):
+    # given: beat learned links while no article was published (none), then the articles
+    # were published
+    version = examples_stored
+    Article.objects.update(status=ArticleStatus.DRAFT)
+    intent_links_ensure(classifier_version_id=version.id, knowledge_version=knowledge_version())
+    assert LinkLearning.objects.get().links == 0
+    Article.objects.update(status=ArticleStatus.PUBLISHED, updated_at=timezone.now())
+    # when: the first customer message comes at once
+    learned_now = intent_links_ensure(
+        classifier_version_id=version.id,
+        knowledge_version=knowledge_version(),
+        from_pipeline=True,
+    )
+    # then: it learned them rather than drafting every answer without a link
+    assert learned_now is True
+    assert _learned()["reset_password"] == "account/reset-password.md"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_import_that_changes_the_knowledge_base_has_a_worker_relearn_the_links_at_once(
+    examples_stored, celery_worker_process, tmp_path
+):
+    # given: links learned over the knowledge base as it was (beat would wait its pause)
+    version = examples_stored
+    intent_links_ensure(classifier_version_id=version.id, knowledge_version=knowledge_version())
+    (tmp_path / "gift-cards.md").write_text(
+        "# Gift cards\n\nGift cards can be bought in any amount from 10 to 500 euros.\n"
+    )
+    # when: an import adds an article
+    call_command("kb_import", str(tmp_path), "--source", "extra", stdout=io.StringIO())
+    # then: a worker learns the links over the new knowledge base, with no message or beat
+    after_import = knowledge_version()
+    learning = wait_for(
+        lambda: LinkLearning.objects.filter(knowledge_version=after_import).first(), timeout=60
+    )
+    assert learning.classifier_version_id == version.id
+    assert _learned()["reset_password"] == "account/reset-password.md"
 
 
 def test_no_active_classifier_learns_nothing(db):

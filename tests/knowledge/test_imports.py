@@ -19,6 +19,7 @@ from apps.knowledge.models import (
 from apps.knowledge.parsing import document_parse
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import ArticleInput, article_replace, source_get_or_create
+from apps.knowledge.signals import knowledge_imported
 from tests.knowledge.conftest import pdf_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -214,6 +215,28 @@ def test_kb_import_command_prints_a_summary_with_failure_reasons(help_center):
         "5 chunks written, 5 texts embedded, 0 from the cache",
         "  failed  empty.md: empty file",
     ]
+
+
+def test_an_import_that_changed_the_knowledge_base_announces_it_and_one_that_did_not_is_quiet(
+    help_center,
+):
+    # given: a listener, as the copilot is
+    heard = []
+
+    def listener(*, report, source_name, **_):  # type: ignore[no-untyped-def]
+        heard.append((source_name, len(report.added), len(report.unchanged)))
+
+    knowledge_imported.connect(listener)
+    try:
+        # when: the same folder imported twice, then one file changed
+        call_command("kb_import", str(help_center), "--source", "cli", stdout=StringIO())
+        call_command("kb_import", str(help_center), "--source", "cli", stdout=StringIO())
+        (help_center / "shipping.md").write_text("# Shipping\n\nWe ship on Mondays only.\n")
+        call_command("kb_import", str(help_center), "--source", "cli", stdout=StringIO())
+    finally:
+        knowledge_imported.disconnect(listener)
+    # then: the unchanged second import said nothing
+    assert heard == [("cli", 4, 0), ("cli", 0, 3)]
 
 
 def test_kb_import_command_rejects_a_missing_path(tmp_path):

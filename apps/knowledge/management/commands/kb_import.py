@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.exceptions import DeskpilotError
-from apps.knowledge.imports import ImportReport, import_run_create, kb_import
+from apps.knowledge.imports import ImportReport, import_announce, import_run_create, kb_import
 
 
 class Command(BaseCommand):
@@ -53,6 +53,7 @@ class Command(BaseCommand):
         except DeskpilotError as error:
             raise CommandError(error.message) from error
         self._summary(report, options["source"])
+        import_announce(report=report, source_name=options["source"])
 
     @staticmethod
     def _resolve(raw: str) -> Path:
