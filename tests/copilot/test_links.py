@@ -23,6 +23,7 @@ from apps.copilot.links import (
     LEARNING_LOCK_KEY,
     intent_links_ensure,
     links_from_votes,
+    links_read,
     links_supported,
 )
 from apps.copilot.models import IntentArticleLink, LinkLearning, LinkSource
@@ -91,6 +92,19 @@ def test_each_intent_is_linked_to_the_article_its_examples_find(examples_stored,
     assert learning.examples == len(INTENTS) * 10  # all 10 of each (fewer than 12)
     weights = IntentArticleLink.objects.filter(source=LinkSource.LEARNED_FROM_EXAMPLES)
     assert all(0.5 <= link.weight <= 1.0 for link in weights)
+
+
+def test_links_read_prefers_the_article_that_reads_as_the_intent_over_the_vote():
+    # given: a's examples mostly find article 1, a few find 2, which reads clearly as a;
+    # b's only clear reading is of an article one example found; c's winner reads as c
+    votes = {"a": Counter({1: 8, 2: 3}), "b": Counter({3: 6, 4: 1}), "c": Counter({5: 7})}
+    readings = {("a", 1): 0.3, ("a", 2): 0.97, ("b", 3): 0.2, ("b", 4): 0.99, ("c", 5): 0.6}
+    examples = {"a": 12, "b": 12, "c": 12}
+    # when
+    links = links_read(votes, readings, examples=examples, min_votes=2, min_probability=0.5)
+    # then: the weight is the stronger of the share and the reading
+    assert links == {"a": (2, 0.97), "c": (5, 0.6)}
+    assert links_read(votes, None, examples=examples, min_votes=2, min_probability=0.5) == {}
 
 
 def test_links_supported_drops_links_under_the_bar_and_keeps_those_it_could_not_judge():
