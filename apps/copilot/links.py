@@ -163,15 +163,18 @@ def links_read(
 
 
 def links_supported(
-    links: dict[str, tuple[int, float]], support: dict[str, float] | None, *, min_probability: float
+    links: dict[str, tuple[int, float]],
+    readings: dict[tuple[str, int], float] | None,
+    *,
+    min_probability: float,
 ) -> dict[str, tuple[int, float]]:
     """The links whose article reads as their intent, and those that could not be judged."""
-    if support is None:
+    if readings is None:
         return links
     return {
-        intent: link
-        for intent, link in links.items()
-        if support.get(intent, min_probability) >= min_probability
+        intent: (article_id, weight)
+        for intent, (article_id, weight) in links.items()
+        if readings.get((intent, article_id), min_probability) >= min_probability
     }
 
 
@@ -232,17 +235,8 @@ def _learn(classifier_version_id: int, knowledge_version: str, started: float) -
         if count >= LINK_READ_MIN_VOTES
     } | {(intent, article_id) for intent, (article_id, _) in voted.items()}
     readings = passage_readings(pairs) if pairs else None
-    support = (
-        {
-            intent: readings[(intent, a)]
-            for intent, (a, _) in voted.items()
-            if (intent, a) in readings
-        }
-        if readings is not None
-        else None
-    )
     learned = {
-        **links_supported(voted, support, min_probability=LINK_MIN_PASSAGE_PROBABILITY),
+        **links_supported(voted, readings, min_probability=LINK_MIN_PASSAGE_PROBABILITY),
         **links_read(
             votes,
             readings,

@@ -110,9 +110,9 @@ def test_links_read_prefers_the_article_that_reads_as_the_intent_over_the_vote()
 def test_links_supported_drops_links_under_the_bar_and_keeps_those_it_could_not_judge():
     # given: c's article has no passage embedded by the current model (a re-embedding)
     links = {"a": (1, 0.9), "b": (2, 0.6), "c": (3, 0.5)}
-    support = {"a": 0.93, "b": 0.02}
+    readings = {("a", 1): 0.93, ("b", 2): 0.02}
     # when / then
-    assert links_supported(links, support, min_probability=0.1) == {"a": (1, 0.9), "c": (3, 0.5)}
+    assert links_supported(links, readings, min_probability=0.1) == {"a": (1, 0.9), "c": (3, 0.5)}
     assert links_supported(links, None, min_probability=0.1) == links  # no classifier
 
 
