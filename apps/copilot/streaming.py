@@ -36,24 +36,43 @@ def _keys(ticket_id: int) -> tuple[str, str, str]:
     return f"{base}:channel", f"{base}:replay", f"{base}:seq"
 
 
+# One round trip, atomic: the seq and the replay list's order always agree, even when two
+# runs publish for the same ticket at once. The event arrives as JSON without its seq, which
+# is spliced in first (an event is never an empty object).
+_PUBLISH = """
+local seq = redis.call('INCR', KEYS[3])
+local payload = '{"seq": ' .. seq .. ', ' .. string.sub(ARGV[1], 2)
+if ARGV[2] == '1' then redis.call('DEL', KEYS[2]) end
+redis.call('RPUSH', KEYS[2], payload)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('PUBLISH', KEYS[1], payload)
+return seq
+"""
+
+
+@lru_cache(maxsize=1)
+def _publish_script() -> redis.commands.core.Script:
+    return _client().register_script(_PUBLISH)
+
+
 def stream_publish(*, ticket_id: int, event: dict) -> dict:
     """Append an event to the ticket's replay list and publish it; returns it with its seq."""
-    channel, replay, seq_key = _keys(ticket_id)
-    client = _client()
-    seq = int(client.incr(seq_key))
-    event = {**event, "seq": seq}
-    payload = json.dumps(event)
+    if not event:
+        raise ValueError("a stream event needs a type")
     ttl = settings.COPILOT_STREAM_REPLAY_SECONDS
-    pipe = client.pipeline(transaction=False)
-    if event.get("type") == "start":
-        pipe.delete(replay)
-    pipe.rpush(replay, payload)
-    pipe.ltrim(replay, -REPLAY_MAX_EVENTS, -1)
-    pipe.expire(replay, ttl)
-    pipe.expire(seq_key, ttl * 12)
-    pipe.publish(channel, payload)
-    pipe.execute()
-    return event
+    seq = _publish_script()(
+        keys=_keys(ticket_id),
+        args=[
+            json.dumps({k: v for k, v in event.items() if k != "seq"}),
+            "1" if event.get("type") == "start" else "0",
+            REPLAY_MAX_EVENTS,
+            ttl,
+            ttl * 12,
+        ],
+    )
+    return {**event, "seq": int(seq)}
 
 
 def stream_listeners(*, ticket_id: int) -> int:

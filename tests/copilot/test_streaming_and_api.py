@@ -475,3 +475,32 @@ def test_a_reset_drops_the_tokens_not_yet_published(db):
         ("reset", ""),
         ("delta", "Second model."),
     ]
+
+
+def test_events_published_at_once_by_two_runs_are_replayed_in_seq_order_none_lost(db):
+    # given: two runs publishing for the same ticket at the same time (a retry overlapping a
+    # slow run, a regenerate): a reader skips any event whose seq is not above the last seen
+    import threading
+
+    ticket_id = 987656
+    stream_publish(ticket_id=ticket_id, event={"type": "start", "message_id": 1})
+    barrier = threading.Barrier(2)
+
+    def run(name: str) -> None:
+        barrier.wait()
+        for index in range(150):
+            stream_publish(ticket_id=ticket_id, event={"type": "delta", "text": f"{name}{index}"})
+
+    # when
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # then: the list's order is the seq order, so no reader drops an event
+    events = stream_replay(ticket_id=ticket_id)
+    seqs = [event["seq"] for event in events]
+    assert seqs == list(range(seqs[0], seqs[0] + 301))
+    assert sorted(e["text"] for e in events[1:]) == sorted(
+        f"{name}{index}" for name in ("a", "b") for index in range(150)
+    )
