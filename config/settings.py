@@ -452,7 +452,7 @@ CELERY_BEAT_SCHEDULE["triage-classifier-versions-reclaim"] = {
 }
 # --- copilot pipeline (apps/copilot); the admin's CopilotPolicy row overrides these -----------
 # The shipped calibration's threshold for 97% precision (apps/copilot/confidence.py).
-COPILOT_AUTO_SEND_THRESHOLD = env_float("COPILOT_AUTO_SEND_THRESHOLD", 0.895, minimum=0.0)
+COPILOT_AUTO_SEND_THRESHOLD = env_float("COPILOT_AUTO_SEND_THRESHOLD", 0.94, minimum=0.0)
 COPILOT_REVIEW_THRESHOLD = env_float("COPILOT_REVIEW_THRESHOLD", 0.3, minimum=0.0)
 COPILOT_TOP_K = env_int("COPILOT_TOP_K", 4, minimum=1)
 COPILOT_GROUNDEDNESS_THRESHOLD = env_float("COPILOT_GROUNDEDNESS_THRESHOLD", 0.7, minimum=0.0)
