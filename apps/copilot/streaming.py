@@ -38,10 +38,11 @@ def _keys(ticket_id: int) -> tuple[str, str, str]:
 
 # One round trip, atomic: the seq and the replay list's order always agree, even when two
 # runs publish for the same ticket at once. The event arrives as JSON without its seq, which
-# is spliced in first (an event is never an empty object).
+# is spliced in last, as json.dumps({**event, "seq": seq}) would write it (an event is never
+# an empty object).
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[3])
-local payload = '{"seq": ' .. seq .. ', ' .. string.sub(ARGV[1], 2)
+local payload = string.sub(ARGV[1], 1, -2) .. ', "seq": ' .. seq .. '}'
 if ARGV[2] == '1' then redis.call('DEL', KEYS[2]) end
 redis.call('RPUSH', KEYS[2], payload)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
