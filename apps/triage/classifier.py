@@ -100,8 +100,8 @@ class IntentModel:
     format: int = ARTIFACT_FORMAT
     info: dict = field(default_factory=dict)
     # The kernel block (None in artifacts trained before it, which classify without it).
-    kernel_landmarks: np.ndarray | None = None  # (landmarks, dim) float32
-    kernel_coef: np.ndarray | None = None  # (landmarks, intents): Nystroem map x SVM weights
+    landmark_embeddings: np.ndarray | None = None  # (landmarks, dim) float32
+    landmark_coef: np.ndarray | None = None  # (landmarks, intents): Nystroem map x SVM weights
     kernel_gamma: float = 0.0
 
     def margins(self, texts: list[str], embeddings: np.ndarray) -> np.ndarray:
@@ -113,8 +113,8 @@ class IntentModel:
             char=self.char_vectorizer,
             coef=self.coef,
             intercept=self.intercept,
-            kernel_landmarks=self.kernel_landmarks,
-            kernel_coef=self.kernel_coef,
+            landmark_embeddings=self.landmark_embeddings,
+            landmark_coef=self.landmark_coef,
             kernel_gamma=self.kernel_gamma,
         )
 
@@ -161,8 +161,8 @@ class FittedSvm:
     char: TfidfVectorizer
     coef: np.ndarray  # over the embedding, word and character blocks
     intercept: np.ndarray
-    kernel_landmarks: np.ndarray | None
-    kernel_coef: np.ndarray | None
+    landmark_embeddings: np.ndarray | None
+    landmark_coef: np.ndarray | None
     kernel_gamma: float
 
     def margins(
@@ -170,9 +170,11 @@ class FittedSvm:
     ) -> np.ndarray:
         features = _features(texts, embeddings, self.word, self.char, params)
         scores = np.asarray(features @ self.coef.T) + self.intercept
-        if self.kernel_landmarks is not None and self.kernel_coef is not None:
-            kernel = _rbf(embeddings.astype(np.float32), self.kernel_landmarks, self.kernel_gamma)
-            scores = scores + kernel @ self.kernel_coef
+        if self.landmark_embeddings is not None and self.landmark_coef is not None:
+            kernel = _rbf(
+                embeddings.astype(np.float32), self.landmark_embeddings, self.kernel_gamma
+            )
+            scores = scores + kernel @ self.landmark_coef
         return _two_class_margins(scores, classes)
 
 
@@ -255,11 +257,11 @@ def fit_margins(
     word.stop_words_ = None
     char.stop_words_ = None
     coef = svm.coef_.astype(np.float32)
-    landmarks = kernel_coef = None
+    landmarks = landmark_coef = None
     if nystroem is not None:
         # The map is rbf(x, landmarks) @ normalization.T, scaled; fold it into the weights.
         landmarks = nystroem.components_.astype(np.float32)
-        kernel_coef = (scale * nystroem.normalization_.T @ svm.coef_[:, base_columns:].T).astype(
+        landmark_coef = (scale * nystroem.normalization_.T @ svm.coef_[:, base_columns:].T).astype(
             np.float32
         )
     return FittedSvm(
@@ -267,8 +269,8 @@ def fit_margins(
         char=char,
         coef=coef[:, :base_columns],
         intercept=svm.intercept_.astype(np.float32),
-        kernel_landmarks=landmarks,
-        kernel_coef=kernel_coef,
+        landmark_embeddings=landmarks,
+        landmark_coef=landmark_coef,
         kernel_gamma=params.kernel_gamma,
     )
 
@@ -413,8 +415,8 @@ def train(
         char_vectorizer=final.char,
         coef=final.coef,
         intercept=final.intercept,
-        kernel_landmarks=final.kernel_landmarks,
-        kernel_coef=final.kernel_coef,
+        landmark_embeddings=final.landmark_embeddings,
+        landmark_coef=final.landmark_coef,
         kernel_gamma=final.kernel_gamma,
         temperature=temperature,
         isotonic_x=isotonic_x,

@@ -69,7 +69,7 @@ def test_a_stored_model_classifies_as_it_did_before_storing(xor_models):
 def test_an_artifact_stored_before_the_kernel_block_still_classifies(xor_models):
     # given: an artifact as trained before the kernel block existed (no such attributes)
     model = classifier.IntentModel.from_bytes(xor_models["linear"].to_bytes())
-    for name in ("kernel_landmarks", "kernel_coef", "kernel_gamma"):
+    for name in ("landmark_embeddings", "landmark_coef", "kernel_gamma"):
         del model.__dict__[name]
     older = classifier.IntentModel.from_bytes(model.to_bytes())
     texts, embeddings, _ = _xor_set(50, seed=4)
