@@ -286,7 +286,8 @@ def main() -> None:
     report("  ... without the RBF map and class weights (previous)", previous, started)
     for layer_set in LAYER_SETS[1:]:
         started = time.perf_counter()
-        dense = np.hstack([unit(layers[:, layer]) for layer in layer_set])
+        # Unit length overall, as the kernel's gamma expects (and the embedding weight).
+        dense = np.hstack([unit(layers[:, layer]) for layer in layer_set]) / np.sqrt(len(layer_set))
         scores = svm_scores(texts, dense, targets, fit, held)
         report(f"  ... with layers {layer_set} mean-pooled", scores, started)
     started = time.perf_counter()

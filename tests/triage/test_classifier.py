@@ -1,7 +1,13 @@
 """The classifier's own arithmetic, on made-up embeddings: no database, no encoder."""
 
+import dataclasses
+import zlib
+
 import numpy as np
 import pytest
+import scipy.sparse as sparse
+from sklearn.kernel_approximation import Nystroem
+from sklearn.svm import LinearSVC
 
 from apps.triage import classifier
 
@@ -54,6 +60,32 @@ def test_the_kernel_block_separates_intents_no_plane_separates(xor_models):
     assert linear < 0.7
 
 
+def test_the_folded_kernel_weights_give_the_decisions_of_the_svm_on_the_mapped_features():
+    # given: three intents, a heavy kernel block
+    texts, embeddings, labels = _xor_set(300, seed=8)
+    targets = np.array([(index % 3) if label == "a" else 2 for index, label in enumerate(labels)])
+    params = classifier.ClassifierParams(kernel_landmarks=80, kernel_gamma=2.0, kernel_weight=5.0)
+    # when
+    fitted = classifier.fit_margins(texts, embeddings, targets, params)
+    # then: the same SVM trained on sklearn's own Nystroem features decides the same
+    nystroem = Nystroem(gamma=2.0, n_components=80, random_state=params.seed)
+    mapped = nystroem.fit_transform(embeddings.astype(np.float64)).astype(np.float32)
+    mapped *= 5.0 / np.sqrt((mapped * mapped).sum(axis=1).mean())
+    lexical = sparse.hstack(
+        [
+            2.0 * sparse.csr_matrix(embeddings),
+            fitted.word.transform(texts),
+            fitted.char.transform(texts),
+        ]
+    )
+    features = sparse.hstack([lexical, sparse.csr_matrix(mapped)], format="csr")
+    svm = LinearSVC(C=params.svm_c, class_weight="balanced", random_state=params.seed)
+    expected = svm.fit(features, targets).decision_function(features)
+    np.testing.assert_allclose(
+        fitted.margins(texts, embeddings, params, 3), expected, rtol=1e-3, atol=1e-3
+    )
+
+
 def test_a_stored_model_classifies_as_it_did_before_storing(xor_models):
     # given
     model = xor_models["kernel"]
@@ -66,12 +98,32 @@ def test_a_stored_model_classifies_as_it_did_before_storing(xor_models):
     )
 
 
+class _OlderIntentModel(classifier.IntentModel):
+    """Pickles with the fields an artifact had before the kernel block (the SVM's parts as
+    fields of their own), under IntentModel's name."""
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        svm = state.pop("svm")
+        state.update(
+            word_vectorizer=svm.word,
+            char_vectorizer=svm.char,
+            coef=svm.coef,
+            intercept=svm.intercept,
+        )
+        return state
+
+    def __reduce_ex__(self, protocol):  # type: ignore[no-untyped-def]
+        return (object.__new__, (classifier.IntentModel,), self.__getstate__())
+
+
 def test_an_artifact_stored_before_the_kernel_block_still_classifies(xor_models):
-    # given: an artifact as trained before the kernel block existed (no such attributes)
-    model = classifier.IntentModel.from_bytes(xor_models["linear"].to_bytes())
-    for name in ("landmark_embeddings", "landmark_coef", "kernel_gamma"):
-        del model.__dict__[name]
-    older = classifier.IntentModel.from_bytes(model.to_bytes())
+    # given: an artifact as trained before the kernel block existed
+    model = xor_models["linear"]
+    fields = {field.name: getattr(model, field.name) for field in dataclasses.fields(model)}
+    older_bytes = _OlderIntentModel(**fields).to_bytes()
+    assert b"word_vectorizer" in zlib.decompress(older_bytes)
+    older = classifier.IntentModel.from_bytes(older_bytes)
     texts, embeddings, _ = _xor_set(50, seed=4)
     # when
     predictions = older.predict(texts, embeddings)
