@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from copilot_pipeline import BANKING77_HELP_CENTERS, bank_split  # noqa: E402
+from copilot_pipeline import BANKING77_HELP_CENTERS, bank_split, percentile  # noqa: E402
 
 from apps.triage.metrics import expected_calibration_error  # noqa: E402  (numpy only)
 
@@ -219,9 +219,9 @@ def timings_report(timings: list[dict]) -> None:
         return
 
     def line(label: str, values: list[float]) -> str:
-        ordered = sorted(values)
-        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        return f"{label} p50 {statistics.median(ordered):.0f} ms p95 {p95:.0f} ms"
+        return (
+            f"{label} p50 {statistics.median(values):.0f} ms p95 {percentile(values, 0.95):.0f} ms"
+        )
 
     stages = [name for name in timings[0] if name != "total"]
     print(
