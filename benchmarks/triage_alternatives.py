@@ -16,9 +16,9 @@ the check will.
 
 Every line is the held-out accuracy of one approach trained on the 80 %:
 - logistic regression on the frozen all-MiniLM-L6-v2 sentence embeddings (the baseline);
-- the shipped classifier's SVM (embeddings beside TF-IDF word and character n-grams and an
-  RBF kernel map of the embeddings, class-balanced linear SVM), and the previous one (no
-  kernel map, no class weights);
+- the shipped classifier's SVM (embeddings and the mean-pooled states of encoder layer 4
+  beside TF-IDF word and character n-grams and an RBF kernel map of the embeddings,
+  class-balanced linear SVM), and the previous one (the same without layer 4);
 - the same with the mean-pooled hidden states of several encoder layers instead of the last;
 - k nearest neighbours on the embeddings; the SVM blended with the baseline's probabilities;
 - `--fine-tune`: the whole encoder fine-tuned for one epoch with a cross-entropy head on CPU
@@ -33,6 +33,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -86,23 +87,33 @@ def layer_means(texts: list[str], batch: int = 64) -> np.ndarray:
     return out
 
 
-# The classifier before the kernel block and class weights (shipped until session 10).
-PREVIOUS = ClassifierParams(svm_c=1.0, class_weight="", kernel_landmarks=0)
+# The classifier before the encoder-layer block (shipped in session 10).
+PREVIOUS = replace(ClassifierParams(), layer_weight=0.0)
+SHIPPED_LAYER = ClassifierParams().encoder_layer
 
 
 def svm_scores(
     texts: np.ndarray,
     dense: np.ndarray,
+    layer: np.ndarray | None,
     targets: np.ndarray,
     fit: np.ndarray,
     held: np.ndarray,
     params: ClassifierParams | None = None,
 ) -> np.ndarray:
     """The shipped classifier's SVM margins (classifier.py's code and defaults, or `params`)
-    with `dense` as its embeddings."""
+    with `dense` as its embeddings and `layer` as its encoder-layer means."""
     params = params or ClassifierParams()
-    fitted = fit_margins(list(texts[fit]), dense[fit], targets[fit], params)
-    return fitted.margins(list(texts[held]), dense[held], params, int(targets.max()) + 1)
+    if not params.layer_weight:
+        layer = None
+
+    def rows(picked: np.ndarray) -> np.ndarray | None:
+        return None if layer is None else layer[picked]
+
+    fitted = fit_margins(list(texts[fit]), dense[fit], targets[fit], params, rows(fit))
+    return fitted.margins(
+        list(texts[held]), dense[held], params, int(targets.max()) + 1, rows(held)
+    )
 
 
 def fine_tuned_embeddings(texts: list[str], targets: np.ndarray, fit: np.ndarray, classes: int):  # type: ignore[no-untyped-def]
@@ -166,14 +177,15 @@ def fine_tuned_embeddings(texts: list[str], targets: np.ndarray, fit: np.ndarray
 def splits_compare(texts: np.ndarray, targets: np.ndarray, splits: int) -> None:
     """Held-out accuracy of the shipped features' SVM and of the baseline on `splits`
     stratified 80/20 splits, with their means and spread."""
-    embeddings = unit(layer_means(list(texts))[:, 6])
+    layers = layer_means(list(texts))
+    embeddings, layer = unit(layers[:, 6]), unit(layers[:, SHIPPED_LAYER])
     rows = []
     for seed in range(splits):
         fit, held = train_test_split(
             np.arange(len(texts)), test_size=0.2, stratify=targets, random_state=seed
         )
-        shipped = svm_scores(texts, embeddings, targets, fit, held)
-        previous = svm_scores(texts, embeddings, targets, fit, held, PREVIOUS)
+        shipped = svm_scores(texts, embeddings, layer, targets, fit, held)
+        previous = svm_scores(texts, embeddings, layer, targets, fit, held, PREVIOUS)
         baseline = LogisticRegression(C=10, max_iter=3000).fit(embeddings[fit], targets[fit])
         rows.append(
             (
@@ -204,7 +216,8 @@ def folds_compare(
     quarters of every training fold (the same held-out fold), so the gain from more training
     data is measured, not assumed. Accuracy, and balanced accuracy (the mean of the per-intent
     recalls: the accuracy a test set with as many questions per intent would see)."""
-    embeddings = unit(layer_means(list(texts))[:, 6])
+    layers = layer_means(list(texts))
+    embeddings, layer = unit(layers[:, 6]), unit(layers[:, SHIPPED_LAYER])
     shares = (0.5, 0.75, 1.0) if learning_curve else (1.0,)
     names = ("shipped", "previous", "baseline")
     predicted = {
@@ -219,7 +232,7 @@ def folds_compare(
                     fit_all, train_size=share, stratify=targets[fit_all], random_state=fold
                 )
             for name, params in (("shipped", None), ("previous", PREVIOUS)):
-                scores = svm_scores(texts, embeddings, targets, fit, held, params)
+                scores = svm_scores(texts, embeddings, layer, targets, fit, held, params)
                 predicted[name, share][held] = scores.argmax(axis=1)
             baseline = LogisticRegression(C=10, max_iter=3000).fit(embeddings[fit], targets[fit])
             predicted["baseline", share][held] = baseline.predict(embeddings[held])
@@ -273,22 +286,22 @@ def main() -> None:
     started = time.perf_counter()
     layers = layer_means(list(texts))
     print(f"encoder states of {len(texts)} texts in {time.perf_counter() - started:.0f} s")
-    embeddings = unit(layers[:, 6])
+    embeddings, layer = unit(layers[:, 6]), unit(layers[:, SHIPPED_LAYER])
     started = time.perf_counter()
     baseline = LogisticRegression(C=10, max_iter=3000).fit(embeddings[fit], targets[fit])
     baseline_probabilities = baseline.predict_proba(embeddings[held])
     report("logistic regression, frozen embeddings (baseline)", baseline_probabilities, started)
     started = time.perf_counter()
-    shipped = svm_scores(texts, embeddings, targets, fit, held)
-    report("embeddings + TF-IDF word/char + RBF map, linear SVM (shipped)", shipped, started)
+    shipped = svm_scores(texts, embeddings, layer, targets, fit, held)
+    report("shipped: + layer 4, TF-IDF word/char, RBF map; SVM", shipped, started)
     started = time.perf_counter()
-    previous = svm_scores(texts, embeddings, targets, fit, held, PREVIOUS)
-    report("  ... without the RBF map and class weights (previous)", previous, started)
+    previous = svm_scores(texts, embeddings, layer, targets, fit, held, PREVIOUS)
+    report("  ... without the layer-4 block (previous)", previous, started)
     for layer_set in LAYER_SETS[1:]:
         started = time.perf_counter()
         # Unit length overall, as the kernel's gamma expects (and the embedding weight).
         dense = np.hstack([unit(layers[:, layer]) for layer in layer_set]) / np.sqrt(len(layer_set))
-        scores = svm_scores(texts, dense, targets, fit, held)
+        scores = svm_scores(texts, dense, layer, targets, fit, held)
         report(f"  ... with layers {layer_set} mean-pooled", scores, started)
     started = time.perf_counter()
     similarity = embeddings[held] @ embeddings[fit].T
@@ -305,7 +318,7 @@ def main() -> None:
         report("encoder fine-tuned 1 epoch, its own head", logits[held], started)
         report(
             "  ... shipped SVM on the fine-tuned embeddings",
-            svm_scores(texts, tuned, targets, fit, held),
+            svm_scores(texts, tuned, None, targets, fit, held, PREVIOUS),
             started,
         )
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.conf import settings
 
 if TYPE_CHECKING:
@@ -93,11 +94,67 @@ def embed(texts: list[str], *, batch_size: int | None = None) -> list[list[float
     )
     result = vectors.tolist()
     if len(texts) == 1:
-        with _RECENT_LOCK:
-            _RECENT_SINGLE[texts[0]] = list(result[0])
-            while len(_RECENT_SINGLE) > _RECENT_SINGLE_SIZE:
-                _RECENT_SINGLE.popitem(last=False)
+        _remember_single(texts[0], result[0])
     return result
+
+
+def _remember_single(text: str, vector: list[float]) -> None:
+    with _RECENT_LOCK:
+        _RECENT_SINGLE[text] = list(vector)
+        while len(_RECENT_SINGLE) > _RECENT_SINGLE_SIZE:
+            _RECENT_SINGLE.popitem(last=False)
+
+
+def embed_with_layer(
+    texts: list[str], layer: int, *, batch_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sentence embeddings, layer means) of `texts`, in order, both float32 and unit-length:
+    the sentence embeddings are exactly `embed`'s; the layer means are the mean-pooled token
+    states after transformer layer `layer` (0 is the word-piece embeddings, the last layer is
+    what the sentence embedding pools). One forward pass per batch gives both.
+
+    A middle layer keeps more of the wording than the last, which is trained to blur
+    paraphrases together; the intent classifier reads both (apps/triage/classifier.py).
+    """
+    import torch
+
+    model = get_model()
+    width = dimensions()
+    sentences = np.zeros((len(texts), width), dtype=np.float32)
+    layers = np.zeros((len(texts), width), dtype=np.float32)
+    if not texts:
+        return sentences, layers
+    encoder: Any = model[0].auto_model  # a transformers model; torch's stubs type it loosely
+    deepest = int(encoder.config.num_hidden_layers)
+    if not 0 <= layer <= deepest:
+        raise ValueError(f"layer {layer} is not one of the encoder's 0..{deepest}")
+    size = batch_size or settings.EMBEDDING_BATCH_SIZE
+    # Longest first, as SentenceTransformer.encode batches: less padding per batch.
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    with torch.inference_mode():
+        for start in range(0, len(texts), size):
+            rows = order[start : start + size]
+            features = model.preprocess([texts[i] for i in rows])
+            inputs = {
+                name: features[name]
+                for name in ("input_ids", "attention_mask", "token_type_ids")
+                if name in features
+            }
+            output = encoder(**inputs, output_hidden_states=True)
+            # The model's own pooling and normalization modules make the sentence embedding.
+            features["token_embeddings"] = output.last_hidden_state
+            for module in list(model)[1:]:
+                features = module(features)
+            sentences[rows] = features["sentence_embedding"].float().numpy()
+            mask = features["attention_mask"].unsqueeze(-1).to(output.last_hidden_state.dtype)
+            state = output.hidden_states[layer]
+            layers[rows] = ((state * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float().numpy()
+    sentences /= np.maximum(np.linalg.norm(sentences, axis=1, keepdims=True), 1e-12)
+    layers /= np.maximum(np.linalg.norm(layers, axis=1, keepdims=True), 1e-12)
+    if len(texts) == 1:
+        # The copilot embeds the same message again for retrieval a few milliseconds later.
+        _remember_single(texts[0], sentences[0].tolist())
+    return sentences, layers
 
 
 def token_count(text: str) -> int:

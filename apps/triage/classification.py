@@ -8,9 +8,9 @@ import numpy as np
 from django.conf import settings
 
 from apps.core.exceptions import ValidationError
-from apps.llm.embeddings import embed
+from apps.llm.embeddings import embed, embed_with_layer
 from apps.triage import runtime, selectors
-from apps.triage.classifier import IntentModel
+from apps.triage.classifier import ClassifierParams, IntentModel
 from apps.triage.signals import message_signals
 from apps.triage.text import has_words
 
@@ -68,6 +68,20 @@ def _check(texts: list[str]) -> None:
 Outcome = tuple[str | None, float, list[IntentProbability], bool, str]
 
 
+def encoded(
+    texts: list[str], params: ClassifierParams, *, vectors: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a classifier with `params` reads of `texts` besides the words: their sentence
+    embeddings (`vectors` if the caller has them) and, if it reads one, their encoder-layer
+    means. One pass through the encoder gives both."""
+    if params.layer_weight:
+        sentences, layers = embed_with_layer(texts, params.encoder_layer)
+        return (sentences if vectors is None else vectors), layers
+    if vectors is None:
+        vectors = np.asarray(embed(texts), dtype=np.float32)
+    return vectors, None
+
+
 def model_outcomes(texts: list[str], model: IntentModel) -> list[Outcome]:
     """(intent, confidence, alternatives, out of scope, reason) per text, from the model
     alone: no database. `messages_classify` adds the signals and the intents' policies."""
@@ -78,8 +92,8 @@ def model_outcomes(texts: list[str], model: IntentModel) -> list[Outcome]:
     # The encoder reads 256 word pieces; the rest of a long message changes nothing
     # but the time the n-gram features take.
     clipped = [texts[p][: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for p in wordy]
-    embeddings = np.asarray(embed(clipped), dtype=np.float32)
-    predictions = model.predict(clipped, embeddings)
+    embeddings, layers = encoded(clipped, model.params)
+    predictions = model.predict(clipped, embeddings, layers)
     for row, position in enumerate(wordy):
         probabilities = predictions.probabilities[row]
         top = int(predictions.top_index[row])
@@ -150,7 +164,8 @@ def texts_intent_probabilities(
 ) -> tuple[list[str], np.ndarray] | None:
     """The active classifier's probability of every intent (columns, named in order by the
     list) for each text (rows), given the texts' embeddings, which the caller already has
-    (knowledge passages store theirs). For reading documents, not customer messages: no
+    (knowledge passages store theirs; the encoder still reads the texts if the classifier
+    needs an encoder layer's means too). For reading documents, not customer messages: no
     signals, no out-of-scope verdict. None when no classifier is active or loadable."""
     try:
         loaded = runtime.active_model()
@@ -160,7 +175,10 @@ def texts_intent_probabilities(
         return None
     _, model = loaded
     clipped = [text[: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for text in texts]
-    predictions = model.predict(clipped, np.asarray(vectors, dtype=np.float32))
+    embeddings, layers = encoded(
+        clipped, model.params, vectors=np.asarray(vectors, dtype=np.float32)
+    )
+    predictions = model.predict(clipped, embeddings, layers)
     return list(model.labels), predictions.probabilities
 
 

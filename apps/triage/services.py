@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -26,6 +25,7 @@ from apps.triage import classifier, selectors
 # Classification is one of the app's services; re-exported so callers use `services`.
 from apps.triage.classification import ClassificationResult as ClassificationResult
 from apps.triage.classification import IntentProbability as IntentProbability
+from apps.triage.classification import encoded
 from apps.triage.classification import message_classify as message_classify
 from apps.triage.classification import messages_classify as messages_classify
 from apps.triage.classification import texts_intent_probabilities as texts_intent_probabilities
@@ -181,10 +181,13 @@ def classifier_version_train(
         kept = _drop_small_intents(rows, report)
         intents = sorted({row.intent for row in kept})
         texts = [row.text for row in kept]
-        vectors = np.asarray(llm_embeddings.embed(texts), dtype=np.float32)
+        params = classifier.ClassifierParams()
+        vectors, layers = encoded(texts, params)
         outcome = classifier.train(
             texts=texts,
             embeddings=vectors,
+            layer_embeddings=layers,
+            params=params,
             labels=[row.intent for row in kept],
             intents=intents,
             jobs=settings.TRIAGE_TRAINING_JOBS,

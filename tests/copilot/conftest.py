@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from apps.copilot.models import IntentArticleLink, LinkSource
@@ -19,11 +18,11 @@ from apps.knowledge.imports import kb_import
 from apps.knowledge.models import Article
 from apps.llm.circuit import circuit_reset
 from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
-from apps.llm.embeddings import embed
 from apps.llm.router import router_reset
 from apps.tickets.models import Channel, Message, Ticket
 from apps.tickets.services import Actor, customer_resolve, ticket_create
 from apps.triage import classifier
+from apps.triage.classification import encoded
 from apps.triage.models import ClassifierVersion, TrainingSource, TrainingStatus
 from apps.triage.services import classifier_version_activate, intent_upsert
 from tests.llm.fake_openai import FakeOpenAI, RunningServer
@@ -60,9 +59,11 @@ def tiny_classifier_artifact() -> bytes:
     rows = _training_rows()
     texts = [text for text, _ in rows]
     labels = [intent for _, intent in rows]
+    vectors, layers = encoded(texts, classifier.ClassifierParams())
     outcome = classifier.train(
         texts=texts,
-        embeddings=np.asarray(embed(texts), dtype=np.float32),
+        embeddings=vectors,
+        layer_embeddings=layers,
         labels=labels,
         intents=sorted(set(labels)),
     )

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from apps.llm.embeddings import embed
 from apps.triage import classifier
+from apps.triage.classification import encoded
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import ClassifierVersion, TrainingSource, TrainingStatus
 from apps.triage.services import classifier_version_activate, training_examples_import
@@ -27,9 +26,13 @@ def synthetic_artifact() -> bytes:
     rows = synthetic_rows()
     texts = [text for text, _ in rows]
     labels = [intent for _, intent in rows]
-    vectors = np.asarray(embed(texts), dtype=np.float32)
+    vectors, layers = encoded(texts, classifier.ClassifierParams())
     outcome = classifier.train(
-        texts=texts, embeddings=vectors, labels=labels, intents=sorted(set(labels))
+        texts=texts,
+        embeddings=vectors,
+        layer_embeddings=layers,
+        labels=labels,
+        intents=sorted(set(labels)),
     )
     return outcome.model.to_bytes()
 

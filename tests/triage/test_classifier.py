@@ -1,4 +1,7 @@
-"""The classifier's own arithmetic, on made-up embeddings: no database, no encoder."""
+"""The classifier's own arithmetic, on made-up embeddings: no database, no encoder.
+
+The kernel and class-weight tests turn the encoder-layer block off (`NO_LAYER`): their
+made-up points have no layer means."""
 
 import dataclasses
 import zlib
@@ -11,6 +14,7 @@ from sklearn.svm import LinearSVC
 
 from apps.triage import classifier
 
+NO_LAYER = {"layer_weight": 0.0}
 WORDS = ["please", "help", "me", "with", "this", "now", "thanks", "hello", "question", "today"]
 
 
@@ -45,7 +49,9 @@ def xor_models() -> dict[str, classifier.IntentModel]:
     texts, embeddings, labels = _xor_set(600, seed=1)
     trained = {}
     for name, landmarks in (("kernel", 200), ("linear", 0)):
-        params = classifier.ClassifierParams(kernel_landmarks=landmarks, kernel_gamma=2.0)
+        params = classifier.ClassifierParams(
+            kernel_landmarks=landmarks, kernel_gamma=2.0, **NO_LAYER
+        )
         trained[name] = classifier.train(
             texts=texts, embeddings=embeddings, labels=labels, intents=["a", "b"], params=params
         ).model
@@ -64,7 +70,9 @@ def test_the_folded_kernel_weights_give_the_decisions_of_the_svm_on_the_mapped_f
     # given: three intents, a heavy kernel block
     texts, embeddings, labels = _xor_set(300, seed=8)
     targets = np.array([(index % 3) if label == "a" else 2 for index, label in enumerate(labels)])
-    params = classifier.ClassifierParams(kernel_landmarks=80, kernel_gamma=2.0, kernel_weight=5.0)
+    params = classifier.ClassifierParams(
+        kernel_landmarks=80, kernel_gamma=2.0, kernel_weight=5.0, **NO_LAYER
+    )
     # when
     fitted = classifier.fit_margins(texts, embeddings, targets, params)
     # then: the same SVM trained on sklearn's own Nystroem features decides the same
@@ -98,9 +106,21 @@ def test_a_stored_model_classifies_as_it_did_before_storing(xor_models):
     )
 
 
+def _older_params(params: classifier.ClassifierParams) -> classifier.ClassifierParams:
+    """`params` as pickled before the encoder-layer block: without its two fields."""
+    older = object.__new__(classifier.ClassifierParams)
+    kept = {
+        name: value
+        for name, value in dataclasses.asdict(params).items()
+        if name not in ("encoder_layer", "layer_weight")
+    }
+    older.__dict__.update(kept)
+    return older
+
+
 class _OlderIntentModel(classifier.IntentModel):
     """Pickles with the fields an artifact had before the kernel block (the SVM's parts as
-    fields of their own), under IntentModel's name."""
+    fields of their own) and the encoder-layer block, under IntentModel's name."""
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -110,6 +130,7 @@ class _OlderIntentModel(classifier.IntentModel):
             char_vectorizer=svm.char,
             coef=svm.coef,
             intercept=svm.intercept,
+            params=_older_params(state["params"]),
         )
         return state
 
@@ -123,6 +144,7 @@ def test_an_artifact_stored_before_the_kernel_block_still_classifies(xor_models)
     fields = {field.name: getattr(model, field.name) for field in dataclasses.fields(model)}
     older_bytes = _OlderIntentModel(**fields).to_bytes()
     assert b"word_vectorizer" in zlib.decompress(older_bytes)
+    assert b"layer_weight" not in zlib.decompress(older_bytes)
     older = classifier.IntentModel.from_bytes(older_bytes)
     texts, embeddings, _ = _xor_set(50, seed=4)
     # when
@@ -132,6 +154,73 @@ def test_an_artifact_stored_before_the_kernel_block_still_classifies(xor_models)
         older.margins(texts, embeddings), xor_models["linear"].margins(texts, embeddings)
     )
     assert predictions.confidence.shape == (50,)
+    assert older.params.layer_weight == 0.0
+
+
+def _layered_set(count: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
+    """Two intents with the same spread of sentence embeddings and the same words, told apart
+    only by their layer means: "a" leans to +e1, "b" to -e1."""
+    random = np.random.default_rng(seed)
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+    labels = ["a" if row % 2 == 0 else "b" for row in range(count)]
+    sentences = unit(random.standard_normal((count, 8)))
+    sign = np.array([1.0 if label == "a" else -1.0 for label in labels])
+    layers = random.standard_normal((count, 8))
+    layers[:, 0] = sign * (1.0 + 0.3 * random.standard_normal(count))
+    texts = [" ".join(random.choice(WORDS, size=4)) for _ in range(count)]
+    return texts, sentences, unit(layers), labels
+
+
+def test_the_layer_block_reads_what_the_sentence_embedding_does_not():
+    # given
+    texts, sentences, layers, labels = _layered_set(400, seed=11)
+    test_texts, test_sentences, test_layers, test_labels = _layered_set(300, seed=12)
+    accuracy = {}
+    for weight in (2.0, 0.0):
+        params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=weight)
+        model = classifier.train(
+            texts=texts,
+            embeddings=sentences,
+            layer_embeddings=layers if weight else None,
+            labels=labels,
+            intents=["a", "b"],
+            params=params,
+        ).model
+        # when
+        predicted = model.predict(test_texts, test_sentences, test_layers if weight else None)
+        accuracy[weight] = float(
+            np.mean(
+                [
+                    model.labels[i] == label
+                    for i, label in zip(predicted.top_index, test_labels, strict=True)
+                ]
+            )
+        )
+    # then
+    assert accuracy[2.0] > 0.95
+    assert accuracy[0.0] < 0.7
+
+
+def test_a_classifier_that_reads_layer_means_refuses_to_classify_without_them():
+    # given
+    texts, sentences, layers, labels = _layered_set(60, seed=13)
+    params = classifier.ClassifierParams(kernel_landmarks=0, encoder_layer=3)
+    model = classifier.train(
+        texts=texts,
+        embeddings=sentences,
+        layer_embeddings=layers,
+        labels=labels,
+        intents=["a", "b"],
+        params=params,
+    ).model
+    # when / then: no silent classification on the sentence block alone
+    with pytest.raises(ValueError, match="encoder layer 3 means"):
+        model.predict(texts, sentences)
+    with pytest.raises(ValueError, match="one row per text"):
+        model.predict(texts, sentences, layers[:10])
 
 
 def _overlapping_set(counts: dict[str, int], seed: int) -> tuple[list[str], np.ndarray, list[str]]:
@@ -155,7 +244,7 @@ def test_class_weights_keep_a_rare_intent_from_being_outvoted_by_a_common_one():
     test_texts, test_embeddings, _ = _overlapping_set({"rare": 300}, seed=6)
     recall = {}
     for weights in ("balanced", ""):
-        params = classifier.ClassifierParams(class_weight=weights, kernel_landmarks=0)
+        params = classifier.ClassifierParams(class_weight=weights, kernel_landmarks=0, **NO_LAYER)
         model = classifier.train(
             texts=texts,
             embeddings=embeddings,

@@ -1,0 +1,54 @@
+"""The sentence encoder itself (the real all-MiniLM-L6-v2, no database)."""
+
+import numpy as np
+import pytest
+
+from apps.llm.embeddings import embed, embed_with_layer
+
+TEXTS = [
+    "my card has not arrived yet",
+    "hi",
+    "How do I top up with a cheque? " * 80,  # past the 256 word-piece window
+    "😀",
+    "",
+    "Where is the money I sent to my friend last Tuesday?",
+]
+
+
+def test_embed_with_layer_gives_embeds_sentence_vectors_and_unit_layer_means():
+    # when
+    sentences, layers = embed_with_layer(TEXTS, 4, batch_size=4)
+    # then: in order, as `embed` gives them (across batches and the length sort)
+    np.testing.assert_allclose(sentences, np.array(embed(TEXTS)), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(layers, axis=1), 1.0, atol=1e-5)
+    # a middle layer is not the sentence embedding, and each text has its own
+    assert np.abs(layers - sentences).max() > 0.1
+    assert np.abs(layers[0] - layers[5]).max() > 0.01
+
+
+def test_the_last_layers_mean_is_the_sentence_embedding():
+    # when
+    sentences, last = embed_with_layer(TEXTS[:2], 6)
+    # then: all-MiniLM-L6-v2 mean-pools its sixth layer, so the pooling masks padding alike
+    np.testing.assert_allclose(last, sentences, atol=1e-5)
+
+
+def test_one_text_through_embed_with_layer_is_remembered_for_embed(monkeypatch):
+    # given: triage read the message
+    text = "a message the copilot will search with right after triage"
+    sentences, _ = embed_with_layer([text], 4)
+
+    def no_encoder():  # type: ignore[no-untyped-def]
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr("apps.llm.embeddings.get_model", no_encoder)
+    # when / then: retrieval gets the same vector without the encoder
+    assert embed([text])[0] == sentences[0].tolist()
+
+
+def test_a_layer_the_encoder_does_not_have_is_refused_and_nothing_is_empty():
+    with pytest.raises(ValueError, match=r"0\.\.6"):
+        embed_with_layer(["hello"], 7)
+    sentences, layers = embed_with_layer([], 4)
+    assert sentences.shape == (0, 384)
+    assert layers.shape == (0, 384)
