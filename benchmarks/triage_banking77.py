@@ -1,6 +1,6 @@
 """Triage benchmark on Banking77: train on a stratified 80 %, test on the held-back 20 %.
 
-    .venv/bin/python benchmarks/triage_banking77.py [--data PATH] [--seed 0]
+    .venv/bin/python benchmarks/triage_banking77.py [--data PATH] [--seed 0] [--encoder-layer]
 
 The data is the Banking77 training split (CC-BY-4.0, PolyAI), looked for at --data, then
 $BANKING77_CSV, then ../shared/data/banking77/train.csv beside the repository. Prints
@@ -75,6 +75,11 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument(
+        "--encoder-layer",
+        action="store_true",
+        help="train with the encoder-layer block (TRIAGE_ENCODER_LAYER_BLOCK)",
+    )
     arguments = parser.parse_args()
 
     path = find_data(arguments.data)
@@ -97,7 +102,10 @@ def main() -> None:
     embed(["warm-up"])  # model loading is not training
 
     started = time.perf_counter()
-    params = classifier.ClassifierParams()
+    params = (
+        classifier.WITH_ENCODER_LAYER if arguments.encoder_layer else classifier.ClassifierParams()
+    )
+    print(f"classifier: {params.method}")
     train_vectors, train_layers = encoded(train_texts, params)
     embedded = time.perf_counter()
     outcome = classifier.train(

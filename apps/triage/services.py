@@ -51,6 +51,13 @@ class TrainingResult:
     report: ImportReport
 
 
+def training_params() -> classifier.ClassifierParams:
+    """The recipe new classifier versions are trained with (settings decide the options)."""
+    if settings.TRIAGE_ENCODER_LAYER_BLOCK:
+        return classifier.WITH_ENCODER_LAYER
+    return classifier.ClassifierParams()
+
+
 # --- intents and examples ------------------------------------------------------------------
 
 
@@ -151,8 +158,8 @@ def classifier_version_start(
     return ClassifierVersion.objects.create(
         training_source=training_source,
         source_detail=source_detail[:500],
-        method=classifier.METHOD,
-        params=classifier.ClassifierParams().as_json(),
+        method=training_params().method,
+        params=training_params().as_json(),
         embedding_model=llm_embeddings.model_name(),
     )
 
@@ -181,7 +188,7 @@ def classifier_version_train(
         kept = _drop_small_intents(rows, report)
         intents = sorted({row.intent for row in kept})
         texts = [row.text for row in kept]
-        params = classifier.ClassifierParams()
+        params = training_params()
         vectors, layers = encoded(texts, params)
         outcome = classifier.train(
             texts=texts,

@@ -207,7 +207,7 @@ def test_the_layer_block_reads_what_the_sentence_embedding_does_not():
 def test_a_classifier_that_reads_layer_means_refuses_to_classify_without_them():
     # given
     texts, sentences, layers, labels = _layered_set(60, seed=13)
-    params = classifier.ClassifierParams(kernel_landmarks=0, encoder_layer=3)
+    params = classifier.ClassifierParams(kernel_landmarks=0, encoder_layer=3, layer_weight=2.0)
     model = classifier.train(
         texts=texts,
         embeddings=sentences,

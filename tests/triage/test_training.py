@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
+from apps.triage.classifier import IntentModel
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import (
     ClassifierVersion,
@@ -27,6 +28,7 @@ from apps.triage.services import (
     classifier_version_rollback,
     classifier_version_start,
     classifier_versions_reclaim,
+    message_classify,
     training_example_record_correction,
     training_examples_import,
 )
@@ -57,6 +59,22 @@ def test_training_from_csv_stores_a_ready_version_with_cross_validated_metrics(s
     # the rows became examples and the intents were created
     assert sorted(Intent.objects.values_list("name", flat=True)) == INTENT_NAMES
     assert TrainingExample.objects.filter(source=ExampleSource.IMPORT).count() == 150
+
+
+def test_the_encoder_layer_option_trains_a_classifier_that_reads_layer_4(synthetic_csv, settings):
+    # given
+    settings.TRIAGE_ENCODER_LAYER_BLOCK = True
+    # when
+    version = classifier_train_from_csv(path=synthetic_csv).version
+    # then: the version says so, and the stored classifier reads layer 4 when it classifies
+    assert version.method.startswith("minilm+layer4+")
+    assert (version.params["encoder_layer"], version.params["layer_weight"]) == (4, 2.0)
+    model = IntentModel.from_bytes(bytes(version.artifact))
+    assert model.params.layer_weight == 2.0
+    assert model.svm.coef.shape[1] > 2 * 384  # sentence and layer blocks before the n-grams
+    classifier_version_activate(version_id=version.id)
+    result = message_classify(text="Help, somebody took my card from my bag yesterday")
+    assert (result.classifier_version_id, result.intent) == (version.id, "card_lost")
 
 
 def test_importing_the_same_rows_twice_stores_each_example_once():
