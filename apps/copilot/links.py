@@ -9,15 +9,15 @@ they win over learned ones for their intent (selectors.intents_article_weights).
 
 Then the article must be about the intent: the classifier reads the article's passages
 (their stored embeddings; a classifier with the encoder-layer block also runs the encoder
-over them, and reads them less sharply: see triage's WITH_ENCODER_LAYER), and unless one of
-them gives the intent at least
-LINK_MIN_PASSAGE_PROBABILITY the link is dropped. Customers' questions of an intent the
-knowledge base does not answer still find its nearest article ("the ATM ate my card" finds
-the PIN and activation page, "a disposable virtual card" the virtual cards page); such a
-link would make the pipeline send that article confidently. Measured on the Birchwood help
-center (8 Banking77 intents without an article): every such near miss has at most 0.05,
-while 4 of 62 answered intents fall under 0.1 too and lose their learned link (their
-questions go to review unless an admin links them); on Ashgrove 5 of 71.
+over them again, and reads them less sharply: see triage's WITH_ENCODER_LAYER), and unless
+one of them gives the intent at least LINK_MIN_PASSAGE_PROBABILITY the link is dropped.
+Customers' questions of an intent the knowledge base does not answer still find its nearest
+article ("the ATM ate my card" finds the PIN and activation page, "a disposable virtual
+card" the virtual cards page); such a link would make the pipeline send that article
+confidently. Measured on the Birchwood help center (8 Banking77 intents without an article):
+every such near miss has at most 0.05, while 4 of 62 answered intents fall under 0.1 too and
+lose their learned link (their questions go to review unless an admin links them); on
+Ashgrove 5 of 71.
 
 The same reading also picks the article: among the articles at least LINK_READ_MIN_VOTES
 examples found, the one whose passage reads most as the intent, if that is at least

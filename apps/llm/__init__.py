@@ -17,7 +17,8 @@ Public API (what apps above `llm` may use):
 - `structured`: `OUTPUT_INSTRUCTIONS` (put it in the system prompt), `StructuredReply`,
   `reply_parse` (raises `exceptions.MalformedOutput`), `ReplyStreamExtractor`.
 - `router.router_warm()` at worker start; `circuit.circuit_states(aliases)` for a health view.
-- `embeddings.embed(texts)`, `embeddings.token_count`, `embeddings.max_tokens`,
+- `embeddings.embed(texts)`, `embeddings.embed_with_layer(texts, layer)`,
+  `embeddings.token_count`, `embeddings.max_tokens`,
   `embeddings.model_name()`.
 
 Aliases: "draft-fast", "draft-strong", "judge" (configure with LLM_DEPLOYMENTS or

@@ -109,9 +109,10 @@ def embed_with_layer(
     texts: list[str], layer: int, *, batch_size: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sentence embeddings, layer means) of `texts`, in order, both float32 and unit-length:
-    the sentence embeddings are exactly `embed`'s; the layer means are the mean-pooled token
-    states after transformer layer `layer` (0 is the word-piece embeddings, the last layer is
-    what the sentence embedding pools). One forward pass per batch gives both.
+    the sentence embeddings are `embed`'s (equal within float rounding); the layer means are
+    the mean-pooled token states after transformer layer `layer` (0 is the embedding layer's
+    output, the last layer is what the sentence embedding pools). One forward pass per batch
+    gives both. Raises ValueError for a layer the encoder does not have.
 
     A middle layer keeps more of the wording than the last, which is trained to blur
     paraphrases together; the intent classifier reads both (apps/triage/classifier.py).
@@ -119,15 +120,15 @@ def embed_with_layer(
     import torch
 
     model = get_model()
+    encoder: Any = model[0].auto_model  # a transformers model; torch's stubs type it loosely
+    deepest = int(encoder.config.num_hidden_layers)
+    if not 0 <= layer <= deepest:
+        raise ValueError(f"layer {layer} is not one of the encoder's 0..{deepest}")
     width = dimensions()
     sentences = np.zeros((len(texts), width), dtype=np.float32)
     layers = np.zeros((len(texts), width), dtype=np.float32)
     if not texts:
         return sentences, layers
-    encoder: Any = model[0].auto_model  # a transformers model; torch's stubs type it loosely
-    deepest = int(encoder.config.num_hidden_layers)
-    if not 0 <= layer <= deepest:
-        raise ValueError(f"layer {layer} is not one of the encoder's 0..{deepest}")
     size = batch_size or settings.EMBEDDING_BATCH_SIZE
     # Longest first, as SentenceTransformer.encode batches: less padding per batch.
     order = np.argsort([-len(text) for text in texts], kind="stable")

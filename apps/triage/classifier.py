@@ -4,32 +4,33 @@ calibrated on out-of-fold predictions, with an out-of-scope check by similarity.
 
 Measured on Banking77 (benchmarks/triage_banking77.py): a plain logistic regression on the
 frozen all-MiniLM-L6-v2 embeddings is the baseline; adding TF-IDF word (1-2) and character
-(2-5) n-grams beside the embeddings and a linear SVM gains about a point of accuracy, because
-the small encoder blurs the exact words that separate neighbouring intents
+(2-5) n-grams beside the embeddings and a linear SVM gains about a point of accuracy,
+because the small encoder blurs the exact words that separate neighbouring intents
 ("card_arrival" vs "card_delivery_estimate"). A linear model on the embeddings draws one
 plane per intent; intents whose questions sit in several clusters of the embedding space
 need more. An RBF kernel over the embeddings, approximated by its Nystroem map on 2 000
-training examples (landmarks), lets the same linear SVM draw curved boundaries; each intent's
-examples are weighted by the inverse of its share. Together +0.2 point of accuracy and +0.3
-of balanced accuracy by 10-fold cross-validation on Banking77 (93.2 % -> 93.4 %; see
-benchmarks/triage_alternatives.py --folds). The sentence embedding is trained to put
-paraphrases together, which also blurs wording; the mean token state after layer 4 of 6,
-from the same forward pass, keeps more of it: as a second dense block, +0.2 point more
-(93.4 % -> 93.6 % by 10-fold cross-validation on two different seeds; an option, off by
-default: see WITH_ENCODER_LAYER), where max-pooled or CLS states, layers 5-6, a kernel over
-layers and a one-epoch encoder fine-tune gained less.
-The map's weights fold into one (landmarks x intents) matrix, so classifying a message costs
-one similarity against the landmarks more. SVM margins are not probabilities: a softmax
-with a temperature fitted on out-of-fold margins gives the distribution, then isotonic
-regression on the out-of-fold top probability maps it to a confidence that means a
-precision. Embeddings are computed by the caller (apps.llm), so this module is plain numpy.
+training examples (landmarks), lets the same linear SVM draw curved boundaries; each
+intent's examples are weighted by the inverse of its share. Together +0.2 point of accuracy
+and +0.3 of balanced accuracy by 10-fold cross-validation on Banking77 (93.2 % -> 93.4 %,
+measured in November 2026 with benchmarks/triage_alternatives.py --folds 10 --seed 1). The
+sentence embedding is trained to put paraphrases together, which also blurs wording; the
+mean token state after layer 4 of 6, from the same forward pass, keeps more of it: as a
+second dense block, +0.2 point more (93.4 % -> 93.6 % by 10-fold cross-validation on two
+different seeds; an option, off by default: see WITH_ENCODER_LAYER), where max-pooled or CLS
+states, layers 5-6, a kernel over layers and a one-epoch encoder fine-tune gained less. The
+map's weights fold into one (landmarks x intents) matrix, so classifying a message costs one
+similarity against the landmarks more. SVM margins are not probabilities: a softmax with a
+temperature fitted on out-of-fold margins gives the distribution, then isotonic regression
+on the out-of-fold top probability maps it to a confidence that means a precision.
+Embeddings are computed by the caller (apps.llm), so this module is plain numpy.
 """
 
 from __future__ import annotations
 
 import pickle
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sparse
@@ -48,8 +49,10 @@ from apps.triage.metrics import classification_metrics, expected_calibration_err
 METHOD = "minilm+tfidf-word-char+rbf-nystroem/linear-svc/temperature+isotonic"
 # 2: the SVM's parts in one FittedSvm, with the kernel block. 1 (before it) still loads; a
 # release that only knows 1 refuses a 2 rather than classify without its kernel block.
-# 3: the encoder-layer block; 1 and 2 load with it off, a release knowing only 1-2 refuses.
+# 3: with the encoder-layer block (a classifier without it is still written as 2, so a
+# release that knows only 1-2 keeps reading it); 1 and 2 load with the block off.
 ARTIFACT_FORMAT = 3
+FORMAT_WITHOUT_LAYER = 2
 ARTIFACT_FORMATS_READ = (1, 2, 3)
 
 
@@ -87,6 +90,18 @@ class ClassifierParams:
 
     def as_json(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ClassifierParams:
+        """The params `as_json` stored (tuples come back as lists; unknown keys are ignored,
+        missing ones take today's defaults)."""
+        known = {field.name for field in fields(cls)}
+        values: dict[str, Any] = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in data.items()
+            if name in known
+        }
+        return cls(**values)
 
     @property
     def method(self) -> str:
@@ -176,6 +191,9 @@ class IntentModel:
                 coef=state.pop("coef"),
                 intercept=state.pop("intercept"),
             )
+        if state.get("format", 1) < ARTIFACT_FORMAT:
+            # Trained before the encoder-layer block: off, whatever today's default is.
+            state["params"] = replace(state["params"], layer_weight=0.0)
         self.__dict__.update(state)
 
     def to_bytes(self) -> bytes:
@@ -475,6 +493,7 @@ def train(
         isotonic_y=isotonic_y,
         reference_embeddings=embeddings.astype(np.float16),
         out_of_scope_similarity=out_of_scope_similarity,
+        format=ARTIFACT_FORMAT if params.layer_weight else FORMAT_WITHOUT_LAYER,
         info={"method": params.method, "temperature": round(temperature, 4)},
     )
     return TrainingOutcome(model=model, metrics=metrics)

@@ -188,7 +188,8 @@ def classifier_version_train(
         kept = _drop_small_intents(rows, report)
         intents = sorted({row.intent for row in kept})
         texts = [row.text for row in kept]
-        params = training_params()
+        # The recipe recorded when the version was created (perhaps in another process).
+        params = classifier.ClassifierParams.from_json(version.params or {})
         vectors, layers = encoded(texts, params)
         outcome = classifier.train(
             texts=texts,

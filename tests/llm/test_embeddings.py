@@ -49,6 +49,8 @@ def test_one_text_through_embed_with_layer_is_remembered_for_embed(monkeypatch):
 def test_a_layer_the_encoder_does_not_have_is_refused_and_nothing_is_empty():
     with pytest.raises(ValueError, match=r"0\.\.6"):
         embed_with_layer(["hello"], 7)
+    with pytest.raises(ValueError, match=r"0\.\.6"):
+        embed_with_layer([], -1)
     sentences, layers = embed_with_layer([], 4)
     assert sentences.shape == (0, 384)
     assert layers.shape == (0, 384)

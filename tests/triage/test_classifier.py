@@ -4,6 +4,7 @@ The kernel and class-weight tests turn the encoder-layer block off (`NO_LAYER`):
 made-up points have no layer means."""
 
 import dataclasses
+import json
 import zlib
 
 import numpy as np
@@ -64,6 +65,8 @@ def test_the_kernel_block_separates_intents_no_plane_separates(xor_models):
     # then: the folded kernel weights classify as the SVM was trained to; a plane cannot
     assert kernel > 0.97
     assert linear < 0.7
+    # without the encoder-layer block an older release can still read them
+    assert xor_models["kernel"].format == xor_models["linear"].format == 2
 
 
 def test_the_folded_kernel_weights_give_the_decisions_of_the_svm_on_the_mapped_features():
@@ -256,3 +259,15 @@ def test_class_weights_keep_a_rare_intent_from_being_outvoted_by_a_common_one():
         recall[weights] = float(np.mean([model.labels[i] == "rare" for i in predicted]))
     # then
     assert recall["balanced"] > recall[""] + 0.15
+
+
+def test_params_stored_as_json_come_back_as_they_were():
+    # given: the recipe as a classifier version stores it (tuples become lists in JSON)
+    stored = json.loads(json.dumps(classifier.WITH_ENCODER_LAYER.as_json()))
+    stored["a_field_of_a_later_release"] = 1
+    # when
+    params = classifier.ClassifierParams.from_json(stored)
+    # then
+    assert params == classifier.WITH_ENCODER_LAYER
+    assert params.method.startswith("minilm+layer4+")
+    assert classifier.ClassifierParams.from_json({}) == classifier.ClassifierParams()

@@ -71,7 +71,9 @@ def test_the_encoder_layer_option_trains_a_classifier_that_reads_layer_4(synthet
     assert (version.params["encoder_layer"], version.params["layer_weight"]) == (4, 2.0)
     model = IntentModel.from_bytes(bytes(version.artifact))
     assert model.params.layer_weight == 2.0
-    assert model.svm.coef.shape[1] > 2 * 384  # sentence and layer blocks before the n-grams
+    lexical = len(model.svm.word.vocabulary_) + len(model.svm.char.vocabulary_)
+    assert model.svm.coef.shape[1] == 2 * 384 + lexical  # the sentence and layer blocks
+    assert model.format == 3
     classifier_version_activate(version_id=version.id)
     result = message_classify(text="Help, somebody took my card from my bag yesterday")
     assert (result.classifier_version_id, result.intent) == (version.id, "card_lost")
