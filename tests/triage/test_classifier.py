@@ -37,6 +37,23 @@ def _xor_set(count: int, seed: int) -> tuple[list[str], np.ndarray, list[str]]:
     return texts, np.array(embeddings, dtype=np.float32), labels
 
 
+def _model(
+    texts: list[str],
+    embeddings: np.ndarray,
+    labels: list[str],
+    params: classifier.ClassifierParams,
+    layers: np.ndarray | None = None,
+) -> classifier.IntentModel:
+    return classifier.train(
+        texts=texts,
+        embeddings=embeddings,
+        layer_embeddings=layers,
+        labels=labels,
+        intents=sorted(set(labels)),
+        params=params,
+    ).model
+
+
 def _accuracy(model: classifier.IntentModel, seed: int) -> float:
     texts, embeddings, labels = _xor_set(400, seed)
     predicted = model.predict(texts, embeddings).top_index
@@ -184,14 +201,7 @@ def test_the_layer_block_reads_what_the_sentence_embedding_does_not():
     accuracy = {}
     for weight in (2.0, 0.0):
         params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=weight)
-        model = classifier.train(
-            texts=texts,
-            embeddings=sentences,
-            layer_embeddings=layers if weight else None,
-            labels=labels,
-            intents=["a", "b"],
-            params=params,
-        ).model
+        model = _model(texts, sentences, labels, params, layers if weight else None)
         # when
         predicted = model.predict(test_texts, test_sentences, test_layers if weight else None)
         accuracy[weight] = float(
@@ -211,14 +221,7 @@ def test_a_classifier_that_reads_layer_means_refuses_to_classify_without_them():
     # given
     texts, sentences, layers, labels = _layered_set(60, seed=13)
     params = classifier.ClassifierParams(kernel_landmarks=0, encoder_layer=3, layer_weight=2.0)
-    model = classifier.train(
-        texts=texts,
-        embeddings=sentences,
-        layer_embeddings=layers,
-        labels=labels,
-        intents=["a", "b"],
-        params=params,
-    ).model
+    model = _model(texts, sentences, labels, params, layers)
     # when / then: no silent classification on the sentence block alone
     with pytest.raises(ValueError, match="encoder layer 3 means"):
         model.predict(texts, sentences)
@@ -248,13 +251,7 @@ def test_class_weights_keep_a_rare_intent_from_being_outvoted_by_a_common_one():
     recall = {}
     for weights in ("balanced", ""):
         params = classifier.ClassifierParams(class_weight=weights, kernel_landmarks=0, **NO_LAYER)
-        model = classifier.train(
-            texts=texts,
-            embeddings=embeddings,
-            labels=labels,
-            intents=["common", "rare"],
-            params=params,
-        ).model
+        model = _model(texts, embeddings, labels, params)
         predicted = model.predict(test_texts, test_embeddings).top_index
         recall[weights] = float(np.mean([model.labels[i] == "rare" for i in predicted]))
     # then
