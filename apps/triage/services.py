@@ -155,11 +155,12 @@ def classifier_version_start(
     *, training_source: TrainingSource, source_detail: str = ""
 ) -> ClassifierVersion:
     """A pending version row: it records a training run even if the run fails."""
+    params = training_params()
     return ClassifierVersion.objects.create(
         training_source=training_source,
         source_detail=source_detail[:500],
-        method=training_params().method,
-        params=training_params().as_json(),
+        method=params.method,
+        params=params.as_json(),
         embedding_model=llm_embeddings.model_name(),
     )
 
