@@ -362,13 +362,13 @@ def bank_setup(workdir: Path, dataset: str) -> Path:
     import io
 
     from apps.knowledge.imports import kb_import
-    from apps.triage import classifier
     from apps.triage.csv_import import LabelledText
     from apps.triage.models import ClassifierVersion, TrainingSource, TrainingStatus
     from apps.triage.services import (
         classifier_train_from_csv,
         classifier_version_activate,
         training_examples_import,
+        training_params,
     )
 
     folder, salt = BANKING77_HELP_CENTERS[dataset]
@@ -381,8 +381,12 @@ def bank_setup(workdir: Path, dataset: str) -> Path:
     train_path = workdir / f"{dataset}-train.csv"
     train_path.write_text(buffer.getvalue(), encoding="utf-8")
     code = (ROOT / "apps/triage/classifier.py").read_bytes()
-    # Keyed by the training rows: each help center holds out its own slice.
-    key = hashlib.sha256(buffer.getvalue().encode() + code).hexdigest()[:16]
+    recipe = training_params()
+    # Keyed by the training rows (each help center holds out its own slice), the classifier's
+    # code and the recipe the settings choose.
+    key = hashlib.sha256(
+        buffer.getvalue().encode() + code + json.dumps(recipe.as_json()).encode()
+    ).hexdigest()[:16]
     cached = workdir / "cache" / f"{dataset}-classifier-{key}.bin"
     if cached.exists():
         training_examples_import(rows=[LabelledText(text=t, intent=i) for t, i in train])
@@ -391,7 +395,7 @@ def bank_setup(workdir: Path, dataset: str) -> Path:
             training_source=TrainingSource.CSV,
             source_detail=str(train_path),
             status=TrainingStatus.READY,
-            method=classifier.METHOD,
+            method=recipe.method,
             example_count=len(train),
             intent_count=len({i for _, i in train}),
             artifact=artifact,

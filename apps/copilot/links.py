@@ -8,9 +8,9 @@ them is linked, with that share as the link's weight. Admin links are never touc
 they win over learned ones for their intent (selectors.intents_article_weights).
 
 Then the article must be about the intent: the classifier reads the article's passages
-(their stored embeddings; a classifier with the encoder-layer block also runs the encoder
-over them again, and reads them less sharply: see triage's WITH_ENCODER_LAYER), and unless
-one of them gives the intent at least LINK_MIN_PASSAGE_PROBABILITY the link is dropped.
+(their stored embeddings; a classifier with the encoder-layer block reads them with its
+passage reader, which leaves that block out: see triage's PassageReader), and unless one of
+them gives the intent at least LINK_MIN_PASSAGE_PROBABILITY the link is dropped.
 Customers' questions of an intent the knowledge base does not answer still find its nearest
 article ("the ATM ate my card" finds the PIN and activation page, "a disposable virtual
 card" the virtual cards page); such a link would make the pipeline send that article

@@ -164,9 +164,11 @@ def texts_intent_probabilities(
 ) -> tuple[list[str], np.ndarray] | None:
     """The active classifier's probability of every intent (columns, named in order by the
     list) for each text (rows), given the texts' embeddings, which the caller already has
-    (knowledge passages store theirs; the encoder still reads the texts if the classifier
-    needs an encoder layer's means too). For reading documents, not customer messages: no
-    signals, no out-of-scope verdict. None when no classifier is active or loadable."""
+    (knowledge passages store theirs). For reading documents, not customer messages: no
+    signals, no out-of-scope verdict. None when no classifier is active or loadable.
+    A classifier with the encoder-layer block reads them with its sentence-only passage
+    reader (IntentModel.passage_probabilities); only one trained before readers existed
+    runs the encoder over them again for the layer's means."""
     try:
         loaded = runtime.active_model()
     except runtime.ClassifierUnavailableError:
@@ -175,11 +177,11 @@ def texts_intent_probabilities(
         return None
     _, model = loaded
     clipped = [text[: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for text in texts]
-    embeddings, layers = encoded(
-        clipped, model.params, vectors=np.asarray(vectors, dtype=np.float32)
-    )
-    predictions = model.predict(clipped, embeddings, layers)
-    return list(model.labels), predictions.probabilities
+    embeddings = np.asarray(vectors, dtype=np.float32)
+    layers = None
+    if model.reader is None:  # a layer-block classifier trained before passage readers
+        embeddings, layers = encoded(clipped, model.params, vectors=embeddings)
+    return list(model.labels), model.passage_probabilities(clipped, embeddings, layers)
 
 
 def triage_warm() -> int | None:

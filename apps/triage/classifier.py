@@ -16,12 +16,13 @@ measured in November 2026 with benchmarks/triage_alternatives.py --folds 10 --se
 sentence embedding is trained to put paraphrases together, which also blurs wording; the
 mean token state after layer 4 of 6, from the same forward pass, keeps more of it: as a
 second dense block, +0.2 point more (93.4 % -> 93.6 % by 10-fold cross-validation on two
-different seeds; an option, off by default: see WITH_ENCODER_LAYER), where max-pooled or CLS
-states, layers 5-6, a kernel over layers and a one-epoch encoder fine-tune gained less. The
-map's weights fold into one (landmarks x intents) matrix, so classifying a message costs one
-similarity against the landmarks more. SVM margins are not probabilities: a softmax with a
-temperature fitted on out-of-fold margins gives the distribution, then isotonic regression
-on the out-of-fold top probability maps it to a confidence that means a precision.
+different seeds; new classifiers are trained with it: see WITH_ENCODER_LAYER), where
+max-pooled or CLS states, layers 5-6, a kernel over layers and a one-epoch encoder
+fine-tune gained less. The map's weights fold into one (landmarks x intents) matrix, so
+classifying a message costs one similarity against the landmarks more. SVM margins are not
+probabilities: a softmax with a temperature fitted on out-of-fold margins gives the
+distribution, then isotonic regression on the out-of-fold top probability maps it to a
+confidence that means a precision.
 Embeddings are computed by the caller (apps.llm), so this module is plain numpy.
 """
 
@@ -60,8 +61,9 @@ ARTIFACT_FORMATS_READ = (1, 2, 3)
 class ClassifierParams:
     embedding_weight: float = 2.0  # the dense block's weight beside the two unit-norm TF-IDF blocks
     # The mean-pooled token states after this encoder layer (unit-length), a second dense
-    # block of this weight beside the sentence embedding; weight 0 turns it off. Off by
-    # default: see WITH_ENCODER_LAYER.
+    # block of this weight beside the sentence embedding; weight 0 turns it off. Off here
+    # (the made-up embeddings of tests and benchmarks have no layer means); training takes
+    # WITH_ENCODER_LAYER unless settings.TRIAGE_ENCODER_LAYER_BLOCK is false.
     encoder_layer: int = 4
     layer_weight: float = 0.0
     svm_c: float = 0.5
@@ -111,15 +113,14 @@ class ClassifierParams:
         return METHOD.replace("minilm+", f"minilm+layer{self.encoder_layer}+", 1)
 
 
-# The classifier with the encoder-layer block on (settings.TRIAGE_ENCODER_LAYER_BLOCK): +0.2
-# point of intent accuracy by 10-fold cross-validation on Banking77 (93.4 % -> 93.6 % on two
-# seeds). Not the default, because the copilot also reads help-center passages with the
-# classifier to check its learned intent->article links (apps/copilot/links.py), and the
-# block reads long passages less sharply: on the Birchwood help center the near-miss link
-# "get_disposable_virtual_card -> Virtual cards" read 0.18 (0.06 without the block; the
-# check drops links under 0.1) and 7 answered intents fell under 0.1 (4 without), so through
-# benchmarks/acceptance.py the copilot auto-sent 60.7 % at 96.8 % precision (64.3 % at
-# 98.5 % without). Turn it on where triage matters more than learned links.
+# The recipe new classifier versions are trained with (settings.TRIAGE_ENCODER_LAYER_BLOCK,
+# on by default): +0.2 point of intent accuracy by 10-fold cross-validation on Banking77
+# (93.4 % -> 93.6 % on two seeds). The copilot also reads help-center passages with the
+# classifier, to check its learned intent->article links (apps/copilot/links.py), and the
+# layer block reads long passages less sharply, so such a classifier carries a passage
+# reader without it (PassageReader). Through benchmarks/acceptance.py on the Birchwood help
+# center: the copilot auto-sent 63.0 % at 98.5 % precision with the block and its reader,
+# 64.3 % at 98.5 % without the block, 60.7 % at 96.8 % with the block reading passages itself.
 WITH_ENCODER_LAYER = ClassifierParams(layer_weight=2.0)
 
 
@@ -147,6 +148,9 @@ class IntentModel:
     out_of_scope_similarity: float
     format: int = ARTIFACT_FORMAT
     info: dict = field(default_factory=dict)
+    # With the encoder-layer block: an SVM without it for reading documents (see
+    # PassageReader). None without the block, where the classifier itself reads them.
+    reader: PassageReader | None = None
 
     def margins(
         self, texts: list[str], embeddings: np.ndarray, layer_embeddings: np.ndarray | None = None
@@ -168,6 +172,16 @@ class IntentModel:
             confidence=confidence,
             nearest_similarity=_nearest_similarity(embeddings, self._reference_float32()),
         )
+
+    def passage_probabilities(
+        self, texts: list[str], embeddings: np.ndarray, layer_embeddings: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Every intent's probability (columns) for each of a document's passages (rows).
+        A classifier with a passage reader needs no `layer_embeddings`; one without reads the
+        passages as it reads messages."""
+        if self.reader is not None:
+            return self.reader.probabilities(texts, embeddings, self.params, len(self.labels))
+        return self.predict(texts, embeddings, layer_embeddings).probabilities
 
     def _reference_float32(self) -> np.ndarray:
         # Stored as float16 (half the artifact); widened once per process, not per call.
@@ -194,6 +208,7 @@ class IntentModel:
         if state.get("format", 1) < ARTIFACT_FORMAT:
             # Trained before the encoder-layer block: off, whatever today's default is.
             state["params"] = replace(state["params"], layer_weight=0.0)
+        state.setdefault("reader", None)  # trained before passage readers
         self.__dict__.update(state)
 
     def to_bytes(self) -> bytes:
@@ -238,6 +253,41 @@ class FittedSvm:
             )
             scores = scores + kernel @ self.landmark_coef
         return _two_class_margins(scores, classes)
+
+
+@dataclass
+class PassageReader:
+    """What reads help-center passages for a classifier with the encoder-layer block: the
+    classifier's recipe without that block (and without the kernel block: reader_params).
+    apps/copilot/links.py checks that a learned intent->article link's article reads as the
+    intent. The layer block, trained on short questions, reads a long passage less sharply:
+    read by the layered classifier itself, the near-miss link "get_disposable_virtual_card
+    -> Virtual cards" on the Birchwood help center scored 0.18 (0.06 without the block; the
+    check drops links under 0.1) and 7 answered intents fell under 0.1 (4 without). The
+    reader is cross-validated and calibrated as the classifier is (its own temperature and
+    isotonic map, on its out-of-fold margins), and reads the passages' stored embeddings: no
+    encoder pass."""
+
+    svm: FittedSvm
+    temperature: float
+    isotonic_x: np.ndarray
+    isotonic_y: np.ndarray
+
+    def probabilities(
+        self, texts: list[str], embeddings: np.ndarray, params: ClassifierParams, classes: int
+    ) -> np.ndarray:
+        margins = self.svm.margins(texts, embeddings, reader_params(params), classes)
+        probabilities = softmax(margins * self.temperature, axis=1)
+        confidence = np.interp(probabilities.max(axis=1), self.isotonic_x, self.isotonic_y)
+        return _rescale_to_confidence(probabilities, confidence)
+
+
+def reader_params(params: ClassifierParams) -> ClassifierParams:
+    """The passage reader's recipe: the classifier's, without the encoder-layer block and
+    without the kernel block. The kernel block is most of a fit's work (2 000 dense columns
+    beside 384), and reads little in a passage: a long passage's embedding is far from every
+    question landmark, where the RBF kernel is near zero."""
+    return replace(params, layer_weight=0.0, kernel_landmarks=0)
 
 
 @dataclass
@@ -429,42 +479,48 @@ def train(
     text_array = np.array(texts, dtype=object)
     splits = list(splitter.split(texts, targets))
 
-    def layer_rows(rows: np.ndarray) -> np.ndarray | None:
-        return None if layer_embeddings is None else layer_embeddings[rows]
-
-    def held_out_margins(fit_rows: np.ndarray, held_rows: np.ndarray) -> np.ndarray:
+    def held_out_margins(
+        fit_rows: np.ndarray,
+        held_rows: np.ndarray,
+        recipe: ClassifierParams,
+        layers: np.ndarray | None,
+    ) -> np.ndarray:
         fitted = fit_margins(
             list(text_array[fit_rows]),
             embeddings[fit_rows],
             targets[fit_rows],
-            params,
-            layer_rows(fit_rows),
+            recipe,
+            None if layers is None else layers[fit_rows],
         )
         return fitted.margins(
             list(text_array[held_rows]),
             embeddings[held_rows],
-            params,
+            recipe,
             len(intents),
-            layer_rows(held_rows),
+            None if layers is None else layers[held_rows],
         )
 
+    # With the layer block, the passage reader's recipe is cross-validated and calibrated
+    # the same way; its fits are a sixth of the classifier's (no kernel block), and go last.
+    recipes: list[tuple[ClassifierParams, np.ndarray | None]] = [(params, layer_embeddings)]
+    if params.layer_weight:
+        recipes.append((reader_params(params), None))
     # Threads: liblinear runs without the GIL, so folds train side by side on two cores,
     # and threads work inside a Celery worker process, where child processes may not. The
     # final fit on everything runs in the same batch, first, so no core idles at the end.
-    final, *fold_margins = Parallel(n_jobs=jobs, prefer="threads")(
-        [delayed(fit_margins)(texts, embeddings, targets, params, layer_embeddings)]
-        + [delayed(held_out_margins)(fit_rows, held_rows) for fit_rows, held_rows in splits]
+    fitted = Parallel(n_jobs=jobs, prefer="threads")(
+        job
+        for recipe, layers in recipes
+        for job in [delayed(fit_margins)(texts, embeddings, targets, recipe, layers)]
+        + [delayed(held_out_margins)(fit, held, recipe, layers) for fit, held in splits]
     )
+    final, fold_margins = fitted[0], fitted[1 : 1 + folds]
     for fold, ((fit_rows, held_rows), margins) in enumerate(zip(splits, fold_margins, strict=True)):
         out_of_fold[held_rows] = margins
         nearest[held_rows] = _nearest_similarity(embeddings[held_rows], embeddings[fit_rows])
         fold_of[held_rows] = fold
 
-    temperature = _fit_temperature(out_of_fold, targets)
-    probabilities = softmax(out_of_fold * temperature, axis=1)
-    predicted = probabilities.argmax(axis=1)
-    top = probabilities.max(axis=1)
-    correct = (predicted == targets).astype(float)
+    temperature, predicted, top, correct = _temperature_scaled(out_of_fold, targets)
     # Cross-fitted: each fold's confidence comes from an isotonic map fitted on the other
     # folds, so the reported calibration error is not measured on the data it was fitted on.
     cross_fitted = np.zeros(len(texts))
@@ -483,6 +539,25 @@ def train(
     )
     metrics["out_of_scope_similarity"] = round(out_of_scope_similarity, 4)
 
+    reader = None
+    if len(recipes) > 1:
+        reader_out_of_fold = np.zeros_like(out_of_fold)
+        for (_, held_rows), margins in zip(splits, fitted[2 + folds :], strict=True):
+            reader_out_of_fold[held_rows] = margins
+        reader_temperature, _, reader_top, reader_correct = _temperature_scaled(
+            reader_out_of_fold, targets
+        )
+        reader_x, reader_y = _fit_isotonic(reader_top, reader_correct)
+        reader = PassageReader(
+            svm=fitted[1 + folds],
+            temperature=reader_temperature,
+            isotonic_x=reader_x,
+            isotonic_y=reader_y,
+        )
+        metrics["passage_reader"] = {
+            "accuracy": round(float(reader_correct.mean()), 4),
+            "temperature": round(reader_temperature, 4),
+        }
     isotonic_x, isotonic_y = _fit_isotonic(top, correct)
     model = IntentModel(
         labels=list(intents),
@@ -495,5 +570,18 @@ def train(
         out_of_scope_similarity=out_of_scope_similarity,
         format=ARTIFACT_FORMAT if params.layer_weight else FORMAT_WITHOUT_LAYER,
         info={"method": params.method, "temperature": round(temperature, 4)},
+        reader=reader,
     )
     return TrainingOutcome(model=model, metrics=metrics)
+
+
+def _temperature_scaled(
+    out_of_fold: np.ndarray, targets: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The temperature fitted on out-of-fold margins, and what it gives: the predicted intent,
+    its probability and whether it is right (1.0 / 0.0), per example."""
+    temperature = _fit_temperature(out_of_fold, targets)
+    probabilities = softmax(out_of_fold * temperature, axis=1)
+    predicted = probabilities.argmax(axis=1)
+    correct = (predicted == targets).astype(float)
+    return temperature, predicted, probabilities.max(axis=1), correct

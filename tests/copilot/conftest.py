@@ -24,7 +24,7 @@ from apps.tickets.services import Actor, customer_resolve, ticket_create
 from apps.triage import classifier
 from apps.triage.classification import encoded
 from apps.triage.models import ClassifierVersion, TrainingSource, TrainingStatus
-from apps.triage.services import classifier_version_activate, intent_upsert
+from apps.triage.services import classifier_version_activate, intent_upsert, training_params
 from tests.llm.fake_openai import FakeOpenAI, RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,9 +59,11 @@ def tiny_classifier_artifact() -> bytes:
     rows = _training_rows()
     texts = [text for text, _ in rows]
     labels = [intent for _, intent in rows]
-    vectors, layers = encoded(texts, classifier.ClassifierParams())
+    params = training_params()  # the shipped recipe (TRIAGE_ENCODER_LAYER_BLOCK)
+    vectors, layers = encoded(texts, params)
     outcome = classifier.train(
         texts=texts,
+        params=params,
         embeddings=vectors,
         layer_embeddings=layers,
         labels=labels,
@@ -77,7 +79,7 @@ def active_classifier(db, tiny_classifier_artifact: bytes) -> ClassifierVersion:
     version = ClassifierVersion.objects.create(
         training_source=TrainingSource.CSV,
         status=TrainingStatus.READY,
-        method=classifier.METHOD,
+        method=training_params().method,
         example_count=len(_training_rows()),
         intent_count=len(INTENTS),
         artifact=tiny_classifier_artifact,

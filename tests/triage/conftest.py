@@ -8,7 +8,11 @@ from apps.triage import classifier
 from apps.triage.classification import encoded
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import ClassifierVersion, TrainingSource, TrainingStatus
-from apps.triage.services import classifier_version_activate, training_examples_import
+from apps.triage.services import (
+    classifier_version_activate,
+    training_examples_import,
+    training_params,
+)
 from tests.triage.data import csv_bytes, synthetic_rows
 
 
@@ -26,9 +30,11 @@ def synthetic_artifact() -> bytes:
     rows = synthetic_rows()
     texts = [text for text, _ in rows]
     labels = [intent for _, intent in rows]
-    vectors, layers = encoded(texts, classifier.ClassifierParams())
+    params = training_params()  # the shipped recipe (TRIAGE_ENCODER_LAYER_BLOCK)
+    vectors, layers = encoded(texts, params)
     outcome = classifier.train(
         texts=texts,
+        params=params,
         embeddings=vectors,
         layer_embeddings=layers,
         labels=labels,
@@ -48,7 +54,7 @@ def make_ready_version(synthetic_artifact: bytes):  # type: ignore[no-untyped-de
         version = ClassifierVersion.objects.create(
             training_source=TrainingSource.CSV,
             status=TrainingStatus.READY,
-            method=classifier.METHOD,
+            method=training_params().method,
             example_count=150,
             intent_count=5,
             artifact=synthetic_artifact,

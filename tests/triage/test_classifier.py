@@ -144,6 +144,7 @@ class _OlderIntentModel(classifier.IntentModel):
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
+        state.pop("reader")
         svm = state.pop("svm")
         state.update(
             word_vectorizer=svm.word,
@@ -175,6 +176,7 @@ def test_an_artifact_stored_before_the_kernel_block_still_classifies(xor_models)
     )
     assert predictions.confidence.shape == (50,)
     assert older.params.layer_weight == 0.0
+    assert older.reader is None
 
 
 def _layered_set(count: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
@@ -227,6 +229,81 @@ def test_a_classifier_that_reads_layer_means_refuses_to_classify_without_them():
         model.predict(texts, sentences)
     with pytest.raises(ValueError, match="one row per text"):
         model.predict(texts, sentences, layers[:10])
+
+
+def _sentence_and_layer_set(
+    count: int, seed: int, *, layer_sign: float = 1.0
+) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
+    """Both blocks tell the intents apart: "a" leans to +e1 in the sentence embedding and
+    to +e2 in the layer means, "b" the other way; `layer_sign` -1 turns the layer means
+    around (a long passage can pull them where its sentence embedding does not go)."""
+    random = np.random.default_rng(seed)
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+    labels = ["a" if row % 2 == 0 else "b" for row in range(count)]
+    sign = np.array([1.0 if label == "a" else -1.0 for label in labels])
+    sentences = 0.4 * random.standard_normal((count, 8))
+    sentences[:, 0] += sign
+    layers = 0.6 * random.standard_normal((count, 8))
+    layers[:, 1] += 2.0 * layer_sign * sign
+    texts = [" ".join(random.choice(WORDS, size=4)) for _ in range(count)]
+    return texts, unit(sentences), unit(layers), labels
+
+
+def test_a_layered_classifier_reads_passages_by_their_sentence_embeddings_alone():
+    # given: a classifier with the layer block, and passages of intent "a" whose layer
+    # means lean the other way
+    texts, sentences, layers, labels = _sentence_and_layer_set(400, seed=21)
+    params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=2.0)
+    model = _model(texts, sentences, labels, params, layers)
+    passages, passage_sentences, turned, passage_labels = _sentence_and_layer_set(
+        100, seed=22, layer_sign=-1.0
+    )
+    a_rows = [row for row, label in enumerate(passage_labels) if label == "a"]
+    # when
+    read = model.passage_probabilities(passages, passage_sentences)
+    classified = model.predict(passages, passage_sentences, turned).probabilities
+    # then: the reader needs no layer means and goes by the sentence embeddings, where the
+    # classifier itself is pulled off by the layer block
+    assert model.reader is not None
+    assert float(np.mean(read[a_rows, 0] > 0.5)) > 0.9
+    assert float(np.mean(classified[a_rows, 0] > 0.5)) < 0.5
+    # ...and it is the recipe without the block, fitted on the same examples
+    sentence_only = classifier.fit_margins(
+        texts,
+        sentences,
+        np.array([0 if label == "a" else 1 for label in labels]),
+        classifier.reader_params(params),
+    )
+    np.testing.assert_allclose(model.reader.svm.coef, sentence_only.coef, rtol=1e-5, atol=1e-6)
+
+
+def test_a_classifier_without_the_layer_block_reads_passages_as_it_reads_messages(xor_models):
+    # given
+    model = xor_models["kernel"]
+    texts, embeddings, _ = _xor_set(50, seed=5)
+    # when
+    read = model.passage_probabilities(texts, embeddings)
+    # then
+    assert model.reader is None
+    np.testing.assert_array_equal(read, model.predict(texts, embeddings).probabilities)
+
+
+def test_a_stored_layered_classifier_keeps_its_passage_reader():
+    # given
+    texts, sentences, layers, labels = _sentence_and_layer_set(200, seed=23)
+    params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=2.0)
+    model = _model(texts, sentences, labels, params, layers)
+    # when
+    restored = classifier.IntentModel.from_bytes(model.to_bytes())
+    # then
+    np.testing.assert_allclose(
+        restored.passage_probabilities(texts, sentences),
+        model.passage_probabilities(texts, sentences),
+        rtol=1e-6,
+    )
 
 
 def _overlapping_set(counts: dict[str, int], seed: int) -> tuple[list[str], np.ndarray, list[str]]:
