@@ -5,8 +5,8 @@ benchmarks/triage_banking77.py, so the choice of the shipped classifier can be c
     .venv/bin/python benchmarks/triage_alternatives.py --splits 10
     .venv/bin/python benchmarks/triage_alternatives.py --folds 10
 
-`--splits N` instead compares only the shipped, layered and baseline on N different
-80/20 splits (seeds 0..N-1): how much one 2 000-question slice can move the figure.
+`--splits N` instead compares only the shipped (layered), unlayered and baseline on N
+different 80/20 splits (seeds 0..N-1): how much one 2 000-question slice can move the figure.
 `--folds N [--seed S] [--learning-curve]`: the same three by stratified N-fold
 cross-validation over the whole file, so each model trains on (N-1)/N of it (10 folds: ~9 000
 questions, near the check's 10 003) and every question is classified once, by a model that
@@ -16,13 +16,14 @@ the check will.
 
 Every line is the held-out accuracy of one approach trained on the 80 %:
 - logistic regression on the frozen all-MiniLM-L6-v2 sentence embeddings (the baseline);
-- the shipped classifier's SVM (embeddings beside TF-IDF word and character n-grams and an
-  RBF kernel map of the embeddings, class-balanced linear SVM), and the same with the
-  mean-pooled states of encoder layer 4 as a second dense block (the "layered" option);
+- the classifier's SVM without its encoder-layer block ("unlayered": embeddings beside
+  TF-IDF word and character n-grams and an RBF kernel map of the embeddings, class-balanced
+  linear SVM), and the shipped one, which adds the mean-pooled states of encoder layer 4 as
+  a second dense block ("layered");
 - the same with the mean-pooled hidden states of several encoder layers instead of the last;
 - k nearest neighbours on the embeddings; the SVM blended with the baseline's probabilities;
 - `--fine-tune`: the whole encoder fine-tuned for one epoch with a cross-entropy head on CPU
-  (about 4 minutes on 2 idle cores), then the head itself, and the shipped SVM on the
+  (about 4 minutes on 2 idle cores), then the head itself, and the unlayered SVM on the
   fine-tuned embeddings.
 Nothing here is used by Deskpilot at run time; it is the evidence behind classifier.py.
 """
@@ -90,7 +91,7 @@ def layer_means(texts: list[str], batch: int = 64) -> np.ndarray:
     return out
 
 
-# The shipped recipe with its encoder-layer block on (settings.TRIAGE_ENCODER_LAYER_BLOCK).
+# The shipped recipe, with its encoder-layer block (settings.TRIAGE_ENCODER_LAYER_BLOCK).
 LAYERED = WITH_ENCODER_LAYER
 SHIPPED_LAYER = LAYERED.encoder_layer
 
@@ -104,7 +105,8 @@ def svm_scores(
     held: np.ndarray,
     params: ClassifierParams | None = None,
 ) -> np.ndarray:
-    """The shipped classifier's SVM margins (classifier.py's code and defaults, or `params`)
+    """The classifier's SVM margins (classifier.py's code; its defaults, without the layer
+    block, or `params`)
     with `dense` as its embeddings and `layer` as its encoder-layer means."""
     params = params or ClassifierParams()
     if not params.layer_weight:
@@ -178,7 +180,7 @@ def fine_tuned_embeddings(texts: list[str], targets: np.ndarray, fit: np.ndarray
 
 
 def splits_compare(texts: np.ndarray, targets: np.ndarray, splits: int) -> None:
-    """Held-out accuracy of the shipped features' SVM and of the baseline on `splits`
+    """Held-out accuracy of the unlayered and layered SVMs and of the baseline on `splits`
     stratified 80/20 splits, with their means and spread."""
     layers = layer_means(list(texts))
     embeddings, layer = unit(layers[:, 6]), unit(layers[:, SHIPPED_LAYER])
@@ -187,43 +189,44 @@ def splits_compare(texts: np.ndarray, targets: np.ndarray, splits: int) -> None:
         fit, held = train_test_split(
             np.arange(len(texts)), test_size=0.2, stratify=targets, random_state=seed
         )
-        shipped = svm_scores(texts, embeddings, layer, targets, fit, held)
+        unlayered = svm_scores(texts, embeddings, layer, targets, fit, held)
         layered = svm_scores(texts, embeddings, layer, targets, fit, held, LAYERED)
         baseline = LogisticRegression(C=10, max_iter=3000).fit(embeddings[fit], targets[fit])
         rows.append(
             (
-                float((shipped.argmax(axis=1) == targets[held]).mean()),
+                float((unlayered.argmax(axis=1) == targets[held]).mean()),
                 float((layered.argmax(axis=1) == targets[held]).mean()),
                 float((baseline.predict(embeddings[held]) == targets[held]).mean()),
             )
         )
         print(
-            f"split {seed}: shipped {rows[-1][0]:.4f}  layered {rows[-1][1]:.4f}  "
+            f"split {seed}: unlayered {rows[-1][0]:.4f}  layered (shipped) {rows[-1][1]:.4f}  "
             f"baseline {rows[-1][2]:.4f}",
             flush=True,
         )
-    shipped, layered, baseline = np.array(rows).T
+    unlayered, layered, baseline = np.array(rows).T
     print(
-        f"shipped mean {shipped.mean():.4f} (sd {shipped.std():.4f}, "
-        f"{shipped.min():.4f}-{shipped.max():.4f}); layered mean {layered.mean():.4f}; "
-        f"baseline mean {baseline.mean():.4f}; layered minus shipped "
-        f"{np.mean(layered - shipped):+.4f}, shipped minus baseline "
-        f"{np.mean(shipped - baseline):+.4f}"
+        f"layered (shipped) mean {layered.mean():.4f} (sd {layered.std():.4f}, "
+        f"{layered.min():.4f}-{layered.max():.4f}); unlayered mean {unlayered.mean():.4f}; "
+        f"baseline mean {baseline.mean():.4f}; layered minus unlayered "
+        f"{np.mean(layered - unlayered):+.4f}, layered minus baseline "
+        f"{np.mean(layered - baseline):+.4f}"
     )
 
 
 def folds_compare(
     texts: np.ndarray, targets: np.ndarray, folds: int, *, learning_curve: bool, seed: int
 ) -> None:
-    """Stratified `folds`-fold cross-validation of the shipped classifier, the layered one
-    and the baseline; with `learning_curve`, each also trained on a stratified half and three
-    quarters of every training fold (the same held-out fold), so the gain from more training
-    data is measured, not assumed. Accuracy, and balanced accuracy (the mean of the per-intent
-    recalls: the accuracy a test set with as many questions per intent would see)."""
+    """Stratified `folds`-fold cross-validation of the shipped (layered) classifier, the
+    unlayered one and the baseline; with `learning_curve`, each also trained on a stratified
+    half and three quarters of every training fold (the same held-out fold), so the gain from
+    more training data is measured, not assumed. Accuracy, and balanced accuracy (the mean of
+    the per-intent recalls: the accuracy a test set with as many questions per intent would
+    see)."""
     layers = layer_means(list(texts))
     embeddings, layer = unit(layers[:, 6]), unit(layers[:, SHIPPED_LAYER])
     shares = (0.5, 0.75, 1.0) if learning_curve else (1.0,)
-    names = ("shipped", "layered", "baseline")
+    names = ("unlayered", "layered", "baseline")
     predicted = {
         (name, share): np.zeros(len(texts), dtype=int) for name in names for share in shares
     }
@@ -235,7 +238,7 @@ def folds_compare(
                 fit, _ = train_test_split(
                     fit_all, train_size=share, stratify=targets[fit_all], random_state=fold
                 )
-            for name, params in (("shipped", None), ("layered", LAYERED)):
+            for name, params in (("unlayered", None), ("layered", LAYERED)):
                 scores = svm_scores(texts, embeddings, layer, targets, fit, held, params)
                 predicted[name, share][held] = scores.argmax(axis=1)
             baseline = LogisticRegression(C=10, max_iter=3000).fit(embeddings[fit], targets[fit])
@@ -296,11 +299,11 @@ def main() -> None:
     baseline_probabilities = baseline.predict_proba(embeddings[held])
     report("logistic regression, frozen embeddings (baseline)", baseline_probabilities, started)
     started = time.perf_counter()
-    shipped = svm_scores(texts, embeddings, layer, targets, fit, held)
-    report("embeddings + TF-IDF word/char + RBF map, SVM (shipped)", shipped, started)
+    unlayered = svm_scores(texts, embeddings, layer, targets, fit, held)
+    report("embeddings + TF-IDF word/char + RBF map, SVM", unlayered, started)
     started = time.perf_counter()
     layered = svm_scores(texts, embeddings, layer, targets, fit, held, LAYERED)
-    report("  ... with the layer-4 block (TRIAGE_ENCODER_LAYER_BLOCK)", layered, started)
+    report("  ... with the layer-4 block (shipped)", layered, started)
     for layer_set in LAYER_SETS[1:]:
         started = time.perf_counter()
         # Unit length overall, as the kernel's gamma expects (and the embedding weight).
@@ -314,14 +317,14 @@ def main() -> None:
         np.add.at(votes[row], targets[fit][nearest], np.exp(20 * similarity[row, nearest]))
     report("10 nearest neighbours, frozen embeddings", votes, started)
     started = time.perf_counter()
-    blended = 0.85 * softmax(shipped * 5, axis=1) + 0.15 * baseline_probabilities
-    report("shipped SVM blended with the baseline (0.85/0.15)", blended, started)
+    blended = 0.85 * softmax(unlayered * 5, axis=1) + 0.15 * baseline_probabilities
+    report("unlayered SVM blended with the baseline (0.85/0.15)", blended, started)
     if arguments.fine_tune:
         started = time.perf_counter()
         tuned, logits = fine_tuned_embeddings(list(texts), targets, fit, len(names))
         report("encoder fine-tuned 1 epoch, its own head", logits[held], started)
         report(
-            "  ... shipped SVM on the fine-tuned embeddings",
+            "  ... unlayered SVM on the fine-tuned embeddings",
             svm_scores(texts, tuned, None, targets, fit, held),
             started,
         )

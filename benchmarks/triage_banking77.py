@@ -1,6 +1,6 @@
 """Triage benchmark on Banking77: train on a stratified 80 %, test on the held-back 20 %.
 
-    .venv/bin/python benchmarks/triage_banking77.py [--data PATH] [--seed 0] [--encoder-layer]
+    .venv/bin/python benchmarks/triage_banking77.py [--data PATH] [--seed 0] [--without-layer]
 
 The data is the Banking77 training split (CC-BY-4.0, PolyAI), looked for at --data, then
 $BANKING77_CSV, then ../shared/data/banking77/train.csv beside the repository. Prints
@@ -18,6 +18,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ from apps.triage import classifier  # noqa: E402
 from apps.triage.classification import encoded, model_outcomes  # noqa: E402
 from apps.triage.csv_import import training_csv_parse  # noqa: E402
 from apps.triage.metrics import classification_metrics  # noqa: E402
+from apps.triage.services import training_params  # noqa: E402
 from apps.triage.signals import message_signals  # noqa: E402
 
 
@@ -83,9 +85,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument(
-        "--encoder-layer",
+        "--without-layer",
         action="store_true",
-        help="train with the encoder-layer block (TRIAGE_ENCODER_LAYER_BLOCK)",
+        help="train without the encoder-layer block (TRIAGE_ENCODER_LAYER_BLOCK=false); "
+        "by default, the recipe the settings choose, as triage_train does",
     )
     arguments = parser.parse_args()
 
@@ -109,9 +112,9 @@ def main() -> None:
     embed(["warm-up"])  # model loading is not training
 
     started = time.perf_counter()
-    params = (
-        classifier.WITH_ENCODER_LAYER if arguments.encoder_layer else classifier.ClassifierParams()
-    )
+    params = training_params()
+    if arguments.without_layer:
+        params = replace(params, layer_weight=0.0)
     print(f"classifier: {params.method}")
     train_vectors, train_layers = encoded(train_texts, params)
     embedded = time.perf_counter()

@@ -14,20 +14,25 @@ them gives the intent at least LINK_MIN_PASSAGE_PROBABILITY the link is dropped.
 Customers' questions of an intent the knowledge base does not answer still find its nearest
 article ("the ATM ate my card" finds the PIN and activation page, "a disposable virtual
 card" the virtual cards page); such a link would make the pipeline send that article
-confidently. Measured on the Birchwood help center (8 Banking77 intents without an article):
-every such near miss has at most 0.05, while 4 of 62 answered intents fall under 0.1 too and
-lose their learned link (their questions go to review unless an admin links them); on
-Ashgrove 5 of 71.
+confidently. Measured on the Birchwood help center (8 Banking77 intents without an article)
+with the classifier before the encoder-layer block: every such near miss has at most 0.05,
+while 4 of 62 answered intents fall under 0.1 too and lose their learned link (their
+questions go to review unless an admin links them); on Ashgrove 5 of 71. With the shipped
+classifier's passage reader (November 2026, through benchmarks/acceptance.py): the nearest
+miss, "get_disposable_virtual_card" on the virtual cards page, reads 0.07; Birchwood links 62
+of its 69 answered intents to the right article, Ashgrove 72 of 77; neither links any
+intent wrongly or any unanswered intent.
 
 The same reading also picks the article: among the articles at least LINK_READ_MIN_VOTES
 examples found, the one whose passage reads most as the intent, if that is at least
 LINK_READ_MIN_PROBABILITY, is linked even when the vote went elsewhere (the vote's winner is
 often a neighbouring topic's page: "I can't verify my identity" finds the identity page, not
 the page about a rejected verification), with the stronger of its share and its reading as
-the weight. Measured on both banks' learned links against their intent→article mappings
-(Birchwood 55 right and 2 wrong → 62 and 0; Ashgrove 64 and 2 → 71 and 0; no unanswered
-intent linked); through the pipeline at the shipped calibration Birchwood went from 50.6%
-auto-sent at 96.8% to 67.2% at 97.1%, Ashgrove from 63.0% at 99.0% to 76.0% at 98.3%.
+the weight. Measured (before the encoder-layer block) on both banks' learned links against
+their intent→article mappings (Birchwood 55 right and 2 wrong → 62 and 0; Ashgrove 64 and
+2 → 71 and 0; no unanswered intent linked); through the pipeline at the shipped calibration
+Birchwood went from 50.6% auto-sent at 96.8% to 67.2% at 97.1%, Ashgrove from 63.0% at
+99.0% to 76.0% at 98.3%.
 
 Links are learned per (active classifier version, knowledge version). Beat checks every
 minute and relearns after a retraining or a knowledge-base change. The pipeline checks at
@@ -65,7 +70,8 @@ from apps.triage.services import texts_intent_probabilities
 LEARN_EXAMPLES_PER_INTENT = 12
 # A clear majority of the examples must agree, or the intent gets no learned link.
 LEARN_MIN_SHARE = 0.5
-# ...and one of the article's passages must read as the intent to the classifier itself.
+# ...and one of the article's passages must read as the intent to the classifier (its
+# passage reader, if it has one).
 LINK_MIN_PASSAGE_PROBABILITY = 0.1
 # An article found by a few of the examples (not the majority) that reads clearly as the
 # intent is linked instead: the vote's winner may be a neighbouring topic's page.

@@ -166,7 +166,7 @@ def texts_intent_probabilities(
     list) for each text (rows), given the texts' embeddings, which the caller already has
     (knowledge passages store theirs). For reading documents, not customer messages: no
     signals, no out-of-scope verdict. None when no classifier is active or loadable.
-    A classifier with the encoder-layer block reads them with its sentence-only passage
+    A classifier with the encoder-layer block reads them with its passage
     reader (IntentModel.passage_probabilities); only one trained before readers existed
     runs the encoder over them again for the layer's means."""
     try:
@@ -179,7 +179,8 @@ def texts_intent_probabilities(
     clipped = [text[: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for text in texts]
     embeddings = np.asarray(vectors, dtype=np.float32)
     layers = None
-    if model.reader is None:  # a layer-block classifier trained before passage readers
+    if model.reader is None and model.params.layer_weight:
+        # A layer-block classifier trained before passage readers reads them itself.
         embeddings, layers = encoded(clipped, model.params, vectors=embeddings)
     return list(model.labels), model.passage_probabilities(clipped, embeddings, layers)
 

@@ -1,6 +1,7 @@
-"""The intent classifier: frozen sentence embeddings + lexical n-grams + an RBF kernel map
-of the embeddings (+ optionally the mean of an earlier encoder layer), a linear SVM,
-calibrated on out-of-fold predictions, with an out-of-scope check by similarity.
+"""The intent classifier: frozen sentence embeddings + the mean of an earlier encoder layer +
+lexical n-grams + an RBF kernel map of the embeddings, a linear SVM, calibrated on
+out-of-fold predictions, with an out-of-scope check by similarity; and a lighter passage
+reader for help-center articles (PassageReader).
 
 Measured on Banking77 (benchmarks/triage_banking77.py): a plain logistic regression on the
 frozen all-MiniLM-L6-v2 embeddings is the baseline; adding TF-IDF word (1-2) and character
@@ -51,7 +52,9 @@ METHOD = "minilm+tfidf-word-char+rbf-nystroem/linear-svc/temperature+isotonic"
 # 2: the SVM's parts in one FittedSvm, with the kernel block. 1 (before it) still loads; a
 # release that only knows 1 refuses a 2 rather than classify without its kernel block.
 # 3: with the encoder-layer block (a classifier without it is still written as 2, so a
-# release that knows only 1-2 keeps reading it); 1 and 2 load with the block off.
+# release that knows only 1-2 keeps reading it); 1 and 2 load with the block off. A 3 may
+# carry a passage reader, stored as a plain dict (`reader_state`): a release that knows 3
+# but not readers loads it and reads passages with the classifier itself.
 ARTIFACT_FORMAT = 3
 FORMAT_WITHOUT_LAYER = 2
 ARTIFACT_FORMATS_READ = (1, 2, 3)
@@ -136,7 +139,8 @@ class Predictions:
 class IntentModel:
     """The trained artifact: everything needed to classify, nothing of the training data
     but the embeddings used for the out-of-scope check (float16) and those of the kernel
-    block's landmarks (float32, 2 000 rows: about 3 MB)."""
+    block's landmarks (float32, 2 000 rows: about 3 MB); with the encoder-layer block, also
+    the passage reader (its SVM's weights; the n-gram vocabularies are the classifier's)."""
 
     labels: list[str]
     params: ClassifierParams
@@ -163,12 +167,12 @@ class IntentModel:
         """`layer_embeddings`: the texts' `params.encoder_layer` means, if the classifier
         reads them (`params.layer_weight`)."""
         margins = self.margins(texts, embeddings, layer_embeddings)
-        probabilities = softmax(margins * self.temperature, axis=1)
-        top = probabilities.max(axis=1)
-        confidence = np.interp(top, self.isotonic_x, self.isotonic_y)
+        top_index, probabilities, confidence = _calibrated(
+            margins, self.temperature, self.isotonic_x, self.isotonic_y
+        )
         return Predictions(
-            top_index=probabilities.argmax(axis=1),
-            probabilities=_rescale_to_confidence(probabilities, confidence),
+            top_index=top_index,
+            probabilities=probabilities,
             confidence=confidence,
             nearest_similarity=_nearest_similarity(embeddings, self._reference_float32()),
         )
@@ -194,6 +198,10 @@ class IntentModel:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_widened_reference", None)
+        reader = state.pop("reader", None)
+        if reader is not None:
+            # Only types every format-3 release knows (see ARTIFACT_FORMAT).
+            state["reader_state"] = _fields_of(reader)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -208,7 +216,8 @@ class IntentModel:
         if state.get("format", 1) < ARTIFACT_FORMAT:
             # Trained before the encoder-layer block: off, whatever today's default is.
             state["params"] = replace(state["params"], layer_weight=0.0)
-        state.setdefault("reader", None)  # trained before passage readers
+        reader_state = state.pop("reader_state", None)  # none: trained before passage readers
+        state["reader"] = None if reader_state is None else PassageReader(**reader_state)
         self.__dict__.update(state)
 
     def to_bytes(self) -> bytes:
@@ -277,9 +286,10 @@ class PassageReader:
         self, texts: list[str], embeddings: np.ndarray, params: ClassifierParams, classes: int
     ) -> np.ndarray:
         margins = self.svm.margins(texts, embeddings, reader_params(params), classes)
-        probabilities = softmax(margins * self.temperature, axis=1)
-        confidence = np.interp(probabilities.max(axis=1), self.isotonic_x, self.isotonic_y)
-        return _rescale_to_confidence(probabilities, confidence)
+        _, probabilities, _ = _calibrated(
+            margins, self.temperature, self.isotonic_x, self.isotonic_y
+        )
+        return probabilities
 
 
 def reader_params(params: ClassifierParams) -> ClassifierParams:
@@ -392,6 +402,24 @@ def _nearest_similarity(embeddings: np.ndarray, reference: np.ndarray) -> np.nda
         return np.zeros(0)
     similarity = embeddings.astype(np.float32) @ reference.T
     return similarity.max(axis=1)
+
+
+def _fields_of(instance: Any) -> dict:
+    """A dataclass's fields as a dict, their values as they are (not copied or converted)."""
+    return {name.name: getattr(instance, name.name) for name in fields(instance)}
+
+
+def _calibrated(
+    margins: np.ndarray, temperature: float, isotonic_x: np.ndarray, isotonic_y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Margins to (top intent, probabilities with the top one calibrated, confidence)."""
+    probabilities = softmax(margins * temperature, axis=1)
+    confidence = np.interp(probabilities.max(axis=1), isotonic_x, isotonic_y)
+    return (
+        probabilities.argmax(axis=1),
+        _rescale_to_confidence(probabilities, confidence),
+        confidence,
+    )
 
 
 def _rescale_to_confidence(probabilities: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -549,7 +577,7 @@ def train(
         )
         reader_x, reader_y = _fit_isotonic(reader_top, reader_correct)
         reader = PassageReader(
-            svm=fitted[1 + folds],
+            svm=_vectorizers_shared(fitted[1 + folds], final),
             temperature=reader_temperature,
             isotonic_x=reader_x,
             isotonic_y=reader_y,
@@ -573,6 +601,17 @@ def train(
         reader=reader,
     )
     return TrainingOutcome(model=model, metrics=metrics)
+
+
+def _vectorizers_shared(svm: FittedSvm, final: FittedSvm) -> FittedSvm:
+    """`svm` with `final`'s vectorizers if they are the same to the last term and weight (as
+    they are when both were fitted on the same texts with the same settings), so an artifact
+    stores its vocabularies once."""
+    same = all(
+        mine.vocabulary_ == theirs.vocabulary_ and np.array_equal(mine.idf_, theirs.idf_)
+        for mine, theirs in ((svm.word, final.word), (svm.char, final.char))
+    )
+    return replace(svm, word=final.word, char=final.char) if same else svm
 
 
 def _temperature_scaled(

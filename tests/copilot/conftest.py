@@ -79,7 +79,7 @@ def active_classifier(db, tiny_classifier_artifact: bytes) -> ClassifierVersion:
     version = ClassifierVersion.objects.create(
         training_source=TrainingSource.CSV,
         status=TrainingStatus.READY,
-        method=training_params().method,
+        method=classifier.IntentModel.from_bytes(tiny_classifier_artifact).params.method,
         example_count=len(_training_rows()),
         intent_count=len(INTENTS),
         artifact=tiny_classifier_artifact,

@@ -133,9 +133,18 @@ def start_up(home: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
     return process, lines
 
 
+def _command_line(process: psutil.Process) -> str:
+    """The process's command line; "" for one that has exited since it was listed (a
+    short-lived child, such as a service's helper, can be a zombie by then)."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
+
+
 def stop_and_assert_nothing_left(process: subprocess.Popen, home: Path, stop_signal: int) -> None:
     tree = _descendants_and_services(psutil.Process(process.pid), home)
-    names = " ".join(" ".join(p.cmdline()) for p in tree)
+    names = " ".join(_command_line(p) for p in tree)
     assert "uvicorn" in names and " worker " in names and " beat " in names
     assert any(p.name().startswith("postgres") for p in tree)
     assert any(p.name().startswith("redis") for p in tree)

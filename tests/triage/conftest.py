@@ -54,7 +54,7 @@ def make_ready_version(synthetic_artifact: bytes):  # type: ignore[no-untyped-de
         version = ClassifierVersion.objects.create(
             training_source=TrainingSource.CSV,
             status=TrainingStatus.READY,
-            method=training_params().method,
+            method=classifier.IntentModel.from_bytes(synthetic_artifact).params.method,
             example_count=150,
             intent_count=5,
             artifact=synthetic_artifact,

@@ -1,12 +1,15 @@
+import numpy as np
 import pytest
 
 from apps.core.exceptions import ValidationError
-from apps.triage import runtime
+from apps.llm.embeddings import embed
+from apps.triage import classification, runtime
 from apps.triage.models import ClassifierVersion, HandoffPolicy, Intent
 from apps.triage.services import (
     classifier_version_activate,
     message_classify,
     messages_classify,
+    texts_intent_probabilities,
 )
 from tests.triage.data import HELD_OUT, INTENT_NAMES, OUT_OF_SCOPE
 
@@ -135,3 +138,26 @@ def test_an_unloadable_active_artifact_leaves_messages_unclassified_with_the_rea
     assert result.reason == (
         "the active classifier cannot be loaded: retrain or activate another version"
     )
+
+
+def test_passages_are_read_from_their_stored_embeddings_without_the_encoder(
+    active_classifier, monkeypatch
+):
+    # given: the shipped classifier (encoder-layer block and passage reader), passages
+    # whose embeddings are stored, and an encoder that must not run
+    passages = [text for text, _ in HELD_OUT]
+    vectors = np.asarray(embed(passages), dtype=np.float32)
+    _, model = runtime.active_model()
+    assert model.params.layer_weight and model.reader is not None
+
+    def encoder_runs(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the encoder ran over passages that have their embeddings")
+
+    monkeypatch.setattr(classification, "embed_with_layer", encoder_runs)
+    monkeypatch.setattr(classification, "embed", encoder_runs)
+    # when
+    labels, probabilities = texts_intent_probabilities(texts=passages, vectors=vectors)
+    # then: the reader's reading, which finds each passage's intent
+    assert labels == model.labels
+    np.testing.assert_allclose(probabilities, model.passage_probabilities(passages, vectors))
+    assert [labels[row.argmax()] for row in probabilities] == [i for _, i in HELD_OUT]

@@ -144,7 +144,7 @@ class _OlderIntentModel(classifier.IntentModel):
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        state.pop("reader")
+        state.pop("reader_state", None)
         svm = state.pop("svm")
         state.update(
             word_vectorizer=svm.word,
@@ -176,7 +176,7 @@ def test_an_artifact_stored_before_the_kernel_block_still_classifies(xor_models)
     )
     assert predictions.confidence.shape == (50,)
     assert older.params.layer_weight == 0.0
-    assert older.reader is None
+    assert "reader" in older.__dict__ and older.reader is None
 
 
 def _layered_set(count: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
@@ -291,18 +291,72 @@ def test_a_classifier_without_the_layer_block_reads_passages_as_it_reads_message
     np.testing.assert_array_equal(read, model.predict(texts, embeddings).probabilities)
 
 
+def test_the_passage_reader_is_calibrated_as_its_recipe_alone_would_be():
+    # given
+    texts, sentences, layers, labels = _sentence_and_layer_set(300, seed=24)
+    params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=2.0)
+    # when
+    layered = classifier.train(
+        texts=texts,
+        embeddings=sentences,
+        layer_embeddings=layers,
+        labels=labels,
+        intents=["a", "b"],
+        params=params,
+    )
+    alone = classifier.train(
+        texts=texts,
+        embeddings=sentences,
+        labels=labels,
+        intents=["a", "b"],
+        params=classifier.reader_params(params),
+    )
+    # then: the same folds, temperature and isotonic map as the reader's recipe trained alone
+    reader = layered.model.reader
+    assert reader is not None
+    assert layered.metrics["passage_reader"]["accuracy"] == alone.metrics["accuracy"]
+    assert reader.temperature == pytest.approx(alone.model.temperature, rel=1e-6)
+    np.testing.assert_allclose(reader.isotonic_y, alone.model.isotonic_y)
+    np.testing.assert_allclose(
+        layered.model.passage_probabilities(texts, sentences),
+        alone.model.predict(texts, sentences).probabilities,
+        rtol=1e-5,
+    )
+
+
 def test_a_stored_layered_classifier_keeps_its_passage_reader():
     # given
     texts, sentences, layers, labels = _sentence_and_layer_set(200, seed=23)
     params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=2.0)
     model = _model(texts, sentences, labels, params, layers)
     # when
-    restored = classifier.IntentModel.from_bytes(model.to_bytes())
+    stored = model.to_bytes()
+    restored = classifier.IntentModel.from_bytes(stored)
     # then
     np.testing.assert_allclose(
         restored.passage_probabilities(texts, sentences),
         model.passage_probabilities(texts, sentences),
         rtol=1e-6,
+    )
+    # ...in types a format-3 release before passage readers knows, with the vocabularies
+    # stored once (the reader's are the classifier's)
+    assert b"PassageReader" not in zlib.decompress(stored)
+    assert restored.reader is not None and restored.reader.svm.word is restored.svm.word
+
+
+def test_a_layered_classifier_stored_before_passage_readers_reads_passages_itself():
+    # given: a format-3 artifact without a reader
+    texts, sentences, layers, labels = _sentence_and_layer_set(200, seed=25)
+    params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=2.0)
+    model = dataclasses.replace(_model(texts, sentences, labels, params, layers), reader=None)
+    older = classifier.IntentModel.from_bytes(model.to_bytes())
+    # when / then: with the classifier itself, so it needs the passages' layer means
+    assert (older.format, older.reader) == (3, None)
+    with pytest.raises(ValueError, match="encoder layer 4 means"):
+        older.passage_probabilities(texts, sentences)
+    np.testing.assert_array_equal(
+        older.passage_probabilities(texts, sentences, layers),
+        older.predict(texts, sentences, layers).probabilities,
     )
 
 

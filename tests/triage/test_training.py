@@ -61,7 +61,7 @@ def test_training_from_csv_stores_a_ready_version_with_cross_validated_metrics(s
     assert TrainingExample.objects.filter(source=ExampleSource.IMPORT).count() == 150
 
 
-def test_the_encoder_layer_option_trains_a_classifier_that_reads_layer_4(synthetic_csv, settings):
+def test_the_encoder_layer_block_trains_a_classifier_that_reads_layer_4(synthetic_csv, settings):
     # given
     settings.TRIAGE_ENCODER_LAYER_BLOCK = True
     # when
