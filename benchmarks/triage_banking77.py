@@ -37,7 +37,7 @@ from django.conf import settings  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from apps.llm.embeddings import embed, get_model  # noqa: E402
+from apps.llm.embeddings import embed  # noqa: E402
 from apps.triage import classifier  # noqa: E402
 from apps.triage.classification import encoded, model_outcomes  # noqa: E402
 from apps.triage.csv_import import training_csv_parse  # noqa: E402
@@ -58,10 +58,8 @@ def find_data(argument: str | None) -> Path:
 
 
 def encode_fresh(texts: list[str]) -> np.ndarray:
-    """What `embed` computes, never from its cache."""
-    return get_model().encode(
-        texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
+    """What `embed` computes, never from its cache of recent single texts."""
+    return np.asarray(embed(texts, cached=False), dtype=np.float32)
 
 
 def percentile(values: list[float], share: float) -> float:

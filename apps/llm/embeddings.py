@@ -76,15 +76,18 @@ _RECENT_SINGLE_SIZE = 64
 _RECENT_LOCK = threading.Lock()
 
 
-def embed(texts: list[str], *, batch_size: int | None = None) -> list[list[float]]:
-    """Unit-length embeddings of `texts`, in order. An empty list gives an empty list."""
+def embed(
+    texts: list[str], *, batch_size: int | None = None, cached: bool = True
+) -> list[list[float]]:
+    """Unit-length embeddings of `texts`, in order. An empty list gives an empty list.
+    `cached=False` neither reads nor keeps recent single texts (for timing the encoder)."""
     if not texts:
         return []
-    if len(texts) == 1:
+    if len(texts) == 1 and cached:
         with _RECENT_LOCK:
-            cached = _RECENT_SINGLE.get(texts[0])
-        if cached is not None:
-            return [list(cached)]
+            remembered = _RECENT_SINGLE.get(texts[0])
+        if remembered is not None:
+            return [list(remembered)]
     vectors = get_model().encode(
         texts,
         batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
@@ -93,7 +96,7 @@ def embed(texts: list[str], *, batch_size: int | None = None) -> list[list[float
         show_progress_bar=False,
     )
     result = vectors.tolist()
-    if len(texts) == 1:
+    if len(texts) == 1 and cached:
         _remember_single(texts[0], result[0])
     return result
 

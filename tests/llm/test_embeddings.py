@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from apps.llm import embeddings
 from apps.llm.embeddings import embed, embed_with_layer
 
 TEXTS = [
@@ -54,3 +55,26 @@ def test_a_layer_the_encoder_does_not_have_is_refused_and_nothing_is_empty():
     sentences, layers = embed_with_layer([], 4)
     assert sentences.shape == (0, 384)
     assert layers.shape == (0, 384)
+
+
+def test_embed_uncached_runs_the_encoder_and_keeps_nothing(monkeypatch):
+    # given: a text another call has just embedded
+    text = "a text embedded twice, the second time for a timing"
+    remembered = embed([text])[0]
+    calls = []
+    real = embeddings.get_model
+
+    def counted():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr("apps.llm.embeddings.get_model", counted)
+    # when
+    fresh = embed([text], cached=False)[0]
+    other = "a text nobody embedded before, uncached"
+    embed([other], cached=False)
+    # then: the encoder ran each time, gave the same vector, and remembered neither
+    assert len(calls) == 2
+    np.testing.assert_allclose(fresh, remembered, atol=1e-6)
+    embed([other])
+    assert len(calls) == 3
