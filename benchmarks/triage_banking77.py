@@ -137,7 +137,7 @@ def main() -> None:
     if "passage_reader" in cv:
         reader = cv["passage_reader"]
         print(
-            f"passage reader (no layer or kernel block, for the copilot's link check): "
+            f"passage reader (no layer or neighbour block, for the copilot's link check): "
             f"cross-validated accuracy {reader['accuracy']:.4f}"
         )
 

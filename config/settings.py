@@ -442,8 +442,8 @@ TRIAGE_MAX_BATCH = env_int("TRIAGE_MAX_BATCH", 256, minimum=1)
 TRIAGE_MAX_MESSAGE_CHARS = env_int("TRIAGE_MAX_MESSAGE_CHARS", 20000, minimum=100)
 TRIAGE_CLASSIFIER_INPUT_CHARS = env_int("TRIAGE_CLASSIFIER_INPUT_CHARS", 2000, minimum=100)
 TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=1)
-# Train classifiers that also read encoder layer 4 (+0.2 point of intent accuracy on
-# Banking77 for ~30% more training time: apps/triage/classifier.py, WITH_ENCODER_LAYER).
+# Train classifiers that also read encoder layer 4 (+0.1-0.2 point of intent accuracy on
+# Banking77 for ~50% more training time: apps/triage/classifier.py, WITH_ENCODER_LAYER).
 # Classifiers already trained keep the recipe they were trained with.
 TRIAGE_ENCODER_LAYER_BLOCK = env_bool("TRIAGE_ENCODER_LAYER_BLOCK", True)
 # Cross-validation folds trained in parallel threads during training.

@@ -1,7 +1,7 @@
 """The classifier's own arithmetic, on made-up embeddings: no database, no encoder.
 
-The kernel and class-weight tests turn the encoder-layer block off (`NO_LAYER`): their
-made-up points have no layer means."""
+The kernel, class-neighbour and class-weight tests turn the encoder-layer block off
+(`NO_LAYER`): their made-up points have no layer means."""
 
 import dataclasses
 import json
@@ -10,12 +10,15 @@ import zlib
 import numpy as np
 import pytest
 import scipy.sparse as sparse
+from scipy.special import logsumexp
 from sklearn.kernel_approximation import Nystroem
 from sklearn.svm import LinearSVC
 
 from apps.triage import classifier
 
 NO_LAYER = {"layer_weight": 0.0}
+# Neither the class-neighbour block nor the kernel block: one plane per intent.
+PLANES_ONLY = {"neighbour_weight": 0.0, "kernel_landmarks": 0}
 WORDS = ["please", "help", "me", "with", "this", "now", "thanks", "hello", "question", "today"]
 
 
@@ -66,24 +69,125 @@ def _accuracy(model: classifier.IntentModel, seed: int) -> float:
 def xor_models() -> dict[str, classifier.IntentModel]:
     texts, embeddings, labels = _xor_set(600, seed=1)
     trained = {}
-    for name, landmarks in (("kernel", 200), ("linear", 0)):
-        params = classifier.ClassifierParams(
-            kernel_landmarks=landmarks, kernel_gamma=2.0, **NO_LAYER
-        )
+    for name, blocks in (
+        ("kernel", {"kernel_landmarks": 200, "neighbour_weight": 0.0}),
+        ("neighbours", {}),
+        ("linear", PLANES_ONLY),
+    ):
+        params = classifier.ClassifierParams(kernel_gamma=2.0, **blocks, **NO_LAYER)
         trained[name] = classifier.train(
             texts=texts, embeddings=embeddings, labels=labels, intents=["a", "b"], params=params
         ).model
     return trained
 
 
-def test_the_kernel_block_separates_intents_no_plane_separates(xor_models):
-    # when: both classify new points drawn the same way
-    kernel, linear = _accuracy(xor_models["kernel"], seed=2), _accuracy(xor_models["linear"], 2)
-    # then: the folded kernel weights classify as the SVM was trained to; a plane cannot
-    assert kernel > 0.97
-    assert linear < 0.7
-    # without the encoder-layer block an older release can still read them
+def test_the_kernel_and_neighbour_blocks_separate_intents_no_plane_separates(xor_models):
+    # when: each classifies new points drawn the same way
+    accuracy = {name: _accuracy(model, seed=2) for name, model in xor_models.items()}
+    # then: the folded weights classify as the SVM was trained to; a plane cannot
+    assert accuracy["kernel"] > 0.97
+    assert accuracy["neighbours"] > 0.97
+    assert accuracy["linear"] < 0.7
+    # without the encoder-layer and neighbour blocks an older release can still read them
     assert xor_models["kernel"].format == xor_models["linear"].format == 2
+    assert xor_models["neighbours"].format == 4
+
+
+def _naive_neighbour_scores(
+    embeddings: np.ndarray,
+    examples: np.ndarray,
+    targets: np.ndarray,
+    sharpness: float,
+    *,
+    own: bool,
+) -> np.ndarray:
+    """Per text and intent, log(mean(exp(sharpness * cosine))) / sharpness over the intent's
+    examples, one intent at a time; with `own`, text i is example i and is left out."""
+    similarity = embeddings.astype(np.float64) @ examples.astype(np.float64).T
+    scores = np.full((len(embeddings), int(targets.max()) + 1), -1.0)
+    for row in range(len(embeddings)):
+        for intent in range(scores.shape[1]):
+            picked = targets == intent
+            if own:
+                picked[row] = False
+            if picked.any():
+                mean = logsumexp(sharpness * similarity[row, picked]) - np.log(picked.sum())
+                scores[row, intent] = max(mean / sharpness, -1.0)
+    return scores
+
+
+def test_neighbour_scores_are_each_intents_soft_maximum_similarity():
+    # given: examples of intents 0, 1 and 3 (none of 2), in no particular order
+    random = np.random.default_rng(30)
+    examples = random.standard_normal((40, 8)).astype(np.float32)
+    examples /= np.linalg.norm(examples, axis=1, keepdims=True)
+    targets = random.choice([0, 1, 3], size=40)
+    order = np.argsort(targets, kind="stable")
+    own_rows = np.empty(40, dtype=np.int64)
+    own_rows[order] = np.arange(40)
+    counts = np.bincount(targets)
+    # when
+    scores = classifier._neighbour_scores(examples[:9], examples[order], counts, 20.0)
+    left_out = classifier._neighbour_scores(examples, examples[order], counts, 20.0, own_rows)
+    # then: as the plain formula, with an intent that has no example at -1
+    expected = _naive_neighbour_scores(examples[:9], examples, targets, 20.0, own=False)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    np.testing.assert_allclose(
+        left_out, _naive_neighbour_scores(examples, examples, targets, 20.0, own=True), atol=1e-5
+    )
+    assert (scores[:, 2] == -1.0).all()
+    # a training text is nearest its own intent, through itself; left out, it is not
+    own = scores[np.arange(9), targets[:9]]
+    assert (own == scores.max(axis=1)).all()
+    assert (left_out[np.arange(9), targets[:9]] < own - 0.1).all()
+
+
+def test_the_folded_neighbour_weights_give_the_decisions_of_the_svm_on_the_block():
+    # given: three intents, a heavy neighbour block
+    texts, embeddings, labels = _xor_set(240, seed=9)
+    targets = np.array([(index % 3) if label == "a" else 2 for index, label in enumerate(labels)])
+    params = classifier.ClassifierParams(neighbour_weight=5.0, neighbour_sharpness=10.0, **NO_LAYER)
+    new_texts, new_embeddings, _ = _xor_set(60, seed=10)
+    # when
+    fitted = classifier.fit_margins(texts, embeddings, targets, params)
+    # then: an SVM trained on the block written out (training texts left out of their own
+    # intent's mean, centred, scaled to the weight) decides the same on new texts
+    stored = embeddings.astype(np.float16).astype(np.float64)  # as the artifact keeps them
+    trained_block = _naive_neighbour_scores(stored, stored, targets, 10.0, own=True)
+    centre = trained_block.mean()
+    scale = 5.0 / np.sqrt(((trained_block - centre) ** 2).sum(axis=1).mean())
+
+    def features(rows_texts: list[str], rows: np.ndarray, block: np.ndarray) -> sparse.csr_matrix:
+        lexical = [fitted.word.transform(rows_texts), fitted.char.transform(rows_texts)]
+        dense = sparse.csr_matrix(2.0 * rows)
+        return sparse.hstack([dense, *lexical, sparse.csr_matrix(scale * (block - centre))], "csr")
+
+    svm = LinearSVC(C=params.svm_c, class_weight="balanced", random_state=params.seed)
+    svm.fit(features(texts, embeddings, trained_block), targets)
+    new_block = _naive_neighbour_scores(new_embeddings, stored, targets, 10.0, own=False)
+    expected = svm.decision_function(features(new_texts, new_embeddings, new_block))
+    np.testing.assert_allclose(
+        fitted.margins(new_texts, new_embeddings, params, 3), expected, rtol=1e-3, atol=1e-3
+    )
+
+
+def test_the_neighbour_examples_are_stored_once_beside_the_out_of_scope_reference(xor_models):
+    # given
+    model = xor_models["neighbours"]
+    # when
+    restored = classifier.IntentModel.from_bytes(model.to_bytes())
+    # then: one array, in intent order, as float16
+    assert restored.reference_embeddings is restored.svm.neighbour_embeddings
+    assert restored.reference_embeddings.dtype == np.float16
+    assert list(restored.svm.neighbour_counts) == [300, 300]
+    # ...widened to float32 once for both uses
+    assert restored._reference_float32() is classifier._float32_once(
+        restored.svm, "neighbour_embeddings"
+    )
+    texts, embeddings, _ = _xor_set(50, seed=3)
+    np.testing.assert_allclose(
+        restored.margins(texts, embeddings), model.margins(texts, embeddings), rtol=1e-6
+    )
 
 
 def test_the_folded_kernel_weights_give_the_decisions_of_the_svm_on_the_mapped_features():
@@ -91,7 +195,7 @@ def test_the_folded_kernel_weights_give_the_decisions_of_the_svm_on_the_mapped_f
     texts, embeddings, labels = _xor_set(300, seed=8)
     targets = np.array([(index % 3) if label == "a" else 2 for index, label in enumerate(labels)])
     params = classifier.ClassifierParams(
-        kernel_landmarks=80, kernel_gamma=2.0, kernel_weight=5.0, **NO_LAYER
+        kernel_landmarks=80, kernel_gamma=2.0, kernel_weight=5.0, neighbour_weight=0.0, **NO_LAYER
     )
     # when
     fitted = classifier.fit_margins(texts, embeddings, targets, params)
@@ -126,16 +230,22 @@ def test_a_stored_model_classifies_as_it_did_before_storing(xor_models):
     )
 
 
-def _older_params(params: classifier.ClassifierParams) -> classifier.ClassifierParams:
-    """`params` as pickled before the encoder-layer block: without its two fields."""
-    older = object.__new__(classifier.ClassifierParams)
-    kept = {
-        name: value
-        for name, value in dataclasses.asdict(params).items()
-        if name not in ("encoder_layer", "layer_weight")
-    }
-    older.__dict__.update(kept)
+NEIGHBOUR_PARAMS = ("neighbour_weight", "neighbour_sharpness")
+
+
+def _without(instance: object, names: tuple[str, ...]) -> object:
+    """A copy of a dataclass instance that pickles without the fields `names`, as one from
+    a release before them did."""
+    older = object.__new__(type(instance))
+    older.__dict__.update(
+        {name: value for name, value in vars(instance).items() if name not in names}
+    )
     return older
+
+
+def _older_params(params: classifier.ClassifierParams) -> classifier.ClassifierParams:
+    """`params` as pickled before the encoder-layer block (and the neighbour block)."""
+    return _without(params, ("encoder_layer", "layer_weight", *NEIGHBOUR_PARAMS))  # type: ignore[return-value]
 
 
 class _OlderIntentModel(classifier.IntentModel):
@@ -347,7 +457,7 @@ def test_a_stored_layered_classifier_keeps_its_passage_reader():
 def test_a_layered_classifier_stored_before_passage_readers_reads_passages_itself():
     # given: a format-3 artifact without a reader
     texts, sentences, layers, labels = _sentence_and_layer_set(200, seed=25)
-    params = classifier.ClassifierParams(kernel_landmarks=0, layer_weight=2.0)
+    params = classifier.ClassifierParams(layer_weight=2.0, **PLANES_ONLY)
     model = dataclasses.replace(_model(texts, sentences, labels, params, layers), reader=None)
     older = classifier.IntentModel.from_bytes(model.to_bytes())
     # when / then: with the classifier itself, so it needs the passages' layer means
@@ -357,6 +467,34 @@ def test_a_layered_classifier_stored_before_passage_readers_reads_passages_itsel
     np.testing.assert_array_equal(
         older.passage_probabilities(texts, sentences, layers),
         older.predict(texts, sentences, layers).probabilities,
+    )
+
+
+def test_a_classifier_stored_before_the_neighbour_block_classifies_as_it_did():
+    # given: a format-3 artifact (layer block, no neighbour block) as that release pickled
+    # it: neither its params nor its SVM have the neighbour fields
+    texts, sentences, layers, labels = _sentence_and_layer_set(200, seed=26)
+    params = classifier.ClassifierParams(layer_weight=2.0, **PLANES_ONLY)
+    model = _model(texts, sentences, labels, params, layers)
+    assert model.format == 3
+    assert model.reader is not None
+    svm_fields = tuple(name for name in vars(model.svm) if name.startswith("neighbour_"))
+    older = dataclasses.replace(
+        model,
+        params=_without(model.params, NEIGHBOUR_PARAMS),
+        svm=_without(model.svm, svm_fields),
+        reader=dataclasses.replace(model.reader, svm=_without(model.reader.svm, svm_fields)),
+    )
+    stored = older.to_bytes()
+    assert b"neighbour" not in zlib.decompress(stored)
+    # when
+    restored = classifier.IntentModel.from_bytes(stored)
+    # then: the block is off, whatever today's default, and the margins are the same
+    assert restored.params.neighbour_weight == 0.0
+    assert classifier.ClassifierParams().neighbour_weight > 0
+    assert restored.params.method == params.method
+    np.testing.assert_allclose(
+        restored.margins(texts, sentences, layers), model.margins(texts, sentences, layers)
     )
 
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
-from apps.triage.classifier import METHOD, IntentModel
+from apps.triage.classifier import ClassifierParams, IntentModel
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import (
     ClassifierVersion,
@@ -73,11 +73,16 @@ def test_the_encoder_layer_block_trains_a_classifier_that_reads_layer_4(syntheti
     assert model.params.layer_weight == 2.0
     lexical = len(model.svm.word.vocabulary_) + len(model.svm.char.vocabulary_)
     assert model.svm.coef.shape[1] == 2 * 384 + lexical  # the sentence and layer blocks
-    assert model.format == 3
+    # ...and the class-neighbour block: one column per intent, over every example
+    assert model.svm.neighbour_coef is not None
+    assert model.svm.neighbour_coef.shape == (len(INTENT_NAMES), len(INTENT_NAMES))
+    assert model.svm.neighbour_counts is not None and model.svm.neighbour_counts.sum() == 150
+    assert model.format == 4
     # ...with its passage reader, cross-validated on the same folds
     assert model.reader is not None
-    assert model.reader.svm.coef.shape[1] == 384 + lexical  # the sentence block, no kernel
+    assert model.reader.svm.coef.shape[1] == 384 + lexical  # the sentence block alone
     assert model.reader.svm.landmark_embeddings is None
+    assert model.reader.svm.neighbour_coef is None
     assert version.metrics["passage_reader"]["accuracy"] >= 0.9
     classifier_version_activate(version_id=version.id)
     result = message_classify(text="Help, somebody took my card from my bag yesterday")
@@ -91,11 +96,12 @@ def test_with_the_layer_block_turned_off_training_keeps_the_previous_recipe(
     settings.TRIAGE_ENCODER_LAYER_BLOCK = False
     # when
     version = classifier_train_from_csv(path=synthetic_csv).version
-    # then: the recipe and artifact format of before the block, which an older release reads
-    assert version.method == METHOD
+    # then: the recipe without the block, and no passage reader
+    assert version.method == ClassifierParams().method
+    assert "layer" not in version.method
     assert version.params["layer_weight"] == 0.0
     model = IntentModel.from_bytes(bytes(version.artifact))
-    assert (model.format, model.reader) == (2, None)
+    assert (model.format, model.reader) == (4, None)
     assert "passage_reader" not in version.metrics
 
 
