@@ -310,13 +310,13 @@ def main() -> None:
     report("logistic regression, frozen embeddings (baseline)", baseline_probabilities, started)
     started = time.perf_counter()
     unlayered = svm_scores(texts, embeddings, layer, targets, fit, held)
-    report("embeddings + TF-IDF word/char + RBF map, SVM", unlayered, started)
+    report("embeddings + TF-IDF word/char + class neighbours, SVM", unlayered, started)
     started = time.perf_counter()
     layered = svm_scores(texts, embeddings, layer, targets, fit, held, LAYERED)
     report("  ... with the layer-4 block (shipped)", layered, started)
     for layer_set in LAYER_SETS[1:]:
         started = time.perf_counter()
-        # Unit length overall, as the kernel's gamma expects (and the embedding weight).
+        # Unit length overall, as the cosine similarities expect (and the embedding weight).
         dense = np.hstack([unit(layers[:, layer]) for layer in layer_set]) / np.sqrt(len(layer_set))
         scores = svm_scores(texts, dense, layer, targets, fit, held)
         report(f"  ... with layers {layer_set} mean-pooled", scores, started)

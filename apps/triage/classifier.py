@@ -61,7 +61,7 @@ from apps.triage.metrics import classification_metrics, expected_calibration_err
 # but not readers loads it and reads passages with the classifier itself.
 # 4: with the class-neighbour block; a classifier without it is still written as 3 (or 2).
 ARTIFACT_FORMAT = 4
-FORMAT_WITHOUT_NEIGHBOURS = 3
+FORMAT_WITH_LAYER = 3  # ...and without the class-neighbour block
 FORMAT_WITHOUT_LAYER = 2
 ARTIFACT_FORMATS_READ = (1, 2, 3, 4)
 
@@ -112,13 +112,16 @@ class ClassifierParams:
     @classmethod
     def from_json(cls, data: dict) -> ClassifierParams:
         """The params `as_json` stored (tuples come back as lists; unknown keys are ignored,
-        missing ones take today's defaults)."""
+        missing ones take today's defaults, but for the class-neighbour block: a recipe
+        stored before it was without it, with the kernel block it stored)."""
         known = {field.name for field in fields(cls)}
         values: dict[str, Any] = {
             name: tuple(value) if isinstance(value, list) else value
             for name, value in data.items()
             if name in known
         }
+        if data and "neighbour_weight" not in data:
+            values["neighbour_weight"] = 0.0
         return cls(**values)
 
     @property
@@ -137,12 +140,14 @@ class ClassifierParams:
 
 # The recipe new classifier versions are trained with (settings.TRIAGE_ENCODER_LAYER_BLOCK,
 # on by default): +0.2 point of intent accuracy by 10-fold cross-validation on Banking77
-# (93.4 % -> 93.6 % on two seeds). The copilot also reads help-center passages with the
-# classifier, to check its learned intent->article links (apps/copilot/links.py), and the
-# layer block reads long passages less sharply, so such a classifier carries a passage
-# reader without it (PassageReader). Through benchmarks/acceptance.py on the Birchwood help
-# center: the copilot auto-sent 63.3 % at 98.5 % precision with the block and its reader,
-# 64.3 % at 98.5 % without the block, 60.7 % at 96.8 % with the block reading passages itself.
+# (93.4 % -> 93.6 % on two seeds, beside the kernel block of the time). The copilot also
+# reads help-center passages with the classifier, to check its learned intent->article links
+# (apps/copilot/links.py), and the layer block reads long passages less sharply, so such a
+# classifier carries a passage reader without it (PassageReader). Through
+# benchmarks/acceptance.py on the Birchwood help center, with the kernel block: the copilot
+# auto-sent 63.3 % at 98.5 % precision with the layer block and its reader, 64.3 % at 98.5 %
+# without the layer block, 60.7 % at 96.8 % with the layer block reading passages itself;
+# with the class-neighbour block instead of the kernel block, 64.0 % at 98.5 %.
 WITH_ENCODER_LAYER = ClassifierParams(layer_weight=2.0)
 
 
@@ -230,7 +235,7 @@ class IntentModel:
                 coef=state.pop("coef"),
                 intercept=state.pop("intercept"),
             )
-        if state.get("format", 1) < FORMAT_WITHOUT_NEIGHBOURS:
+        if state.get("format", 1) < FORMAT_WITH_LAYER:
             # Trained before the encoder-layer block: off, whatever today's default is.
             state["params"] = replace(state["params"], layer_weight=0.0)
         if state.get("format", 1) < ARTIFACT_FORMAT:
@@ -366,7 +371,9 @@ def _neighbour_scores(
     of the cosine similarities, log(mean(exp(sharpness * similarity))) / sharpness, at least
     -1 (an intent with no example to compare gets -1). `neighbours` are grouped by intent,
     `counts[i]` of intent i. `own_rows[t]`: text t's own row in `neighbours`, left out of its
-    intent's mean (training texts, which must not see themselves)."""
+    intent's mean (training texts, which must not see themselves). The exponentials are taken
+    from the text's highest similarity down, exact in float64 while sharpness x 2 (the widest
+    gap of two cosines) stays under ~700: any sharpness that makes sense (20 is shipped)."""
     counts = np.asarray(counts)
     present = np.flatnonzero(counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[present]
@@ -467,6 +474,8 @@ def fit_margins(
     neighbours = counts = None
     centre = neighbour_scale = 0.0
     if params.neighbour_weight:
+        if params.neighbour_sharpness <= 0:
+            raise ValueError("the class-neighbour block needs a sharpness above 0")
         # Grouped by intent; stored as float16, so the training texts see them as stored.
         order = np.argsort(targets, kind="stable")
         neighbours = embeddings[order].astype(np.float16)
@@ -733,7 +742,7 @@ def _artifact_format(params: ClassifierParams) -> int:
     """The oldest format that holds the recipe, so older releases keep reading what they can."""
     if params.neighbour_weight:
         return ARTIFACT_FORMAT
-    return FORMAT_WITHOUT_NEIGHBOURS if params.layer_weight else FORMAT_WITHOUT_LAYER
+    return FORMAT_WITH_LAYER if params.layer_weight else FORMAT_WITHOUT_LAYER
 
 
 def _vectorizers_shared(svm: FittedSvm, final: FittedSvm) -> FittedSvm:

@@ -142,33 +142,70 @@ def test_neighbour_scores_are_each_intents_soft_maximum_similarity():
     assert (left_out[np.arange(9), targets[:9]] < own - 0.1).all()
 
 
-def test_the_folded_neighbour_weights_give_the_decisions_of_the_svm_on_the_block():
-    # given: three intents, a heavy neighbour block
+@pytest.mark.parametrize("intents", [3, 2])
+def test_the_folded_neighbour_weights_give_the_decisions_of_the_svm_on_the_block(intents):
+    # given: a heavy neighbour block beside a kernel block (both on: each keeps its columns)
     texts, embeddings, labels = _xor_set(240, seed=9)
-    targets = np.array([(index % 3) if label == "a" else 2 for index, label in enumerate(labels)])
-    params = classifier.ClassifierParams(neighbour_weight=5.0, neighbour_sharpness=10.0, **NO_LAYER)
+    targets = np.array(
+        [(index % intents) if label == "a" else intents - 1 for index, label in enumerate(labels)]
+    )
+    params = classifier.ClassifierParams(
+        neighbour_weight=5.0, neighbour_sharpness=10.0, kernel_landmarks=60, **NO_LAYER
+    )
     new_texts, new_embeddings, _ = _xor_set(60, seed=10)
     # when
     fitted = classifier.fit_margins(texts, embeddings, targets, params)
-    # then: an SVM trained on the block written out (training texts left out of their own
+    # then: an SVM trained on the blocks written out (training texts left out of their own
     # intent's mean, centred, scaled to the weight) decides the same on new texts
     stored = embeddings.astype(np.float16).astype(np.float64)  # as the artifact keeps them
     trained_block = _naive_neighbour_scores(stored, stored, targets, 10.0, own=True)
     centre = trained_block.mean()
     scale = 5.0 / np.sqrt(((trained_block - centre) ** 2).sum(axis=1).mean())
+    nystroem = Nystroem(gamma=params.kernel_gamma, n_components=60, random_state=params.seed)
+    mapped = nystroem.fit_transform(embeddings.astype(np.float64))
+    kernel_scale = 1.0 / np.sqrt((mapped * mapped).sum(axis=1).mean())
 
     def features(rows_texts: list[str], rows: np.ndarray, block: np.ndarray) -> sparse.csr_matrix:
         lexical = [fitted.word.transform(rows_texts), fitted.char.transform(rows_texts)]
-        dense = sparse.csr_matrix(2.0 * rows)
-        return sparse.hstack([dense, *lexical, sparse.csr_matrix(scale * (block - centre))], "csr")
+        kernel = kernel_scale * nystroem.transform(rows.astype(np.float64))
+        blocks = [sparse.csr_matrix(2.0 * rows), *lexical, sparse.csr_matrix(kernel)]
+        return sparse.hstack([*blocks, sparse.csr_matrix(scale * (block - centre))], "csr")
 
     svm = LinearSVC(C=params.svm_c, class_weight="balanced", random_state=params.seed)
     svm.fit(features(texts, embeddings, trained_block), targets)
     new_block = _naive_neighbour_scores(new_embeddings, stored, targets, 10.0, own=False)
     expected = svm.decision_function(features(new_texts, new_embeddings, new_block))
+    if intents == 2:
+        expected = np.column_stack([-expected, expected])
     np.testing.assert_allclose(
-        fitted.margins(new_texts, new_embeddings, params, 3), expected, rtol=1e-3, atol=1e-3
+        fitted.margins(new_texts, new_embeddings, params, intents),
+        expected,
+        rtol=1e-3,
+        atol=1e-3,
     )
+
+
+def test_neighbour_scores_are_the_same_across_chunks_of_texts():
+    # given: more training texts than one chunk (512), each left out of its own intent
+    random = np.random.default_rng(31)
+    examples = random.standard_normal((700, 8)).astype(np.float32)
+    examples /= np.linalg.norm(examples, axis=1, keepdims=True)
+    targets = np.sort(random.integers(0, 5, size=700))
+    # when
+    scores = classifier._neighbour_scores(
+        examples, examples, np.bincount(targets), 20.0, np.arange(700)
+    )
+    # then
+    expected = _naive_neighbour_scores(examples, examples, targets, 20.0, own=True)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+
+
+def test_a_neighbour_block_without_sharpness_is_refused():
+    texts, embeddings, labels = _xor_set(40, seed=12)
+    targets = np.array([0 if label == "a" else 1 for label in labels])
+    params = classifier.ClassifierParams(neighbour_sharpness=0.0, **NO_LAYER)
+    with pytest.raises(ValueError, match="sharpness above 0"):
+        classifier.fit_margins(texts, embeddings, targets, params)
 
 
 def test_the_neighbour_examples_are_stored_once_beside_the_out_of_scope_reference(xor_models):
@@ -180,10 +217,11 @@ def test_the_neighbour_examples_are_stored_once_beside_the_out_of_scope_referenc
     assert restored.reference_embeddings is restored.svm.neighbour_embeddings
     assert restored.reference_embeddings.dtype == np.float16
     assert list(restored.svm.neighbour_counts) == [300, 300]
-    # ...widened to float32 once for both uses
+    # ...widened to float32 once for both uses, and never stored widened
     assert restored._reference_float32() is classifier._float32_once(
         restored.svm, "neighbour_embeddings"
     )
+    assert b"_widened_" not in zlib.decompress(restored.to_bytes())
     texts, embeddings, _ = _xor_set(50, seed=3)
     np.testing.assert_allclose(
         restored.margins(texts, embeddings), model.margins(texts, embeddings), rtol=1e-6
@@ -470,7 +508,7 @@ def test_a_layered_classifier_stored_before_passage_readers_reads_passages_itsel
     )
 
 
-def test_a_classifier_stored_before_the_neighbour_block_classifies_as_it_did():
+def test_a_classifier_stored_before_the_neighbour_block_classifies_as_it_did(monkeypatch):
     # given: a format-3 artifact (layer block, no neighbour block) as that release pickled
     # it: neither its params nor its SVM have the neighbour fields
     texts, sentences, layers, labels = _sentence_and_layer_set(200, seed=26)
@@ -493,6 +531,13 @@ def test_a_classifier_stored_before_the_neighbour_block_classifies_as_it_did():
     assert restored.params.neighbour_weight == 0.0
     assert classifier.ClassifierParams().neighbour_weight > 0
     assert restored.params.method == params.method
+    # ...and a release that knows formats 1-3 only refuses today's format
+    monkeypatch.setattr(classifier, "ARTIFACT_FORMATS_READ", (1, 2, 3))
+    assert classifier.IntentModel.from_bytes(stored).format == 3
+    with pytest.raises(ValueError, match="unknown format"):
+        classifier.IntentModel.from_bytes(
+            _model(texts, sentences, labels, classifier.WITH_ENCODER_LAYER, layers).to_bytes()
+        )
     np.testing.assert_allclose(
         restored.margins(texts, sentences, layers), model.margins(texts, sentences, layers)
     )
@@ -537,3 +582,14 @@ def test_params_stored_as_json_come_back_as_they_were():
     assert params == classifier.WITH_ENCODER_LAYER
     assert params.method.startswith("minilm+layer4+")
     assert classifier.ClassifierParams.from_json({}) == classifier.ClassifierParams()
+
+
+def test_a_recipe_stored_before_the_neighbour_block_trains_without_it():
+    # given: the recipe a version recorded before the block (with the kernel block)
+    stored = classifier.ClassifierParams(layer_weight=2.0, kernel_landmarks=2000).as_json()
+    del stored["neighbour_weight"], stored["neighbour_sharpness"]
+    # when
+    params = classifier.ClassifierParams.from_json(stored)
+    # then: the recipe it recorded, not today's
+    assert (params.neighbour_weight, params.kernel_landmarks) == (0.0, 2000)
+    assert "rbf-nystroem" in params.method and "class-neighbours" not in params.method
