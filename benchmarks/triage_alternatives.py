@@ -111,8 +111,8 @@ def svm_scores(
     params: ClassifierParams | None = None,
 ) -> np.ndarray:
     """The classifier's SVM margins (classifier.py's code; its defaults, without the layer
-    block, or `params`)
-    with `dense` as its embeddings and `layer` as its encoder-layer means."""
+    block, or `params`) with `dense` as its embeddings and `layer` as its encoder-layer
+    means."""
     params = params or ClassifierParams()
     if not params.layer_weight:
         layer = None
@@ -224,10 +224,10 @@ def folds_compare(
 ) -> None:
     """Stratified `folds`-fold cross-validation of the shipped (layered) classifier, the
     unlayered one, the layered one with the kernel block instead of the neighbour block and
-    the baseline; with `learning_curve`, each also trained on a stratified
-    half and three quarters of every training fold (the same held-out fold), so the gain from
-    more training data is measured, not assumed. Accuracy, and balanced accuracy (the mean of
-    the per-intent recalls: the accuracy a test set with as many questions per intent would
+    the baseline; with `learning_curve`, each also trained on a stratified half and three
+    quarters of every training fold (the same held-out fold), so the gain from more training
+    data is measured, not assumed. Accuracy, and balanced accuracy (the mean of the
+    per-intent recalls: the accuracy a test set with as many questions per intent would
     see)."""
     layers = layer_means(list(texts))
     embeddings, layer = unit(layers[:, 6]), unit(layers[:, SHIPPED_LAYER])

@@ -25,10 +25,10 @@ maximum of the text's similarity to that intent's examples (each training text l
 its own), as accurate (10-fold, seed 1: 93.54 % against 93.60 %; 5-fold, seeds 0 and 1:
 93.54 % and 93.53 % against 93.44 % and 93.60 %) in a third of the fitting time. Its weights
 fold into one (intents x intents) matrix, so classifying a message costs one similarity
-against the training examples, as the out-of-scope check does. SVM
-margins are not probabilities: a softmax with a temperature fitted on out-of-fold margins
-gives the distribution, then isotonic regression on the out-of-fold top probability maps it
-to a confidence that means a precision.
+against the training examples, as the out-of-scope check does. SVM margins are not
+probabilities: a softmax with a temperature fitted on out-of-fold margins gives the
+distribution, then isotonic regression on the out-of-fold top probability maps it to a
+confidence that means a precision.
 Embeddings are computed by the caller (apps.llm), so this module is plain numpy.
 """
 
