@@ -5,9 +5,10 @@
 The data is the Banking77 training split (CC-BY-4.0, PolyAI), looked for at --data, then
 $BANKING77_CSV, then ../shared/data/banking77/train.csv beside the repository. Prints
 accuracy, macro-F1, expected calibration error, precision and coverage at confidence
->= 0.9, training time (embeddings + 5-fold cross-validation + final fit), latency p50/p95
-for one message and throughput for batches of 64, each beside a plain logistic regression
-on the same frozen embeddings measured in the same run. Needs no database: it runs the
+>= 0.9, the out-of-scope check on the test texts and on 40 off-topic ones, training time
+(embeddings + 5-fold cross-validation + final fit), latency p50/p95 for one message and
+throughput for batches of 64, each beside a plain logistic regression on the same frozen
+embeddings measured in the same run. Needs no database: it runs the
 classifier code that `messages_classify` runs, minus the two indexed queries.
 """
 
@@ -44,6 +45,10 @@ from apps.triage.csv_import import training_csv_parse  # noqa: E402
 from apps.triage.metrics import classification_metrics  # noqa: E402
 from apps.triage.services import training_params  # noqa: E402
 from apps.triage.signals import message_signals  # noqa: E402
+
+# Messages no bank's customer would send (other trades, chit-chat, gibberish): how many the
+# out-of-scope check catches, beside how many in-scope test texts it wrongly flags.
+OFF_TOPIC = BASE_DIR / "benchmarks" / "data" / "off_topic.txt"
 
 
 def find_data(argument: str | None) -> Path:
@@ -153,6 +158,16 @@ def main() -> None:
         f"{'':<34} in-scope test texts flagged out of scope: {out_of_scope.mean():.2%} "
         f"(threshold {outcome.model.out_of_scope_similarity:.3f}); accuracy counting those "
         f"as wrong {np.mean((predicted == test_targets) & ~out_of_scope):.4f}"
+    )
+    off_topic = OFF_TOPIC.read_text(encoding="utf-8").splitlines()
+    off_topic_vectors, off_topic_layers = encoded(off_topic, params)
+    off_topic_similarity = outcome.model.predict(
+        off_topic, off_topic_vectors, off_topic_layers
+    ).nearest_similarity
+    flagged = int((off_topic_similarity < outcome.model.out_of_scope_similarity).sum())
+    print(
+        f"{'':<34} off-topic texts ({OFF_TOPIC.relative_to(BASE_DIR)}) flagged out of scope: "
+        f"{flagged} of {len(off_topic)}"
     )
 
     baseline_started = time.perf_counter()

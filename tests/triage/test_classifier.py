@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sparse
 from scipy.special import logsumexp
 from sklearn.kernel_approximation import Nystroem
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from apps.triage import classifier
@@ -266,6 +267,29 @@ def test_a_stored_model_classifies_as_it_did_before_storing(xor_models):
     np.testing.assert_allclose(
         restored.margins(texts, embeddings), model.margins(texts, embeddings), rtol=1e-6
     )
+
+
+def test_the_out_of_scope_threshold_is_the_held_out_percentile_under_a_cap():
+    # given: tight clusters, so held-out texts sit very near their fold's other texts
+    texts, embeddings, labels = _xor_set(200, seed=4)
+    params = classifier.ClassifierParams(**PLANES_ONLY, **NO_LAYER)
+    targets = np.array([sorted(set(labels)).index(label) for label in labels])
+    nearest = np.zeros(len(texts))
+    splitter = StratifiedKFold(n_splits=params.folds, shuffle=True, random_state=params.seed)
+    for fit, held in splitter.split(texts, targets):
+        nearest[held] = (embeddings[held] @ embeddings[fit].T).max(axis=1)
+    percentile = float(np.percentile(nearest, params.out_of_scope_percentile))
+    assert percentile > params.out_of_scope_max_similarity
+    # when
+    capped = _model(texts, embeddings, labels, params)
+    uncapped = _model(
+        texts, embeddings, labels, dataclasses.replace(params, out_of_scope_max_similarity=1.0)
+    )
+    # then
+    assert capped.out_of_scope_similarity == params.out_of_scope_max_similarity
+    assert uncapped.out_of_scope_similarity == pytest.approx(percentile, abs=1e-6)
+    unlike_any = np.eye(8, dtype=np.float32)[5:6]  # at right angles to every centre
+    assert capped.predict(["hello"], unlike_any).nearest_similarity[0] < 0.5
 
 
 NEIGHBOUR_PARAMS = ("neighbour_weight", "neighbour_sharpness")
