@@ -63,6 +63,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from percentiles import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -95,11 +97,6 @@ def services_start(name: str) -> None:
     from knowledge_bench_db import database_setup
 
     database_setup(name, redis=True)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def stage_table(label: str, drafts: list) -> None:  # type: ignore[type-arg]

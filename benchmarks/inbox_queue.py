@@ -38,6 +38,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from percentiles import percentile  # noqa: E402
 
 from apps.accounts.models import Role  # noqa: E402
 from apps.accounts.services import user_create  # noqa: E402
@@ -132,19 +133,14 @@ def measure(client: Client, path: str, repeat: int) -> tuple[list[float], int]:
     return timings, len(queries.captured_queries)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
-
-
 def run(label: str, client: Client, repeat: int, report: Callable[[str], None]) -> dict:
     results = {}
     for name, path in PAGES.items():
         timings, query_count = measure(client, path, repeat)
         results[name] = timings
         report(
-            f"{label:>8} {name:<16} p50 {percentile(timings, 0.5):7.1f} ms  "
-            f"p95 {percentile(timings, 0.95):7.1f} ms  "
+            f"{label:>8} {name:<16} p50 {percentile(timings, 0.5) * 1000:7.1f} ms  "
+            f"p95 {percentile(timings, 0.95) * 1000:7.1f} ms  "
             f"{len(timings) / sum(timings):7.1f} pages/s  {query_count} queries"
         )
     return results

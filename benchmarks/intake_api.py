@@ -32,6 +32,8 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
+from percentiles import percentile  # noqa: E402
+
 from apps.core.embedded import EmbeddedRedis, services_start  # noqa: E402
 
 
@@ -47,10 +49,7 @@ class PhaseResult:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
     def percentile(self, fraction: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+        return percentile(self.latencies, fraction) * 1000
 
     def line(self) -> str:
         failures = ", ".join(f"{code}x{n}" for code, n in self.failures.items()) or "none"

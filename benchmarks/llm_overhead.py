@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from percentiles import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 for name, value in {
@@ -47,11 +49,6 @@ def services_start() -> None:
     home = Path(os.environ.get("DESKPILOT_HOME", ROOT / ".deskpilot")).resolve() / "bench"
     os.environ["DESKPILOT_HOME"] = str(home)
     started_services.extend(embedded_services_start(home))
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def summary(label: str, durations: list[float], ttfts: list[float], wall: float) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from knowledge_bench_db import database_setup
+from percentiles import percentile
 
 DIMENSIONS = 384
 CHUNKS_PER_ARTICLE = 5
@@ -105,11 +106,6 @@ def load(start: int, stop: int, *, rng: random.Random, words: list[str], centroi
                         ]
                     )
     raw.commit()
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def timed(function, arguments_list):  # type: ignore[no-untyped-def]

@@ -35,6 +35,7 @@ django.setup()
 
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
+from percentiles import percentile  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
@@ -65,11 +66,6 @@ def find_data(argument: str | None) -> Path:
 def encode_fresh(texts: list[str]) -> np.ndarray:
     """What `embed` computes, never from its cache of recent single texts."""
     return np.asarray(embed(texts, cached=False), dtype=np.float32)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def figures(name: str, metrics: dict) -> str:
