@@ -8,8 +8,8 @@ accuracy, macro-F1, expected calibration error, precision and coverage at confid
 >= 0.9, the out-of-scope check on the test texts and on 40 off-topic ones, training time
 (embeddings + 5-fold cross-validation + final fit), latency p50/p95 for one message and
 throughput for batches of 64, each beside a plain logistic regression on the same frozen
-embeddings measured in the same run. Needs no database: it runs the
-classifier code that `messages_classify` runs, minus the two indexed queries.
+embeddings measured in the same run. Needs no database: it runs the classifier code that
+`messages_classify` runs, minus the two indexed queries.
 """
 
 from __future__ import annotations
@@ -156,11 +156,7 @@ def main() -> None:
         f"as wrong {np.mean((predicted == test_targets) & ~out_of_scope):.4f}"
     )
     off_topic = OFF_TOPIC.read_text(encoding="utf-8").splitlines()
-    off_topic_vectors, off_topic_layers = encoded(off_topic, params)
-    off_topic_similarity = outcome.model.predict(
-        off_topic, off_topic_vectors, off_topic_layers
-    ).nearest_similarity
-    flagged = int((off_topic_similarity < outcome.model.out_of_scope_similarity).sum())
+    flagged = sum(scope for _, _, _, scope, _ in model_outcomes(off_topic, outcome.model))
     print(
         f"{'':<34} off-topic texts ({OFF_TOPIC.relative_to(BASE_DIR)}) flagged out of scope: "
         f"{flagged} of {len(off_topic)}"
