@@ -102,12 +102,12 @@ class ClassifierParams:
     out_of_scope_percentile: float = 1.0
     # ...but never above this: a small, repetitive training set puts its own percentile so
     # high that ordinary rephrasings would be out of scope. In-scope rephrasings of a
-    # synthetic set score 0.6-0.9. Against Banking77 (percentile 0.65), 34 of the 40
+    # synthetic set score 0.6-0.9. Against all of Banking77 (percentile 0.65), 34 of the 40
     # off-topic texts in benchmarks/data/off_topic.txt score under 0.5 (36 under 0.55); of
     # its in-scope texts, held out by 5-fold CV, 0.14 % score under 0.5 (0.26 % under
     # 0.55), and the classifier has two thirds of those right. The two off-topic texts that
-    # 0.5 lets through and 0.55 did not (a wifi router, a flight) get confidence ~0.3, which
-    # the copilot hands off anyway.
+    # 0.5 lets through and 0.55 did not (a wifi router, a flight) get intent confidence ~0.3,
+    # so the copilot is unlikely to answer them itself.
     out_of_scope_max_similarity: float = 0.5
     seed: int = 0
 

@@ -288,8 +288,11 @@ def test_the_out_of_scope_threshold_is_the_held_out_percentile_under_a_cap():
     # then
     assert capped.out_of_scope_similarity == params.out_of_scope_max_similarity
     assert uncapped.out_of_scope_similarity == pytest.approx(percentile, abs=1e-6)
-    unlike_any = np.eye(8, dtype=np.float32)[5:6]  # at right angles to every centre
-    assert capped.predict(["hello"], unlike_any).nearest_similarity[0] < 0.5
+    # Between the cap and the percentile: out of scope only without the cap.
+    axes = np.eye(8, dtype=np.float32)
+    halfway = (0.7 * axes[0] + np.sqrt(1 - 0.7**2) * axes[5])[None, :]
+    similarity = capped.predict(["hello"], halfway).nearest_similarity[0]
+    assert capped.out_of_scope_similarity <= similarity < uncapped.out_of_scope_similarity
 
 
 NEIGHBOUR_PARAMS = ("neighbour_weight", "neighbour_sharpness")
