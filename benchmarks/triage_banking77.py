@@ -1,6 +1,7 @@
 """Triage benchmark on Banking77: train on a stratified 80 %, test on the held-back 20 %.
 
     .venv/bin/python benchmarks/triage_banking77.py [--data PATH] [--seed 0] [--without-layer]
+        [--without-tokens]
 
 The data is the Banking77 training split (CC-BY-4.0, PolyAI), looked for at --data, then
 $BANKING77_CSV, then ../shared/data/banking77/train.csv beside the repository. Prints
@@ -89,6 +90,11 @@ def main() -> None:
         help="train without the encoder-layer block (TRIAGE_ENCODER_LAYER_BLOCK=false); "
         "by default, the recipe the settings choose, as triage_train does",
     )
+    parser.add_argument(
+        "--without-tokens",
+        action="store_true",
+        help="train without the token-match block (TRIAGE_TOKEN_MATCH_BLOCK=false)",
+    )
     arguments = parser.parse_args()
 
     path = find_data(arguments.data)
@@ -114,13 +120,16 @@ def main() -> None:
     params = training_params()
     if arguments.without_layer:
         params = replace(params, layer_weight=0.0)
+    if arguments.without_tokens:
+        params = replace(params, token_weight=0.0)
     print(f"classifier: {params.method}")
-    train_vectors, train_layers = encoded(train_texts, params)
+    reading = encoded(train_texts, params)
     embedded = time.perf_counter()
     outcome = classifier.train(
         texts=train_texts,
-        embeddings=train_vectors,
-        layer_embeddings=train_layers,
+        embeddings=reading.embeddings,
+        layer_embeddings=reading.layers,
+        tokens=reading.tokens,
         params=params,
         labels=train_labels,
         intents=intents,
@@ -138,12 +147,12 @@ def main() -> None:
     if "passage_reader" in cv:
         reader = cv["passage_reader"]
         print(
-            f"passage reader (no layer or neighbour block, for the copilot's link check): "
+            f"passage reader (no layer, neighbour or token block, for the copilot's link check): "
             f"cross-validated accuracy {reader['accuracy']:.4f}"
         )
 
-    test_vectors, test_layers = encoded(test_texts, params)
-    predictions = outcome.model.predict(test_texts, test_vectors, test_layers)
+    test_reading = encoded(test_texts, params)
+    predictions = outcome.model.predict(test_texts, *test_reading)
     predicted = predictions.top_index
     ours = classification_metrics(
         true=test_targets, predicted=predicted, confidence=predictions.confidence, labels=intents
@@ -164,10 +173,10 @@ def main() -> None:
 
     baseline_started = time.perf_counter()
     baseline = LogisticRegression(C=10.0, max_iter=3000).fit(
-        train_vectors, [index[label] for label in train_labels]
+        reading.embeddings, [index[label] for label in train_labels]
     )
     baseline_seconds = time.perf_counter() - baseline_started + (embedded - started)
-    baseline_probabilities = baseline.predict_proba(test_vectors)
+    baseline_probabilities = baseline.predict_proba(test_reading.embeddings)
     base = classification_metrics(
         true=test_targets,
         predicted=baseline_probabilities.argmax(axis=1),

@@ -18,6 +18,7 @@ Public API (what apps above `llm` may use):
   `reply_parse` (raises `exceptions.MalformedOutput`), `ReplyStreamExtractor`.
 - `router.router_warm()` at worker start; `circuit.circuit_states(aliases)` for a health view.
 - `embeddings.embed(texts)`, `embeddings.embed_with_layer(texts, layer)`,
+  `embeddings.read_encoder(texts, layer, tokens=...)` (-> `EncoderReading`),
   `embeddings.token_count`, `embeddings.max_tokens`,
   `embeddings.model_name()`.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -108,17 +109,38 @@ def _remember_single(text: str, vector: list[float]) -> None:
             _RECENT_SINGLE.popitem(last=False)
 
 
+@dataclass
+class EncoderReading:
+    """What one pass of the encoder gives for a list of texts (rows in the texts' order)."""
+
+    sentences: np.ndarray  # (texts, width) float32, unit-length: `embed`'s vectors
+    layer_means: np.ndarray  # (texts, width) float32, unit-length: the asked layer's means
+    # Per text, the last layer's token states (tokens, width), float32, raw (not normalized),
+    # without the [CLS] and [SEP] the tokenizer adds (kept for a text with no other token);
+    # the sentence embedding is their mean with those two. Empty unless asked for.
+    tokens: list[np.ndarray]
+
+
 def embed_with_layer(
     texts: list[str], layer: int, *, batch_size: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(sentence embeddings, layer means) of `texts`, in order, both float32 and unit-length:
-    the sentence embeddings are `embed`'s (equal within float rounding); the layer means are
-    the mean-pooled token states after transformer layer `layer` (0 is the embedding layer's
-    output, the last layer is what the sentence embedding pools). One forward pass per batch
-    gives both. Raises ValueError for a layer the encoder does not have.
+    """(sentence embeddings, layer means) of `texts`: `read_encoder`'s, without the tokens."""
+    reading = read_encoder(texts, layer, batch_size=batch_size)
+    return reading.sentences, reading.layer_means
+
+
+def read_encoder(
+    texts: list[str], layer: int, *, batch_size: int | None = None, tokens: bool = False
+) -> EncoderReading:
+    """The sentence embeddings of `texts` (equal to `embed`'s within float rounding), the
+    mean-pooled token states after transformer layer `layer` (0 is the embedding layer's
+    output, the last layer is what the sentence embedding pools) and, with `tokens`, each
+    text's last-layer token states. One forward pass per batch gives all three. Raises
+    ValueError for a layer the encoder does not have.
 
     A middle layer keeps more of the wording than the last, which is trained to blur
-    paraphrases together; the intent classifier reads both (apps/triage/classifier.py).
+    paraphrases together, and the token states keep which words matched which; the intent
+    classifier reads all three (apps/triage/classifier.py).
     """
     import torch
 
@@ -130,8 +152,9 @@ def embed_with_layer(
     width = dimensions()
     sentences = np.zeros((len(texts), width), dtype=np.float32)
     layers = np.zeros((len(texts), width), dtype=np.float32)
+    states: list[np.ndarray] = [np.zeros((0, width), dtype=np.float32)] * len(texts)
     if not texts:
-        return sentences, layers
+        return EncoderReading(sentences, layers, [])
     size = batch_size or settings.EMBEDDING_BATCH_SIZE
     # Longest first, as SentenceTransformer.encode batches: less padding per batch.
     order = np.argsort([-len(text) for text in texts], kind="stable")
@@ -153,12 +176,19 @@ def embed_with_layer(
             mask = features["attention_mask"].unsqueeze(-1).to(output.last_hidden_state.dtype)
             state = output.hidden_states[layer]
             layers[rows] = ((state * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float().numpy()
+            if tokens:
+                last = output.last_hidden_state.float().numpy()
+                lengths = features["attention_mask"].sum(1).tolist()
+                for position, row in enumerate(rows):
+                    length = int(lengths[position])
+                    kept = slice(1, length - 1) if length > 2 else slice(0, length)
+                    states[row] = last[position, kept].copy()
     sentences /= np.maximum(np.linalg.norm(sentences, axis=1, keepdims=True), 1e-12)
     layers /= np.maximum(np.linalg.norm(layers, axis=1, keepdims=True), 1e-12)
     if len(texts) == 1:
         # The copilot embeds the same message again for retrieval a few milliseconds later.
         _remember_single(texts[0], sentences[0].tolist())
-    return sentences, layers
+    return EncoderReading(sentences, layers, states if tokens else [])
 
 
 def token_count(text: str) -> int:

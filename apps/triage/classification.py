@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
 
 from apps.core.exceptions import ValidationError
-from apps.llm.embeddings import embed, embed_with_layer
+from apps.llm.embeddings import embed, read_encoder
 from apps.triage import runtime, selectors
 from apps.triage.classifier import ClassifierParams, IntentModel
 from apps.triage.signals import message_signals
@@ -68,18 +69,31 @@ def _check(texts: list[str]) -> None:
 Outcome = tuple[str | None, float, list[IntentProbability], bool, str]
 
 
+class Encoded(NamedTuple):
+    """What a classifier reads of texts besides the words, in the order of IntentModel.
+    predict's arguments."""
+
+    embeddings: np.ndarray
+    layers: np.ndarray | None  # the encoder-layer means, if the classifier reads them
+    tokens: list[np.ndarray] | None  # the last layer's token states, if it matches tokens
+
+
 def encoded(
     texts: list[str], params: ClassifierParams, *, vectors: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> Encoded:
     """What a classifier with `params` reads of `texts` besides the words: their sentence
-    embeddings (`vectors` if the caller has them) and, if it reads one, their encoder-layer
-    means. One pass through the encoder gives both."""
-    if params.layer_weight:
-        sentences, layers = embed_with_layer(texts, params.encoder_layer)
-        return (sentences if vectors is None else vectors), layers
+    embeddings (`vectors` if the caller has them) and, if it reads them, their encoder-layer
+    means and token states. One pass through the encoder gives all three."""
+    if params.layer_weight or params.token_weight:
+        reading = read_encoder(texts, params.encoder_layer, tokens=bool(params.token_weight))
+        return Encoded(
+            reading.sentences if vectors is None else vectors,
+            reading.layer_means if params.layer_weight else None,
+            reading.tokens if params.token_weight else None,
+        )
     if vectors is None:
         vectors = np.asarray(embed(texts), dtype=np.float32)
-    return vectors, None
+    return Encoded(vectors, None, None)
 
 
 def model_outcomes(texts: list[str], model: IntentModel) -> list[Outcome]:
@@ -92,8 +106,8 @@ def model_outcomes(texts: list[str], model: IntentModel) -> list[Outcome]:
     # The encoder reads 256 word pieces; the rest of a long message changes nothing
     # but the time the n-gram features take.
     clipped = [texts[p][: settings.TRIAGE_CLASSIFIER_INPUT_CHARS] for p in wordy]
-    embeddings, layers = encoded(clipped, model.params)
-    predictions = model.predict(clipped, embeddings, layers)
+    reading = encoded(clipped, model.params)
+    predictions = model.predict(clipped, *reading)
     for row, position in enumerate(wordy):
         probabilities = predictions.probabilities[row]
         top = int(predictions.top_index[row])
@@ -181,7 +195,7 @@ def texts_intent_probabilities(
     layers = None
     if model.reader is None and model.params.layer_weight:
         # A layer-block classifier trained before passage readers reads them itself.
-        embeddings, layers = encoded(clipped, model.params, vectors=embeddings)
+        embeddings, layers, _ = encoded(clipped, model.params, vectors=embeddings)
     return list(model.labels), model.passage_probabilities(clipped, embeddings, layers)
 
 

@@ -53,9 +53,11 @@ class TrainingResult:
 
 def training_params() -> classifier.ClassifierParams:
     """The recipe new classifier versions are trained with (settings decide the options)."""
-    if settings.TRIAGE_ENCODER_LAYER_BLOCK:
-        return classifier.WITH_ENCODER_LAYER
-    return classifier.ClassifierParams()
+    shipped = classifier.WITH_ENCODER_TOKENS
+    return classifier.ClassifierParams(
+        layer_weight=shipped.layer_weight if settings.TRIAGE_ENCODER_LAYER_BLOCK else 0.0,
+        token_weight=shipped.token_weight if settings.TRIAGE_TOKEN_MATCH_BLOCK else 0.0,
+    )
 
 
 # --- intents and examples ------------------------------------------------------------------
@@ -191,11 +193,12 @@ def classifier_version_train(
         texts = [row.text for row in kept]
         # The recipe recorded when the version was created (perhaps in another process).
         params = classifier.ClassifierParams.from_json(version.params or {})
-        vectors, layers = encoded(texts, params)
+        reading = encoded(texts, params)
         outcome = classifier.train(
             texts=texts,
-            embeddings=vectors,
-            layer_embeddings=layers,
+            embeddings=reading.embeddings,
+            layer_embeddings=reading.layers,
+            tokens=reading.tokens,
             params=params,
             labels=[row.intent for row in kept],
             intents=intents,

@@ -60,12 +60,13 @@ def tiny_classifier_artifact() -> bytes:
     texts = [text for text, _ in rows]
     labels = [intent for _, intent in rows]
     params = training_params()  # the shipped recipe (TRIAGE_ENCODER_LAYER_BLOCK)
-    vectors, layers = encoded(texts, params)
+    reading = encoded(texts, params)
     outcome = classifier.train(
         texts=texts,
         params=params,
-        embeddings=vectors,
-        layer_embeddings=layers,
+        embeddings=reading.embeddings,
+        layer_embeddings=reading.layers,
+        tokens=reading.tokens,
         labels=labels,
         intents=sorted(set(labels)),
     )

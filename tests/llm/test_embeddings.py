@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from apps.llm import embeddings
-from apps.llm.embeddings import embed, embed_with_layer
+from apps.llm.embeddings import embed, embed_with_layer, read_encoder, token_count
 
 TEXTS = [
     "my card has not arrived yet",
@@ -78,3 +78,24 @@ def test_embed_uncached_runs_the_encoder_and_keeps_nothing(monkeypatch):
     np.testing.assert_allclose(fresh, remembered, atol=1e-6)
     embed([other])
     assert len(calls) == 3
+
+
+def test_read_encoder_gives_each_texts_word_piece_states_whatever_its_batch():
+    # when: the texts in batches of 4, sorted by length, and one at a time
+    reading = read_encoder(TEXTS, 4, batch_size=4, tokens=True)
+    alone = [read_encoder([text], 4, tokens=True).tokens[0] for text in TEXTS[:2]]
+    # then: one state per word piece, without [CLS] and [SEP] (the window keeps 254)...
+    counts = [len(states) for states in reading.tokens]
+    assert counts[:2] == [token_count(TEXTS[0]), token_count(TEXTS[1])]
+    assert counts[2] == embeddings.max_tokens() - 2
+    # ...but for a text with none: its [CLS] and [SEP] stand for it
+    assert counts[4] == 2
+    assert all(states.shape[1] == 384 and states.dtype == np.float32 for states in reading.tokens)
+    # padding in a batch changes nothing
+    for mine, own in zip(reading.tokens[:2], alone, strict=True):
+        np.testing.assert_allclose(mine, own, atol=1e-4)
+    # the other readings are embed_with_layer's; no tokens unless asked for
+    sentences, layers = embed_with_layer(TEXTS, 4, batch_size=4)
+    np.testing.assert_allclose(reading.sentences, sentences, atol=1e-6)
+    np.testing.assert_allclose(reading.layer_means, layers, atol=1e-6)
+    assert read_encoder(TEXTS[:2], 4).tokens == []

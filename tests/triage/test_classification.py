@@ -143,17 +143,17 @@ def test_an_unloadable_active_artifact_leaves_messages_unclassified_with_the_rea
 def test_passages_are_read_from_their_stored_embeddings_without_the_encoder(
     active_classifier, monkeypatch
 ):
-    # given: the shipped classifier (encoder-layer block and passage reader), passages
+    # given: the shipped classifier (encoder-layer and token blocks, passage reader), passages
     # whose embeddings are stored, and an encoder that must not run
     passages = [text for text, _ in HELD_OUT]
     vectors = np.asarray(embed(passages), dtype=np.float32)
     _, model = runtime.active_model()
-    assert model.params.layer_weight and model.reader is not None
+    assert model.params.layer_weight and model.params.token_weight and model.reader is not None
 
     def encoder_runs(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the encoder ran over passages that have their embeddings")
 
-    monkeypatch.setattr(classification, "embed_with_layer", encoder_runs)
+    monkeypatch.setattr(classification, "read_encoder", encoder_runs)
     monkeypatch.setattr(classification, "embed", encoder_runs)
     # when
     labels, probabilities = texts_intent_probabilities(texts=passages, vectors=vectors)

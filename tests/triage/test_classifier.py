@@ -47,11 +47,13 @@ def _model(
     labels: list[str],
     params: classifier.ClassifierParams,
     layers: np.ndarray | None = None,
+    tokens: list[np.ndarray] | None = None,
 ) -> classifier.IntentModel:
     return classifier.train(
         texts=texts,
         embeddings=embeddings,
         layer_embeddings=layers,
+        tokens=tokens,
         labels=labels,
         intents=sorted(set(labels)),
         params=params,
@@ -620,3 +622,139 @@ def test_a_recipe_stored_before_the_neighbour_block_trains_without_it():
     # then: the recipe it recorded, not today's
     assert (params.neighbour_weight, params.kernel_landmarks) == (0.0, 2000)
     assert "rbf-nystroem" in params.method and "class-neighbours" not in params.method
+
+
+# --- the token-match block -------------------------------------------------------------------
+
+TOKENS_ONLY = {"layer_weight": 0.0, "token_weight": 2.0, "token_dims": 0}
+
+
+def _token_set(count: int, seed: int) -> tuple[list[str], np.ndarray, list[np.ndarray], list[str]]:
+    """Two intents told apart by one token only: every text has 3-6 noise token states
+    (16-d) and one "signal" token near +e0 (intent "a") or +e1 ("b"); the sentence
+    embeddings and the words are noise shared by both."""
+    random = np.random.default_rng(seed)
+    axes = np.eye(16, dtype=np.float32)
+    texts, sentences, tokens, labels = [], [], [], []
+    for row in range(count):
+        label = "ab"[row % 2]
+        noise = random.standard_normal((int(random.integers(3, 7)), 16)).astype(np.float32)
+        signal = 3 * axes[row % 2] + 0.3 * random.standard_normal(16).astype(np.float32)
+        states = np.vstack([noise, signal[None]])
+        tokens.append(states[random.permutation(len(states))])
+        vector = random.standard_normal(8).astype(np.float32)
+        sentences.append(vector / np.linalg.norm(vector))
+        texts.append(" ".join(random.choice(WORDS, size=4)))
+        labels.append(label)
+    return texts, np.array(sentences), tokens, labels
+
+
+def test_the_token_match_block_tells_apart_intents_only_one_token_separates():
+    # given
+    texts, sentences, tokens, labels = _token_set(200, seed=40)
+    test_texts, test_sentences, test_tokens, test_labels = _token_set(200, seed=41)
+    accuracy = {}
+    for weight in (0.0, 2.0):
+        params = classifier.ClassifierParams(**{**TOKENS_ONLY, "token_weight": weight})
+        model = _model(texts, sentences, labels, params, tokens=tokens)
+        predicted = model.predict(test_texts, test_sentences, None, test_tokens).top_index
+        accuracy[weight] = np.mean(
+            [model.labels[i] == label for i, label in zip(predicted, test_labels, strict=True)]
+        )
+    # then: without the block, chance; with it, nearly all
+    assert accuracy[0.0] < 0.65
+    assert accuracy[2.0] > 0.95
+
+
+def _naive_token_match(mine: np.ndarray, theirs: np.ndarray) -> float:
+    cosines = mine @ theirs.T
+    return float((cosines.max(axis=1).mean() + cosines.max(axis=0).mean()) / 2)
+
+
+def test_token_match_scores_are_each_intents_best_match_among_the_nearest_examples():
+    # given: 30 examples of intents 0, 1 and 3 (none of 2), grouped by intent as stored
+    random = np.random.default_rng(42)
+    targets = np.sort(random.choice([0, 1, 3], size=30))
+    counts = np.bincount(targets)
+    tokens = [random.standard_normal((int(random.integers(1, 6)), 16)) for _ in range(30)]
+    sentences = random.standard_normal((30, 8)).astype(np.float32)
+    sentences /= np.linalg.norm(sentences, axis=1, keepdims=True)
+    bank = classifier.TokenBank.fit(tokens, dims=0)
+    vectors, offsets = bank.read(tokens)
+    stored = [bank.vectors[offsets[i] : offsets[i + 1]].astype(np.float32) for i in range(30)]
+    # when: each example against the others, through its 6 nearest by embedding
+    scores = classifier._token_match_scores(
+        (vectors, offsets), sentences, bank, sentences, counts, 6, np.arange(30)
+    )
+    # then
+    similarity = sentences @ sentences.T
+    np.fill_diagonal(similarity, -np.inf)
+    for row in range(30):
+        nearest = np.argsort(-similarity[row])[:6]
+        matches = {
+            i: _naive_token_match(vectors[offsets[row] : offsets[row + 1]], stored[i])
+            for i in nearest
+        }
+        floor = min(matches.values()) - 0.05
+        for intent in range(4):
+            mine = [match for i, match in matches.items() if targets[i] == intent]
+            assert scores[row, intent] == pytest.approx(max(mine, default=floor), abs=2e-3)
+    # ...an example not left out matches itself: its own intent's score is 1
+    alone = classifier._token_match_scores(
+        (vectors, offsets), sentences, bank, sentences, counts, 6
+    )
+    assert alone[np.arange(30), targets] == pytest.approx(1.0, abs=2e-3)
+
+
+def test_the_token_bank_keeps_the_main_axes_of_the_centred_tokens_unit_length():
+    # given: token states with a large shared direction, varying most along e1, then e2
+    random = np.random.default_rng(43)
+    spread = np.array([0.1, 4.0, 1.5] + [0.05] * 13)
+    tokens = [10 * np.eye(16)[0] + spread * random.standard_normal((8, 16)) for _ in range(50)]
+    # when
+    bank = classifier.TokenBank.fit(tokens, dims=2)
+    # then: the shared direction is gone, two axes kept (e1 and e2, either sign), float16
+    assert bank.vectors.shape == (400, 2) and bank.vectors.dtype == np.float16
+    np.testing.assert_allclose(np.linalg.norm(bank.vectors.astype(float), axis=1), 1, atol=2e-3)
+    assert bank.projection is not None
+    np.testing.assert_allclose(np.abs(bank.projection[1:3]), np.eye(2), atol=0.05)
+    np.testing.assert_allclose(bank.centre[0], 10, atol=0.1)
+    # ...and reads new texts the same way
+    again, offsets = bank.read(tokens[:3])
+    np.testing.assert_allclose(again, bank.vectors[:24].astype(float), atol=2e-3)
+    assert offsets.tolist() == [0, 8, 16, 24]
+
+
+def test_a_token_matching_classifier_is_stored_whole_and_refuses_to_classify_without_tokens(
+    monkeypatch,
+):
+    # given
+    texts, sentences, tokens, labels = _token_set(80, seed=44)
+    params = classifier.ClassifierParams(**TOKENS_ONLY)
+    model = _model(texts, sentences, labels, params, tokens=tokens)
+    # when
+    restored = classifier.IntentModel.from_bytes(model.to_bytes())
+    # then: the same margins after storing; none without the token states
+    assert restored.format == 5
+    np.testing.assert_allclose(
+        restored.margins(texts, sentences, None, tokens),
+        model.margins(texts, sentences, None, tokens),
+    )
+    with pytest.raises(ValueError, match="pass tokens"):
+        restored.predict(texts, sentences)
+    # ...and a release that knows formats 1-4 only refuses it
+    monkeypatch.setattr(classifier, "ARTIFACT_FORMATS_READ", (1, 2, 3, 4))
+    with pytest.raises(ValueError, match="unknown format"):
+        classifier.IntentModel.from_bytes(model.to_bytes())
+
+
+def test_the_token_match_block_needs_the_neighbour_block_and_the_tokens():
+    texts, sentences, tokens, labels = _token_set(40, seed=45)
+    targets = np.array([0 if label == "a" else 1 for label in labels])
+    without_neighbours = classifier.ClassifierParams(**TOKENS_ONLY, neighbour_weight=0.0)
+    with pytest.raises(ValueError, match="needs the class-neighbour block"):
+        classifier.fit_margins(texts, sentences, targets, without_neighbours, None, tokens)
+    with pytest.raises(ValueError, match="pass tokens"):
+        classifier.fit_margins(
+            texts, sentences, targets, classifier.ClassifierParams(**TOKENS_ONLY)
+        )

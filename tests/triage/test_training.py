@@ -2,6 +2,7 @@ from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
@@ -61,14 +62,19 @@ def test_training_from_csv_stores_a_ready_version_with_cross_validated_metrics(s
     assert TrainingExample.objects.filter(source=ExampleSource.IMPORT).count() == 150
 
 
-def test_the_encoder_layer_block_trains_a_classifier_that_reads_layer_4(synthetic_csv, settings):
+def test_the_encoder_blocks_train_a_classifier_that_reads_layer_4_and_matches_tokens(
+    synthetic_csv, settings
+):
     # given
     settings.TRIAGE_ENCODER_LAYER_BLOCK = True
+    settings.TRIAGE_TOKEN_MATCH_BLOCK = True
     # when
     version = classifier_train_from_csv(path=synthetic_csv).version
     # then: the version says so, and the stored classifier reads layer 4 when it classifies
     assert version.method.startswith("minilm+layer4+")
+    assert version.method.endswith("+class-neighbours+token-match/linear-svc/temperature+isotonic")
     assert (version.params["encoder_layer"], version.params["layer_weight"]) == (4, 2.0)
+    assert version.params["token_weight"] == 2.0
     model = IntentModel.from_bytes(bytes(version.artifact))
     assert model.params.layer_weight == 2.0
     lexical = len(model.svm.word.vocabulary_) + len(model.svm.char.vocabulary_)
@@ -77,33 +83,59 @@ def test_the_encoder_layer_block_trains_a_classifier_that_reads_layer_4(syntheti
     assert model.svm.neighbour_coef is not None
     assert model.svm.neighbour_coef.shape == (len(INTENT_NAMES), len(INTENT_NAMES))
     assert model.svm.neighbour_counts is not None and model.svm.neighbour_counts.sum() == 150
-    assert model.format == 4
+    # ...and the token-match block: every example's token states, projected on 128 axes
+    bank = model.svm.token_bank
+    assert bank is not None and len(bank.offsets) == 151
+    assert bank.vectors.shape == (bank.offsets[-1], 128) and bank.vectors.dtype == np.float16
+    assert model.svm.token_coef is not None
+    assert model.svm.token_coef.shape == (len(INTENT_NAMES), len(INTENT_NAMES))
+    assert model.format == 5
     # ...with its passage reader, cross-validated on the same folds
     assert model.reader is not None
     assert model.reader.svm.coef.shape[1] == 384 + lexical  # the sentence block alone
     assert model.reader.svm.landmark_embeddings is None
     assert model.reader.svm.neighbour_coef is None
+    assert model.reader.svm.token_bank is None
     assert version.metrics["passage_reader"]["accuracy"] >= 0.9
     classifier_version_activate(version_id=version.id)
     result = message_classify(text="Help, somebody took my card from my bag yesterday")
     assert (result.classifier_version_id, result.intent) == (version.id, "card_lost")
 
 
-def test_with_the_layer_block_turned_off_training_leaves_it_and_the_passage_reader_out(
+def test_with_the_encoder_blocks_turned_off_training_leaves_them_and_the_reader_out(
     synthetic_csv, settings
 ):
     # given
     settings.TRIAGE_ENCODER_LAYER_BLOCK = False
+    settings.TRIAGE_TOKEN_MATCH_BLOCK = False
     # when
     version = classifier_train_from_csv(path=synthetic_csv).version
     # then: the recipe without the block, and no passage reader
     assert (
         version.method == "minilm+tfidf-word-char+class-neighbours/linear-svc/temperature+isotonic"
     )
-    assert version.params["layer_weight"] == 0.0
+    assert (version.params["layer_weight"], version.params["token_weight"]) == (0.0, 0.0)
     model = IntentModel.from_bytes(bytes(version.artifact))
-    assert (model.format, model.reader) == (4, None)
+    assert (model.format, model.reader, model.svm.token_bank) == (4, None, None)
     assert "passage_reader" not in version.metrics
+
+
+def test_the_token_match_block_alone_trains_with_a_passage_reader(synthetic_csv, settings):
+    # given: the layer block off, the token-match block on
+    settings.TRIAGE_ENCODER_LAYER_BLOCK = False
+    settings.TRIAGE_TOKEN_MATCH_BLOCK = True
+    # when
+    version = classifier_train_from_csv(path=synthetic_csv).version
+    classifier_version_activate(version_id=version.id)
+    # then: it matches tokens without the layer block, and reads passages without either
+    assert version.method == (
+        "minilm+tfidf-word-char+class-neighbours+token-match/linear-svc/temperature+isotonic"
+    )
+    model = IntentModel.from_bytes(bytes(version.artifact))
+    assert model.format == 5 and model.svm.token_bank is not None
+    assert model.reader is not None and model.reader.svm.token_bank is None
+    result = message_classify(text="Help, somebody took my card from my bag yesterday")
+    assert (result.classifier_version_id, result.intent) == (version.id, "card_lost")
 
 
 def test_importing_the_same_rows_twice_stores_each_example_once():
