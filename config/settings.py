@@ -446,9 +446,10 @@ TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=
 # Banking77 for ~50% more training time: apps/triage/classifier.py, WITH_ENCODER_LAYER).
 # Classifiers already trained keep the recipe they were trained with.
 TRIAGE_ENCODER_LAYER_BLOCK = env_bool("TRIAGE_ENCODER_LAYER_BLOCK", True)
-# ...and match their words token by token with their nearest training examples' (+0.15-0.35
-# point by 10-fold cross-validation on Banking77, for ~40% more training time and a 4x larger
-# classifier: 46 MB for 10 000 examples; apps/triage/classifier.py, WITH_ENCODER_TOKENS).
+# ...and match their words token by token with their nearest training examples' (+0.15 and
+# +0.37 point by 10-fold cross-validation on Banking77, two seeds, for ~20% more training
+# time and a 4x larger classifier: 46 MB for 10 000 examples; apps/triage/classifier.py,
+# WITH_ENCODER_TOKENS).
 TRIAGE_TOKEN_MATCH_BLOCK = env_bool("TRIAGE_TOKEN_MATCH_BLOCK", True)
 # Cross-validation folds trained in parallel threads during training.
 TRIAGE_TRAINING_JOBS = env_int("TRIAGE_TRAINING_JOBS", 2, minimum=1)

@@ -26,23 +26,23 @@ maximum of the text's similarity to that intent's examples (each training text l
 its own), as accurate (10-fold, seed 1: 93.54 % against 93.60 %; 5-fold, seeds 0 and 1:
 93.54 % and 93.53 % against 93.44 % and 93.60 %) in a third of the fitting time. Its weights
 fold into one (intents x intents) matrix, so classifying a message costs one similarity
-against the training examples, as the out-of-scope check does. Sentence embeddings
-compare texts as wholes; the token-match block compares them word by word: per intent, how
-well the text's last-layer token states match those of the best-matching of its 150
-nearest training examples (each token's best cosine in the other text, averaged both ways,
-as ColBERT and BERTScore do), one column per intent: by 10-fold cross-validation +0.15 and
-+0.37 point (seeds 1 and 2: 93.54 % -> 93.69 %, 93.60 % -> 93.97 %), for a larger artifact
-(the examples' token states) and ~40 % more fitting time (WITH_ENCODER_TOKENS). SVM margins
-are not
-probabilities: a softmax with a temperature fitted on out-of-fold margins gives the
-distribution, then isotonic regression on the out-of-fold top probability maps it to a
-confidence that means a precision.
+against the training examples, as the out-of-scope check does. Sentence embeddings compare
+texts as wholes; the token-match block compares them word by word: per intent, how well the
+text's last-layer token states match those of the best-matching of its 150 nearest training
+examples (each token's best cosine in the other text, averaged over both texts' tokens: a
+symmetric MaxSim, after ColBERT and BERTScore), one column per intent: by 10-fold
+cross-validation +0.15 and +0.37 point (seeds 1 and 2: 93.54 % -> 93.69 %, 93.60 % ->
+93.97 %), for a larger artifact (the examples' token states) and ~40 % more fitting time
+(WITH_ENCODER_TOKENS). SVM margins are not probabilities: a softmax with a temperature
+fitted on out-of-fold margins gives the distribution, then isotonic regression on the
+out-of-fold top probability maps it to a confidence that means a precision.
 Embeddings are computed by the caller (apps.llm), so this module is plain numpy.
 """
 
 from __future__ import annotations
 
 import pickle
+import threading
 import zlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -76,6 +76,8 @@ FORMAT_WITH_LAYER = 3  # ...and without the class-neighbour block
 FORMAT_WITHOUT_LAYER = 2
 ARTIFACT_FORMATS_READ = (1, 2, 3, 4, 5)
 
+_TRAINING = threading.Lock()  # see train: one training at a time per process
+
 
 @dataclass(frozen=True)
 class ClassifierParams:
@@ -97,14 +99,15 @@ class ClassifierParams:
     # SVM draw curved boundaries around intents whose questions sit in several clusters.
     neighbour_weight: float = 2.0
     neighbour_sharpness: float = 20.0
-    # The token-match block: per intent, how well the text's words match, token by token,
-    # those of the intent's best-matching training example (the late interaction of ColBERT
-    # and BERTScore: each last-layer token state's best cosine among the other text's token
-    # states, averaged over both texts' tokens), among the text's `token_candidates` nearest
-    # examples by embedding; one column per intent, of this weight (0 turns it off). It needs
-    # the class-neighbour block, whose stored embeddings pick the candidates. The examples'
-    # token states are stored centred, projected on their `token_dims` principal axes (0: all
-    # of them) and unit-length, as float16 (see TokenBank). Off here, as the layer block is.
+    # The token-match block: per intent, how well the text's words match, token by token, those
+    # of the intent's best-matching training example (a symmetric MaxSim, after the late
+    # interaction of ColBERT and BERTScore: each last-layer token state's best cosine among the
+    # other text's token states, averaged over both texts' tokens), among the text's
+    # `token_candidates` nearest examples by embedding; one column per intent, of this weight (0
+    # turns it off). It needs the class-neighbour block, whose stored embeddings pick the
+    # candidates. The examples' token states are stored centred, projected on their `token_dims`
+    # principal axes (0: all of them) and unit-length, as float16 (see TokenBank). Off here, as
+    # the layer block is.
     token_weight: float = 0.0
     token_candidates: int = 150
     token_dims: int = 128
@@ -149,6 +152,8 @@ class ClassifierParams:
         }
         if data and "neighbour_weight" not in data:
             values["neighbour_weight"] = 0.0
+        if data and "token_weight" not in data:
+            values["token_weight"] = 0.0  # stored before the token-match block
         return cls(**values)
 
     @property
@@ -505,8 +510,12 @@ class TokenBank:
         return bank
 
     def read(self, tokens: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Texts' token states as the bank stores its own: (vectors float32, offsets)."""
+        """Texts' token states as the bank stores its own: (vectors float32, offsets).
+        Every text needs one state at least (read_encoder keeps [CLS] and [SEP] for a text
+        without word pieces)."""
         lengths = np.array([len(text) for text in tokens], dtype=np.int64)
+        if (lengths == 0).any():
+            raise ValueError("every text needs one token state at least")
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         width = len(self.centre) if self.projection is None else self.projection.shape[1]
         if not offsets[-1]:
@@ -873,8 +882,11 @@ def train(
     # and threads work inside a Celery worker process, where child processes may not. The
     # final fit on everything runs in the same batch, first, so no core idles at the end.
     # One BLAS thread per fold thread: the token-match block's many small products
-    # otherwise spin-wait for each other (1.4x the whole training time on 2 cores).
-    with threadpool_limits(limits=1 if jobs > 1 else None, user_api="blas"):
+    # otherwise spin-wait for each other (5-fold on Banking77, 2 cores: 340 s instead of
+    # 116 s). The limit is the process's: trainings in one process take turns (the lock),
+    # so one never restores the other's limit early; messages classified meanwhile by
+    # other threads of the process use one BLAS thread too.
+    with _TRAINING, threadpool_limits(limits=1 if jobs > 1 else None, user_api="blas"):
         fitted = Parallel(n_jobs=jobs, prefer="threads")(
             job
             for recipe, layers in recipes

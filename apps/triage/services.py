@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,7 +54,8 @@ class TrainingResult:
 def training_params() -> classifier.ClassifierParams:
     """The recipe new classifier versions are trained with (settings decide the options)."""
     shipped = classifier.WITH_ENCODER_TOKENS
-    return classifier.ClassifierParams(
+    return replace(
+        shipped,
         layer_weight=shipped.layer_weight if settings.TRIAGE_ENCODER_LAYER_BLOCK else 0.0,
         token_weight=shipped.token_weight if settings.TRIAGE_TOKEN_MATCH_BLOCK else 0.0,
     )

@@ -613,6 +613,18 @@ def test_params_stored_as_json_come_back_as_they_were():
     assert classifier.ClassifierParams.from_json({}) == classifier.ClassifierParams()
 
 
+def test_a_recipe_stored_before_the_token_match_block_trains_without_it():
+    # given: today's recipe as a version recorded it before the block
+    stored = classifier.WITH_ENCODER_TOKENS.as_json()
+    for name in ("token_weight", "token_candidates", "token_dims"):
+        del stored[name]
+    # when
+    params = classifier.ClassifierParams.from_json(stored)
+    # then
+    assert params == classifier.WITH_ENCODER_LAYER
+    assert "token-match" not in params.method
+
+
 def test_a_recipe_stored_before_the_neighbour_block_trains_without_it():
     # given: the recipe a version recorded before the block (with the kernel block)
     stored = classifier.ClassifierParams(layer_weight=2.0, kernel_landmarks=2000).as_json()
@@ -704,6 +716,21 @@ def test_token_match_scores_are_each_intents_best_match_among_the_nearest_exampl
         (vectors, offsets), sentences, bank, sentences, counts, 6
     )
     assert alone[np.arange(30), targets] == pytest.approx(1.0, abs=2e-3)
+    # ...and the texts need not come in the bank's order: `own_rows` says where each is
+    shuffled = random.permutation(30)
+    again = classifier._token_match_scores(
+        bank.read([tokens[i] for i in shuffled]),
+        sentences[shuffled],
+        bank,
+        sentences,
+        counts,
+        6,
+        shuffled,
+    )
+    np.testing.assert_allclose(again, scores[shuffled], atol=1e-6)
+    # a text without a single token state is refused, not matched as nothing
+    with pytest.raises(ValueError, match="one token state"):
+        bank.read([tokens[0], tokens[0][:0]])
 
 
 def test_the_token_bank_keeps_the_main_axes_of_the_centred_tokens_unit_length():
@@ -733,9 +760,12 @@ def test_a_token_matching_classifier_is_stored_whole_and_refuses_to_classify_wit
     params = classifier.ClassifierParams(**TOKENS_ONLY)
     model = _model(texts, sentences, labels, params, tokens=tokens)
     # when
-    restored = classifier.IntentModel.from_bytes(model.to_bytes())
-    # then: the same margins after storing; none without the token states
+    stored = model.to_bytes()
+    restored = classifier.IntentModel.from_bytes(stored)
+    # then: the same margins after storing (the bank, not its float32 copy: the model has
+    # classified its training texts); none without the token states
     assert restored.format == 5
+    assert b"_widened_" not in zlib.decompress(stored)
     np.testing.assert_allclose(
         restored.margins(texts, sentences, None, tokens),
         model.margins(texts, sentences, None, tokens),
