@@ -446,8 +446,8 @@ TRIAGE_LANGUAGE_MIN_LETTERS = env_int("TRIAGE_LANGUAGE_MIN_LETTERS", 8, minimum=
 # Banking77 for ~50% more training time: apps/triage/classifier.py, WITH_ENCODER_LAYER).
 # Classifiers already trained keep the recipe they were trained with.
 TRIAGE_ENCODER_LAYER_BLOCK = env_bool("TRIAGE_ENCODER_LAYER_BLOCK", True)
-# ...and match their words token by token with their nearest training examples' (+0.15 and
-# +0.37 point by 10-fold cross-validation on Banking77, two seeds, for ~20% more training
+# ...and match their words token by token with their nearest training examples' (+0.14 to
+# +0.37 point by 10-fold cross-validation on Banking77, three seeds, for ~20% more training
 # time and a 4x larger classifier: 46 MB for 10 000 examples; apps/triage/classifier.py,
 # WITH_ENCODER_TOKENS).
 TRIAGE_TOKEN_MATCH_BLOCK = env_bool("TRIAGE_TOKEN_MATCH_BLOCK", True)
