@@ -88,8 +88,11 @@ def test_read_encoder_gives_each_texts_word_piece_states_whatever_its_batch():
     counts = [len(states) for states in reading.tokens]
     assert counts[:2] == [token_count(TEXTS[0]), token_count(TEXTS[1])]
     assert counts[2] == embeddings.max_tokens() - 2
-    # ...but for a text with none: its [CLS] and [SEP] stand for it
+    # ...but for a text with none: its [CLS] and [SEP] stand for it; the last layer's
+    # states, whose mean is the sentence embedding
     assert counts[4] == 2
+    pooled = reading.tokens[4].mean(axis=0)
+    np.testing.assert_allclose(pooled / np.linalg.norm(pooled), reading.sentences[4], atol=1e-5)
     assert all(states.shape[1] == 384 and states.dtype == np.float32 for states in reading.tokens)
     # padding in a batch changes nothing
     for mine, own in zip(reading.tokens[:2], alone, strict=True):
