@@ -239,9 +239,9 @@ def folds_compare(
     Accuracy, and balanced accuracy (the mean of the per-intent recalls: the accuracy a test
     set with as many questions per intent would see); and, fold by fold, how far the
     shipped classifier is above the baseline."""
-    layers = layer_means(list(texts))
-    embeddings, layer = unit(layers[:, 6]), unit(layers[:, SHIPPED_LAYER])
-    tokens = read_encoder(list(texts), SHIPPED_LAYER, tokens=True).tokens
+    # One encoder pass: the sentence embeddings, the shipped layer's means, the token states.
+    reading = read_encoder(list(texts), SHIPPED_LAYER, tokens=True)
+    embeddings, layer, tokens = reading.sentences, reading.layer_means, reading.tokens
     shares = (0.5, 0.75, 1.0) if learning_curve else (1.0,)
     names = ("unlayered", "layered", "shipped", "kernel", "baseline")
     predicted = {

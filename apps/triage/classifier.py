@@ -564,8 +564,6 @@ def _token_match_scores(
             text = vectors[offsets[row] : offsets[row + 1]]
             sizes = lengths[chosen]
             starts = np.cumsum(sizes) - sizes
-            if not len(text):
-                continue
             theirs = np.repeat(bank.offsets[chosen] - starts, sizes) + np.arange(sizes.sum())
             cosines = text @ stored[theirs].T  # (text tokens, their tokens)
             theirs_to_text = np.add.reduceat(cosines.max(axis=0), starts) / sizes
