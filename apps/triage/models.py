@@ -72,6 +72,9 @@ class TrainingStatus(models.TextChoices):
     TRAINING = "training", "Training"
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"
+    # Was ready; its artifact was removed to bound storage (TRIAGE_KEEP_ARTIFACTS). Its
+    # recipe, metrics and report stay, for comparison; it can no longer be activated.
+    RETIRED = "retired", "Retired (artifact removed)"
 
 
 class TrainingSource(models.TextChoices):

@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
@@ -237,8 +238,35 @@ def classifier_version_train(
         )
         if activate and finished:
             classifier_version_activate(version_id=version.id)
+    classifier_versions_retire()
     version.refresh_from_db()
     return version
+
+
+def classifier_versions_retire(*, keep: int | None = None) -> int:
+    """Remove the artifacts of ready versions past the `keep` most recent inactive ones
+    (TRIAGE_KEEP_ARTIFACTS; 0 keeps them all), marking them retired; returns how many.
+
+    Recent means last active, else finished: a rollback goes to the most recently active
+    version, so that one is kept first. The active version is never touched, nor are a
+    retired version's recipe, metrics and report. An artifact is tens of MB per version.
+    """
+    keep = settings.TRIAGE_KEEP_ARTIFACTS if keep is None else keep
+    if keep <= 0:
+        return 0
+    inactive = ClassifierVersion.objects.filter(status=TrainingStatus.READY, is_active=False)
+    recent_first = inactive.order_by(
+        Coalesce("activated_at", "finished_at").desc(nulls_last=True), "-id"
+    )
+    past = list(recent_first.values_list("id", flat=True)[keep:])
+    if not past:
+        return 0
+    # `inactive` again: one activated meanwhile keeps its artifact (the row's lock orders us).
+    retired = inactive.filter(id__in=past).update(
+        status=TrainingStatus.RETIRED, artifact=None, artifact_bytes=0
+    )
+    logger.info("retired %s classifier versions (keeping %s inactive artifacts)", retired, keep)
+    return retired
 
 
 def classifier_versions_reclaim(*, stale_after_seconds: float | None = None) -> int:
@@ -329,6 +357,12 @@ def classifier_version_activate(*, version_id: int) -> ClassifierVersion:
     version = ClassifierVersion.objects.select_for_update().filter(id=version_id).first()
     if version is None:
         raise NotFoundError(f"no classifier version {version_id}")
+    if version.status == TrainingStatus.RETIRED:
+        raise ConflictError(
+            f"classifier version {version_id} is retired: its artifact was removed to save "
+            f"space (TRIAGE_KEEP_ARTIFACTS={settings.TRIAGE_KEEP_ARTIFACTS}); train a new "
+            "version instead"
+        )
     if version.status != TrainingStatus.READY:
         raise ConflictError(
             f"classifier version {version_id} is {version.status}; only a ready one can be "

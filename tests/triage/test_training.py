@@ -29,6 +29,7 @@ from apps.triage.services import (
     classifier_version_rollback,
     classifier_version_start,
     classifier_versions_reclaim,
+    classifier_versions_retire,
     message_classify,
     training_example_record_correction,
     training_examples_import,
@@ -320,6 +321,66 @@ def test_a_queued_training_runs_in_a_real_worker_and_activates(celery_worker_pro
     assert (done.status, done.error) == (TrainingStatus.READY, "")
     assert done.is_active is True
     assert done.example_count == 150
+
+
+def test_versions_past_the_kept_ones_are_retired_and_rollback_goes_to_a_kept_one(
+    make_ready_version,
+):
+    # given: four inactive ready versions and the active one
+    now = timezone.now()
+    once_active, rollback_target, trained_earlier, trained_lately = (
+        make_ready_version() for _ in range(4)
+    )
+    ClassifierVersion.objects.filter(id=once_active.id).update(
+        activated_at=now - timedelta(days=3), metrics={"accuracy": 0.91}
+    )
+    ClassifierVersion.objects.filter(id=rollback_target.id).update(
+        activated_at=now - timedelta(days=1)
+    )
+    ClassifierVersion.objects.filter(id=trained_earlier.id).update(
+        finished_at=now - timedelta(days=2)
+    )
+    ClassifierVersion.objects.filter(id=trained_lately.id).update(
+        finished_at=now - timedelta(hours=1)
+    )
+    active = make_ready_version(activate=True)
+    # when
+    retired = classifier_versions_retire(keep=2)
+    # then: the two most recent (last active, else finished) keep their artifacts
+    assert retired == 2
+    statuses = dict(ClassifierVersion.objects.values_list("id", "status"))
+    assert statuses == {
+        once_active.id: TrainingStatus.RETIRED,
+        rollback_target.id: TrainingStatus.READY,
+        trained_earlier.id: TrainingStatus.RETIRED,
+        trained_lately.id: TrainingStatus.READY,
+        active.id: TrainingStatus.READY,
+    }
+    gone = ClassifierVersion.objects.get(id=once_active.id)
+    assert (gone.artifact, gone.artifact_bytes, gone.metrics) == (None, 0, {"accuracy": 0.91})
+    assert ClassifierVersion.objects.get(id=active.id).is_active is True
+    assert classifier_versions_retire(keep=2) == 0
+    assert classifier_versions_retire(keep=0) == 0
+    # and a retired version cannot come back, while a rollback finds the kept one
+    with pytest.raises(ConflictError, match="is retired: its artifact was removed"):
+        classifier_version_activate(version_id=once_active.id)
+    assert classifier_version_rollback().id == rollback_target.id
+
+
+def test_a_training_retires_the_artifacts_past_the_kept_ones(
+    make_ready_version, synthetic_csv, settings
+):
+    # given: two inactive ready versions, and room for one
+    settings.TRIAGE_KEEP_ARTIFACTS = 1
+    older = [make_ready_version().id for _ in range(2)]
+    # when: a new version is trained (and not activated)
+    new = classifier_train_from_csv(path=synthetic_csv).version
+    # then: it is the most recently finished, so it keeps its artifact
+    assert (new.status, new.is_active) == (TrainingStatus.READY, False)
+    assert new.artifact_bytes > 0
+    assert set(ClassifierVersion.objects.filter(id__in=older).values_list("status", flat=True)) == {
+        TrainingStatus.RETIRED
+    }
 
 
 def test_versions_whose_training_was_lost_are_failed_and_the_active_one_kept(active_classifier):
