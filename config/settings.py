@@ -454,8 +454,9 @@ TRIAGE_TOKEN_MATCH_BLOCK = env_bool("TRIAGE_TOKEN_MATCH_BLOCK", True)
 # Cross-validation folds trained in parallel threads during training.
 TRIAGE_TRAINING_JOBS = env_int("TRIAGE_TRAINING_JOBS", 2, minimum=1)
 # Inactive ready classifier versions that keep their artifact (tens of MB each), so they can
-# be activated or rolled back to: the most recently active (else finished) ones. Older ones
-# are retired after each training (metrics kept, artifact removed). 0 keeps every artifact.
+# be activated: the most recently activated (else finished) ones, besides the one a rollback
+# goes to and the one just trained. The others are retired after each training (recipe and
+# metrics kept, artifact removed). 0 keeps every artifact.
 TRIAGE_KEEP_ARTIFACTS = env_int("TRIAGE_KEEP_ARTIFACTS", 5, minimum=0)
 # A classifier version pending or training for this long lost its worker: beat fails it.
 TRIAGE_TRAINING_STALE_SECONDS = env_int("TRIAGE_TRAINING_STALE_SECONDS", 3600, minimum=300)

@@ -238,33 +238,47 @@ def classifier_version_train(
         )
         if activate and finished:
             classifier_version_activate(version_id=version.id)
-    classifier_versions_retire()
+    try:
+        classifier_versions_retire(spare=version.id)
+    except Exception:  # the version is trained and stored: this must not report it failed
+        logger.exception("retiring old classifier versions failed; they keep their artifacts")
     version.refresh_from_db()
     return version
 
 
-def classifier_versions_retire(*, keep: int | None = None) -> int:
-    """Remove the artifacts of ready versions past the `keep` most recent inactive ones
+def classifier_versions_retire(*, keep: int | None = None, spare: int | None = None) -> int:
+    """Remove the artifacts of ready, inactive versions other than the `keep` most recent ones
     (TRIAGE_KEEP_ARTIFACTS; 0 keeps them all), marking them retired; returns how many.
 
-    Recent means last active, else finished: a rollback goes to the most recently active
-    version, so that one is kept first. The active version is never touched, nor are a
+    Recent: last activated, else finished. Always kept besides: the version a rollback would
+    go to (the inactive one activated last) and `spare` (the version just trained, which may
+    wait for review before it is activated). The active version is never touched, nor are a
     retired version's recipe, metrics and report. An artifact is tens of MB per version.
     """
     keep = settings.TRIAGE_KEEP_ARTIFACTS if keep is None else keep
     if keep <= 0:
         return 0
-    inactive = ClassifierVersion.objects.filter(status=TrainingStatus.READY, is_active=False)
-    recent_first = inactive.order_by(
-        Coalesce("activated_at", "finished_at").desc(nulls_last=True), "-id"
-    )
-    past = list(recent_first.values_list("id", flat=True)[keep:])
-    if not past:
-        return 0
-    # `inactive` again: one activated meanwhile keeps its artifact (the row's lock orders us).
-    retired = inactive.filter(id__in=past).update(
-        status=TrainingStatus.RETIRED, artifact=None, artifact_bytes=0
-    )
+    with transaction.atomic():
+        # Locked, so an activation or a rollback waits for us, or we for it (and then skip
+        # the row it activated: the lock re-reads it).
+        inactive = list(
+            ClassifierVersion.objects.select_for_update()
+            .filter(status=TrainingStatus.READY, is_active=False)
+            .order_by(Coalesce("activated_at", "finished_at").desc(nulls_last=True), "-id")
+            .values_list("id", "activated_at")
+        )
+        activated = [(when, version_id) for version_id, when in inactive if when is not None]
+        rollback_target = max(activated)[1] if activated else None
+        past = [
+            version_id
+            for version_id, _ in inactive[keep:]
+            if version_id not in (rollback_target, spare)
+        ]
+        if not past:
+            return 0
+        retired = ClassifierVersion.objects.filter(id__in=past).update(
+            status=TrainingStatus.RETIRED, artifact=None, artifact_bytes=0
+        )
     logger.info("retired %s classifier versions (keeping %s inactive artifacts)", retired, keep)
     return retired
 

@@ -323,7 +323,7 @@ def test_a_queued_training_runs_in_a_real_worker_and_activates(celery_worker_pro
     assert done.example_count == 150
 
 
-def test_versions_past_the_kept_ones_are_retired_and_rollback_goes_to_a_kept_one(
+def test_versions_past_the_kept_ones_are_retired_but_never_the_rollback_target(
     make_ready_version,
 ):
     # given: four inactive ready versions and the active one
@@ -344,22 +344,26 @@ def test_versions_past_the_kept_ones_are_retired_and_rollback_goes_to_a_kept_one
         finished_at=now - timedelta(hours=1)
     )
     active = make_ready_version(activate=True)
-    # when
-    retired = classifier_versions_retire(keep=2)
-    # then: the two most recent (last active, else finished) keep their artifacts
-    assert retired == 2
+    # when: room for one, and the version trained earlier spared (as if just trained)
+    retired = classifier_versions_retire(keep=1, spare=trained_earlier.id)
+    # then: the most recent (activated, else finished) keeps its artifact, and so do the
+    # one a rollback goes to, though less recent, and the spared one
+    assert retired == 1
     statuses = dict(ClassifierVersion.objects.values_list("id", "status"))
     assert statuses == {
         once_active.id: TrainingStatus.RETIRED,
         rollback_target.id: TrainingStatus.READY,
-        trained_earlier.id: TrainingStatus.RETIRED,
+        trained_earlier.id: TrainingStatus.READY,
         trained_lately.id: TrainingStatus.READY,
         active.id: TrainingStatus.READY,
     }
     gone = ClassifierVersion.objects.get(id=once_active.id)
     assert (gone.artifact, gone.artifact_bytes, gone.metrics) == (None, 0, {"accuracy": 0.91})
     assert ClassifierVersion.objects.get(id=active.id).is_active is True
-    assert classifier_versions_retire(keep=2) == 0
+    # and unspared, the earlier one goes too; nothing more after that, nor with keep=0
+    assert classifier_versions_retire(keep=1) == 1
+    assert ClassifierVersion.objects.get(id=trained_earlier.id).status == TrainingStatus.RETIRED
+    assert classifier_versions_retire(keep=1) == 0
     assert classifier_versions_retire(keep=0) == 0
     # and a retired version cannot come back, while a rollback finds the kept one
     with pytest.raises(ConflictError, match="is retired: its artifact was removed"):
@@ -367,19 +371,29 @@ def test_versions_past_the_kept_ones_are_retired_and_rollback_goes_to_a_kept_one
     assert classifier_version_rollback().id == rollback_target.id
 
 
-def test_a_training_retires_the_artifacts_past_the_kept_ones(
+def test_a_training_keeps_its_own_and_the_rollback_targets_artifacts_and_retires_others(
     make_ready_version, synthetic_csv, settings
 ):
-    # given: two inactive ready versions, and room for one
+    # given: the version a rollback goes to, a more recent one never activated, and room
+    # for one
     settings.TRIAGE_KEEP_ARTIFACTS = 1
-    older = [make_ready_version().id for _ in range(2)]
+    now = timezone.now()
+    rollback_target, trained_before = make_ready_version(), make_ready_version()
+    ClassifierVersion.objects.filter(id=rollback_target.id).update(
+        activated_at=now - timedelta(days=2)
+    )
+    ClassifierVersion.objects.filter(id=trained_before.id).update(
+        finished_at=now - timedelta(days=1)
+    )
     # when: a new version is trained (and not activated)
     new = classifier_train_from_csv(path=synthetic_csv).version
-    # then: it is the most recently finished, so it keeps its artifact
+    # then
     assert (new.status, new.is_active) == (TrainingStatus.READY, False)
     assert new.artifact_bytes > 0
-    assert set(ClassifierVersion.objects.filter(id__in=older).values_list("status", flat=True)) == {
-        TrainingStatus.RETIRED
+    statuses = dict(ClassifierVersion.objects.exclude(id=new.id).values_list("id", "status"))
+    assert statuses == {
+        rollback_target.id: TrainingStatus.READY,
+        trained_before.id: TrainingStatus.RETIRED,
     }
 
 
