@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
+from apps.triage import services
 from apps.triage.classifier import IntentModel
 from apps.triage.csv_import import LabelledText
 from apps.triage.models import (
@@ -395,6 +396,21 @@ def test_a_training_keeps_its_own_and_the_rollback_targets_artifacts_and_retires
         rollback_target.id: TrainingStatus.READY,
         trained_before.id: TrainingStatus.RETIRED,
     }
+
+
+def test_a_failure_to_retire_is_logged_and_the_training_still_succeeds(
+    synthetic_csv, monkeypatch, caplog
+):
+    # given: retiring fails (the database dropped the connection, say)
+    def retire_fails(**_: object) -> int:
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "classifier_versions_retire", retire_fails)
+    # when
+    new = classifier_train_from_csv(path=synthetic_csv, activate=True).version
+    # then: the version is trained, stored and active; the failure is in the log
+    assert (new.status, new.is_active, new.error) == (TrainingStatus.READY, True, "")
+    assert "retiring old classifier versions failed" in caplog.text
 
 
 def test_versions_whose_training_was_lost_are_failed_and_the_active_one_kept(active_classifier):
