@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -123,16 +124,22 @@ class Instance:
                 self.process.kill()
 
 
-def triage_check(client: httpx.Client, held: list[tuple[str, str, str]]) -> None:
-    texts = [question for question, _, _ in held]
-    results = []
-    started = time.perf_counter()
+def classify(client: httpx.Client, texts: list[str]) -> list[dict]:
+    """`POST /api/v1/triage/classify`'s results for `texts`, in order, in calls of at most
+    CLASSIFY_BATCH texts."""
+    results: list[dict] = []
     for start in range(0, len(texts), CLASSIFY_BATCH):
         response = client.post(
             "/api/v1/triage/classify", json={"texts": texts[start : start + CLASSIFY_BATCH]}
         )
         response.raise_for_status()
         results += response.json()["results"]
+    return results
+
+
+def triage_check(client: httpx.Client, held: list[tuple[str, str, str]]) -> None:
+    started = time.perf_counter()
+    results = classify(client, [question for question, _, _ in held])
     elapsed = time.perf_counter() - started
     correct = np.array(
         [r["intent"] == intent for r, (_, intent, _) in zip(results, held, strict=True)]
@@ -240,15 +247,21 @@ def kb_import(instance: Instance, dataset: str, train: list) -> None:  # type: i
     print(f"kb_import took {time.perf_counter() - started:.1f} s")
 
 
-def triage_train(instance: Instance, dataset: str, train: list) -> None:  # type: ignore[type-arg]
+def train_on_rows(instance: Instance, rows: Iterable[tuple[str, str]]) -> str:
+    """`manage.py triage_train --activate` on these (text, category) rows, written as a CSV
+    in the instance's home; the command's report."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["text", "category"])
-    writer.writerows(train)
+    writer.writerows(rows)
     train_path = instance.home / "train.csv"
     train_path.write_text(buffer.getvalue(), encoding="utf-8")
+    return instance.manage("triage_train", str(train_path), "--activate")
+
+
+def triage_train(instance: Instance, dataset: str, train: list) -> None:  # type: ignore[type-arg]
     started = time.perf_counter()
-    report = instance.manage("triage_train", str(train_path), "--activate")
+    report = train_on_rows(instance, train)
     print(
         f"triage_train on {len(train)} questions took {time.perf_counter() - started:.0f} s; "
         + " | ".join(line.strip() for line in report.splitlines()[1:4])

@@ -25,8 +25,6 @@ fold is tested on a text it was trained on. About 2.8 minutes a fold on 2 cores 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import re
 import shutil
@@ -48,7 +46,7 @@ django.setup()
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
-from acceptance import CLASSIFY_BATCH, Instance  # noqa: E402
+from acceptance import Instance, classify, train_on_rows  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from triage_banking77 import encode_fresh, find_data  # noqa: E402
@@ -57,26 +55,9 @@ from apps.triage.csv_import import training_csv_parse  # noqa: E402
 from apps.triage.metrics import expected_calibration_error  # noqa: E402
 
 
-def classify(client: httpx.Client, texts: list[str]) -> list[dict]:
-    results: list[dict] = []
-    for start in range(0, len(texts), CLASSIFY_BATCH):
-        response = client.post(
-            "/api/v1/triage/classify", json={"texts": texts[start : start + CLASSIFY_BATCH]}
-        )
-        response.raise_for_status()
-        results += response.json()["results"]
-    return results
-
-
 def train(instance: Instance, texts: list[str], labels: list[str]) -> tuple[float, float]:
     """`triage_train --activate` on these rows: (its training seconds, its CV accuracy)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["text", "category"])
-    writer.writerows(zip(texts, labels, strict=True))
-    path = instance.home / "train.csv"
-    path.write_text(buffer.getvalue(), encoding="utf-8")
-    report = instance.manage("triage_train", str(path), "--activate")
+    report = train_on_rows(instance, zip(texts, labels, strict=True))
     seconds = re.search(r"trained in (\d+) s", report)
     accuracy = re.search(r"accuracy (0\.\d+)", report)
     if seconds is None or accuracy is None:
