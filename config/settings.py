@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.web.WebRequestMarkerMiddleware",
     "apps.core.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -477,7 +478,16 @@ COPILOT_STREAM_REPLAY_SECONDS = env_int("COPILOT_STREAM_REPLAY_SECONDS", 300, mi
 # the ticket's draft stream (inbox, API) connected when the model call starts. Streaming costs
 # litellm ~0.5 ms of parsing per chunk (~60 ms for a usual reply); on to stream every draft.
 COPILOT_STREAM_UNWATCHED = env_bool("COPILOT_STREAM_UNWATCHED", False)
+# Draft streams (widget, inbox, API) one web process serves at once: each waits on Redis
+# (an async generator: no thread), holding one Redis connection. Past it, 503 and retry.
+STREAM_MAX_OPEN = env_int("STREAM_MAX_OPEN", 1000, minimum=1)
 COPILOT_PIPELINE_MAX_RETRIES = env_int("COPILOT_PIPELINE_MAX_RETRIES", 3, minimum=0)
+# A follow-up is drafted with the conversation before it: at most this many earlier messages
+# are read (a ticket of 500 messages costs the same as one of 20), and the prompt carries the
+# newest of them within a token budget (estimated at four characters a token), oldest dropped
+# first; each draft records how many it used and dropped.
+COPILOT_CONTEXT_MAX_TURNS = env_int("COPILOT_CONTEXT_MAX_TURNS", 20, minimum=0)
+COPILOT_CONTEXT_TOKEN_BUDGET = env_int("COPILOT_CONTEXT_TOKEN_BUDGET", 1500, minimum=0)
 # Learned intent→article links are refreshed ahead of customer messages after a retraining
 # or a knowledge-base change (the pipeline still learns them itself if it gets there first).
 CELERY_BEAT_SCHEDULE["copilot-intent-links-refresh"] = {

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -36,6 +37,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def process_stop(process: subprocess.Popen) -> None:
+    """Stop a child process: politely, then for good after 20 s."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def celery_worker_log(node: str) -> Path:
@@ -99,12 +110,7 @@ def celery_worker(
             raise RuntimeError(f"celery worker did not answer:\n{log_path.read_text()[-3000:]}")
         yield node
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process_stop(process)
 
 
 @pytest.fixture
@@ -145,3 +151,55 @@ def api_key_client(db):  # type: ignore[no-untyped-def]
         return client
 
     return make
+
+
+def collected(events: Any) -> list:
+    """Every item of an async generator (e.g. a draft stream read to its end), from sync
+    test code: run on an event loop of its own, as a web process would read it."""
+    import asyncio
+
+    async def read() -> list:
+        return [event async for event in events]
+
+    return asyncio.run(read())
+
+
+@contextlib.contextmanager
+def web_process(log_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A real web process (uvicorn serving config.asgi, as `up` and the image run it) on a
+    free loopback port, on the test database, with `env` added; yields it and its port once
+    /healthz answers, and stops it on exit. The caller must have the test database set up."""
+    import urllib.request
+
+    port = free_port()
+    environment = dict(
+        os.environ,
+        DATABASE_URL=test_database_url(),
+        DJANGO_SETTINGS_MODULE="config.test_settings",
+        LOG_LEVEL="INFO",
+        **env,
+    )
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
+            cwd=BASE_DIR,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            url = f"http://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, timeout=60)
+        yield process, port
+    finally:
+        process_stop(process)

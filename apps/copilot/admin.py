@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from apps.copilot.models import (
+    AssistOff,
     Calibration,
     CopilotPolicy,
     Draft,
@@ -90,5 +91,11 @@ class ReplyCacheEntryAdmin(admin.ModelAdmin):
 
 @admin.register(Takeover)
 class TakeoverAdmin(admin.ModelAdmin):
+    list_display = ("ticket", "agent", "created_at")
+    raw_id_fields = ("ticket", "agent")
+
+
+@admin.register(AssistOff)
+class AssistOffAdmin(admin.ModelAdmin):
     list_display = ("ticket", "agent", "created_at")
     raw_id_fields = ("ticket", "agent")

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from django.db import transaction
 
-from apps.copilot.compose import Composition, decision_redo, draft_compose
 from apps.copilot.confidence import (
     DEFAULT_CALIBRATION,
     ConfidenceFeatures,
@@ -27,6 +26,10 @@ from apps.copilot.confidence import (
     threshold_for_precision,
 )
 from apps.copilot.models import Calibration, Decision
+from apps.copilot.pipeline.compose import draft_compose
+from apps.copilot.pipeline.context import Conversation
+from apps.copilot.pipeline.decision import decision_redo
+from apps.copilot.pipeline.record import Composition
 from apps.copilot.selectors import EffectivePolicy, policy_effective
 from apps.copilot.services import prompt_template_ensure_default
 
@@ -126,7 +129,10 @@ def gold_compose(questions: list[GoldQuestion]) -> list[GoldOutcome]:
         GoldOutcome(
             gold=question,
             composition=draft_compose(
-                text=question.question, prompt=prompt, policy=policy, use_cache=False
+                conversation=Conversation(message=question.question),
+                prompt=prompt,
+                policy=policy,
+                use_cache=False,
             ),
         )
         for question in questions

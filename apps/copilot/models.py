@@ -38,6 +38,16 @@ class HandoffReason(models.TextChoices):
     PIPELINE_FAILED = "pipeline_failed", "The pipeline failed"
     NEWER_MESSAGE = "newer_message", "A newer customer message arrived"
     AGENT_REQUESTED = "agent_requested", "Regenerated at an agent's request"
+    WITH_AGENT = "with_agent", "The ticket is with a person (drafted for them)"
+    AMBIGUOUS_FOLLOW_UP = "ambiguous_follow_up", "A follow-up that reads differently in context"
+
+
+class TurnRole(models.TextChoices):
+    """Who wrote a turn of the conversation a draft reads (tickets' author kinds)."""
+
+    CUSTOMER = "customer", "Customer"
+    COPILOT = "copilot", "Copilot"
+    AGENT = "agent", "Agent"
 
 
 class DraftStatus(models.TextChoices):
@@ -219,6 +229,26 @@ class Takeover(models.Model):
         return f"ticket #{self.ticket_id} taken over"
 
 
+class AssistOff(models.Model):
+    """An agent switched the copilot's drafts off for this ticket: its next customer messages
+    get no draft at all (by default a ticket with a person still gets drafts for them)."""
+
+    ticket = models.OneToOneField(
+        "tickets.Ticket", on_delete=models.CASCADE, related_name="copilot_assist_off"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "drafts switched off for a ticket"
+        verbose_name_plural = "drafts switched off for tickets"
+
+    def __str__(self) -> str:
+        return f"ticket #{self.ticket_id}: drafts off"
+
+
 class Draft(TimeStampedModel):
     """The copilot's reply to one customer message, with everything that explains it.
 
@@ -270,6 +300,12 @@ class Draft(TimeStampedModel):
         max_length=16, blank=True, help_text="'exact' or 'semantic' when served from the cache"
     )
     knowledge_version = models.CharField(max_length=100, blank=True)
+    context = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The conversation the draft read: earlier turns used and dropped, open "
+        "questions, the reading kept (message alone or in context) and the query searched.",
+    )
     evaluation = models.BooleanField(
         default=False, help_text="Made by an evaluation run: never sent, no ticket changes."
     )

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from apps.copilot.models import (
+    AssistOff,
     Calibration,
     CopilotPolicy,
     Draft,
@@ -16,7 +17,7 @@ from apps.copilot.models import (
     PromptTemplate,
     Takeover,
 )
-from apps.copilot.routing import RoutingRule
+from apps.copilot.pipeline.routing import RoutingRule
 
 DRAFT_PURPOSE = "draft"
 
@@ -110,6 +111,11 @@ def intents_article_weights(*, intents: list[str]) -> dict[str, dict[int, float]
 
 def ticket_is_taken_over(*, ticket_id: int) -> bool:
     return Takeover.objects.filter(ticket_id=ticket_id).exists()
+
+
+def ticket_assist_is_off(*, ticket_id: int) -> bool:
+    """An agent switched the copilot's drafts off for the ticket."""
+    return AssistOff.objects.filter(ticket_id=ticket_id).exists()
 
 
 def draft_current_for_ticket(*, ticket_id: int) -> Draft | None:

@@ -12,16 +12,24 @@ Events are JSON objects with a per-ticket increasing `seq`:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-import time
+import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from functools import lru_cache
 
 import redis
+import redis.asyncio as redis_async
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, StreamingHttpResponse
+
+from apps.core.db import connections_release
+from apps.core.exceptions import ServiceUnavailableError
+from apps.core.web import request_thread_release
 
 REPLAY_MAX_EVENTS = 4000
 
@@ -88,44 +96,99 @@ def stream_replay(*, ticket_id: int) -> list[dict]:
     return [json.loads(item) for item in _client().lrange(replay, 0, -1)]
 
 
-def stream_events(
-    *, ticket_id: int, timeout: float = 60.0, heartbeat: float = 10.0
-) -> Iterator[dict | None]:
-    """The ticket's draft events: the replay first, then live ones, until a "final" event
-    or `timeout` seconds. Yields None as a heartbeat after `heartbeat` idle seconds.
+def stream_seq(*, ticket_id: int) -> int:
+    """The seq of the ticket's latest event (0 when none is kept): a page rendered now reads
+    the stream `after` it, so only what happens next arrives."""
+    _, _, seq = _keys(ticket_id)
+    return int(_client().get(seq) or 0)
+
+
+def stream_resume_point(*, ticket_id: int, message_id: int | None) -> int:
+    """Where a page rendered now should read the ticket's stream from: just before the
+    draft being written for `message_id` (its whole text so far), else after the latest
+    event (only what happens next: a regenerated draft, the next message's)."""
+    events = stream_replay(ticket_id=ticket_id)
+    if (
+        events
+        and events[0]["type"] == "start"
+        and events[0].get("message_id") == message_id
+        and events[-1]["type"] != "final"
+    ):
+        return int(events[0]["seq"]) - 1
+    return stream_seq(ticket_id=ticket_id)
+
+
+def _async_client() -> redis_async.Redis:
+    """This event loop's Redis client (a client's connections belong to one loop)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        # The timeouts bound every command; pub/sub reads wait with their own timeout.
+        # Each open stream holds one connection of the pool (its subscription).
+        client = redis_async.Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            max_connections=settings.STREAM_MAX_OPEN + 20,
+        )
+        _async_clients[loop] = client
+    return client
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis_async.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def stream_events(
+    *, ticket_id: int, after: int = 0, timeout: float = 60.0, heartbeat: float = 10.0
+) -> AsyncIterator[dict | None]:
+    """The ticket's draft events after seq `after`: the replay first, then live ones, until
+    a "final" event or `timeout` seconds. Yields None as a heartbeat after `heartbeat` idle
+    seconds. An async generator: a reader waits on Redis, holding no thread.
 
     Subscribes before reading the replay and drops events already seen (by seq), so no
-    event is missed or repeated between the two.
+    event is missed or repeated between the two. `after` is what a reconnecting client
+    saw last (its Last-Event-ID): nothing up to it is sent again.
     """
-    channel, _, _ = _keys(ticket_id)
-    pubsub = _client().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(channel)
+    channel, replay, _ = _keys(ticket_id)
+    client = _async_client()
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(channel)
     try:
-        last_seq = 0
-        for event in stream_replay(ticket_id=ticket_id):
-            last_seq = max(last_seq, event["seq"])
+        last_seq = after
+        for item in await client.lrange(replay, 0, -1):
+            event = json.loads(item)
+            if event["seq"] <= last_seq:
+                continue
+            last_seq = event["seq"]
             yield event
             if event["type"] == "final":
                 return
-        deadline = time.monotonic() + timeout
-        idle_since = time.monotonic()
-        while time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=min(1.0, heartbeat))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        idle_since = loop.time()
+        while loop.time() < deadline:
+            message = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=min(1.0, heartbeat)
+            )
             if message is None:
-                if time.monotonic() - idle_since >= heartbeat:
-                    idle_since = time.monotonic()
+                if loop.time() - idle_since >= heartbeat:
+                    idle_since = loop.time()
                     yield None
                 continue
             event = json.loads(message["data"])
             if event["seq"] <= last_seq:
                 continue
             last_seq = event["seq"]
-            idle_since = time.monotonic()
+            idle_since = loop.time()
             yield event
             if event["type"] == "final":
                 return
     finally:
-        pubsub.close()
+        # A client that went away cancels the generator mid-wait: the subscription is
+        # dropped at once, not when the timeout would have ended it.
+        await asyncio.shield(pubsub.aclose())
 
 
 # What the customer's live view treats as a link: validation checks every link of a reply
@@ -194,9 +257,9 @@ class LiveText:
         return visible
 
 
-def customer_stream_events(
-    *, ticket_id: int, timeout: float = 60.0, heartbeat: float = 10.0
-) -> Iterator[dict | None]:
+async def customer_stream_events(
+    *, ticket_id: int, after: int = 0, timeout: float = 60.0, heartbeat: float = 10.0
+) -> AsyncIterator[dict | None]:
     """What the widget's conversation may show the customer while the copilot drafts.
 
     "start" names the customer message being answered (the widget shows deltas only for its
@@ -211,7 +274,8 @@ def customer_stream_events(
     visible = False
     shown = False
     live = LiveText()
-    for event in stream_events(ticket_id=ticket_id, timeout=timeout, heartbeat=heartbeat):
+    events = stream_events(ticket_id=ticket_id, after=after, timeout=timeout, heartbeat=heartbeat)
+    async for event in events:
         if event is None:
             yield None
             continue
@@ -256,19 +320,71 @@ def sse_format(event: dict | None) -> str:
     return f"{head}event: {event['type']}\ndata: {json.dumps(event)}\n\n"
 
 
-def sse_response(events: Iterable[dict | None]) -> StreamingHttpResponse:
-    """A Server-Sent Events response over `events` (a generator: read as the client reads).
+# Streams open in this process: each holds a Redis connection while it waits.
+_open_streams = 0
+_open_streams_lock = threading.Lock()
+
+
+def last_event_id(request: HttpRequest) -> int:
+    """The seq a client saw last: the Last-Event-ID header an EventSource sends when it
+    reconnects, else an `after` query parameter (a page rendered at that seq); 0 if neither
+    is a whole number."""
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+
+
+def sse_response(request: HttpRequest, events: AsyncIterator[dict | None]) -> StreamingHttpResponse:
+    """A Server-Sent Events response over `events`, an async generator.
+
+    Under ASGI (how `up` and the image serve) the response is that generator: each event
+    leaves as it is published, and an open stream holds no thread and no database
+    connection. Under WSGI (Django's development and live test servers, a WSGI deployment)
+    the same generator runs on an event loop of its own in the worker thread, which the
+    stream then holds, as any WSGI stream does.
 
     Opens with a comment so clients and proxies see the stream start at once; tells proxies
-    not to buffer or cache it.
+    not to buffer or cache it. Call it last in a view: the view's own database connection is
+    given back first, since a stream may stay open for minutes. ServiceUnavailableError when
+    this process already holds STREAM_MAX_OPEN streams.
     """
-
-    def body() -> Iterator[str]:
-        yield ": stream open\n\n"
-        for event in events:
-            yield sse_format(event)
-
-    response = StreamingHttpResponse(body(), content_type="text/event-stream")
+    if _open_streams >= settings.STREAM_MAX_OPEN:
+        raise ServiceUnavailableError(
+            f"this server has {settings.STREAM_MAX_OPEN} streams open, its limit: "
+            "retry in a few seconds"
+        )
+    connections_release()
+    body = _sse_body(events)
+    is_asgi = isinstance(getattr(request, "_request", request), ASGIRequest)
+    response = StreamingHttpResponse(
+        body if is_asgi else _on_own_loop(body), content_type="text/event-stream"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+async def _sse_body(events: AsyncIterator[dict | None]) -> AsyncGenerator[str, None]:
+    global _open_streams
+    request_thread_release()
+    with _open_streams_lock:
+        _open_streams += 1
+    try:
+        yield ": stream open\n\n"
+        async for event in events:
+            yield sse_format(event)
+    finally:
+        with _open_streams_lock:
+            _open_streams -= 1
+
+
+def _on_own_loop(body: AsyncGenerator[str, None]) -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(body))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(body.aclose())
+        loop.close()

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from apps.copilot.links import intent_links_ensure_active, intent_links_learn_active
-from apps.copilot.services import pipeline_fail, pipeline_run, pipeline_warm
+from apps.copilot.services import draft_regenerate, pipeline_fail, pipeline_run, pipeline_warm
+from apps.copilot.services.stream import publish_safely
 from apps.core.timelimits import soft_time_limit_watch
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,48 @@ def pipeline_run_task(self, message_id: int) -> int | None:  # type: ignore[no-u
         _fail(message_id, repr(error))
         return None
     return draft.pk if draft is not None else None
+
+
+@shared_task(bind=True, name="copilot.draft_regenerate", acks_late=True, max_retries=None)
+def draft_regenerate_task(self, message_id: int, actor_id: int | None = None) -> int | None:  # type: ignore[no-untyped-def]
+    """A fresh draft for the message at an agent's request (see services.draft_regenerate).
+
+    Transient errors are retried like the pipeline's; any other failure is logged and the
+    ticket's draft stream is closed (the previous draft stays as it was: nothing is lost).
+    Running it twice makes two drafts, each superseding the one before: harmless.
+    """
+    try:
+        with soft_time_limit_watch():
+            draft = draft_regenerate(message_id=message_id, actor_id=actor_id)
+    except TRANSIENT_ERRORS as error:
+        if self.request.retries < settings.COPILOT_PIPELINE_MAX_RETRIES:
+            countdown = min(60.0, 2.0**self.request.retries) * (0.5 + random.random())  # noqa: S311
+            raise self.retry(exc=error, countdown=countdown) from error
+        _regenerate_failed(message_id, error)
+        return None
+    except Exception as error:
+        logger.exception("regenerating the draft of message %s failed", message_id)
+        _regenerate_failed(message_id, error)
+        return None
+    return draft.pk if draft is not None else None
+
+
+def _regenerate_failed(message_id: int, error: BaseException) -> None:
+    from apps.tickets.selectors import message_get
+
+    if isinstance(error, SoftTimeLimitExceeded):
+        connection.close()  # the limit may have interrupted a query half-way
+    try:
+        message = message_get(message_id=message_id)
+    except Exception:
+        logger.exception("the failed regeneration of message %s was not announced", message_id)
+        return
+    if message is not None:
+        publish_safely(
+            message.ticket_id,
+            {"type": "final", "draft_id": None, "decision": "", "reason": "",
+             "status": "failed", "body": "", "error": f"regenerating failed: {error!r}"[:500]},
+        )  # fmt: skip
 
 
 def _fail(message_id: int, error: str) -> None:

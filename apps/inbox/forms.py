@@ -104,3 +104,11 @@ class DraftRejectForm(DraftAcceptForm):
         max_length=1000,
         error_messages={"required": "Say why the draft is rejected: it teaches the copilot."},
     )
+
+
+class AssistForm(SeenStateForm):
+    """Switch the copilot's drafts for a ticket on (1) or off (0)."""
+
+    enabled = forms.TypedChoiceField(
+        choices=[("1", "on"), ("0", "off")], coerce=lambda value: value == "1"
+    )

@@ -51,3 +51,9 @@ class BudgetExhausted(LLMError):
         self.scope = scope  # "daily", "monthly" or "ticket"
         self.spent_usd = spent_usd
         self.limit_usd = limit_usd
+
+
+class ModelCallRefused(RuntimeError):
+    """A model call was asked for where it must never run: inside a web request (it belongs
+    on a Celery worker) or inside a database transaction (it would hold locks and a
+    connection for as long as the model takes). A bug in the caller, never a handoff."""

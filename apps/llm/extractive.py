@@ -156,8 +156,21 @@ def embedding_scores(question: str, sentences: Sequence[Sentence]) -> list[float
     return [sum(a * b for a, b in zip(asked, vector, strict=True)) for vector in vectors]
 
 
+def _scores(question: str, sentences: Sequence[Sentence], scorer: str) -> list[float]:
+    if scorer == "embedding":
+        return embedding_scores(question, sentences)
+    return lexical_scores(question, sentences)
+
+
 def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:
-    """The extractive draft for a parsed prompt. Deterministic; no side effects."""
+    """The extractive draft for a parsed prompt. Deterministic; no side effects.
+
+    A follow-up (the prompt has a conversation) is read in its light: a sentence scores the
+    better of its closeness to the message alone and to the message after what it may
+    refer to (the customer's open questions, else their previous message), so "is there a
+    fee for that?" finds the fee of what "that" was. Open questions nobody answered get
+    their best sentence too, after the newest message's answer.
+    """
     question = prompt.customer_message.strip()
     sentences = [
         sentence
@@ -166,13 +179,35 @@ def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:
     ]
     if not question or not sentences:
         return Draft(NOT_ANSWERABLE_REPLY, (), False, 0.0)
-    if scorer == "embedding":
-        scores, minimum = embedding_scores(question, sentences), EMBEDDING_MIN_SCORE
-    else:
-        scores, minimum = lexical_scores(question, sentences), LEXICAL_MIN_SCORE
+    minimum = EMBEDDING_MIN_SCORE if scorer == "embedding" else LEXICAL_MIN_SCORE
+    scores = _scores(question, sentences, scorer)
+    open_questions = [t.text for t in prompt.conversation if t.open and t.role == "customer"]
+    earlier = open_questions or [t.text for t in prompt.conversation if t.role == "customer"][-1:]
+    if earlier:
+        in_context = _scores("\n".join([*earlier, question]), sentences, scorer)
+        scores = [max(alone, read) for alone, read in zip(scores, in_context, strict=True)]
     best = max(scores)
     if best < minimum:
         return Draft(NOT_ANSWERABLE_REPLY, (), False, round(best, 4))
+    chosen = _answer(scores, sentences, minimum)
+    extra: list[int] = []
+    for open_question in open_questions:
+        open_scores = _scores(open_question, sentences, scorer)
+        ranked = sorted(range(len(sentences)), key=lambda i: (-round(open_scores[i], 6), i))
+        found = next((i for i in ranked if i not in chosen and i not in extra), None)
+        if found is not None and open_scores[found] >= minimum:
+            extra.append(found)
+    paragraphs = [" ".join(sentences[i].text for i in chosen)]
+    if extra:
+        paragraphs.append(" ".join(sentences[i].text for i in sorted(extra)))
+    citations = tuple(dict.fromkeys(sentences[i].passage_id for i in [*chosen, *sorted(extra)]))
+    body = "\n\n".join(paragraphs)
+    return Draft(f"{GREETING}\n\n{body}\n\n{CLOSING}", citations, True, round(best, 4))
+
+
+def _answer(scores: list[float], sentences: list[Sentence], minimum: float) -> list[int]:
+    """The sentences that answer best, in document order (see the module's docstring)."""
+    best = max(scores)
     # Ties go to the earlier sentence, so the choice never depends on float noise ordering.
     ranked = sorted(range(len(sentences)), key=lambda i: (-round(scores[i], 6), i))
     # Passages come best first (the copilot ranks them): the reply leads with the best
@@ -184,7 +219,4 @@ def draft_compose(prompt: ParsedPrompt, *, scorer: str = "embedding") -> Draft:
     )
     lead = next(i for i in ranked if sentences[i].passage_index == lead_passage)
     keep = [i for i in ranked if i != lead and scores[i] >= max(minimum, best * RELATIVE_TO_BEST)]
-    chosen = sorted([lead, *keep[: MAX_SENTENCES - 1]])
-    body = " ".join(sentences[i].text for i in chosen)
-    citations = tuple(dict.fromkeys(sentences[i].passage_id for i in chosen))
-    return Draft(f"{GREETING}\n\n{body}\n\n{CLOSING}", citations, True, round(best, 4))
+    return sorted([lead, *keep[: MAX_SENTENCES - 1]])

@@ -3,9 +3,19 @@
 Untrusted text (retrieved passages, the customer's message) goes into sections of a fixed
 prompt, so the model can tell data from instructions:
 
+    <conversation>
+    <turn role="customer">I returned the jacket last week.</turn>
+    <turn role="copilot">Hello, we received it ...</turn>
+    <turn role="customer" open="true">Can I get store credit instead?</turn>
+    </conversation>
+    <passages>
     <passage id="P1" source="billing/refunds.md">Refunds are issued within 5 days.</passage>
     <passage id="P2" source="billing/invoices.md">…</passage>
+    </passages>
     <customer_message>Where is my refund?</customer_message>
+
+The conversation section (the turns before the message, oldest first; `open` marks a
+customer message nobody has answered yet) is there only for a follow-up.
 
 Inside a section `&`, `<` and `>` are escaped as `&amp;`, `&lt;`, `&gt;` (and `"` inside an
 attribute as `&quot;`), so a customer who writes `</customer_message>` or `<passage ...>`
@@ -26,6 +36,8 @@ from dataclasses import dataclass
 PASSAGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _PASSAGE = re.compile(r'<passage id="([^"]*)" source="([^"]*)">(.*?)</passage>', re.DOTALL)
 _CUSTOMER_MESSAGE = re.compile(r"<customer_message>(.*?)</customer_message>", re.DOTALL)
+_CONVERSATION = re.compile(r"<conversation>(.*?)</conversation>", re.DOTALL)
+_TURN = re.compile(r'<turn role="([^"]*)"( open="true")?>(.*?)</turn>', re.DOTALL)
 _ENTITY = re.compile(r"&(amp|lt|gt|quot);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"'}
 
@@ -40,9 +52,20 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """An earlier message of the conversation: who wrote it ("customer", "copilot",
+    "agent"), and for a customer's, whether it is still unanswered."""
+
+    role: str
+    text: str
+    open: bool = False
+
+
+@dataclass(frozen=True)
 class ParsedPrompt:
     passages: tuple[Passage, ...]
     customer_message: str  # the last customer message section ("" when there is none)
+    conversation: tuple[Turn, ...] = ()
 
 
 def escape(text: str, *, attribute: bool = False) -> str:
@@ -68,15 +91,30 @@ def customer_message_render(text: str) -> str:
     return f"<customer_message>{escape(text)}</customer_message>"
 
 
-def sections_render(*, passages: Sequence[Passage], customer_message: str) -> str:
-    """The data part of a prompt: every passage, then the customer's message.
+def turn_render(turn: Turn) -> str:
+    role = escape(turn.role, attribute=True)
+    flag = ' open="true"' if turn.open else ""
+    return f'<turn role="{role}"{flag}>{escape(turn.text)}</turn>'
+
+
+def sections_render(
+    *,
+    passages: Sequence[Passage],
+    customer_message: str,
+    conversation: Sequence[Turn] = (),
+) -> str:
+    """The data part of a prompt: the conversation before the message (if any), every
+    passage, then the customer's message.
 
     Raises ValueError on two passages with one id (the model could not cite them apart).
     """
     ids = [passage.id for passage in passages]
     if len(ids) != len(set(ids)):
         raise ValueError(f"passage ids must be unique, got {ids}")
-    lines = ["<passages>", *(passage_render(p) for p in passages), "</passages>"]
+    lines = []
+    if conversation:
+        lines += ["<conversation>", *(turn_render(t) for t in conversation), "</conversation>"]
+    lines += ["<passages>", *(passage_render(p) for p in passages), "</passages>"]
     lines.append(customer_message_render(customer_message))
     return "\n".join(lines)
 
@@ -84,13 +122,23 @@ def sections_render(*, passages: Sequence[Passage], customer_message: str) -> st
 def sections_parse(texts: str | Iterable[str]) -> ParsedPrompt:
     """Passages and the last customer message found in `texts` (e.g. every message content)."""
     joined = texts if isinstance(texts, str) else "\n".join(texts)
+    # The conversation comes first: a customer message quoting `<passage ...>` is escaped,
+    # so the sections found are the renderer's own.
+    section = _CONVERSATION.search(joined)
+    conversation = tuple(
+        Turn(role=unescape(role), text=unescape(text), open=bool(is_open))
+        for role, is_open, text in (_TURN.findall(section.group(1)) if section else [])
+    )
+    remainder = joined[section.end() :] if section else joined
     passages = tuple(
         Passage(id=unescape(pid), source=unescape(source), text=unescape(body))
-        for pid, source, body in _PASSAGE.findall(joined)
+        for pid, source, body in _PASSAGE.findall(remainder)
     )
-    messages = _CUSTOMER_MESSAGE.findall(joined)
+    messages = _CUSTOMER_MESSAGE.findall(remainder)
     return ParsedPrompt(
-        passages=passages, customer_message=unescape(messages[-1]) if messages else ""
+        passages=passages,
+        customer_message=unescape(messages[-1]) if messages else "",
+        conversation=conversation,
     )
 
 

@@ -39,11 +39,18 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 
+from apps.core.db import in_transaction
 from apps.core.exceptions import ValidationError
 from apps.core.timelimits import soft_time_limit_check
+from apps.core.web import in_web_request
 from apps.llm import circuit
 from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
-from apps.llm.exceptions import BudgetExhausted, MalformedOutput, ModelUnavailable
+from apps.llm.exceptions import (
+    BudgetExhausted,
+    MalformedOutput,
+    ModelCallRefused,
+    ModelUnavailable,
+)
 from apps.llm.gateway import litellm
 from apps.llm.models import LLMCall
 from apps.llm.router import deployment_for, router
@@ -298,9 +305,19 @@ def completion_create(
     `result.parsed`. With `stream_callback`, reply text is sent as it arrives (StreamEvent).
     Raises BudgetExhausted (nothing is called), ModelUnavailable (every alias in the chain
     failed, timed out, had its circuit open, or answered malformed output), or
-    ValidationError (unknown alias, no messages: a caller's bug). Not idempotent: each call
-    is a model call and a row; the caller decides when to call again.
+    ValidationError (unknown alias, no messages: a caller's bug), ModelCallRefused when
+    called inside a web request or a database transaction (a caller's bug: model calls run
+    on workers, outside transactions). Not idempotent: each call is a model call and a row;
+    the caller decides when to call again.
     """
+    if in_web_request():
+        raise ModelCallRefused(
+            f"a {purpose} model call inside a web request: schedule a Celery task instead"
+        )
+    if in_transaction():
+        raise ModelCallRefused(
+            f"a {purpose} model call inside a database transaction: call the model first"
+        )
     if alias not in settings.LLM_DEPLOYMENTS:
         configured = ", ".join(sorted(settings.LLM_DEPLOYMENTS))
         raise ValidationError(

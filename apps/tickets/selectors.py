@@ -65,3 +65,13 @@ def customer_message_latest(*, ticket_id: int) -> Message | None:
         .order_by("-id")
         .first()
     )
+
+
+def conversation_before(*, message: Message, limit: int) -> tuple[list[Message], int]:
+    """The newest `limit` customer-visible messages before `message` on its ticket, oldest
+    first, and how many there are in all. Reads at most `limit` rows, whatever the ticket's
+    length."""
+    earlier = message_list_for_customer(ticket=message.ticket).filter(id__lt=message.pk)
+    rows = list(earlier.order_by("-id")[:limit])
+    count = len(rows) if len(rows) < limit else earlier.count()
+    return rows[::-1], count

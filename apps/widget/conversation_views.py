@@ -124,7 +124,10 @@ class ConversationStreamView(VisitorView):
         ticket = visitor_ticket(request_visitor(request))
 
         return sse_response(
+            request,
             customer_stream_events(
-                ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
-            )
+                ticket_id=ticket.pk,
+                timeout=STREAM_TIMEOUT_SECONDS,
+                heartbeat=HEARTBEAT_SECONDS,
+            ),
         )

@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from apps.accounts.services import api_key_create
-from tests import conftest
-from tests.conftest import BASE_DIR, free_port, wait_for
+from tests.conftest import wait_for, web_process
 
 # The triage tests' fixtures: a ready classifier trained once per process on synthetic data.
 from tests.triage.conftest import make_ready_version, synthetic_artifact  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def _web_process(log_path: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    environment = dict(
-        os.environ,
-        DATABASE_URL=conftest.test_database_url(),
-        DJANGO_SETTINGS_MODULE="config.test_settings",
-        LOG_LEVEL="INFO",
-    )
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port)],
-            cwd=BASE_DIR,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return process, port
 
 
 def test_a_web_process_loads_the_active_classifier_before_its_first_request(
@@ -48,8 +24,7 @@ def test_a_web_process_loads_the_active_classifier_before_its_first_request(
     version = make_ready_version(activate=True)
     _, key = api_key_create(name="web", scopes=["read"])
     log_path = tmp_path / "web.log"
-    process, port = _web_process(log_path)
-    try:
+    with web_process(log_path) as (_, port):
         # then: it loads the model and that classifier on its own
         line = wait_for(
             lambda: next(
@@ -68,6 +43,3 @@ def test_a_web_process_loads_the_active_classifier_before_its_first_request(
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http:)
             result = json.load(response)["results"][0]
         assert (result["intent"], result["classifier_version_id"]) == ("card_lost", version.id)
-    finally:
-        process.terminate()
-        process.wait(20)

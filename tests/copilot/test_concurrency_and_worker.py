@@ -130,6 +130,34 @@ def test_a_ticket_posted_through_the_api_gets_a_draft_from_a_real_worker(
     assert body["status"] == expected_status
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_regenerate_answers_at_once_and_a_real_worker_writes_the_new_draft(
+    copilot_ready, celery_worker_process, api_key_client
+):
+    # given: a ticket drafted by the worker
+    client = api_key_client()
+    created = client.post("/api/v1/tickets", {"body": QUESTION}, format="json").json()
+    first = wait_for(
+        lambda: Draft.objects.filter(message_id=created["message_id"]).first(), timeout=120
+    )
+    # when: an integration asks for a new draft
+    started = time.monotonic()
+    response = client.post(f"/api/v1/tickets/{created['id']}/draft/regenerate")
+    answered = time.monotonic() - started
+    # then: queued at once; the worker writes generation 2, which supersedes the first
+    assert response.status_code == 202 and answered < 2.0
+    new = wait_for(
+        lambda: Draft.objects.filter(message_id=created["message_id"], generation=2).first(),
+        timeout=60,
+    )
+    first.refresh_from_db()
+    assert (new.is_current, new.status) == (True, "pending")
+    assert new.decision != "auto_sent"  # never sent on its own
+    assert (first.is_current, first.status in ("superseded", "auto_sent")) == (False, True)
+    assert client.get(f"/api/v1/tickets/{created['id']}").json()["draft"]["id"] == new.id
+
+
 def test_the_pipeline_task_has_the_configured_time_limits():
     # given / when
     from django.conf import settings

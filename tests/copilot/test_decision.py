@@ -6,9 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from apps.copilot.compose import Composition, _article_probabilities, decision_redo
 from apps.copilot.confidence import FEATURE_NAMES, ConfidenceFeatures, confidence_score
 from apps.copilot.models import Decision, HandoffReason
+from apps.copilot.pipeline.decision import decision_redo
+from apps.copilot.pipeline.record import Composition
+from apps.copilot.pipeline.retrieval import article_probabilities
 from apps.copilot.selectors import policy_effective
 
 pytestmark = pytest.mark.django_db
@@ -79,6 +81,6 @@ def test_article_probability_adds_the_probabilities_of_intents_linked_to_the_art
     ]
     links = {"card_arrival": {1: 1.0}, "card_delivery_estimate": {1: 0.5}, "change_pin": {2: 1.0}}
     # when
-    mass = _article_probabilities(alternatives, links)
+    mass = article_probabilities(alternatives, links)
     # then
     assert mass == pytest.approx({1: 0.6 + 0.3 * 0.5, 2: 0.1})

@@ -14,6 +14,7 @@ from apps.core.exceptions import ConflictError
 from apps.llm.models import LLMCall
 from apps.tickets.models import AuthorKind, Channel, Message, PipelineStatus, TicketStatus
 from apps.tickets.services import message_pipeline_advance
+from tests.conftest import collected
 from tests.copilot.conftest import customer_ticket
 from tests.llm.factories import LLMCallFactory
 from tests.llm.fake_openai import Reply
@@ -44,7 +45,8 @@ def test_an_answerable_question_is_auto_sent_citing_the_right_article(copilot_re
     assert draft.prompt.version == 1
     # the first message after the classifier's activation learns the intent→article links
     assert set(draft.stage_timings) == {
-        "triage", "learn_links", "retrieve", "route", "draft", "validate", "decide", "total"
+        "context", "triage", "learn_links", "retrieve", "route", "cache", "draft", "validate",
+        "confidence", "decide", "total",
     }  # fmt: skip
     assert draft.validation["grounded"] is True
     assert draft.llm_call_ids == [LLMCall.objects.get(message_id=message.id).id]
@@ -231,7 +233,7 @@ def test_a_draft_nobody_watches_is_one_model_response_and_a_late_reader_gets_the
     assert (draft.body, draft.streamed, draft.decision) == (reply, False, "auto_sent")
     assert draft.output_tokens > 0 and draft.cost_usd > Decimal("0")
     # and a reader who connects afterwards sees the run start and end, with no text
-    events = list(stream_events(ticket_id=ticket.id, timeout=2))
+    events = collected(stream_events(ticket_id=ticket.id, timeout=2))
     assert [event["type"] for event in events] == ["start", "audience", "final"]
     assert events[-1]["draft_id"] == draft.id
 

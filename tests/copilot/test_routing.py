@@ -1,6 +1,6 @@
 import pytest
 
-from apps.copilot.routing import RoutingInput, RoutingRule, question_count, route_choose
+from apps.copilot.pipeline.routing import RoutingInput, RoutingRule, question_count, route_choose
 
 RULE = RoutingRule(
     min_intent_probability=0.6, min_retrieval_score=0.5, max_message_chars=200, max_questions=1

@@ -16,6 +16,7 @@ from apps.copilot.services import (
     draft_send,
     pipeline_fail,
     pipeline_run,
+    ticket_assist_set,
     ticket_handback,
     ticket_takeover,
 )
@@ -27,7 +28,9 @@ from apps.copilot.streaming import (
     stream_replay,
 )
 from apps.core.exceptions import ConflictError
-from apps.tickets.models import AuthorKind, Channel, PipelineStatus, TicketStatus
+from apps.tickets.models import AuthorKind, Channel, TicketStatus
+from apps.tickets.services import Actor, message_add
+from tests.conftest import collected
 from tests.copilot.conftest import customer_ticket
 from tests.llm.fake_openai import Reply
 
@@ -46,7 +49,7 @@ def agent(db) -> User:  # type: ignore[no-untyped-def]
 
 
 def _sse_events(response) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
-    text = b"".join(response.streaming_content).decode()
+    text = b"".join(response).decode()
     events = []
     for block in text.split("\n\n"):
         lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
@@ -64,7 +67,7 @@ def _reader_connected(ticket_id: int) -> tuple:  # type: ignore[type-arg]
 
     seen: list = []
     reader = threading.Thread(
-        target=lambda: seen.extend(stream_events(ticket_id=ticket_id, timeout=10))
+        target=lambda: seen.extend(collected(stream_events(ticket_id=ticket_id, timeout=10)))
     )
     reader.start()
     wait_for(lambda: stream_listeners(ticket_id=ticket_id) == 1, timeout=5)
@@ -90,7 +93,7 @@ def test_draft_tokens_are_replayed_in_order_ending_with_the_final_event(copilot_
     assert events[-1]["draft_id"] == draft.id
     assert events[-1]["decision"] == "auto_sent"
     # a late reader gets the same events and stops at the final one
-    assert list(stream_events(ticket_id=ticket.id, timeout=2)) == events
+    assert collected(stream_events(ticket_id=ticket.id, timeout=2)) == events
 
 
 def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_one(
@@ -102,8 +105,8 @@ def test_the_customer_watches_a_draft_on_course_to_be_sent_and_not_a_reviewed_on
     sent = pipeline_run(message_id=sent_message.id)
     pipeline_run(message_id=reviewed_message.id)
     # when
-    sent_events = list(customer_stream_events(ticket_id=sent_ticket.id, timeout=2))
-    reviewed_events = list(customer_stream_events(ticket_id=reviewed_ticket.id, timeout=2))
+    sent_events = collected(customer_stream_events(ticket_id=sent_ticket.id, timeout=2))
+    reviewed_events = collected(customer_stream_events(ticket_id=reviewed_ticket.id, timeout=2))
     # then: the sent reply arrives piece by piece, then as the message itself
     assert sent.decision == "auto_sent"
     deltas = [event["text"] for event in sent_events if event["type"] == "delta"]
@@ -131,7 +134,7 @@ def _watched_run(fake_openai, reply: str) -> tuple:  # type: ignore[no-untyped-d
     )
     ticket, message = customer_ticket(QUESTION, channel=Channel.WIDGET)
     draft = pipeline_run(message_id=message.id)
-    return ticket, draft, list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    return ticket, draft, collected(customer_stream_events(ticket_id=ticket.id, timeout=2))
 
 
 def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
@@ -158,7 +161,7 @@ def test_a_watched_draft_that_opens_with_a_link_records_that_the_customer_saw_no
     # when
     ticket, draft, events = _watched_run(fake_openai, reply)
     # then: announced to the customer, but the live view stopped at the link: nothing shown
-    raw = list(stream_events(ticket_id=ticket.id, timeout=2))
+    raw = collected(stream_events(ticket_id=ticket.id, timeout=2))
     assert {"type": "audience", "customer": True} in [
         {key: event[key] for key in ("type", "customer") if key in event} for event in raw
     ]
@@ -183,7 +186,7 @@ def test_the_customer_never_watches_a_link_being_written_even_one_that_is_then_s
     ):
         stream_publish(ticket_id=ticket.id, event=event)
     # when
-    events = list(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    events = collected(customer_stream_events(ticket_id=ticket.id, timeout=2))
     # then: the words before the link were shown, then nothing, then withdrawn
     assert events == [
         {"type": "start", "message_id": message.id},
@@ -272,7 +275,9 @@ def test_text_shown_by_a_run_that_died_is_withdrawn_by_the_next_run_and_the_fail
     ticket, message = customer_ticket(QUESTION)
     seen: list = []
     reader = threading.Thread(
-        target=lambda: seen.extend(customer_stream_events(ticket_id=ticket.id, timeout=10))
+        target=lambda: seen.extend(
+            collected(customer_stream_events(ticket_id=ticket.id, timeout=10))
+        )
     )
     reader.start()
     time.sleep(0.5)  # subscribed
@@ -352,20 +357,80 @@ def test_a_ticket_without_a_draft_shows_null(api_key_client):
     assert client.get(f"/api/v1/tickets/{created['id']}").json()["draft"] is None
 
 
-def test_regenerate_supersedes_the_current_draft_and_keeps_history(copilot_ready, api_key_client):
-    # given
+def test_regenerate_answers_202_and_the_task_supersedes_the_draft_keeping_history(
+    copilot_ready, api_key_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given: a drafted ticket, and the broker's publish recorded
     ticket, message = customer_ticket(REVIEW_QUESTION)
     first = pipeline_run(message_id=message.id)
+    sent: list[dict] = []
+    monkeypatch.setattr(
+        "apps.copilot.services.drafts.current_app.send_task",
+        lambda name, **options: sent.append({"name": name, **options}),
+    )
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_key_client().post(f"/api/v1/tickets/{ticket.id}/draft/regenerate")
+    # then: queued, nothing drafted in the request
+    assert response.status_code == 202
+    assert response.json() == {
+        "ticket_id": ticket.id, "message_id": message.id, "status": "queued",
+        "stream": f"/api/v1/tickets/{ticket.id}/draft/stream",
+    }  # fmt: skip
+    assert [(s["name"], s["kwargs"], s["queue"]) for s in sent] == [
+        ("copilot.draft_regenerate", {"message_id": message.id, "actor_id": None}, "pipeline")
+    ]
+    assert Draft.objects.filter(ticket=ticket).count() == 1
+    # when the worker runs the task
+    new = draft_regenerate(**sent[0]["kwargs"])
+    # then
+    first.refresh_from_db()
+    assert (new.generation, new.is_current, new.status) == (2, True, "pending")
+    assert (first.is_current, first.status) == (False, DraftStatus.SUPERSEDED)
+    assert draft_current_for_ticket(ticket_id=ticket.id).id == new.id
+    assert [d.id for d in drafts_for_ticket(ticket_id=ticket.id)] == [new.id, first.id]
+    events = stream_replay(ticket_id=ticket.id)
+    assert (events[0]["type"], events[-1]["type"], events[-1]["draft_id"]) == (
+        "start", "final", new.id,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_regenerate_says_503_when_the_broker_refuses_and_changes_nothing(
+    copilot_ready, api_key_client, monkeypatch
+):
+    # (a transactional test: outside a transaction, as in production, the publish runs at
+    # once inside the request, so its failure is the request's answer)
+    # given
+    ticket, message = customer_ticket(REVIEW_QUESTION)
+    pipeline_run(message_id=message.id)
+
+    def refuse(name: str, **options: object) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr("apps.copilot.services.drafts.current_app.send_task", refuse)
     # when
     response = api_key_client().post(f"/api/v1/tickets/{ticket.id}/draft/regenerate")
     # then
-    assert response.status_code == 201
-    new = response.json()
-    first.refresh_from_db()
-    assert (new["generation"], new["is_current"], new["status"]) == (2, True, "pending")
-    assert (first.is_current, first.status) == (False, DraftStatus.SUPERSEDED)
-    assert draft_current_for_ticket(ticket_id=ticket.id).id == new["id"]
-    assert [d.id for d in drafts_for_ticket(ticket_id=ticket.id)] == [new["id"], first.id]
+    assert response.status_code == 503
+    assert "could not be queued" in response.json()["error"]["message"]
+    assert Draft.objects.filter(ticket=ticket).count() == 1
+
+
+def test_a_model_call_inside_a_transaction_is_refused(copilot_ready):
+    # given
+    from django.db import transaction
+
+    from apps.llm.exceptions import ModelCallRefused
+
+    ticket, message = customer_ticket(QUESTION)
+    # when / then: the pipeline's model call, run inside a transaction, is refused
+    with (
+        pytest.raises(ModelCallRefused, match="inside a database transaction"),
+        transaction.atomic(),
+    ):
+        draft_regenerate(message_id=message.id, actor_id=None)
+    assert not Draft.objects.filter(ticket=ticket).exists()
 
 
 def test_regenerate_refuses_a_read_only_key(copilot_ready, api_key_client):
@@ -407,37 +472,90 @@ def test_a_rejected_draft_cannot_be_sent(copilot_ready, agent):
     assert not ticket.messages.filter(author_kind=AuthorKind.AGENT).exists()
 
 
-def test_a_taken_over_ticket_gets_no_draft_until_handed_back(copilot_ready, agent):
-    # given
-    ticket, message = customer_ticket(QUESTION)
+def test_a_taken_over_ticket_gets_drafts_for_the_agent_and_none_is_sent(copilot_ready, agent):
+    # given: a question the copilot would auto-send, on a ticket an agent took over
+    ticket, message = customer_ticket(QUESTION, channel=Channel.WIDGET)
     ticket_takeover(ticket=ticket, actor=agent)
     # when
     draft = pipeline_run(message_id=message.id)
-    # then
+    # then: a draft waits for the agent; nothing went to the customer, who watched nothing
     ticket.refresh_from_db()
+    assert (draft.decision, draft.reason, draft.status) == (
+        "handed_off", "agent_took_over", DraftStatus.PENDING,
+    )  # fmt: skip
+    assert "would have auto-sent it" in draft.reason_detail
+    assert draft.body and draft.citations
+    assert ticket.assignee_id == agent.id and ticket.status == TicketStatus.NEW
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
+    assert draft.shown_while_drafting is False
+    watched = collected(customer_stream_events(ticket_id=ticket.id, timeout=2))
+    assert [e["type"] for e in watched] == ["start", "typing", "handed_off"]
+    # when handed back, the next customer message may be auto-sent again
+    assert ticket_handback(ticket=ticket, actor=agent) is True
+    follow_up = message_add(
+        ticket=ticket,
+        author_kind=AuthorKind.CUSTOMER,
+        body="I forgot my password again, the reset email does not come",
+        actor=Actor.for_customer(ticket.customer),
+    )
+    assert pipeline_run(message_id=follow_up.id).decision == "auto_sent"
+
+
+def test_a_follow_up_on_a_handed_off_ticket_is_drafted_for_the_person(copilot_ready):
+    # given: a ticket the copilot handed off (the customer asked for a person)
+    ticket, message = customer_ticket("I want to talk to a human please")
+    first = pipeline_run(message_id=message.id)
+    ticket.refresh_from_db()
+    assert (first.reason, ticket.status) == ("customer_asked_human", TicketStatus.HANDED_OFF)
+    # when: the customer writes again while waiting
+    follow_up = message_add(
+        ticket=ticket,
+        author_kind=AuthorKind.CUSTOMER,
+        body=QUESTION,
+        actor=Actor.for_customer(ticket.customer),
+    )
+    draft = pipeline_run(message_id=follow_up.id)
+    # then: a draft for the agent, never sent, and the ticket stays with them
+    ticket.refresh_from_db()
+    assert (draft.decision, draft.reason, draft.status) == (
+        "handed_off", "with_agent", DraftStatus.PENDING,
+    )  # fmt: skip
+    assert draft.citations[0]["external_id"] == "account/reset-password.md"
+    assert ticket.status == TicketStatus.HANDED_OFF
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
+
+
+def test_an_agent_switches_drafts_off_for_a_ticket_and_on_again(copilot_ready, agent):
+    # given
+    ticket, message = customer_ticket(QUESTION)
+    assert ticket_assist_set(ticket=ticket, actor=agent, enabled=False) is True
+    assert ticket_assist_set(ticket=ticket, actor=agent, enabled=False) is False
+    # when
+    draft = pipeline_run(message_id=message.id)
+    # then: nothing drafted, and the message says why
     message.refresh_from_db()
     assert draft is None
-    assert (message.pipeline_status, message.pipeline_error) == (
-        PipelineStatus.DONE,
-        "not drafted: an agent took the ticket over",
+    assert message.pipeline_error == (
+        "not drafted: an agent switched the copilot's drafts off for this ticket"
     )
-    assert ticket.assignee_id == agent.id
-    assert ticket.status == TicketStatus.NEW
-    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
-    # when handed back, the next customer message is drafted again
-    assert ticket_handback(ticket=ticket, actor=agent) is True
-    regenerated = draft_regenerate(ticket=ticket, actor=agent)
-    assert regenerated.generation == 1 and regenerated.status == DraftStatus.PENDING
+    assert not Draft.objects.filter(ticket=ticket).exists()
+    # when switched on again, the next message is drafted
+    assert ticket_assist_set(ticket=ticket, actor=agent, enabled=True) is True
+    follow_up = message_add(
+        ticket=ticket, author_kind=AuthorKind.CUSTOMER, body=QUESTION,
+        actor=Actor.for_customer(ticket.customer),
+    )  # fmt: skip
+    assert pipeline_run(message_id=follow_up.id) is not None
 
 
 def test_a_fast_model_s_tokens_are_published_in_few_writes_the_first_at_once(db):
     # given: a draft stream and 40 word-sized tokens arriving at once (a fast model)
-    from apps.copilot.services import _DraftStream
+    from apps.copilot.services.stream import DraftStream
     from apps.llm.services import StreamEvent
 
     ticket_id = 987654
     stream_publish(ticket_id=ticket_id, event={"type": "start", "message_id": 1})
-    stream = _DraftStream(ticket_id)
+    stream = DraftStream(ticket_id)
     words = [f"word{index} " for index in range(40)]
     # when
     stream(StreamEvent("delta", words[0]))
@@ -455,12 +573,12 @@ def test_a_fast_model_s_tokens_are_published_in_few_writes_the_first_at_once(db)
 
 def test_a_reset_drops_the_tokens_not_yet_published(db):
     # given
-    from apps.copilot.services import _DraftStream
+    from apps.copilot.services.stream import DraftStream
     from apps.llm.services import StreamEvent
 
     ticket_id = 987655
     stream_publish(ticket_id=ticket_id, event={"type": "start", "message_id": 1})
-    stream = _DraftStream(ticket_id)
+    stream = DraftStream(ticket_id)
     stream(StreamEvent("delta", "First model "))
     stream(StreamEvent("delta", "half an ans"))
     # when: the first model failed; another starts over
@@ -504,3 +622,90 @@ def test_events_published_at_once_by_two_runs_are_replayed_in_seq_order_none_los
     assert sorted(e["text"] for e in events[1:]) == sorted(
         f"{name}{index}" for name in ("a", "b") for index in range(150)
     )
+
+
+def _async_sse_events(response) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
+    """The events of an async streaming response (as an ASGI server would read it)."""
+    from asgiref.sync import async_to_sync
+
+    async def read() -> bytes:
+        return b"".join([part async for part in response])
+
+    text = async_to_sync(read)().decode()
+    events = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_every_draft_stream_is_an_async_response_that_skips_what_the_client_saw(
+    copilot_ready, agent, async_client
+):
+    # given: a ticket whose stream holds three events, the client having seen the first two
+    from asgiref.sync import async_to_sync
+
+    from apps.accounts.services import api_key_create
+    from apps.copilot.streaming import stream_publish
+
+    ticket, message = customer_ticket(QUESTION, channel=Channel.WIDGET)
+    published = [
+        stream_publish(ticket_id=ticket.id, event=event)
+        for event in (
+            {"type": "start", "message_id": message.id},
+            {"type": "delta", "text": "Hello "},
+            {"type": "final", "draft_id": 1, "decision": "needs_review", "reason": "x"},
+        )
+    ]
+    _, key = api_key_create(name="stream", scopes=["read"])
+    async_client.force_login(agent)
+    seen = str(published[1]["seq"])
+    # when: the API's and the inbox's streams are read again, as under ASGI, with what the
+    # client saw last (Last-Event-ID, or the page's `after`)
+    api = async_to_sync(async_client.get)(
+        f"/api/v1/tickets/{ticket.id}/draft/stream",
+        headers={"Authorization": f"Bearer {key}", "Last-Event-ID": seen},
+    )
+    inbox = async_to_sync(async_client.get)(f"/inbox/tickets/{ticket.id}/draft/stream?after={seen}")
+    # then: both are async streams (no thread held while waiting), with only what the
+    # client had not seen
+    for response in (api, inbox):
+        assert response.is_async is True
+        assert [kind for kind, _ in _async_sse_events(response)] == ["final"]
+    # and a fresh reader gets the whole draft
+    fresh = async_to_sync(async_client.get)(
+        f"/api/v1/tickets/{ticket.id}/draft/stream", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert [kind for kind, _ in _async_sse_events(fresh)] == ["start", "delta", "final"]
+
+
+def test_the_widget_stream_is_an_async_response(copilot_ready, client, async_client):
+    # given: a widget conversation whose draft was handed to a person
+    from apps.accounts.services import widget_key_create
+    from apps.copilot.streaming import stream_publish
+
+    key = widget_key_create(site_name="Shop", allowed_origins=["https://shop.example"])
+    start = client.post(
+        f"/widget/api/{key.public_key}/conversations",
+        {"body": QUESTION},
+        content_type="application/json",
+        HTTP_ORIGIN="https://shop.example",
+    ).json()
+    stream_publish(
+        ticket_id=start["conversation_id"],
+        event={"type": "final", "draft_id": 1, "decision": "handed_off", "reason": "x"},
+    )
+    # when: read as under ASGI, and as under WSGI (a development server)
+    from asgiref.sync import async_to_sync
+
+    headers = {
+        "Origin": "https://shop.example",
+        "Authorization": f"Bearer {start['visitor_token']}",
+    }
+    asgi = async_to_sync(async_client.get)(f"/widget/api/{key.public_key}/stream", headers=headers)
+    wsgi = client.get(f"/widget/api/{key.public_key}/stream", headers=headers)
+    # then: the same events either way; only the ASGI one is async
+    assert (asgi.is_async, wsgi.is_async) == (True, False)
+    assert [kind for kind, _ in _async_sse_events(asgi)] == ["handed_off"]
+    assert [kind for kind, _ in _sse_events(wsgi)] == ["handed_off"]

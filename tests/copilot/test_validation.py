@@ -1,4 +1,4 @@
-from apps.copilot.validation import EvidencePassage, draft_validate, groundedness
+from apps.copilot.pipeline.validation import EvidencePassage, draft_validate, groundedness
 
 REFUNDS = EvidencePassage(
     id="P1",

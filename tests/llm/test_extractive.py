@@ -204,3 +204,48 @@ def test_the_first_passage_leads_even_below_the_answer_minimum_unless_it_misses_
     assert led.citations == ("P1", "P2")
     assert led.reply.startswith(f"{GREETING}\n\nRefunds are handled by our friendly billing team")
     assert not_led.citations == ("P2",)
+
+
+def test_a_follow_up_is_answered_in_the_light_of_the_customer_s_earlier_message():
+    # given: a follow-up that says nothing on its own, and passages on the earlier subject
+    from apps.llm.extractive import draft_compose
+    from apps.llm.prompt_format import ParsedPrompt, Turn
+
+    passages = (
+        Passage("P1", "Refunds reach your card within 5 working days of our refund email.", "r.md"),
+        Passage("P2", "We email you as soon as your returned parcel reaches us.", "returns.md"),
+    )
+    earlier = (Turn("customer", "Where is the refund for the jacket I sent back?"),)
+    # when
+    without_context = draft_compose(
+        ParsedPrompt(passages=passages, customer_message="ok and then what?")
+    )
+    with_context = draft_compose(
+        ParsedPrompt(passages=passages, customer_message="ok and then what?", conversation=earlier)
+    )
+    # then: on its own it answers nothing; read in context it answers about the refund
+    assert (without_context.answerable, without_context.citations) == (False, ())
+    assert with_context.answerable is True
+    assert with_context.citations[0] == "P1"
+    assert "Refunds reach your card within 5 working days" in with_context.reply
+
+
+def test_an_earlier_open_question_is_answered_after_the_newest_one():
+    # given: the customer asked about refunds, then (unanswered) about their password
+    from apps.llm.extractive import draft_compose
+    from apps.llm.prompt_format import ParsedPrompt, Turn
+
+    prompt = ParsedPrompt(
+        passages=(
+            Passage("P1", "Reset your password from the sign-in page.", "password.md"),
+            Passage("P2", "Refunds take 5 working days to reach your card.", "refunds.md"),
+        ),
+        customer_message="how do I reset my password?",
+        conversation=(Turn("customer", "how long do refunds take to reach my card?", True),),
+    )
+    # when
+    result = draft_compose(prompt, scorer="lexical")
+    # then: the newest question's answer first, the open one's too
+    assert result.citations == ("P1", "P2")
+    assert result.reply.startswith(f"{GREETING}\n\nReset your password from the sign-in page.")
+    assert "Refunds take 5 working days to reach your card." in result.reply

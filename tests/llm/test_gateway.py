@@ -510,3 +510,17 @@ def test_fake_server_in_its_own_process_streams_through_litellm_and_times_each_a
         assert 0.1 < seconds < 5.0
     finally:
         server.stop()
+
+
+def test_a_model_call_inside_a_web_request_is_refused_and_nothing_is_logged(rf):
+    # given: a view that (wrongly) calls the model, behind the request marker
+    from apps.core.web import WebRequestMarkerMiddleware
+    from apps.llm.exceptions import ModelCallRefused
+
+    def view(request):  # type: ignore[no-untyped-def]
+        completion_create(purpose="draft", alias="draft-fast", messages=[{"role": "user"}])
+
+    # when / then
+    with pytest.raises(ModelCallRefused, match="inside a web request"):
+        WebRequestMarkerMiddleware(view)(rf.get("/"))
+    assert not LLMCall.objects.exists()

@@ -220,7 +220,7 @@ def test_stream_tells_the_visitor_typing_then_the_reply_without_the_draft_text(w
         stream_publish(ticket_id=ticket.pk, event=event)
     # when
     response = client.get(f"/widget/api/{widget_key.public_key}/stream", HTTP_ORIGIN=ORIGIN)
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response).decode()
     # then
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
@@ -251,7 +251,7 @@ def test_stream_shows_a_draft_on_course_to_be_sent_as_it_is_written(widget_key, 
         HTTP_ORIGIN=ORIGIN,
         HTTP_ACCEPT="text/event-stream",
     )
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response).decode()
     # then
     assert response.status_code == 200
     assert body.count("event: delta") == 3  # word by word: "post." comes with the message
@@ -275,7 +275,7 @@ def test_stream_of_a_draft_for_review_never_shows_its_text(widget_key, visitor):
         stream_publish(ticket_id=ticket.pk, event=event)
     # when
     response = client.get(f"/widget/api/{widget_key.public_key}/stream", HTTP_ORIGIN=ORIGIN)
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response).decode()
     # then
     assert "event: needs_review" in body
     assert "Unreviewed text" not in body

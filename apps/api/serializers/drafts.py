@@ -32,6 +32,14 @@ class DraftSerializer(serializers.ModelSerializer):
     status = serializers.ChoiceField(choices=DraftStatus.choices)
     prompt_version = serializers.SerializerMethodField()
     citations = serializers.SerializerMethodField()
+    conversation = serializers.JSONField(
+        source="context",
+        read_only=True,
+        help_text="The conversation the draft read: `turns` (earlier turns in the prompt), "
+        "`dropped_turns`, `open_questions` (earlier unanswered customer messages it answers "
+        "too), `reading` (`message` or `in_context`: which reading of the message triage "
+        "kept) with both readings' intents, and `query` (what was searched, for a follow-up).",
+    )
     cost_usd = serializers.DecimalField(max_digits=12, decimal_places=8, coerce_to_string=False)
 
     class Meta:
@@ -65,6 +73,7 @@ class DraftSerializer(serializers.ModelSerializer):
             "cache_hit",
             "streamed",
             "shown_while_drafting",
+            "conversation",
             "created_at",
         )
         read_only_fields = fields
@@ -76,6 +85,13 @@ class DraftSerializer(serializers.ModelSerializer):
     def get_citations(self, draft: Draft) -> list[dict[str, Any]]:
         keys = CitationSerializer().fields.keys()
         return [{key: citation.get(key) for key in keys} for citation in draft.citations]
+
+
+class RegenerateQueuedSerializer(serializers.Serializer):
+    ticket_id = serializers.IntegerField()
+    message_id = serializers.IntegerField(help_text="The customer message the draft answers.")
+    status = serializers.ChoiceField(choices=[("queued", "queued")])
+    stream = serializers.CharField(help_text="Where the new draft streams as it is written.")
 
 
 class TicketWithDraftSerializer(TicketDetailSerializer):

@@ -11,10 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.api.openapi import error_responses
-from apps.api.serializers.drafts import DraftSerializer
+from apps.api.serializers.drafts import RegenerateQueuedSerializer
 from apps.api.views.tickets import TICKET_ID_PARAMETER, _ticket_from_path
-from apps.copilot.services import draft_regenerate
-from apps.copilot.streaming import sse_response, stream_events
+from apps.copilot.services import draft_regenerate_request
+from apps.copilot.streaming import last_event_id, sse_response, stream_events
 from apps.core.rest import EventStreamRenderer
 
 STREAM_TIMEOUT_SECONDS = 120.0
@@ -43,22 +43,37 @@ class DraftStreamView(APIView):
         ticket = _ticket_from_path(ticket_id)
 
         return sse_response(
+            request,
             stream_events(
-                ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
-            )
+                ticket_id=ticket.pk,
+                after=last_event_id(request),
+                timeout=STREAM_TIMEOUT_SECONDS,
+                heartbeat=HEARTBEAT_SECONDS,
+            ),
         )
 
 
 class DraftRegenerateView(APIView):
     @extend_schema(
         summary="Draft the reply to the ticket's latest customer message again",
-        description="The previous draft is kept as superseded. The new one is never sent on "
-        "its own: an agent sends or rejects it.",
+        description=(
+            "Queues the new draft and answers at once (202): the model writes it on a worker. "
+            "Follow it on `GET /api/v1/tickets/{id}/draft/stream` (its `final` event carries "
+            "the new draft's id) or read it from `GET /api/v1/tickets/{id}`. The previous draft "
+            "is kept as superseded. The new one is never sent on its own: an agent sends or "
+            "rejects it. 503 when the task could not be queued (try again)."
+        ),
         parameters=[TICKET_ID_PARAMETER],
         request=None,
-        responses={201: DraftSerializer, **error_responses(401, 403, 404)},
+        responses={202: RegenerateQueuedSerializer, **error_responses(401, 403, 404, 503)},
     )
     def post(self, request: Request, ticket_id: str) -> Response:
         ticket = _ticket_from_path(ticket_id)
-        draft = draft_regenerate(ticket=ticket, actor=None)
-        return Response(DraftSerializer(draft).data, status=status.HTTP_201_CREATED)
+        message = draft_regenerate_request(ticket=ticket, actor=None)
+        body = {
+            "ticket_id": ticket.pk,
+            "message_id": message.pk,
+            "status": "queued",
+            "stream": f"/api/v1/tickets/{ticket.pk}/draft/stream",
+        }
+        return Response(RegenerateQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

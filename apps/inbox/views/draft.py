@@ -10,12 +10,23 @@ from django.views.decorators.http import require_POST
 
 from apps.copilot.models import Draft
 from apps.copilot.selectors import draft_current_for_ticket
-from apps.copilot.services import draft_regenerate, ticket_handback, ticket_takeover
-from apps.copilot.streaming import sse_response, stream_events
-from apps.core.exceptions import ConflictError
+from apps.copilot.services import (
+    draft_regenerate_request,
+    ticket_assist_set,
+    ticket_handback,
+    ticket_takeover,
+)
+from apps.copilot.streaming import last_event_id, sse_response, stream_events
+from apps.core.exceptions import ConflictError, ServiceUnavailableError
 from apps.feedback.drafts import draft_reject_recorded, draft_send_recorded
 from apps.inbox.access import InboxRequest, inbox_login_required
-from apps.inbox.forms import DraftAcceptForm, DraftEditForm, DraftRejectForm, SeenStateForm
+from apps.inbox.forms import (
+    AssistForm,
+    DraftAcceptForm,
+    DraftEditForm,
+    DraftRejectForm,
+    SeenStateForm,
+)
 from apps.inbox.views.ticket import _perform, _ticket_or_404
 from apps.tickets.models import Ticket
 
@@ -84,8 +95,8 @@ def draft_reject_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
 @inbox_login_required
 def draft_regenerate_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
-        draft = draft_regenerate(ticket=ticket, actor=request.user)
-        return f"New draft ready ({draft.get_decision_display().lower()})."
+        draft_regenerate_request(ticket=ticket, actor=request.user)
+        return "A new draft is being written: it appears here when it is ready."
 
     return _perform(
         request, ticket_id, form=SeenStateForm(request.POST), form_name="draft", action=action
@@ -97,7 +108,10 @@ def draft_regenerate_view(request: InboxRequest, ticket_id: int) -> HttpResponse
 def ticket_take_over_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_takeover(ticket=ticket, actor=request.user)
-        return "You took over this ticket: the copilot drafts nothing for it until handed back."
+        return (
+            "You took over this ticket: the copilot sends nothing on its own until you hand "
+            "it back (it still drafts replies for you)."
+        )
 
     return _perform(
         request, ticket_id, form=SeenStateForm(request.POST), form_name="takeover", action=action
@@ -109,20 +123,44 @@ def ticket_take_over_view(request: InboxRequest, ticket_id: int) -> HttpResponse
 def ticket_hand_back_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         ticket_handback(ticket=ticket, actor=request.user)
-        return "Handed back: the copilot drafts again from the customer's next message."
+        return "Handed back: the copilot may answer on its own from the customer's next message."
 
     return _perform(
         request, ticket_id, form=SeenStateForm(request.POST), form_name="takeover", action=action
     )
 
 
+@require_POST
 @inbox_login_required
-def draft_stream(request: InboxRequest, ticket_id: int) -> StreamingHttpResponse:
+def ticket_assist_view(request: InboxRequest, ticket_id: int) -> HttpResponse:
+    """Switch the copilot's drafts for this ticket on or off (`enabled`: "1" or "0")."""
+
+    def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        enabled = data["enabled"]
+        ticket_assist_set(ticket=ticket, actor=request.user, enabled=enabled)
+        if enabled:
+            return "Drafts on: the copilot drafts a reply to the customer's next message."
+        return "Drafts off: the copilot drafts nothing more for this ticket."
+
+    return _perform(
+        request, ticket_id, form=AssistForm(request.POST), form_name="takeover", action=action
+    )
+
+
+@inbox_login_required
+def draft_stream(request: InboxRequest, ticket_id: int) -> HttpResponse | StreamingHttpResponse:
     """The draft being written, as Server-Sent Events (start, delta, reset, final)."""
     ticket = _ticket_or_404(ticket_id)
-
-    return sse_response(
-        stream_events(
-            ticket_id=ticket.pk, timeout=STREAM_TIMEOUT_SECONDS, heartbeat=HEARTBEAT_SECONDS
+    try:
+        return sse_response(
+            request,
+            stream_events(
+                ticket_id=ticket.pk,
+                after=last_event_id(request),
+                timeout=STREAM_TIMEOUT_SECONDS,
+                heartbeat=HEARTBEAT_SECONDS,
+            ),
         )
-    )
+    except ServiceUnavailableError as error:
+        # The page's EventSource retries on its own.
+        return HttpResponse(error.message, status=503, content_type="text/plain")

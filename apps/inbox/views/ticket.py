@@ -8,6 +8,7 @@ agent's typed reply. The services' own compare-and-set errors are shown the same
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,12 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import User
 from apps.copilot.models import DraftStatus
-from apps.copilot.selectors import draft_current_for_ticket, ticket_is_taken_over
+from apps.copilot.selectors import (
+    draft_current_for_ticket,
+    ticket_assist_is_off,
+    ticket_is_taken_over,
+)
+from apps.copilot.streaming import stream_resume_point
 from apps.core.exceptions import DeskpilotError, NotFoundError
 from apps.feedback.services import ticket_intent_correct
 from apps.inbox.access import InboxRequest, inbox_login_required
@@ -42,6 +48,8 @@ from apps.tickets.models import AuthorKind, Message, PipelineStatus, Ticket, Tic
 from apps.tickets.selectors import message_list, ticket_get, ticket_list
 from apps.tickets.services import Actor, ticket_assign, ticket_reopen, ticket_resolve
 from apps.triage.selectors import intent_example_counts
+
+logger = logging.getLogger(__name__)
 
 PREVIOUS_TICKETS_SHOWN = 10
 # The customer's latest message is still on its way through the copilot pipeline.
@@ -79,6 +87,20 @@ def _intent_names() -> list[str]:
     return sorted(intent_example_counts())
 
 
+def _draft_stream_url(ticket: Ticket, latest: Message | None) -> str:
+    """The ticket's draft stream from where this page leaves it: a draft being written, a
+    regenerated one or the next message's appear live. "" when Redis cannot say (the page
+    then shows drafts on reload only)."""
+    try:
+        after = stream_resume_point(
+            ticket_id=ticket.pk, message_id=latest.pk if latest is not None else None
+        )
+    except Exception:
+        logger.warning("draft stream position of ticket %s unknown", ticket.pk, exc_info=True)
+        return ""
+    return f"{reverse('inbox:draft-stream', args=[ticket.pk])}?after={after}"
+
+
 def ticket_context(
     request: HttpRequest, ticket: Ticket, *, forms: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -89,16 +111,17 @@ def ticket_context(
     previous_id, next_id = _neighbours(request, ticket.pk)
     draft = draft_current_for_ticket(ticket_id=ticket.pk)
     taken_over = ticket_is_taken_over(ticket_id=ticket.pk)
+    assist_off = ticket_assist_is_off(ticket_id=ticket.pk)
     customer_messages = [m for m in conversation if m.author_kind == AuthorKind.CUSTOMER]
     latest = customer_messages[-1] if customer_messages else None
     drafting = bool(
         latest is not None
         and latest.pipeline_status in DRAFTING_STATUSES
         and (draft is None or draft.message_id != latest.pk)
-        and not taken_over
-        and ticket.status not in (TicketStatus.HANDED_OFF, TicketStatus.RESOLVED)
+        and not assist_off
     )
     draft_ids = {**seen, "draft_id": draft.pk if draft else 0}
+    draft_stream_url = _draft_stream_url(ticket, latest)
     knowledge_query = request.GET.get("kq", "")[:2000]
     knowledge_hits, knowledge_error = knowledge_results(knowledge_query)
     return {
@@ -127,6 +150,8 @@ def ticket_context(
         "draft_pending": draft is not None and draft.status == DraftStatus.PENDING,
         "drafting": drafting,
         "taken_over": taken_over,
+        "assist_off": assist_off,
+        "draft_stream_url": draft_stream_url,
         "draft_accept_form": DraftAcceptForm(initial=draft_ids),
         "draft_edit_form": forms.get("draft_edit")
         or DraftEditForm(initial={**draft_ids, "body": draft.body if draft else ""}),

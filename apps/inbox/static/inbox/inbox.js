@@ -188,7 +188,11 @@
 
   document.addEventListener("htmx:afterSettle", reselect);
 
-  // A draft being written: show its text live (Server-Sent Events), reload when it is saved.
+  // Drafts as they are written (Server-Sent Events): the one in progress when the page was
+  // rendered, and any that start while it is open (a regenerated draft, the next message's).
+  // The stream URL carries the position the page was rendered at, so nothing already shown
+  // is replayed; on reconnect the browser sends Last-Event-ID. The page reloads when a
+  // draft is saved.
   var stream = null;
   function followDraft() {
     var panel = $("[data-draft-stream]");
@@ -197,12 +201,15 @@
       stream = null;
     }
     if (!panel || !window.EventSource) return;
+    var section = panel.querySelector("[data-draft-live]");
     var live = panel.querySelector(".draft-live");
     stream = new EventSource(panel.dataset.draftStream);
     stream.addEventListener("start", function () {
       live.textContent = "";
+      section.hidden = false;
     });
     stream.addEventListener("delta", function (event) {
+      section.hidden = false;
       live.textContent += JSON.parse(event.data).text || "";
     });
     stream.addEventListener("reset", function () {

@@ -1,4 +1,5 @@
-"""Which model alias drafts a reply: a cheap one for simple, well-covered questions.
+"""Stage 4, routing: which model alias drafts a reply (a cheap one for simple, well-covered
+questions). The stage is `route_choose(RoutingInput, RoutingRule) -> RoutingChoice`.
 
 The rule is data (RoutingRule, editable by an admin) and its choice is recorded on the
 draft with the reason, so routing can be audited and evaluated.

@@ -1,0 +1,100 @@
+"""Stage 5, cache: a reply the model already wrote for the same question, under the same
+knowledge base and prompt (exact key), or for a question that means the same (semantic:
+cosine of the question embeddings, same versions and intent).
+
+Only a conversation's first message uses the cache: a follow-up's reply depends on what came
+before it, so it is neither served from nor stored in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from pgvector.django import CosineDistance
+
+from apps.copilot.models import PromptTemplate, ReplyCacheEntry
+
+_SPACES = re.compile(r"\s+")
+_PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    reply: str
+    citations: list[dict]  # the passages it was written from, as drafts store them
+    model: str
+    kind: str  # "exact" or "semantic"
+
+
+def question_normalise(text: str) -> str:
+    return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text.lower())).strip()
+
+
+def cache_key(*, question: str, kb_version: str, prompt_id: int) -> str:
+    raw = f"{question_normalise(question)}\x1f{kb_version}\x1f{prompt_id}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def cache_lookup(
+    *,
+    question: str,
+    question_vector: list[float],
+    kb_version: str,
+    prompt: PromptTemplate,
+    intent: str,
+) -> CachedReply | None:
+    """The cached reply for the question, counting the hit; None on a miss."""
+    entry = ReplyCacheEntry.objects.filter(
+        key=cache_key(question=question, kb_version=kb_version, prompt_id=prompt.id)
+    ).first()
+    kind = "exact"
+    if entry is None and intent:
+        nearest = (
+            ReplyCacheEntry.objects.filter(
+                knowledge_version=kb_version, prompt=prompt, intent=intent
+            )
+            .annotate(distance=CosineDistance("question_embedding", question_vector))
+            .order_by("distance")
+            .first()
+        )
+        if (
+            nearest is not None
+            and 1 - nearest.distance >= settings.COPILOT_SEMANTIC_CACHE_SIMILARITY
+        ):
+            entry, kind = nearest, "semantic"
+    if entry is None:
+        return None
+    ReplyCacheEntry.objects.filter(pk=entry.pk).update(hits=entry.hits + 1)
+    return CachedReply(
+        reply=entry.reply["reply"],
+        citations=entry.reply["citations"],
+        model=entry.reply["model"],
+        kind=kind,
+    )
+
+
+def cache_store(
+    *,
+    question: str,
+    vector: list[float],
+    intent: str,
+    kb_version: str,
+    prompt: PromptTemplate,
+    reply: str,
+    citations: list[dict],
+    model: str,
+) -> None:
+    ReplyCacheEntry.objects.update_or_create(
+        key=cache_key(question=question, kb_version=kb_version, prompt_id=prompt.id),
+        defaults={
+            "question": question[:2000],
+            "question_embedding": vector,
+            "intent": intent,
+            "knowledge_version": kb_version,
+            "prompt": prompt,
+            "reply": {"reply": reply, "citations": citations, "model": model},
+        },
+    )
