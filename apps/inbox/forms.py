@@ -76,11 +76,13 @@ class IntentForm(SeenStateForm):
         field.choices = [(name, name) for name in intents]
 
 
-class DraftAcceptForm(SeenStateForm):
+class DraftForm(SeenStateForm):
+    """An action on the draft the agent saw (its id: a newer draft makes it a conflict)."""
+
     draft_id = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
 
 
-class DraftEditForm(DraftAcceptForm):
+class DraftEditForm(DraftForm):
     body = forms.CharField(
         label="Draft",
         strip=False,
@@ -98,7 +100,7 @@ class DraftEditForm(DraftAcceptForm):
         return body
 
 
-class DraftRejectForm(DraftAcceptForm):
+class DraftRejectForm(DraftForm):
     reason = forms.CharField(
         label="Why is it wrong?",
         max_length=1000,

@@ -31,7 +31,6 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/take-over", draft.ticket_take_over_view, name="ticket-take-over"),
     path("tickets/<int:ticket_id>/hand-back", draft.ticket_hand_back_view, name="ticket-hand-back"),
     path("tickets/<int:ticket_id>/assist", draft.ticket_assist_view, name="ticket-assist"),
-    path("tickets/<int:ticket_id>/draft/accept", draft.draft_accept, name="draft-accept"),
     path("tickets/<int:ticket_id>/draft/send", draft.draft_edit_send, name="draft-send"),
     path("tickets/<int:ticket_id>/draft/reject", draft.draft_reject_view, name="draft-reject"),
     path(

@@ -86,11 +86,11 @@ def test_agent_edits_and_sends_the_draft_of_a_handed_off_ticket_and_the_visitor_
     agent.get_by_role("link", name=re.compile("Needs a human")).click()
     agent.get_by_role("link", name=PASSWORD_QUESTION).click()
     expect(agent.locator("#draft")).to_contain_text("Handed off")
-    box = agent.get_by_label("Draft reply (edit it, or send it as it is)")
+    box = agent.get_by_label(re.compile("^Draft reply: what you send is the text in this box"))
     expect(box).to_have_value(draft.body)
     edited = draft.body + "\nSorry for the trouble! Agnes"
     box.fill(edited)
-    agent.get_by_role("button", name="Send edited reply").click()
+    agent.get_by_role("button", name=re.compile("^Send this reply")).click()
     # then
     expect(agent.locator(".flash-success")).to_contain_text("Edited draft sent")
     expect(panel.locator(".message.agent .body")).to_have_text([edited], timeout=20_000)
@@ -98,3 +98,50 @@ def test_agent_edits_and_sends_the_draft_of_a_handed_off_ticket_and_the_visitor_
     assert (action.kind, action.sent_body, action.agent) == ("edited", edited, agent_user)
     assert Message.objects.get(ticket=ticket, author_kind=AuthorKind.AGENT).body == edited
     wait_for(lambda: not Message.objects.filter(author_kind=AuthorKind.COPILOT).exists())
+
+
+def test_an_edit_sent_with_the_keyboard_is_what_the_visitor_receives(
+    site, new_page, copilot, agent_user
+):
+    # given: a draft waiting for an agent's review
+    CopilotPolicy.objects.create(auto_send_threshold=1.0, review_threshold=0.0)
+    visitor = new_page()
+    panel = widget_open(visitor, site.url)
+    widget_send(visitor, PASSWORD_QUESTION)
+    draft = copilot()
+    assert draft is not None and draft.decision == Decision.NEEDS_REVIEW
+    agent = new_page()
+    sign_in(agent, site.url, "agnes")
+    agent.goto(f"{site.url}/inbox/tickets/{draft.ticket_id}/")
+    # when: the agent corrects the draft and presses Ctrl+Enter in the box
+    box = agent.get_by_label(re.compile("^Draft reply: what you send is the text in this box"))
+    edited = "Hello, use the Forgot password link on the sign-in page. Agnes"
+    box.fill(edited)
+    box.press("Control+Enter")
+    # then: the visitor receives the edit, not the draft
+    expect(agent.locator(".flash-success")).to_contain_text("Edited draft sent")
+    expect(panel.locator(".message.agent .body")).to_have_text([edited], timeout=20_000)
+    assert DraftAction.objects.get(draft=draft).sent_body == edited
+
+
+def test_the_send_shortcut_sends_the_box_as_it_is_now(site, new_page, copilot, agent_user):
+    # given: a draft waiting for review, edited in its box, focus then moved out of it
+    CopilotPolicy.objects.create(auto_send_threshold=1.0, review_threshold=0.0)
+    visitor = new_page()
+    panel = widget_open(visitor, site.url)
+    widget_send(visitor, PASSWORD_QUESTION)
+    draft = copilot()
+    agent = new_page()
+    sign_in(agent, site.url, "agnes")
+    agent.goto(f"{site.url}/inbox/tickets/{draft.ticket_id}/")
+    box = agent.get_by_label(re.compile("^Draft reply: what you send is the text in this box"))
+    edited = draft.body.replace("Hello,", "Hello Sam,")
+    box.fill(edited)
+    box.press("Escape")
+    # when: the send shortcut
+    agent.keyboard.press("a")
+    # then: what was in the box went out
+    expect(panel.locator(".message.agent .body")).to_have_text([edited], timeout=20_000)
+    assert (
+        Message.objects.get(ticket_id=draft.ticket_id, author_kind=AuthorKind.AGENT).body == edited
+    )

@@ -102,7 +102,7 @@ def test_help_overlay_lists_the_shortcuts(site, new_page, agent_user):
     # then
     dialog = agent.get_by_role("dialog", name="Keyboard shortcuts")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("Accept and send the draft")
+    expect(dialog).to_contain_text("Send the reply in the draft box")
     agent.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
 

@@ -49,12 +49,18 @@ def test_draft_panel_explains_the_draft(agent_client, reviewed_ticket):
     assert 'data-shortcut="a"' in page and 'data-shortcut="r"' in page
 
 
-def test_accept_sends_the_draft_as_written_and_records_it(agent_client, agent, reviewed_ticket):
-    # given
+def test_the_only_send_is_the_text_in_the_box_and_unchanged_it_counts_as_accepted(
+    agent_client, agent, reviewed_ticket
+):
+    # given: the page offers one send, the form around the draft's text box
     ticket, draft = reviewed_ticket
-    # when
+    page = agent_client.get(f"/inbox/tickets/{ticket.pk}/").content.decode()
+    assert page.count("/draft/send") == 1 and "/draft/accept" not in page
+    assert agent_client.post(f"/inbox/tickets/{ticket.pk}/draft/accept").status_code == 404
+    # when: the box is sent as it was
     response = agent_client.post(
-        f"/inbox/tickets/{ticket.pk}/draft/accept", {**seen(ticket), "draft_id": draft.pk}
+        f"/inbox/tickets/{ticket.pk}/draft/send",
+        {**seen(ticket), "draft_id": draft.pk, "body": draft.body.replace("\n", "\r\n")},
     )
     # then
     assert response.status_code == 302

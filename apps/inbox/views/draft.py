@@ -22,7 +22,6 @@ from apps.feedback.drafts import draft_reject_recorded, draft_send_recorded
 from apps.inbox.access import InboxRequest, inbox_login_required
 from apps.inbox.forms import (
     AssistForm,
-    DraftAcceptForm,
     DraftEditForm,
     DraftRejectForm,
     SeenStateForm,
@@ -47,25 +46,13 @@ def _draft_of(ticket: Ticket, draft_id: int) -> Draft:
 
 @require_POST
 @inbox_login_required
-def draft_accept(request: InboxRequest, ticket_id: int) -> HttpResponse:
-    def action(ticket: Ticket, data: dict[str, Any]) -> str:
-        draft_send_recorded(draft=_draft_of(ticket, data["draft_id"]), user=request.user)
-        return "Draft sent as written."
-
-    return _perform(
-        request, ticket_id, form=DraftAcceptForm(request.POST), form_name="draft", action=action
-    )
-
-
-@require_POST
-@inbox_login_required
 def draft_edit_send(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
         recorded = draft_send_recorded(
             draft=_draft_of(ticket, data["draft_id"]), user=request.user, body=data["body"]
         )
         if recorded.kind == "accepted":
-            return "Draft sent as written (it was not changed)."
+            return "Draft sent as written."
         return f"Edited draft sent ({recorded.edit_distance} {recorded.edit_unit}s changed)."
 
     return _perform(

@@ -33,7 +33,6 @@ from apps.inbox.access import InboxRequest, inbox_login_required
 from apps.inbox.actions import reply_send
 from apps.inbox.forms import (
     AssignForm,
-    DraftAcceptForm,
     DraftEditForm,
     DraftRejectForm,
     IntentForm,
@@ -152,7 +151,6 @@ def ticket_context(
         "taken_over": taken_over,
         "assist_off": assist_off,
         "draft_stream_url": draft_stream_url,
-        "draft_accept_form": DraftAcceptForm(initial=draft_ids),
         "draft_edit_form": forms.get("draft_edit")
         or DraftEditForm(initial={**draft_ids, "body": draft.body if draft else ""}),
         "draft_reject_form": forms.get("draft_reject") or DraftRejectForm(initial=draft_ids),

@@ -98,6 +98,16 @@
     else toast("Open a ticket to write a reply.");
   }
 
+  // Ctrl+Enter (Cmd+Enter) in a box marked data-submit-on-ctrl-enter sends its form: the
+  // text the agent is looking at, never another version.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    var box = event.target.closest && event.target.closest("[data-submit-on-ctrl-enter]");
+    if (!box || !box.form) return;
+    event.preventDefault();
+    box.form.requestSubmit();
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     var help = $("#help");
@@ -125,7 +135,7 @@
         else handled = false;
         break;
       case "a":
-        press("a", "No draft to accept on this page.");
+        press("a", "No draft to send on this page.");
         break;
       case "e":
         edit();
