@@ -499,8 +499,11 @@ CELERY_BEAT_SCHEDULE["copilot-intent-links-refresh"] = {
 # A draft whose sent text differs from it by at least this share (edit distance over length)
 # is flagged "heavily edited" for the admin's review.
 FEEDBACK_HEAVY_EDIT_RATIO = env_float("FEEDBACK_HEAVY_EDIT_RATIO", 0.5, minimum=0.0)
-# Auto-sent drafts less than this above the auto-send threshold are flagged "low margin".
-FEEDBACK_LOW_MARGIN = env_float("FEEDBACK_LOW_MARGIN", 0.05, minimum=0.0)
+# Auto-sent drafts less than this above the auto-send threshold are flagged "low margin": the
+# confidence is a calibrated probability, so these are the auto-sends most likely wrong. Of
+# the rest, a share is flagged at random for a spot check. (The admin's Flag policy wins.)
+FEEDBACK_LOW_MARGIN = env_float("FEEDBACK_LOW_MARGIN", 0.01, minimum=0.0)
+FEEDBACK_SPOT_CHECK_SHARE = env_float("FEEDBACK_SPOT_CHECK_SHARE", 0.02, minimum=0.0)
 FEEDBACK_COLLECT_WINDOW_SECONDS = env_int("FEEDBACK_COLLECT_WINDOW", 24 * 3600, minimum=60)
 CELERY_BEAT_SCHEDULE["feedback-flagged-drafts-collect"] = {
     "task": "feedback.flagged_drafts_collect",

@@ -3,13 +3,15 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core import health
+from apps.core import health, views
 
 urlpatterns = [
     # People who open the bare address are agents: send them to their inbox.
     path("", RedirectView.as_view(pattern_name="inbox:queue", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the API docs, a JSON answer).
+    path("favicon.ico", views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.api.urls")),
     path("widget/api/", include("apps.widget.urls")),

@@ -199,6 +199,20 @@ def widget_origins_clean(origins: list[str]) -> list[str]:
     return cleaned
 
 
+def widget_key_origins_add(*, widget_key: WidgetKey, origins: list[str]) -> list[str]:
+    """Allow `origins` too (normalised); returns those that were new. Idempotent."""
+    wanted = widget_origins_clean(origins)
+    with transaction.atomic():
+        locked = WidgetKey.objects.select_for_update().get(pk=widget_key.pk)
+        added = [origin for origin in wanted if origin not in locked.allowed_origins]
+        if added:
+            WidgetKey.objects.filter(pk=locked.pk).update(
+                allowed_origins=[*locked.allowed_origins, *added]
+            )
+    widget_key.refresh_from_db(fields=["allowed_origins"])
+    return added
+
+
 def widget_key_create(*, site_name: str, allowed_origins: list[str]) -> WidgetKey:
     site_name = site_name.strip()
     if not site_name:

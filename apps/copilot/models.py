@@ -22,7 +22,7 @@ class Decision(models.TextChoices):
 class HandoffReason(models.TextChoices):
     """Why a draft was not sent on its own: a fixed list, so reasons can be counted."""
 
-    LOW_CONFIDENCE = "low_confidence", "Low confidence"
+    LOW_CONFIDENCE = "low_confidence", "Confidence below the auto-send threshold"
     ALWAYS_HUMAN_INTENT = "always_human_intent", "Always-human intent"
     REVIEW_INTENT = "review_intent", "Intent needs review"
     OUT_OF_SCOPE = "out_of_scope", "Out of scope"
@@ -316,7 +316,7 @@ class Draft(TimeStampedModel):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    sent_message_id = models.BigIntegerField(null=True, blank=True)
+    sent_message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         constraints = [
@@ -360,6 +360,8 @@ class ReplyCacheEntry(TimeStampedModel):
     hits = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = "reply cache entry"
+        verbose_name_plural = "reply cache entries"
         indexes = [models.Index(fields=["knowledge_version", "prompt", "intent"])]
 
     def __str__(self) -> str:

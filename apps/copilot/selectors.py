@@ -136,5 +136,10 @@ def drafts_for_ticket(*, ticket_id: int, include_history: bool = True) -> QueryS
     return drafts.order_by("-id")
 
 
+def draft_for_sent_message(*, message_id: int) -> Draft | None:
+    """The draft that became this sent reply (auto-sent, or sent by an agent), if any."""
+    return Draft.objects.filter(sent_message_id=message_id).order_by("-id").first()
+
+
 def draft_for_message(*, message_id: int) -> Draft | None:
     return Draft.objects.filter(message_id=message_id, is_current=True).first()

@@ -29,6 +29,10 @@ from apps.core.embedded import (
 )
 from config.env import mask_url
 
+# Hosts a browser reaches as localhost: loopback names, and the addresses that listen on every
+# interface (served there, the site is still browsed on loopback here).
+LOCAL_OR_ANY_HOST = frozenset({"0.0.0.0", "", "::", "localhost", "127.0.0.1"})  # noqa: S104
+
 STOP_GRACE_SECONDS = 15.0
 
 
@@ -140,6 +144,11 @@ class Launcher:
         )
         # One machine, plain HTTP, unless the operator says otherwise.
         env.setdefault("DESKPILOT_HTTPS", "false")
+        # A host given to serve on is a host the site answers to (unless the operator lists
+        # them): otherwise every request to it would be refused as a bad Host header.
+        host = self.options.host
+        if "ALLOWED_HOSTS" not in env and host not in LOCAL_OR_ANY_HOST:
+            env["ALLOWED_HOSTS"] = f"localhost,127.0.0.1,[::1],{host}"
         if self.options.demo:
             env["DESKPILOT_DEMO"] = "true"
         return env
@@ -258,6 +267,16 @@ class Launcher:
                     + "\n".join(tail)
                 )
 
+    def origins(self) -> list[str]:
+        """The browser origins the web server answers on: its host (loopback for an address
+        that listens everywhere) by name and by address, on its port."""
+        hosts = ["localhost", "127.0.0.1"]
+        if self.options.host not in LOCAL_OR_ANY_HOST:
+            hosts.append(
+                f"[{self.options.host}]" if ":" in self.options.host else self.options.host
+            )
+        return [f"http://{host}:{self.options.port}" for host in hosts]
+
     def _url_host(self) -> str:
         return "127.0.0.1" if self.options.host in ("0.0.0.0", "") else self.options.host  # noqa: S104
 
@@ -318,7 +337,9 @@ def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
         if env.get("DEBUG", "").lower() not in ("1", "true", "yes", "on") and not options.demo:
             launcher.manage(env, "collectstatic", "--noinput", "-v", "0")
         if options.demo:
-            launcher.manage(env, "demo_load")
+            launcher.manage(
+                env, "demo_load", *(f"--origin={origin}" for origin in launcher.origins())
+            )
         launcher.start_processes(env)
         launcher.wait_until_ready()
         base = f"http://{launcher._url_host()}:{options.port}"

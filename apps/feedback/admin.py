@@ -20,6 +20,7 @@ from apps.feedback.models import (
     CsatRating,
     DraftAction,
     FlaggedReply,
+    FlagPolicy,
     FlagStatus,
     IntentCorrection,
     ReplyRating,
@@ -45,19 +46,34 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(FlagPolicy)
+class FlagPolicyAdmin(admin.ModelAdmin):
+    """Which flags are raised: each kind can be switched off; the low-margin band and the
+    spot checks' share are set here (empty: the settings)."""
+
+    list_display = ("__str__", "low_margin", "low_margin_band", "spot_check_share", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not FlagPolicy.objects.exists()
+
+
 @admin.register(FlaggedReply)
 class FlaggedReplyAdmin(ReadOnlyAdmin):
     """Replies that deserve a look; opening one shows the conversation and the actions."""
 
-    list_display = ("id", "reason", "ticket_link", "intent", "status", "created_at", "reviewed_by")
+    list_display = (
+        "id", "reason", "ticket_link", "intent", "draft_confidence", "harm", "status",
+        "created_at", "reviewed_by",
+    )  # fmt: skip
     list_display_links = ("id", "reason")
     list_filter = ("status", "reason", "intent")
     show_facets = admin.ShowFacets.ALWAYS
     search_fields = ("=ticket__id", "detail", "intent")
-    list_select_related = ("reviewed_by",)
+    list_select_related = ("reviewed_by", "draft")
     date_hierarchy = "created_at"
     actions = ["mark_reviewed"]
-    ordering = ("status", "-id")  # open ones first
+    # Open ones first, the likeliest harm first (services.flag_harm), then the least sure.
+    ordering = ("status", "-harm", "draft__confidence", "-id")
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return bool(getattr(request.user, "is_deskpilot_admin", False))
@@ -68,6 +84,11 @@ class FlaggedReplyAdmin(ReadOnlyAdmin):
     @admin.display(description="ticket", ordering="ticket_id")
     def ticket_link(self, obj: FlaggedReply) -> str:
         return f"#{obj.ticket_id}"
+
+    @admin.display(description="confidence", ordering="draft__confidence")
+    def draft_confidence(self, obj: FlaggedReply) -> str:
+        confidence = obj.draft.confidence if obj.draft is not None else None
+        return "—" if confidence is None else f"{confidence:.3f}"
 
     @admin.action(description="Mark selected flagged replies reviewed")
     def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[FlaggedReply]) -> None:

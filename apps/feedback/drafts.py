@@ -8,10 +8,12 @@ in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -20,6 +22,7 @@ from apps.copilot.selectors import policy_effective
 from apps.copilot.services import draft_reject, draft_send, policy_auto_send_disable
 from apps.core.exceptions import ValidationError
 from apps.feedback.models import DraftAction, DraftActionKind, FlaggedReply, FlagReason
+from apps.feedback.selectors import flag_policy_effective
 from apps.feedback.services import _action_append, _flag_open_or_conflict, flagged_reply_open
 from apps.tickets.models import Message
 
@@ -132,46 +135,78 @@ def draft_reject_recorded(*, draft: Draft, user: User, reason: str) -> DraftActi
 def flagged_drafts_collect(*, since: timedelta | None = None) -> int:
     """Flag recent drafts worth an admin's look; returns how many flags were new.
 
-    - auto-sent with a confidence less than FEEDBACK_LOW_MARGIN above the auto-send
-      threshold in force: sent on its own, but only just;
+    - auto-sent with a confidence within the flag policy's band above the auto-send
+      threshold in force: the confidence is a calibrated probability, so these are the
+      auto-sends most likely to be wrong (at 0.94-0.95, about one in 17);
+    - of the other auto-sent drafts, a share picked at random (a stable hash of the draft,
+      so a rerun picks the same ones) for a spot check;
     - drafts whose validation caught something (citations not retrieved, links not from the
       knowledge base): the guard's verdicts.
-    Idempotent: a draft is flagged once per reason.
+    Each kind can be switched off in the admin's flag policy. Idempotent: a draft is flagged
+    once per reason.
     """
+    flags = flag_policy_effective()
     window = since or timedelta(seconds=settings.FEEDBACK_COLLECT_WINDOW_SECONDS)
     recent = Draft.objects.filter(
         created_at__gte=timezone.now() - window, evaluation=False
     ).select_related("ticket")
     threshold = policy_effective().auto_send_threshold
-    margin = settings.FEEDBACK_LOW_MARGIN
+    band_top = threshold + flags.low_margin_band
     created = 0
-    for draft in recent.filter(
-        decision=Decision.AUTO_SENT, confidence__lt=threshold + margin
-    ).exclude(pk__in=FlaggedReply.objects.filter(reason=FlagReason.LOW_MARGIN).values("draft")):
-        flagged_reply_open(
-            ticket=draft.ticket,
-            draft=draft,
-            message=_sent_message(draft),
-            reason=FlagReason.LOW_MARGIN,
-            detail=f"auto-sent at confidence {draft.confidence:.3f}; threshold {threshold:.3f}",
-            intent=draft.intent,
-        )
-        created += 1
-    for draft in recent.exclude(
-        pk__in=FlaggedReply.objects.filter(reason=FlagReason.GUARD_VERDICT).values("draft")
-    ):
-        verdicts = _guard_verdicts(draft.validation or {})
-        if verdicts:
-            flagged_reply_open(
-                ticket=draft.ticket,
-                draft=draft,
-                message=_sent_message(draft),
-                reason=FlagReason.GUARD_VERDICT,
-                detail="; ".join(verdicts),
-                intent=draft.intent,
+    auto_sent = recent.filter(decision=Decision.AUTO_SENT)
+    if flags.raises(FlagReason.LOW_MARGIN):
+        for draft in auto_sent.filter(confidence__lt=band_top).exclude(
+            pk__in=_flagged(FlagReason.LOW_MARGIN)
+        ):
+            created += _flag(
+                draft,
+                FlagReason.LOW_MARGIN,
+                f"auto-sent at confidence {draft.confidence:.3f}, within "
+                f"{flags.low_margin_band:.3f} of the threshold {threshold:.3f}: about one "
+                f"reply in {1 / max(1e-6, 1 - (draft.confidence or 0)):.0f} this sure is wrong",
             )
-            created += 1
+    if flags.raises(FlagReason.SPOT_CHECK):
+        for draft in auto_sent.filter(confidence__gte=band_top).exclude(
+            pk__in=_flagged(FlagReason.SPOT_CHECK)
+        ):
+            if _sampled(draft.pk, flags.spot_check_share):
+                created += _flag(
+                    draft,
+                    FlagReason.SPOT_CHECK,
+                    f"picked at random for a spot check ({flags.spot_check_share:.0%} of "
+                    f"auto-sent replies); confidence {draft.confidence:.3f}",
+                )
+    if flags.raises(FlagReason.GUARD_VERDICT):
+        for draft in recent.exclude(pk__in=_flagged(FlagReason.GUARD_VERDICT)):
+            verdicts = _guard_verdicts(draft.validation or {})
+            if verdicts:
+                created += _flag(draft, FlagReason.GUARD_VERDICT, "; ".join(verdicts))
     return created
+
+
+def _flagged(reason: str) -> QuerySet[FlaggedReply, int]:
+    return FlaggedReply.objects.filter(reason=reason, draft__isnull=False).values_list(
+        "draft", flat=True
+    )
+
+
+def _flag(draft: Draft, reason: str, detail: str) -> int:
+    flagged = flagged_reply_open(
+        ticket=draft.ticket,
+        draft=draft,
+        message=_sent_message(draft),
+        reason=FlagReason(reason),
+        detail=detail,
+        intent=draft.intent,
+    )
+    return 1 if flagged is not None else 0
+
+
+def _sampled(draft_id: int, share: float) -> bool:
+    """Whether the draft falls in the random `share`: a stable hash of its id, so every run
+    (and every worker) picks the same drafts."""
+    digest = hashlib.sha256(f"spot-check:{draft_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
 def _guard_verdicts(validation: dict) -> list[str]:

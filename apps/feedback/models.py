@@ -19,11 +19,17 @@ class RatingValue(models.TextChoices):
 
 class ReplyRating(TimeStampedModel):
     """A customer's thumbs up/down on one reply (copilot or agent). One per reply: the
-    customer may change their mind, the latest value counts."""
+    customer may change their mind, the latest value counts. `draft` and `intent` are the
+    reply's as it was sent (the draft it came from and that draft's intent; for a reply an
+    agent wrote, the intent of the customer message it answered), never the ticket's now."""
 
     message = models.OneToOneField("tickets.Message", on_delete=models.CASCADE, related_name="+")
     ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
     value = models.CharField(max_length=8, choices=RatingValue.choices)
+    draft = models.ForeignKey(
+        "copilot.Draft", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    intent = models.CharField(max_length=100, blank=True)
 
     class Meta:
         constraints = [
@@ -37,11 +43,20 @@ class ReplyRating(TimeStampedModel):
 
 
 class CsatRating(TimeStampedModel):
-    """Customer satisfaction for a conversation, 1 (bad) to 5 (great). One per ticket."""
+    """Customer satisfaction for a conversation, 1 (bad) to 5 (great). One per ticket.
+    `message`, `draft` and `intent` are the last reply the customer had been sent when they
+    rated, as it was sent (see ReplyRating)."""
 
     ticket = models.OneToOneField("tickets.Ticket", on_delete=models.CASCADE, related_name="+")
     score = models.PositiveSmallIntegerField()
     comment = models.TextField(blank=True)
+    message = models.ForeignKey(
+        "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    draft = models.ForeignKey(
+        "copilot.Draft", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    intent = models.CharField(max_length=100, blank=True)
 
     class Meta:
         verbose_name = "CSAT rating"
@@ -136,6 +151,7 @@ class FlagReason(models.TextChoices):
     HEAVILY_EDITED = "heavily_edited", "Draft heavily edited by an agent"
     LOW_MARGIN = "low_margin", "Auto-sent with a low margin"
     GUARD_VERDICT = "guard_verdict", "Guard verdict"
+    SPOT_CHECK = "spot_check", "Random spot check of an auto-sent reply"
 
 
 class FlagStatus(models.TextChoices):
@@ -166,11 +182,13 @@ class FlaggedReply(TimeStampedModel):
     reviewed_at = models.DateTimeField(null=True, blank=True)
     # What the admin did, in order: [{"action", "at", "by", "detail"}].
     actions_taken = models.JSONField(default=list, blank=True)
+    # How likely the flag marks harm a customer met (higher first; services.flag_harm).
+    harm = models.PositiveSmallIntegerField(default=0, db_index=True)
 
     class Meta:
         verbose_name = "flagged reply"
         verbose_name_plural = "flagged replies"
-        ordering = ["-id"]
+        ordering = ["-harm", "-id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(reason__in=FlagReason.values), name="feedback_flag_reason_valid"
@@ -197,3 +215,50 @@ class FlaggedReply(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} on ticket #{self.ticket_id}"
+
+
+class FlagPolicy(TimeStampedModel):
+    """Which flags are raised, edited by an admin. One row (id 1); the settings are the
+    defaults until an admin saves it."""
+
+    singleton = models.BooleanField(default=True, unique=True, editable=False)
+    thumbs_down = models.BooleanField(default=True, help_text="A customer's thumbs-down.")
+    draft_rejected = models.BooleanField(default=True, help_text="An agent rejected a draft.")
+    heavily_edited = models.BooleanField(
+        default=True, help_text="An agent changed much of a draft before sending it."
+    )
+    low_margin = models.BooleanField(
+        default=True,
+        help_text="Auto-sent replies whose confidence is within the band above the auto-send "
+        "threshold: the ones most likely to be wrong.",
+    )
+    low_margin_band = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The band's width (empty: FEEDBACK_LOW_MARGIN). The confidence is a "
+        "calibrated probability: at 0.94-0.95, about 1 auto-sent reply in 17 is wrong.",
+    )
+    guard_verdict = models.BooleanField(
+        default=True, help_text="Validation caught links or citations not from the knowledge base."
+    )
+    spot_check_share = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Share of the other auto-sent replies flagged at random for a spot check "
+        "(0 to 1; empty: FEEDBACK_SPOT_CHECK_SHARE; 0: none).",
+    )
+
+    class Meta:
+        verbose_name = "flag policy"
+        verbose_name_plural = "flag policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(singleton=True), name="feedback_flag_policy_one"),
+            models.CheckConstraint(
+                condition=Q(spot_check_share__isnull=True)
+                | Q(spot_check_share__gte=0, spot_check_share__lte=1),
+                name="feedback_flag_policy_share_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "Flag policy"

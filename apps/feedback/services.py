@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.copilot.models import Draft
+from apps.copilot.models import Draft, DraftStatus
 from apps.core.exceptions import ConflictError, ValidationError
 from apps.feedback.models import (
     CsatRating,
@@ -23,6 +23,7 @@ from apps.feedback.models import (
     RatingValue,
     ReplyRating,
 )
+from apps.feedback.selectors import flag_policy_effective, reply_origin
 from apps.knowledge.services import article_input_build, articles_push
 from apps.tickets.models import AuthorKind, Message, Ticket
 from apps.tickets.selectors import message_list
@@ -49,15 +50,19 @@ def reply_rate(*, message: Message, value: str) -> ReplyRating:
         )
     if message.author_kind not in REPLY_AUTHOR_KINDS:
         raise ValidationError("only replies from the team can be rated", field="message")
+    draft, intent = reply_origin(message=message)
     rating, _ = ReplyRating.objects.update_or_create(
-        message=message, defaults={"ticket_id": message.ticket_id, "value": value}
+        message=message,
+        defaults={"ticket_id": message.ticket_id, "value": value, "draft": draft, "intent": intent},
     )
     if value == RatingValue.DOWN:
         flagged_reply_open(
             ticket=message.ticket,
             message=message,
+            draft=draft,
             reason=FlagReason.THUMBS_DOWN,
             detail=f"the customer gave a thumbs-down to this {message.author_kind} reply",
+            intent=intent,
         )
     else:
         FlaggedReply.objects.filter(
@@ -72,8 +77,22 @@ def csat_record(*, ticket: Ticket, score: int, comment: str = "") -> CsatRating:
         raise ValidationError("score must be a whole number from 1 to 5", field="score")
     if len(comment) > 2000:
         raise ValidationError("comment is longer than 2000 characters", field="comment")
+    last_reply = (
+        message_list(ticket=ticket)
+        .filter(author_kind__in=REPLY_AUTHOR_KINDS)
+        .order_by("-id")
+        .first()
+    )
+    draft, intent = reply_origin(message=last_reply) if last_reply is not None else (None, "")
     rating, _ = CsatRating.objects.update_or_create(
-        ticket=ticket, defaults={"score": score, "comment": comment.replace("\x00", "")}
+        ticket=ticket,
+        defaults={
+            "score": score,
+            "comment": comment.replace("\x00", ""),
+            "message": last_reply,
+            "draft": draft,
+            "intent": intent,
+        },
     )
     return rating
 
@@ -86,10 +105,12 @@ def flagged_reply_open(
     draft: Draft | None = None,
     detail: str = "",
     intent: str | None = None,
-) -> FlaggedReply:
+) -> FlaggedReply | None:
     """Flag a reply (a sent message and/or a draft) for the admin's review; the existing flag
     when it already has one for this reason (idempotent under concurrency: the unique
-    constraints decide)."""
+    constraints decide); None when the flag policy has this kind of flag off."""
+    if not flag_policy_effective().raises(reason):
+        return None
     lookups = []
     if message is not None:
         lookups.append({"message": message, "reason": reason})
@@ -106,6 +127,7 @@ def flagged_reply_open(
         "reason": reason,
         "detail": detail[:FLAG_DETAIL_MAX_CHARS],
         "intent": ticket.intent if intent is None else intent,
+        "harm": flag_harm(reason=reason, message=message, draft=draft),
     }
     try:
         with transaction.atomic():
@@ -116,6 +138,30 @@ def flagged_reply_open(
             if existing is not None:
                 return existing
         raise
+
+
+# How likely a flag marks harm a customer met, for ordering the review queue: a reply the
+# customer disliked or that carried what validation caught first; then the auto-sends most
+# likely wrong; then drafts an agent corrected or stopped (nobody saw them as written); spot
+# checks last. A reply that reached the customer outranks the same flag on a draft.
+_HARM_BY_REASON = {
+    FlagReason.THUMBS_DOWN: 50,
+    FlagReason.GUARD_VERDICT: 40,
+    FlagReason.LOW_MARGIN: 30,
+    FlagReason.HEAVILY_EDITED: 20,
+    FlagReason.DRAFT_REJECTED: 10,
+    FlagReason.SPOT_CHECK: 0,
+}
+_REACHED_CUSTOMER = 15
+
+
+def flag_harm(*, reason: str, message: Message | None, draft: Draft | None) -> int:
+    reached = draft is not None and draft.status == DraftStatus.AUTO_SENT
+    if reason == FlagReason.THUMBS_DOWN or (
+        message is not None and message.author_kind == AuthorKind.COPILOT
+    ):
+        reached = True
+    return _HARM_BY_REASON.get(FlagReason(reason), 0) + (_REACHED_CUSTOMER if reached else 0)
 
 
 def _action_append(flagged: FlaggedReply, *, action: str, user: User, detail: str = "") -> None:

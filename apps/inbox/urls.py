@@ -1,11 +1,20 @@
 """The agent inbox, mounted at /inbox/."""
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from apps.inbox.views import draft, knowledge, queue, ticket
 
 app_name = "inbox"
+
+
+def demo_logins_path() -> str:
+    """Where `up --demo` wrote the demo's logins ("" unless the demo runs)."""
+    if not settings.DEMO:
+        return ""
+    return str((settings.DESKPILOT_HOME / "demo_logins.txt").resolve())
+
 
 urlpatterns = [
     path(
@@ -14,6 +23,7 @@ urlpatterns = [
             template_name="inbox/login.html",
             redirect_authenticated_user=True,
             next_page=reverse_lazy("inbox:queue"),
+            extra_context={"demo_logins": demo_logins_path},
         ),
         name="login",
     ),

@@ -1,10 +1,12 @@
 """The offline drafter behind `local/extractive`: a reply made of the passages' own sentences.
 
-It is not a language model. It reads the prompt's sections (`prompt_format`), scores every
-sentence of every passage against the customer's question, keeps the few that answer it best
-(in document order, so the reply reads like the article; always including the best sentence
-of the first passage that touches the question, since passages come ranked best first),
-adds a greeting and a closing, and answers with the same JSON contract as a real model
+It is not a language model. It reads the prompt's sections (`prompt_format`), turns every
+passage into whole plain-text sentences (Markdown rendered as text, list items joined to
+their lead-in, table rows spelled out: `plain_lines`), scores each against the customer's
+question, and keeps the few that answer it best: the best sentence of the first passage that
+touches the question (passages come ranked best first), then the closest others from the
+same article, in document order, so the reply reads as one answer from one page. It adds a
+greeting and a closing, and answers with the same JSON contract as a real model
 (`structured`), citing the passages it took sentences from. When no sentence is close
 enough, or there are no passages, it says the question is not answerable instead of
 guessing. Same input, same output.
@@ -61,6 +63,7 @@ class Sentence:
     position: int
     passage_id: str
     text: str
+    source: str = ""  # the passage's article
 
 
 @dataclass(frozen=True)
@@ -78,18 +81,118 @@ class Draft:
         )
 
 
-def sentences_split(passage_index: int, passage: Passage) -> list[Sentence]:
-    """The passage's sentences, without markdown headings, bullets or empty lines."""
-    result: list[Sentence] = []
-    for line in passage.text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or set(line) <= set("-=*_|: "):
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_LINK = re.compile(r"!?\[([^\]]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_CODE = re.compile(r"`([^`]+)`")
+# A cross-reference to another page ("(see How to return an item)") is not an answer.
+_SEE_ALSO = re.compile(r"\s*\((?:see|cf\.?)\s(?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
+_BULLET = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
+_TRAILING_JOIN = re.compile(r"[\s,;]+(?:and|or)?[\s,;]*$", re.IGNORECASE)
+_TABLE_RULE = re.compile(r"^\|?[\s:|-]+\|?$")
+
+
+def markdown_plain(text: str) -> str:
+    """Inline Markdown as plain text: emphasis dropped, a link as its text and its address
+    ("Business orders (https://...)"), code as its text."""
+    text = _LINK.sub(lambda match: f"{match.group(1)} ({match.group(2)})", text)
+    text = _CODE.sub(r"\1", text)
+    text = _BOLD.sub(r"\2", text)
+    return _EMPHASIS.sub(r"\2", text)
+
+
+def _table_row(cells: list[str], header: list[str] | None) -> str:
+    first, rest = cells[0], cells[1:]
+    if header and len(header) == len(cells):
+        details = "; ".join(f"{name}: {cell}" for name, cell in zip(header[1:], rest, strict=True))
+    else:
+        details = "; ".join(rest)
+    return f"{first} — {details}." if details else f"{first}."
+
+
+def _sentence(text: str) -> str:
+    """`text` as a whole sentence: a capital first, a full stop last."""
+    text = _TRAILING_JOIN.sub("", text).strip()
+    if not text:
+        return ""
+    text = text[:1].upper() + text[1:]
+    return text if text[-1] in ".!?" else f"{text}."
+
+
+def plain_lines(text: str) -> list[str]:
+    """A passage's lines as whole plain-text sentences: no headings, Markdown or rules.
+
+    A list whose items continue a lead-in ("some items can only be returned if they are
+    faulty:" then "- pillows and duvets ...,") becomes one sentence, lead-in and items; a
+    list of items that are sentences of their own stays one sentence an item. A table row
+    reads "first cell — column: cell; ...". A lead-in with no list after it says nothing on
+    its own and is left out.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    result: list[str] = []
+    header: list[str] | None = None
+    lead_in = ""
+    items: list[str] = []
+
+    def close_list() -> None:
+        nonlocal lead_in, items
+        if items and all(item[:1].islower() for item in items):
+            # The items' own joining words ("..., or") are kept; a bare item gets a comma.
+            pieces = [item.rstrip(" ;") for item in items]
+            joined = " ".join(
+                piece if piece.endswith((",", " or", " and")) or last else f"{piece},"
+                for last, piece in ((i == len(pieces) - 1, p) for i, p in enumerate(pieces))
+            )
+            result.append(_sentence(f"{lead_in} {joined}" if lead_in else joined))
+        else:
+            result.extend(filter(None, (_sentence(item) for item in items)))
+        lead_in, items = "", []
+
+    for index, line in enumerate(lines):
+        if not line:
+            if items:  # a blank line between a lead-in and its list keeps the lead-in
+                close_list()
             continue
-        line = re.sub(r"^(?:[-*+]|\d+[.)])\s+", "", line)
+        if line.startswith("#") or set(line) <= set("-=*_ "):
+            close_list()
+            continue
+        if _BULLET.match(line):
+            item = _SEE_ALSO.sub("", markdown_plain(_BULLET.sub("", line))).strip()
+            if item:
+                items.append(item)
+            continue
+        close_list()
+        if line.startswith("|"):
+            if _TABLE_RULE.match(line):
+                continue
+            cells = [markdown_plain(cell.strip()) for cell in line.strip("|").split("|")]
+            following = lines[index + 1] if index + 1 < len(lines) else ""
+            if following.startswith("|") and _TABLE_RULE.match(following):
+                header = cells  # the row above the rule names the columns
+                continue
+            result.append(_table_row(cells, header))
+            continue
+        header = None
+        line = _SEE_ALSO.sub("", markdown_plain(line)).strip()
+        if line.endswith(":"):
+            lead_in = line  # kept only for the list that follows it
+            continue
+        if line:
+            result.append(line)
+    close_list()
+    return result
+
+
+def sentences_split(passage_index: int, passage: Passage) -> list[Sentence]:
+    """The passage's whole sentences, as plain text (`plain_lines`)."""
+    result: list[Sentence] = []
+    for line in plain_lines(passage.text):
         for piece in _SENTENCE_END.split(line):
             piece = piece.strip()
             if len(_WORD.findall(piece.lower())) >= 3:
-                result.append(Sentence(passage_index, len(result), passage.id, piece))
+                result.append(
+                    Sentence(passage_index, len(result), passage.id, piece, passage.source)
+                )
     return result
 
 
@@ -218,5 +321,13 @@ def _answer(scores: list[float], sentences: list[Sentence], minimum: float) -> l
         sentences[i].passage_index for i in ranked if scores[i] >= minimum * LEAD_SHARE_OF_MINIMUM
     )
     lead = next(i for i in ranked if sentences[i].passage_index == lead_passage)
-    keep = [i for i in ranked if i != lead and scores[i] >= max(minimum, best * RELATIVE_TO_BEST)]
+    # The rest of the answer comes from the lead's article only: a reply reads as one answer
+    # from one page, not a sentence from each page the search found.
+    keep = [
+        i
+        for i in ranked
+        if i != lead
+        and sentences[i].source == sentences[lead].source
+        and scores[i] >= max(minimum, best * RELATIVE_TO_BEST)
+    ]
     return sorted([lead, *keep[: MAX_SENTENCES - 1]])

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from django.conf import settings
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 # Common English words (function words and everyday support vocabulary). Short support
 # messages ("someone stole my credit card") are too short for a statistical detector, which
@@ -31,7 +32,17 @@ _ENGLISH_COMMON = (
     "lost missing arrived arrive why where help problem issue cash balance top up "
     "credit debit online contact support service customer person human agent"
 )
-_ENGLISH_WORDS = frozenset(_ENGLISH_COMMON.split())
+# scikit-learn's English stop words (318 function words) widen the net for short questions
+# ("Visa or Mastercard?", "Changing my PIN") that langdetect would call Portuguese or Tagalog.
+# (less the few that are everyday words of other European languages too).
+_ENGLISH_WORDS = frozenset(_ENGLISH_COMMON.split()) | (
+    ENGLISH_STOP_WORDS - {"de", "un", "con", "per", "eg", "ie", "etc"}
+)
+# Below this many words a detector's verdict of a foreign language is not trusted unless it
+# is nearly certain: a handoff for "a language the knowledge base lacks" must not hit a
+# plain English question.
+_SHORT_TEXT_WORDS = 8
+_SHORT_TEXT_CERTAINTY = 0.95
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _detector_lock = threading.Lock()
 _detector_ready = False
@@ -225,6 +236,8 @@ def detect_language(text: str) -> str | None:
     english = sum(1 for word in words if word in _ENGLISH_WORDS)
     if english >= 2 and english / len(words) >= 0.5:
         return "en"
+    if len(words) < _SHORT_TEXT_WORDS and english and english / len(words) >= 0.25:
+        return "en"
     _ensure_detector()
     from langdetect import LangDetectException, detect_langs
 
@@ -232,6 +245,8 @@ def detect_language(text: str) -> str | None:
         with _detector_lock:  # the detector factory is shared module state
             best = detect_langs(text[:2000])[0]
     except LangDetectException:
+        return None
+    if len(words) < _SHORT_TEXT_WORDS and best.prob < _SHORT_TEXT_CERTAINTY:
         return None
     return best.lang if best.prob >= 0.5 else None
 

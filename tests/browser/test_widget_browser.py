@@ -185,3 +185,18 @@ def test_a_reply_that_starts_over_with_a_link_leaves_no_empty_bubble(site, new_p
     # then: the old text is gone, with no empty bubble left, and "typing" shows instead
     expect(live).to_have_count(0)
     expect(panel.locator(".typing")).to_be_visible()
+
+
+def test_a_message_over_the_limit_is_refused_whole_and_kept_not_cut(site, new_page):
+    # given: a visitor pastes a message longer than the server takes
+    page = new_page()
+    panel = widget_open(page, site.url)
+    box = panel.get_by_label("Your message")
+    long_text = "My order history: " + "x" * 20_500
+    box.fill(long_text)
+    # when
+    panel.get_by_role("button", name="Send", exact=True).click()
+    # then: nothing is sent, nothing is cut, and the visitor is told the limit
+    expect(panel.get_by_role("alert")).to_contain_text("the limit is 20,000")
+    expect(box).to_have_value(long_text)
+    assert Message.objects.count() == 0

@@ -3,7 +3,13 @@ import pytest
 from apps.accounts.models import Role
 from apps.accounts.services import user_create
 from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
-from apps.feedback.models import FlaggedReply, FlagReason, FlagStatus, IntentCorrection
+from apps.feedback.models import (
+    FlaggedReply,
+    FlagReason,
+    FlagStatus,
+    IntentCorrection,
+    ReplyRating,
+)
 from apps.feedback.services import (
     REVIEW_NOTES_SOURCE,
     csat_record,
@@ -15,7 +21,7 @@ from apps.feedback.services import (
     ticket_intent_correct,
 )
 from apps.knowledge.models import Article
-from apps.tickets.models import AuthorKind, Message
+from apps.tickets.models import AuthorKind, Message, Ticket
 from apps.tickets.services import Actor, message_add
 from apps.triage.models import ExampleSource, TrainingExample
 from tests.inbox.factories import conversation_create
@@ -33,21 +39,45 @@ def reply_on(ticket, body="Here is the answer.", author_kind=AuthorKind.COPILOT)
     return message_add(ticket=ticket, author_kind=author_kind, body=body, actor=Actor.copilot())
 
 
-def test_thumbs_down_flags_the_reply_once():
-    # given
-    ticket = conversation_create(intent="refund")
+def test_thumbs_down_flags_the_reply_once_with_the_intent_of_the_draft_that_was_sent():
+    # given: an auto-sent reply drafted for "refund_status"; the ticket's intent changed since
+    from apps.copilot.models import Decision, DraftStatus
+    from tests.feedback.factories import draft_create
+
+    ticket = conversation_create(intent="refund_status")
     reply = reply_on(ticket)
+    draft = draft_create(
+        ticket, decision=Decision.AUTO_SENT, status=DraftStatus.AUTO_SENT, reason="",
+        intent="refund_status", sent_message_id=reply.pk,
+    )  # fmt: skip
+    Ticket.objects.filter(pk=ticket.pk).update(intent="track_order")
     # when
     reply_rate(message=reply, value="down")
     reply_rate(message=reply, value="down")
-    # then
+    # then: the flag and the rating name the draft and its intent, not the ticket's now
     flagged = FlaggedReply.objects.get()
-    assert (flagged.reason, flagged.message_id, flagged.intent, flagged.status) == (
-        FlagReason.THUMBS_DOWN,
-        reply.pk,
-        "refund",
-        FlagStatus.OPEN,
+    assert (flagged.reason, flagged.message_id, flagged.draft_id, flagged.intent) == (
+        FlagReason.THUMBS_DOWN, reply.pk, draft.pk, "refund_status",
+    )  # fmt: skip
+    assert flagged.status == FlagStatus.OPEN and flagged.harm == 65
+    rating = ReplyRating.objects.get()
+    assert (rating.draft_id, rating.intent) == (draft.pk, "refund_status")
+
+
+def test_a_rating_of_an_agent_s_own_reply_names_the_intent_of_the_message_it_answered():
+    # given: triage read the customer's message as "track_order"; an agent answered
+    ticket = conversation_create(intent="track_order")
+    Message.objects.filter(ticket=ticket, author_kind=AuthorKind.CUSTOMER).update(
+        intent="track_order"
     )
+    reply = reply_on(ticket, author_kind=AuthorKind.AGENT)
+    Ticket.objects.filter(pk=ticket.pk).update(intent="refund_status")
+    # when
+    rating = reply_rate(message=reply, value="up")
+    csat = csat_record(ticket=ticket, score=2)
+    # then
+    assert (rating.draft_id, rating.intent) == (None, "track_order")
+    assert (csat.message_id, csat.draft_id, csat.intent) == (reply.pk, None, "track_order")
 
 
 def test_changing_to_thumbs_up_withdraws_an_unreviewed_flag_but_keeps_a_reviewed_one(

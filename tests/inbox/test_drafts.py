@@ -37,8 +37,9 @@ def test_draft_panel_explains_the_draft(agent_client, reviewed_ticket):
     # then
     assert "Hi! Refunds reach your card within 5 working days." in page
     assert "Needs review" in page
-    assert "confidence <strong>0.62</strong>" in page
-    assert "Low confidence" in page
+    assert "reply confidence <strong>0.62</strong>" in page
+    assert "sent on its own from 0.94" in page
+    assert "Confidence below the auto-send threshold" in page
     assert "confidence 0.62 below the auto-send threshold 0.90" in page
     assert "When will I get my refund?" in page
     assert 'href="/inbox/knowledge/articles/1/?external_id=returns/refund-timing.md"' in page

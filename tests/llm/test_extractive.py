@@ -24,10 +24,10 @@ PASSAGES = [
         "Orders ship from our warehouse in Lyon. Shipping is free above 50 EUR.",
         "shipping.md",
     ),
-    Passage(
+    Passage(  # a second passage of the same article
         "P3",
         "- Refunds for gift cards are not possible.\n- Contact us by chat.",
-        "billing/gifts.md",
+        "billing/refunds.md",
     ),
 ]
 
@@ -168,7 +168,11 @@ def test_the_reply_leads_with_the_first_passage_that_answers_since_passages_come
     prompt = ParsedPrompt(
         passages=(
             Passage("P1", "Refunds go back to your card.", "billing/refunds.md"),
-            Passage("P2", "Refunds take 5 days to reach your card, however long it took.", "x.md"),
+            Passage(
+                "P2",
+                "Refunds take 5 days to reach your card, however long it took.",
+                "billing/refunds.md",
+            ),
         ),
         customer_message="How long do refunds take to reach my card?",
     )
@@ -185,7 +189,9 @@ def test_the_first_passage_leads_even_below_the_answer_minimum_unless_it_misses_
     from apps.llm.extractive import draft_compose
     from apps.llm.prompt_format import ParsedPrompt
 
-    answer = Passage("P2", "Refunds take 5 days to reach your card, however long it took.", "x.md")
+    answer = Passage(
+        "P2", "Refunds take 5 days to reach your card, however long it took.", "billing/refunds.md"
+    )
     question = "How long do refunds take to reach my card?"
     touching = Passage(
         "P1",
@@ -249,3 +255,49 @@ def test_an_earlier_open_question_is_answered_after_the_newest_one():
     assert result.citations == ("P1", "P2")
     assert result.reply.startswith(f"{GREETING}\n\nReset your password from the sign-in page.")
     assert "Refunds take 5 working days to reach your card." in result.reply
+
+
+def test_a_reply_is_one_article_s_answer_never_a_sentence_from_each_page_found():
+    # given: the first passage answers; another article has a sentence almost as close
+    from apps.llm.extractive import draft_compose
+    from apps.llm.prompt_format import ParsedPrompt
+
+    prompt = ParsedPrompt(
+        passages=(
+            Passage("P1", "Refunds reach your card within 5 working days.", "refunds.md"),
+            Passage("P2", "Refunds for gift cards reach you as a new gift card.", "gift.md"),
+        ),
+        customer_message="when do refunds reach my card?",
+    )
+    # when
+    result = draft_compose(prompt, scorer="lexical")
+    # then
+    assert result.citations == ("P1",)
+    assert "gift" not in result.reply
+
+
+def test_markdown_lists_and_tables_become_whole_plain_sentences():
+    # given: an article's passage as Markdown
+    from apps.llm.extractive import plain_lines
+
+    text = (
+        "## Returns\n"
+        "Some items can only be returned if **faulty**:\n\n"
+        "- pillows whose packaging was opened,\n"
+        "- engraved items (see [Engraving](https://help.example/engraving)), or\n"
+        "- gift cards.\n\n"
+        "| Method | Time |\n|---|---|\n| PayPal | within 24 hours |\n\n"
+        "You can:\n\n"
+        "- Print the label.\n"
+        "- drop it at a `pickup point`\n\n"
+        "Read [the policy](https://help.example/policy) first."
+    )
+    # when / then
+    assert plain_lines(text) == [
+        "Some items can only be returned if faulty: pillows whose packaging was opened, "
+        "engraved items, or gift cards.",
+        "PayPal — Time: within 24 hours.",
+        "Print the label.",
+        "Drop it at a pickup point.",
+        "Read the policy (https://help.example/policy) first.",
+    ]

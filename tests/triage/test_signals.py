@@ -69,3 +69,32 @@ def test_sentiment_follows_the_customer_words_and_negation():
     assert sentiment("Thanks a lot, that was really helpful")[0] == "positive"
     assert sentiment("where is my parcel")[0] == "neutral"
     assert sentiment("not bad at all")[0] != "negative"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Visa or Mastercard?",
+        "Changing my PIN",
+        "Cancel a transaction",
+        "do you sell car parts",
+        "Do you provide currency exchange to Euros?",
+        "are multiple currencies acceptable?",
+        "I am having trouble verifying my id.",
+    ],
+)
+def test_short_plain_english_questions_are_never_read_as_another_language(text):
+    # (langdetect alone calls these Portuguese, Tagalog, Catalan, Spanish, Romanian...)
+    assert detect_language(text) in ("en", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Ich habe mein Passwort vergessen, wie kann ich es zurücksetzen?", "de"),
+        ("Mon colis est arrivé et le vase est cassé, que dois-je faire ?", "fr"),
+        ("quiero cancelar mi pedido, lo hice hace diez minutos", "es"),
+    ],
+)
+def test_other_languages_are_still_told_apart(text, language):
+    assert detect_language(text) == language

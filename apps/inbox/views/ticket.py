@@ -23,6 +23,7 @@ from apps.accounts.models import User
 from apps.copilot.models import DraftStatus
 from apps.copilot.selectors import (
     draft_current_for_ticket,
+    policy_effective,
     ticket_assist_is_off,
     ticket_is_taken_over,
 )
@@ -151,6 +152,7 @@ def ticket_context(
         "taken_over": taken_over,
         "assist_off": assist_off,
         "draft_stream_url": draft_stream_url,
+        "auto_send_threshold": policy_effective().auto_send_threshold if draft else None,
         "draft_edit_form": forms.get("draft_edit")
         or DraftEditForm(initial={**draft_ids, "body": draft.body if draft else ""}),
         "draft_reject_form": forms.get("draft_reject") or DraftRejectForm(initial=draft_ids),

@@ -23,6 +23,15 @@ DEMO_DATA_STEPS.append(("kb_import", ["fixtures/demo/kb", "--source", "demo"]))
 class Command(BaseCommand):
     help = "Create the demo logins and load the demo company's data (idempotent)."
 
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument(
+            "--origin",
+            action="append",
+            default=[],
+            help="where the demo is served, e.g. http://127.0.0.1:8101 (repeat for several): "
+            "the demo widget key allows it (`up --demo` passes its own)",
+        )
+
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         logins_path = settings.DESKPILOT_HOME / "demo_logins.txt"
         lines = []
@@ -37,24 +46,19 @@ class Command(BaseCommand):
             logins_path.write_text("\n".join(lines) + "\n")
             logins_path.chmod(0o600)
         available = get_commands()
+        origins = options["origin"] or DEFAULT_DEMO_ORIGINS
         for command, arguments in DEMO_DATA_STEPS:
             if command in available:
+                if command == "widgetkey_create":
+                    arguments = [*arguments, *(f"--origin={origin}" for origin in origins)]
                 call_command(command, *arguments, stdout=self.stdout, stderr=self.stderr)
         self.stdout.write(f"demo data loaded; logins in {logins_path}")
 
 
-# Tickets and intake: a widget key for the demo site served by `up` (issue 3).
-DEMO_DATA_STEPS.append(
-    (
-        "widgetkey_create",
-        [
-            "Demo site",
-            "--origin=http://localhost:8000",
-            "--origin=http://127.0.0.1:8000",
-            "--if-missing",
-        ],
-    )
-)
+# Tickets and intake: a widget key for the demo site served by `up`, allowing the origins
+# it is served on (`--origin`; a second run on another port adds that port's).
+DEFAULT_DEMO_ORIGINS = ["http://localhost:8000", "http://127.0.0.1:8000"]
+DEMO_DATA_STEPS.append(("widgetkey_create", ["Demo site", "--if-missing"]))
 
 # Copilot (issue 6): intents, policies, article links, classifier, prompt, calibration.
 DEMO_DATA_STEPS.append(("copilot_demo_setup", []))

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import WidgetKey
-from apps.accounts.services import widget_key_create
+from apps.accounts.services import widget_key_create, widget_key_origins_add
 from apps.core.exceptions import ValidationError
 
 
@@ -19,14 +19,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-missing",
             action="store_true",
-            help="print the existing key of this site instead of creating a second one",
+            help="print the existing key of this site instead of creating a second one (and "
+            "allow the given origins on it too)",
         )
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         if options["if_missing"]:
             existing = WidgetKey.objects.filter(site_name=options["site_name"].strip()).first()
             if existing is not None:
+                try:
+                    added = widget_key_origins_add(widget_key=existing, origins=options["origin"])
+                except ValidationError as error:
+                    raise CommandError(error.message) from None
                 self.stdout.write(existing.public_key)
+                if added:
+                    self.stderr.write(f"now also allowed: {', '.join(added)}")
                 return
         try:
             widget_key = widget_key_create(

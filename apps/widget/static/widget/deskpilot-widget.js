@@ -132,7 +132,6 @@
   var input = el("textarea", {
     id: "dp-input",
     rows: "2",
-    maxlength: "20000",
     placeholder: "Type your question\u2026",
     autocomplete: "off",
   });
@@ -335,10 +334,22 @@
     });
   }
 
+  // The server's limit (MESSAGE_MAX_CHARS, 20 000 by default; a lower one answers 400 with
+  // its own message). Nothing is cut: a longer message is refused here, kept in the box.
+  var MAX_MESSAGE_CHARS = 20000;
+
   function submit(event) {
     event.preventDefault();
     var text = input.value;
     if (!text.trim() || sending) return;
+    if (text.length > MAX_MESSAGE_CHARS) {
+      showError(
+        "Your message is " + text.length.toLocaleString("en") + " characters long; the limit is " +
+          MAX_MESSAGE_CHARS.toLocaleString("en") + ". Please shorten it or send it in parts. " +
+          "Your message is kept."
+      );
+      return;
+    }
     sending = true;
     sendButton.disabled = true;
     showError("");
