@@ -1,13 +1,15 @@
 import gc
 import logging
+import os
 import random
+import socket
 import time
 
 import kombu.exceptions
 import redis.exceptions
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from django import db
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -16,6 +18,8 @@ from apps.copilot.links import intent_links_ensure_active, intent_links_learn_ac
 from apps.copilot.services import draft_regenerate, pipeline_fail, pipeline_run, pipeline_warm
 from apps.copilot.services.stream import publish_safely
 from apps.core.timelimits import soft_time_limit_watch
+from apps.core.workers import worker_warm_register, worker_warm_unregister
+from apps.llm.gateway import modules_preload
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +32,18 @@ TRANSIENT_ERRORS = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
+
+
+@worker_init.connect
+def worker_modules_preload(**_kwargs: object) -> None:
+    """In the worker's main process, before it forks its pool: import the heavy libraries
+    (litellm, torch, sentence-transformers: ~6 s), so each pool process inherits them
+    instead of importing them again. Imports only: no model is loaded and nothing runs, so
+    no thread is started that a forked child would lack."""
+    if settings.WORKER_WARM:
+        started = time.perf_counter()
+        modules_preload()
+        logger.info("worker modules imported in %.1f s", time.perf_counter() - started)
 
 
 @worker_process_init.connect
@@ -55,11 +71,23 @@ def worker_process_warm(**_kwargs: object) -> None:
         # hung on its first query (tests/copilot/test_concurrency_and_worker.py).
         db.connections.close_all()
     gc.freeze()
+    try:
+        worker_warm_register(hostname=socket.gethostname(), pid=os.getpid())
+    except Exception:
+        logger.warning("worker warm state not registered", exc_info=True)
     logger.info(
         "worker process ready in %.1f s: %d objects frozen out of garbage collection",
         time.perf_counter() - started,
         gc.get_freeze_count(),
     )
+
+
+@worker_process_shutdown.connect
+def worker_process_leave(**_kwargs: object) -> None:
+    try:
+        worker_warm_unregister(hostname=socket.gethostname(), pid=os.getpid())
+    except Exception:  # Redis is gone: the key expires on its own
+        logger.warning("worker warm state not unregistered", exc_info=True)
 
 
 @shared_task(bind=True, name="copilot.pipeline_run", acks_late=True, max_retries=None)

@@ -1,7 +1,8 @@
 """Liveness (`/healthz`) and readiness (`/readyz`) probes.
 
 readyz answers 200 only when every component a request may need answers: the
-database, its pgvector extension, Redis, and at least one Celery worker.
+database, its pgvector extension, Redis, and at least one Celery worker. It also says how
+many worker processes are warm (loaded what a customer message needs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from apps.core.workers import workers_warm_count
 
 CHECK_TIMEOUT_SECONDS = 2.0
 logger = logging.getLogger(__name__)
@@ -103,8 +106,22 @@ def readyz(request: HttpRequest) -> JsonResponse:
         # The probe is public: error texts (hosts, roles) stay in the log.
         for state in components.values():
             state["detail"] = "ok" if state["ok"] else "down (details in the log)"
-    body = {"status": "ready" if ready else "unavailable", "down": down, "components": components}
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "down": down,
+        "components": components,
+        # Informational: a worker that is up but still loading answers its first messages
+        # slowly; `up` waits for these before it says ready.
+        "warm_worker_processes": _warm_workers(),
+    }
     return JsonResponse(body, status=200 if ready else 503)
+
+
+def _warm_workers() -> int | None:
+    try:
+        return workers_warm_count()
+    except Exception:  # Redis is down: the redis component says so
+        return None
 
 
 class HealthProbeMiddleware:

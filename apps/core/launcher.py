@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ from apps.core.embedded import (
     EmbeddedServiceError,
     die_with_parent,
 )
+from apps.core.workers import workers_warm_reset
 from config.env import mask_url
 
 # Hosts a browser reaches as localhost: loopback names, and the addresses that listen on every
@@ -239,7 +241,9 @@ class Launcher:
             env,
         )
 
-    def wait_until_ready(self) -> dict:
+    def wait_until_ready(self, *, warm_workers: int = 0) -> dict:
+        """Until /readyz answers 200 and, with `warm_workers`, that many worker processes
+        say they are warm: a first customer message is then answered at full speed."""
         url = f"http://{self._url_host()}:{self.options.port}/readyz"
         deadline = time.monotonic() + self.options.ready_timeout
         last = "no answer yet"
@@ -247,8 +251,11 @@ class Launcher:
             self.check_children()
             try:
                 with urllib.request.urlopen(url, timeout=3) as response:
-                    if response.status == 200:
-                        return {"status": "ready"}
+                    body = json.load(response)
+                    warm = body.get("warm_worker_processes") or 0
+                    if response.status == 200 and warm >= warm_workers:
+                        return body
+                    last = f"ready, {warm} of {warm_workers} worker processes warm"
             except urllib.error.HTTPError as error:
                 last = error.read().decode(errors="replace")[:300]
             except OSError as error:
@@ -340,8 +347,12 @@ def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
             launcher.manage(
                 env, "demo_load", *(f"--origin={origin}" for origin in launcher.origins())
             )
+        workers_warm_reset(redis_url=env["REDIS_URL"])
         launcher.start_processes(env)
-        launcher.wait_until_ready()
+        # Each worker process warms up (WORKER_WARM, on by default) before its first task.
+        warm = env.get("WORKER_WARM", "true").lower() not in ("0", "false", "no", "off")
+        warm_workers = options.worker_concurrency if warm else 0
+        launcher.wait_until_ready(warm_workers=warm_workers)
         base = f"http://{launcher._url_host()}:{options.port}"
         launcher.say("")
         launcher.say(f"Deskpilot is ready in {time.monotonic() - started:.1f} s")

@@ -38,3 +38,13 @@ def litellm() -> ModuleType:
                     logging.getLogger(name).setLevel(logging.WARNING)
                 _litellm = module
     return _litellm
+
+
+def modules_preload() -> None:
+    """Import litellm (configured) and the embedding stack (torch, sentence-transformers):
+    seconds of imports, nothing else. For a process that forks workers afterwards (Celery's
+    prefork pool): the children inherit the imported modules. No model is loaded and no
+    computation runs here, so no thread pool exists yet that a forked child would lack."""
+    litellm()
+    import sentence_transformers  # noqa: F401
+    import torch  # noqa: F401

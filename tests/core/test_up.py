@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -173,6 +175,9 @@ def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
     home = tmp_path / "home"
     port = free_port()
     process, _ = start_up(home, port)
+    # then: ready means its worker processes are warm too, as /readyz says
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+        assert json.load(response)["warm_worker_processes"] == 2
     database_url = (home / "run" / "database_url").read_text()
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('hello')")

@@ -1,0 +1,44 @@
+"""Which Celery worker processes are warm: loaded what a customer message needs, so its
+reply comes at full speed. Each pipeline worker process registers itself in Redis once warm
+and leaves on shutdown; `/readyz` shows the count, and `up` waits for its workers.
+
+Redis only (no model, no Celery import): the web process and `up` read it too.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from django.conf import settings
+
+KEY_PREFIX = "deskpilot:worker-warm:"
+# A process killed without a clean shutdown leaves its key: it expires after this.
+KEY_TTL_SECONDS = 24 * 3600
+
+
+def _client(redis_url: str | None = None) -> redis.Redis:
+    return redis.Redis.from_url(
+        redis_url or settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+    )
+
+
+def worker_warm_register(*, hostname: str, pid: int) -> None:
+    _client().set(f"{KEY_PREFIX}{hostname}:{pid}", f"{time.time():.0f}", ex=KEY_TTL_SECONDS)
+
+
+def worker_warm_unregister(*, hostname: str, pid: int) -> None:
+    _client().delete(f"{KEY_PREFIX}{hostname}:{pid}")
+
+
+def workers_warm_count(*, redis_url: str | None = None) -> int:
+    """How many worker processes registered as warm (and have not shut down cleanly)."""
+    return sum(1 for _ in _client(redis_url).scan_iter(f"{KEY_PREFIX}*", count=1000))
+
+
+def workers_warm_reset(*, redis_url: str | None = None) -> None:
+    """Forget every registration (`up` does it before starting its workers: the keys of a
+    previous run's processes would count as warm ones)."""
+    client = _client(redis_url)
+    for key in client.scan_iter(f"{KEY_PREFIX}*", count=1000):
+        client.delete(key)
