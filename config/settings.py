@@ -274,6 +274,28 @@ LOGGING = {
 # --- tickets and intake: API, widget, email, pipeline hook -----------------------------------
 # A customer message longer than this is refused (API, widget) or truncated with a note (email).
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 20_000, minimum=1)
+
+
+def _sla(raw: str) -> dict[str, tuple[int, int]]:
+    """TICKET_SLA: "urgent=30/240,high=120/480,...": minutes to the first reply / to the
+    resolution, per priority."""
+    targets = {}
+    for item in raw.split(","):
+        name, _, minutes = item.strip().partition("=")
+        first, _, resolution = minutes.partition("/")
+        if not (first.isdigit() and resolution.isdigit() and int(first) and int(resolution)):
+            raise ConfigurationError(
+                f"TICKET_SLA item {item!r} is not priority=first_minutes/resolution_minutes"
+            )
+        targets[name.strip()] = (int(first), int(resolution))
+    missing = {"urgent", "high", "normal", "low"} - set(targets)
+    if missing:
+        raise ConfigurationError(f"TICKET_SLA lacks {', '.join(sorted(missing))}")
+    return targets
+
+
+# First reply and resolution targets per priority, in minutes (the admin's SLA targets win).
+TICKET_SLA = _sla(env_str("TICKET_SLA", "urgent=30/240,high=120/480,normal=480/2880,low=1440/7200"))
 # A stored Idempotency-Key answers retries for this long, then may be used again.
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=1)
 CELERY_BEAT_SCHEDULE["accounts-idempotency-purge"] = {

@@ -4,7 +4,12 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
 from apps.accounts.models import ApiKey, ApiKeyScope, IdempotencyRecord, User, WidgetKey
-from apps.accounts.services import api_key_create, api_key_revoke, widget_origins_clean
+from apps.accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    widget_key_identity_secret_rotate,
+    widget_origins_clean,
+)
 from apps.core.exceptions import ValidationError
 
 
@@ -50,7 +55,7 @@ class WidgetKeyForm(forms.ModelForm):
 
     class Meta:
         model = WidgetKey
-        fields = ("site_name", "allowed_origins", "is_active")
+        fields = ("site_name", "allowed_origins", "is_active", "identity_required")
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
@@ -68,10 +73,31 @@ class WidgetKeyForm(forms.ModelForm):
 @admin.register(WidgetKey)
 class WidgetKeyAdmin(admin.ModelAdmin):
     form = WidgetKeyForm
-    list_display = ("site_name", "public_key", "allowed_origins", "is_active", "created_at")
-    list_filter = ("is_active",)
+    list_display = (
+        "site_name",
+        "public_key",
+        "allowed_origins",
+        "is_active",
+        "identity_required",
+        "created_at",
+    )
+    list_filter = ("is_active", "identity_required")
     search_fields = ("site_name", "public_key")
-    readonly_fields = ("public_key", "created_at")
+    # The admin is for admins only (agents are not staff): they may read the secret to give it
+    # to the site's developers; it changes only by rotation, never by typing.
+    readonly_fields = ("public_key", "identity_secret", "created_at")
+    actions = ["identity_secret_rotate"]
+
+    @admin.action(description="Rotate the identity secret of the selected keys")
+    def identity_secret_rotate(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for widget_key in queryset:
+            widget_key_identity_secret_rotate(widget_key=widget_key)
+        self.message_user(
+            request,
+            f"New identity secret for {queryset.count()} key(s): signatures made with the old "
+            "one no longer match. Give the new secret (on each key's page) to the site's server.",
+            messages.WARNING,
+        )
 
 
 @admin.register(IdempotencyRecord)

@@ -84,10 +84,17 @@ def widget_public_key_generate() -> str:
     return "wk_" + secrets.token_urlsafe(18)
 
 
+def widget_identity_secret_generate() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class WidgetKey(models.Model):
     """The public key a website embeds to run the chat widget; public, so not a secret.
 
     It identifies the site; the browser's Origin header must be one of `allowed_origins`.
+    `identity_secret` is the one secret: shared with the site's server only, which signs its
+    signed-in user's id, email and name with it (docs/widget-identity.md). It is kept in
+    clear because checking an HMAC needs it, like a session signing key.
     """
 
     public_key = models.CharField(
@@ -98,7 +105,25 @@ class WidgetKey(models.Model):
         default=list, help_text="Exact origins allowed to use the widget, e.g. https://example.com"
     )
     is_active = models.BooleanField(default=True)
+    identity_secret = models.CharField(
+        max_length=64,
+        default=widget_identity_secret_generate,
+        editable=False,
+        help_text="The site's server signs its signed-in visitors with it; never put it in a page.",
+    )
+    identity_required = models.BooleanField(
+        default=False,
+        help_text="Refuse conversations from visitors the site has not signed "
+        "(data-user-id and data-user-hash).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(identity_secret=""), name="widgetkey_identity_secret_set"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.site_name} ({self.public_key})"

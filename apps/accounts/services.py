@@ -17,6 +17,7 @@ from apps.accounts.models import (
     User,
     WidgetKey,
     origin_normalize,
+    widget_identity_secret_generate,
 )
 from apps.core.exceptions import ConflictError, ValidationError
 
@@ -220,3 +221,35 @@ def widget_key_create(*, site_name: str, allowed_origins: list[str]) -> WidgetKe
     return WidgetKey.objects.create(
         site_name=site_name, allowed_origins=widget_origins_clean(allowed_origins)
     )
+
+
+# --- widget visitor identity (docs/widget-identity.md) -------------------------------------
+
+
+def widget_identity_hash(*, secret: str, user_id: str, email: str, name: str) -> str:
+    """The `user_hash` a website's server puts in its page for a signed-in user: lowercase hex
+    HMAC-SHA256 with the widget key's identity secret over "{user_id}\n{email}\n{name}",
+    the exact strings the page passes to the widget (the caller refuses line breaks in them,
+    so that no two identities share a message)."""
+    message = f"{user_id}\n{email}\n{name}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def widget_identity_signature_matches(
+    *, widget_key: WidgetKey, user_id: str, email: str, name: str, user_hash: str
+) -> bool:
+    """Whether `user_hash` is this key's signature of the identity (compared in constant time)."""
+    expected = widget_identity_hash(
+        secret=widget_key.identity_secret, user_id=user_id, email=email, name=name
+    )
+    return hmac.compare_digest(expected, user_hash.lower())
+
+
+def widget_key_identity_secret_rotate(*, widget_key: WidgetKey) -> str:
+    """Give the key a new identity secret and return it. Every signature made with the old one
+    stops matching at once: the site's server must sign with the new one (conversations
+    already started keep their visitor tokens, which do not depend on it)."""
+    secret = widget_identity_secret_generate()
+    WidgetKey.objects.filter(pk=widget_key.pk).update(identity_secret=secret)
+    widget_key.identity_secret = secret
+    return secret

@@ -13,7 +13,9 @@ Events are JSON objects with a per-ticket increasing `seq`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
 import threading
 import unicodedata
@@ -30,6 +32,8 @@ from django.http import HttpRequest, StreamingHttpResponse
 from apps.core.db import connections_release
 from apps.core.exceptions import ServiceUnavailableError
 from apps.core.web import request_thread_release
+
+logger = logging.getLogger(__name__)
 
 REPLAY_MAX_EVENTS = 4000
 
@@ -169,9 +173,15 @@ async def stream_events(
         deadline = loop.time() + timeout
         idle_since = loop.time()
         while loop.time() < deadline:
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=min(1.0, heartbeat)
-            )
+            try:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=min(1.0, heartbeat)
+                )
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                # Redis went away mid-stream: the stream ends (a client reconnects with what
+                # it saw last); a draft being written is not affected.
+                logger.warning("draft stream of ticket %s ended: %s", ticket_id, error)
+                return
             if message is None:
                 if loop.time() - idle_since >= heartbeat:
                     idle_since = loop.time()
@@ -188,7 +198,8 @@ async def stream_events(
     finally:
         # A client that went away cancels the generator mid-wait: the subscription is
         # dropped at once, not when the timeout would have ended it.
-        await asyncio.shield(pubsub.aclose())
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await asyncio.shield(pubsub.aclose())
 
 
 # What the customer's live view treats as a link: validation checks every link of a reply

@@ -358,6 +358,8 @@ def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
         launcher.say(f"Deskpilot is ready in {time.monotonic() - started:.1f} s")
         launcher.say(f"  inbox      {base}/inbox/")
         launcher.say(f"  widget     {base}/widget/demo/")
+        if options.demo:
+            launcher.say(f"             {base}/widget/demo/?as=signed-in  (an identified visitor)")
         launcher.say(f"  admin      {base}/admin/")
         launcher.say(f"  API docs   {base}/api/docs/")
         launcher.say(f"  health     {base}/readyz")

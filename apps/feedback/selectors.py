@@ -1,15 +1,25 @@
-"""Reads of feedback: the flag policy in force, and what a rated reply was when it was sent."""
+"""Reads of feedback: the flag policy in force, what a rated reply was when it was sent, and
+an agent's day with the copilot."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Avg, Count
 
-from apps.copilot.models import Draft
+from apps.copilot.models import Draft, DraftStatus
 from apps.copilot.selectors import draft_for_sent_message
-from apps.feedback.models import FlagPolicy, FlagReason
-from apps.tickets.models import AuthorKind, Message
+from apps.feedback.models import (
+    DraftAction,
+    DraftActionKind,
+    FlagPolicy,
+    FlagReason,
+    RatingValue,
+    ReplyRating,
+)
+from apps.tickets.models import AuthorKind, Message, Ticket, TicketStatus
 
 
 @dataclass(frozen=True)
@@ -69,3 +79,46 @@ def reply_origin(*, message: Message) -> tuple[Draft | None, str]:
         .first()
     )
     return None, answered or ""
+
+
+@dataclass(frozen=True)
+class AgentDay:
+    """What the copilot did on an agent's tickets since a time, and what the agent did with
+    its drafts (the agent's own view of the day)."""
+
+    auto_sent: int  # replies the copilot sent on its own on the agent's tickets
+    drafts_waiting: int  # drafts on the agent's tickets waiting for someone
+    accepted: int  # drafts the agent sent as written
+    edited: int  # drafts the agent edited, then sent
+    rejected: int  # drafts the agent rejected
+    mean_edit_ratio: float | None  # over the edited ones
+    thumbs_up: int  # customers' thumbs on the replies on the agent's tickets
+    thumbs_down: int
+    handed_to_me: int  # tickets handed to a person and assigned to the agent
+    recent: list[Draft]  # the latest drafts on the agent's tickets
+
+
+def agent_day(*, user_id: int, since: datetime) -> AgentDay:
+    """The agent's day, in a handful of indexed queries."""
+    mine = Draft.objects.filter(ticket__assignee_id=user_id, evaluation=False)
+    today = mine.filter(created_at__gte=since)
+    actions = DraftAction.objects.filter(agent_id=user_id, created_at__gte=since)
+    by_kind = dict(actions.values_list("kind").annotate(n=Count("id")).values_list("kind", "n"))
+    ratings = ReplyRating.objects.filter(ticket__assignee_id=user_id, updated_at__gte=since)
+    by_value = dict(ratings.values_list("value").annotate(n=Count("id")).values_list("value", "n"))
+    return AgentDay(
+        auto_sent=today.filter(status=DraftStatus.AUTO_SENT).count(),
+        drafts_waiting=mine.filter(status=DraftStatus.PENDING, is_current=True).count(),
+        accepted=by_kind.get(DraftActionKind.ACCEPTED, 0),
+        edited=by_kind.get(DraftActionKind.EDITED, 0),
+        rejected=by_kind.get(DraftActionKind.REJECTED, 0),
+        mean_edit_ratio=actions.filter(kind=DraftActionKind.EDITED).aggregate(r=Avg("edit_ratio"))[
+            "r"
+        ],
+        thumbs_up=by_value.get(RatingValue.UP, 0),
+        thumbs_down=by_value.get(RatingValue.DOWN, 0),
+        handed_to_me=Ticket.objects.filter(
+            assignee_id=user_id, status=TicketStatus.HANDED_OFF, status_changed_at__gte=since
+        ).count(),
+        recent=list(today.select_related("ticket").order_by("-id")[:30]),
+    )

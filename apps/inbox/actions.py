@@ -20,3 +20,15 @@ def reply_send(*, ticket: Ticket, body: str, user: User) -> Message:
     return message_add(
         ticket=ticket, author_kind=AuthorKind.AGENT, body=body, actor=actor, author_user=user
     )
+
+
+def note_add(*, ticket: Ticket, body: str, user: User) -> Message:
+    """An internal note on the ticket: the team sees it, the customer never does (not in the
+    widget, not by email, not in the copilot's prompt). It changes no status."""
+    return message_add(
+        ticket=ticket,
+        author_kind=AuthorKind.NOTE,
+        body=body,
+        actor=Actor.for_user(user),
+        author_user=user,
+    )

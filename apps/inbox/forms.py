@@ -36,6 +36,8 @@ class SeenStateForm(forms.Form):
 
 
 class ReplyForm(SeenStateForm):
+    # The "Save as internal note" button: the text stays with the team.
+    as_note = forms.BooleanField(required=False)
     body = forms.CharField(
         label="Reply",
         strip=False,

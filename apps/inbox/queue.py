@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.core.text import ascii_digits
 from apps.tickets.models import Channel, Ticket, TicketPriority, TicketStatus
 from apps.tickets.selectors import ticket_list
+from apps.tickets.sla import SLA_RUNNING
 
 NEEDS_HUMAN = (TicketStatus.NEEDS_REVIEW, TicketStatus.HANDED_OFF)
 SEARCH_MAX_CHARS = 200
@@ -137,7 +149,20 @@ def queue_tickets(*, filters: QueueFilters, user: User) -> QuerySet[Ticket]:
         tickets = tickets.filter(BANDS[filters.band][1])
     if filters.search:
         tickets = tickets.filter(_search_q(filters.search))
+    now = timezone.now()
     return tickets.annotate(
+        # The next service-level target (apps/tickets/sla.py): the first reply until one
+        # was sent, then the resolution; overdue tickets the team owes come first.
+        next_due=Case(
+            When(first_responded_at__isnull=True, then=F("first_response_due_at")),
+            default=F("resolution_due_at"),
+            output_field=DateTimeField(),
+        ),
+        overdue_rank=Case(
+            When(status__in=SLA_RUNNING, next_due__lt=now, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        ),
         status_group=Case(
             When(status__in=NEEDS_HUMAN, then=Value(0)),
             When(status=TicketStatus.NEW, then=Value(1)),
@@ -152,7 +177,10 @@ def queue_tickets(*, filters: QueueFilters, user: User) -> QuerySet[Ticket]:
             default=Value(3),
             output_field=IntegerField(),
         ),
-    ).order_by("status_group", "priority_rank", "-updated_at", "-id")
+    ).order_by(
+        "overdue_rank", "status_group", "priority_rank", F("next_due").asc(nulls_last=True),
+        "-updated_at", "-id",
+    )  # fmt: skip
 
 
 def queue_counts(*, user: User) -> dict[str, int]:

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from apps.inbox.views import draft, knowledge, queue, ticket
+from apps.inbox.views import draft, knowledge, me, queue, ticket
 
 app_name = "inbox"
 
@@ -33,6 +33,7 @@ urlpatterns = [
         name="logout",
     ),
     path("", queue.queue_page, name="queue"),
+    path("me/", me.my_day, name="my-day"),
     path("tickets/<int:ticket_id>/", ticket.ticket_page, name="ticket"),
     path("tickets/<int:ticket_id>/changes", ticket.ticket_changes, name="ticket-changes"),
     path("tickets/<int:ticket_id>/reply", ticket.ticket_reply, name="ticket-reply"),

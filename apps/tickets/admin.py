@@ -1,12 +1,22 @@
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.access import request_user
 from apps.core.exceptions import DeskpilotError
-from apps.tickets.models import Customer, CustomerIdentity, Message, Ticket, TicketEvent
+from apps.tickets.macros import placeholders_unknown
+from apps.tickets.models import (
+    Customer,
+    CustomerIdentity,
+    Macro,
+    Message,
+    SlaTarget,
+    Ticket,
+    TicketEvent,
+)
 from apps.tickets.services import Actor, ticket_assign, ticket_reopen, ticket_resolve
 
 
@@ -146,3 +156,36 @@ class TicketEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class MacroForm(forms.ModelForm):
+    class Meta:
+        model = Macro
+        fields = ("shortcut", "name", "body", "is_active")
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data["body"]
+        unknown = placeholders_unknown(body)
+        if unknown:
+            raise forms.ValidationError(
+                f"Unknown placeholder(s): {', '.join(unknown)}. See the list below the field."
+            )
+        return body
+
+
+@admin.register(Macro)
+class MacroAdmin(admin.ModelAdmin):
+    """Canned replies: agents insert them in the inbox (/shortcut then Tab, or `m`)."""
+
+    form = MacroForm
+    list_display = ("shortcut", "name", "is_active", "updated_at")
+    list_filter = ("is_active",)
+    search_fields = ("shortcut", "name", "body")
+
+
+@admin.register(SlaTarget)
+class SlaTargetAdmin(admin.ModelAdmin):
+    """First-reply and resolution targets per priority (calendar minutes); a priority
+    without a row uses TICKET_SLA."""
+
+    list_display = ("priority", "first_response_minutes", "resolution_minutes")

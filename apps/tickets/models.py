@@ -114,6 +114,11 @@ class Ticket(TimeStampedModel):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     last_customer_message_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Service levels (apps/tickets/sla.py): when the first reply and the resolution are due,
+    # set from the priority's targets when the ticket opens (again when it reopens).
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    first_responded_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["updated_at", "id"], name="ticket_updated_idx")]
@@ -141,6 +146,9 @@ class AuthorKind(models.TextChoices):
     AGENT = "agent", "Agent"
     COPILOT = "copilot", "Copilot"
     SYSTEM = "system", "System"
+    # An agent's note on the ticket: for the team only, never shown or sent to the customer,
+    # never read by the copilot's prompt.
+    NOTE = "note", "Internal note"
 
 
 class BodyFormat(models.TextChoices):
@@ -283,3 +291,50 @@ class TicketEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.ticket_id} {self.kind}: {self.from_status or '-'} → {self.to_status}"
+
+
+class Macro(models.Model):
+    """A canned reply agents insert into a reply with a few keys ("/refund" then Tab, or the
+    picker: `m`). Placeholders in double braces are filled for the ticket at hand (see
+    apps/tickets/macros.py for the names)."""
+
+    shortcut = models.SlugField(
+        max_length=40, unique=True, help_text="Typed after a slash in the reply box: /shortcut"
+    )
+    name = models.CharField(max_length=120)
+    body = models.TextField(
+        help_text="The reply. Placeholders: {{customer.name}}, {{customer.first_name}}, "
+        "{{customer.email}}, {{agent.name}}, {{ticket.id}}, {{ticket.subject}}."
+    )
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shortcut"]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}: {self.name}"
+
+
+class SlaTarget(models.Model):
+    """How soon a ticket of this priority gets its first reply and its resolution (calendar
+    time). A priority without a row uses the settings' target (TICKET_SLA)."""
+
+    priority = models.CharField(max_length=16, choices=TicketPriority.choices, unique=True)
+    first_response_minutes = models.PositiveIntegerField()
+    resolution_minutes = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "SLA target"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(first_response_minutes__gt=0) & Q(resolution_minutes__gt=0),
+                name="sla_target_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_priority_display()}: first reply {self.first_response_minutes} min, "
+            f"resolution {self.resolution_minutes} min"
+        )

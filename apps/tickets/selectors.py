@@ -44,8 +44,10 @@ def message_list(*, ticket: Ticket, after_id: int | None = None) -> QuerySet[Mes
 
 
 def message_list_for_customer(*, ticket: Ticket, after_id: int | None = None) -> QuerySet[Message]:
-    """What the customer may see of the conversation: no system messages."""
-    return message_list(ticket=ticket, after_id=after_id).exclude(author_kind=AuthorKind.SYSTEM)
+    """What the customer may see of the conversation: no system messages, no internal notes."""
+    return message_list(ticket=ticket, after_id=after_id).exclude(
+        author_kind__in=(AuthorKind.SYSTEM, AuthorKind.NOTE)
+    )
 
 
 def message_get(*, message_id: int) -> Message | None:

@@ -1,4 +1,9 @@
-"""The demo page: a pretend customer website that embeds the widget with one script tag."""
+"""The demo page: a pretend customer website that embeds the widget with one script tag.
+
+`?as=signed-in` plays the site with a signed-in user: the page's server side signs the
+fictional user with the widget key's identity secret, as a real site's server would
+(docs/widget-identity.md), so the inbox shows the visitor by name, verified.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from apps.accounts.models import WidgetKey, origin_normalize
+from apps.accounts.services import widget_identity_hash
+
+# A made-up customer of the made-up shop.
+DEMO_USER = {"user_id": "demo-42", "email": "maria@example.com", "name": "Maria Lopez"}
+SIGNED_IN = "signed-in"
 
 
 def demo_widget_key(origin: str) -> WidgetKey | None:
@@ -17,10 +27,26 @@ def demo_widget_key(origin: str) -> WidgetKey | None:
     return None
 
 
+def demo_identity(widget_key: WidgetKey) -> dict[str, str]:
+    """The demo user and the signature the site's server computes for them."""
+    return {
+        **DEMO_USER,
+        "hash": widget_identity_hash(secret=widget_key.identity_secret, **DEMO_USER),
+    }
+
+
 def demo_page(request: HttpRequest) -> HttpResponse:
     origin = f"{request.scheme}://{request.get_host()}"
+    widget_key = demo_widget_key(origin)
+    signed_in = request.GET.get("as") == SIGNED_IN
     return render(
         request,
         "widget/demo.html",
-        {"widget_key": demo_widget_key(origin), "origin": origin},
+        {
+            "widget_key": widget_key,
+            "origin": origin,
+            "signed_in": signed_in,
+            "demo_user": DEMO_USER,
+            "identity": demo_identity(widget_key) if widget_key and signed_in else None,
+        },
     )

@@ -3,16 +3,16 @@
 Every request names a widget key in the URL; the browser's Origin must be one of the key's
 allowed origins (also for the CORS preflight, which is answered with that origin only).
 Starting a conversation returns a signed visitor token; the other endpoints need it as
-`Authorization: Bearer <token>`.
+`Authorization: Bearer <token>`. A start may carry the site's signed `identity` of its
+signed-in user (apps/widget/identity.py, docs/widget-identity.md); the token reaches the new
+conversation only, whoever the visitor is.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions, permissions, serializers, status
 from rest_framework.request import Request
@@ -29,17 +29,77 @@ from apps.core.rest import (
 )
 from apps.tickets.models import ActorKind, AuthorKind, Channel, Message, Ticket
 from apps.tickets.selectors import message_list_for_customer
-from apps.tickets.services import Actor, customer_resolve, message_add, ticket_create
+from apps.tickets.services import Actor, message_add
+from apps.widget.identity import visitor_identity_check
+from apps.widget.services import widget_conversation_start
 from apps.widget.tokens import Visitor, VisitorTokenError, visitor_token_issue, visitor_token_read
 
 PREFLIGHT_MAX_AGE = 600
 PUBLIC_KEY_PATTERN = re.compile(r"^wk_[A-Za-z0-9_-]{1,61}$")
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+USER_HASH_PATTERN = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _no_control_characters(value: str) -> None:
+    # The signed message joins the fields with line breaks: none may hold one.
+    if CONTROL_CHARACTERS.search(value):
+        raise serializers.ValidationError("must not contain line breaks or control characters")
+
+
+def _user_hash_shape(value: str) -> None:
+    if value and not USER_HASH_PATTERN.match(value):
+        raise serializers.ValidationError(
+            "must be 64 hexadecimal characters: the HMAC-SHA256 of the identity, as hex"
+        )
+
+
+class VisitorIdentitySerializer(StrictSerializer):
+    """Who the site says the visitor is; the exact strings it signed (so nothing is trimmed)."""
+
+    user_id = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        trim_whitespace=False,
+        validators=[_no_control_characters],
+    )
+    email = StrictEmailField(
+        required=False,
+        allow_blank=True,
+        max_length=254,
+        trim_whitespace=False,
+        validators=[_no_control_characters],
+    )
+    name = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        trim_whitespace=False,
+        validators=[_no_control_characters],
+    )
+    hash = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, validators=[_user_hash_shape]
+    )
+
+    def validate(self, attrs: dict[str, str]) -> dict[str, str]:
+        user_id = attrs.get("user_id", "")
+        if user_id != user_id.strip():
+            raise serializers.ValidationError({"user_id": "must not start or end with spaces"})
+        if attrs.get("hash") and not user_id:
+            raise serializers.ValidationError(
+                {"user_id": "is required with a hash: the signature is of a user id"}
+            )
+        return attrs
+
+
 class ConversationStartSerializer(StrictSerializer):
     body = StrictCharField(trim_whitespace=False)
+    # What the visitor typed, if the site asks: kept as unverified claims.
     name = StrictCharField(required=False, allow_blank=True, max_length=200)
     email = StrictEmailField(required=False, allow_blank=True, max_length=254)
+    identity = VisitorIdentitySerializer(required=False)
 
 
 class MessagePostSerializer(StrictSerializer):
@@ -164,28 +224,24 @@ class ConversationStartView(WidgetView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         widget_key = self.widget_key
-        widget_metadata = {"site": widget_key.site_name, "origin": self.cors_origin}
-        if data.get("email"):
-            # Anyone can type any address into a widget: it is kept as a claim for the agent,
-            # never used to find (and so speak as) an existing customer.
-            widget_metadata["claimed_email"] = data["email"]
-        with transaction.atomic():
-            customer = customer_resolve(
-                email="",
-                name=data.get("name", ""),
-                channel=Channel.WIDGET,
-                identifier=f"visitor-{uuid.uuid4().hex}",
-            )
-            ticket, message = ticket_create(
-                customer=customer,
-                body=data["body"],
-                channel=Channel.WIDGET,
-                actor=Actor.for_customer(customer),
-                metadata={"widget": widget_metadata},
-            )
+        given = data.get("identity") or {}
+        user_hash = given.get("hash", "")
+        # A signature covers the identity's own fields only; without one, those and the
+        # name and address the visitor typed are all claims.
+        typed = {} if user_hash else data
+        identity = visitor_identity_check(
+            widget_key=widget_key,
+            user_id=given.get("user_id", ""),
+            email=given.get("email", "") or typed.get("email", ""),
+            name=given.get("name", "") or typed.get("name", ""),
+            user_hash=user_hash,
+        )
+        ticket, message = widget_conversation_start(
+            widget_key=widget_key, origin=self.cors_origin, body=data["body"], identity=identity
+        )
         token, expires_at = visitor_token_issue(
             visitor=Visitor(
-                widget_key_id=widget_key.pk, ticket_id=ticket.pk, customer_id=customer.pk
+                widget_key_id=widget_key.pk, ticket_id=ticket.pk, customer_id=ticket.customer_id
             )
         )
         return Response(

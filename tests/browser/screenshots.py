@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.feedback.drafts import draft_send_recorded
@@ -23,6 +25,11 @@ from apps.tickets.models import AuthorKind, Channel, Ticket, TicketPriority, Tic
 from apps.tickets.services import Actor, message_add, ticket_assign
 from apps.triage.services import intents_ensure
 from tests.browser.conftest import DESKTOP, PHONE, admin_sign_in, sign_in, widget_open
+from tests.conftest import wait_for
+from tests.copilot.conftest import (  # noqa: F401  (fixtures)
+    active_classifier,
+    tiny_classifier_artifact,
+)
 from tests.feedback.factories import draft_create
 from tests.inbox.factories import conversation_create
 from tests.tickets.factories import CustomerFactory
@@ -43,6 +50,11 @@ EXPECTED = [
     "widget-closed",
     "flagged-list",
     "flagged-item",
+    "inbox-ticket-macro",
+    "inbox-ticket-note",
+    "inbox-identified-visitor",
+    "inbox-my-day",
+    "widget-offline-reply",
 ]
 NAMES = [
     "Maria Lindqvist",
@@ -164,7 +176,14 @@ def fernhill_day(agent_user, admin_user):  # type: ignore[no-untyped-def]
             intent=intent,
             intent_confidence=confidence,
         )
-        Ticket.objects.filter(pk=ticket.pk).update(priority=priority)
+        # A working day in progress: some first replies are close, the urgent one is late.
+        first_reply_left = {TicketPriority.URGENT: -12, TicketPriority.HIGH: 45}.get(
+            priority, 300 - 40 * index
+        )
+        Ticket.objects.filter(pk=ticket.pk).update(
+            priority=priority,
+            first_response_due_at=timezone.now() + timedelta(minutes=first_reply_left),
+        )
         tickets.append(ticket)
     ticket_assign(ticket=tickets[0], assignee=agent_user, actor=Actor.for_user(agent_user))
     ticket_assign(ticket=tickets[2], assignee=admin_user, actor=Actor.for_user(admin_user))
@@ -220,7 +239,7 @@ def fernhill_day(agent_user, admin_user):  # type: ignore[no-untyped-def]
     return tickets
 
 
-def test_screenshots(site, new_page, fernhill_day, agent_user):
+def test_screenshots(site, new_page, fernhill_day, agent_user, active_classifier):  # noqa: F811
     sofa = fernhill_day[0]
     # the inbox queue
     agent = new_page(viewport=DESKTOP)
@@ -273,5 +292,71 @@ def test_screenshots(site, new_page, fernhill_day, agent_user):
     flagged = FlaggedReply.objects.get(reason="heavily_edited")
     admin.goto(f"{site.url}/admin/feedback/flaggedreply/{flagged.pk}/change/")
     shot(admin, "flagged-item", full_page=True)
+    helpdesk_basics(site, new_page, sofa)
+    offline_reply(site, new_page)
     for name in EXPECTED:
         assert (OUTPUT / f"{name}.png").stat().st_size > 10_000, name
+
+
+def helpdesk_basics(site, new_page, ticket) -> None:  # type: ignore[no-untyped-def]
+    """A canned reply inserted, an internal note, an identified visitor, the agent's day."""
+    from apps.tickets.models import Macro
+
+    Macro.objects.create(
+        shortcut="damage",
+        name="Damaged on delivery",
+        body="Hello {{customer.first_name}},\n\nI'm sorry your order arrived damaged. A "
+        "replacement leaves our warehouse within 2 working days; no need to send anything "
+        "back.\n\nBest regards,\n{{agent.name}}",
+    )
+    agent = new_page(viewport=DESKTOP)
+    sign_in(agent, site.url, "agnes")
+    agent.goto(f"{site.url}/inbox/tickets/{ticket.pk}/")
+    agent.keyboard.press("m")
+    agent.keyboard.type("/damage")
+    agent.keyboard.press("Enter")
+    expect(agent.get_by_label("Reply", exact=True)).to_have_value(re.compile("replacement"))
+    shot(agent, "inbox-ticket-macro", full_page=True)
+    agent.get_by_label("Reply", exact=True).fill(
+        "Customer sent photos: the cushion seam is torn. Replacement approved by Agnes."
+    )
+    agent.get_by_role("button", name="Save as internal note").click()
+    expect(agent.locator(".message.author-note")).to_be_visible()
+    shot(agent, "inbox-ticket-note", full_page=True)
+    # an identified visitor: the demo page as its signed-in user
+    visitor = new_page(viewport=DESKTOP)
+    visitor.goto(f"{site.url}/widget/demo/?as=signed-in")
+    visitor.get_by_role("button", name=re.compile("support chat")).click()
+    visitor.get_by_label("Your message").fill("Can I add a pillowcase to my order?")
+    visitor.get_by_role("button", name="Send", exact=True).click()
+    identified = wait_for(
+        lambda: Ticket.objects.filter(customer__external_id="demo-42").order_by("-id").first()
+    )
+    agent.goto(f"{site.url}/inbox/tickets/{identified.pk}/")
+    expect(agent.get_by_text("verified").first).to_be_visible()
+    shot(agent, "inbox-identified-visitor", full_page=True)
+    agent.goto(f"{site.url}/inbox/me/")
+    shot(agent, "inbox-my-day", full_page=True)
+
+
+def offline_reply(site, new_page) -> None:  # type: ignore[no-untyped-def]
+    """A reply the offline drafter (local/extractive) wrote and sent, in the widget."""
+    from apps.copilot.models import CopilotPolicy
+    from apps.copilot.services import pipeline_run
+    from apps.tickets.models import Message
+
+    CopilotPolicy.objects.update_or_create(
+        singleton=True, defaults={"auto_send_threshold": 0.5, "review_threshold": 0.1}
+    )
+    visitor = new_page(viewport=DESKTOP)
+    panel = widget_open(visitor, site.url)
+    visitor.get_by_label("Your message").fill("How long do refunds take to reach my card?")
+    visitor.get_by_role("button", name="Send", exact=True).click()
+    message = wait_for(
+        lambda: Message.objects.filter(
+            author_kind=AuthorKind.CUSTOMER, body__startswith="How long do refunds"
+        ).first()
+    )
+    pipeline_run(message_id=message.pk)
+    expect(panel.locator(".message.copilot:not(.live)")).to_have_count(1, timeout=30_000)
+    shot(visitor, "widget-offline-reply")

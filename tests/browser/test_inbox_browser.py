@@ -137,3 +137,50 @@ def test_admin_opens_the_flagged_view_and_marks_an_item_reviewed(site, new_page,
     expect(admin.locator(".flag-log")).to_contain_text("marked_reviewed by adele")
     flagged.refresh_from_db()
     assert (flagged.status, flagged.reviewed_by) == (FlagStatus.REVIEWED, admin_user)
+
+
+def test_an_agent_inserts_a_canned_reply_by_keyboard_and_saves_a_note_the_visitor_never_sees(
+    site, new_page, agent_user
+):
+    # given: a canned reply, and a visitor's conversation
+    from apps.tickets.models import Macro
+
+    Macro.objects.create(
+        shortcut="refund-check",
+        name="Refund: checking",
+        body="Hello {{customer.first_name}}, I'm checking your refund (ticket #{{ticket.id}}).",
+    )
+    visitor = new_page()
+    panel = widget_open(visitor, site.url)
+    widget_send(visitor, "Where is my refund?")
+    expect(panel.locator(".message.customer")).to_have_count(1)
+    ticket = wait_for(lambda: Ticket.objects.filter(channel=Channel.WIDGET).first())
+    agent = new_page()
+    sign_in(agent, site.url, "agnes")
+    agent.goto(f"{site.url}/inbox/tickets/{ticket.pk}/")
+    reply = agent.get_by_label("Reply", exact=True)
+    expected = f"Hello there, I'm checking your refund (ticket #{ticket.pk})."
+    # when: the picker, by keyboard: m, a shortcut's start, Enter
+    agent.keyboard.press("m")
+    expect(agent.get_by_label("Insert a canned reply")).to_be_focused()
+    agent.keyboard.type("/refund")
+    agent.keyboard.press("Enter")
+    # then: filled for this ticket, in the reply box, which has the focus
+    expect(reply).to_have_value(expected + "\n")
+    expect(reply).to_be_focused()
+    # when: the same by typing its shortcut in the box, then Tab
+    reply.fill("")
+    reply.type("/refund-c")
+    reply.press("Tab")
+    expect(reply).to_have_value(expected)
+    # when: the agent keeps a note for the team instead of sending
+    reply.fill("Customer is a VIP: refund at once.")
+    agent.get_by_role("button", name="Save as internal note").click()
+    # then: the inbox shows the note; the visitor never gets it
+    expect(agent.locator(".message.author-note")).to_contain_text("VIP: refund at once.")
+    agent.get_by_role("button", name="Send reply").click()  # nothing typed: refused
+    message_add(
+        ticket=ticket, author_kind=AuthorKind.AGENT, body="We are on it.", actor=Actor.system()
+    )
+    expect(panel.locator(".message.agent .body")).to_have_text(["We are on it."], timeout=15_000)
+    expect(panel.get_by_text("VIP: refund at once.")).to_have_count(0)

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from apps.copilot.streaming import stream_publish
 from apps.tickets.models import AuthorKind, Message, Ticket, TicketStatus
 from apps.tickets.services import Actor, message_add
-from tests.browser.conftest import PHONE, widget_open, widget_send
+from tests.browser.conftest import PHONE, sign_in, widget_open, widget_send
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -200,3 +200,29 @@ def test_a_message_over_the_limit_is_refused_whole_and_kept_not_cut(site, new_pa
     expect(panel.get_by_role("alert")).to_contain_text("the limit is 20,000")
     expect(box).to_have_value(long_text)
     assert Message.objects.count() == 0
+
+
+def test_a_signed_in_visitor_on_the_demo_shows_by_name_in_the_inbox(site, new_page, agent_user):
+    # given: the demo page as its signed-in user, whose identity the page's server signed
+    page = new_page()
+    page.goto(f"{site.url}/widget/demo/?as=signed-in")
+    page.get_by_role("button", name=re.compile("support chat")).click()
+    panel = page.get_by_role("dialog", name="Fernhill support")
+    widget_send(page, "Where is my linen bedding?")
+    expect(panel.locator(".message.customer .body")).to_have_text(["Where is my linen bedding?"])
+    ticket = only_ticket()
+    # when: an agent opens the ticket
+    agent = new_page()
+    sign_in(agent, site.url, "agnes")
+    agent.goto(f"{site.url}/inbox/tickets/{ticket.pk}/")
+    # then: the visitor is Maria, verified, and her customer record says so
+    identity = agent.locator("#customer-title + .customer-identity")
+    expect(identity).to_contain_text("Maria Lopez · maria@example.com")
+    expect(identity).to_contain_text("✓ verified")
+    customer = Ticket.objects.select_related("customer").get(pk=ticket.pk).customer
+    assert (customer.external_id, customer.name) == ("demo-42", "Maria Lopez")
+    # and once she signs out of the site, the widget no longer shows her conversation
+    page.get_by_role("link", name="Sign out").first.click()
+    page.wait_for_url(re.compile(r"/widget/demo/\?$"))
+    expect(page.get_by_role("dialog", name="Fernhill support")).to_be_visible()
+    expect(page.locator("#deskpilot-widget .message")).to_have_count(0)

@@ -1,7 +1,9 @@
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from apps.tickets.models import Channel, Ticket, TicketStatus
 from tests.inbox.factories import conversation_create
@@ -159,3 +161,48 @@ def test_login_without_next_lands_on_the_queue(agent):
     # then
     assert response.status_code == 302
     assert response["Location"] == "/inbox/"
+
+
+def test_the_queue_shows_what_is_due_and_puts_overdue_tickets_first(agent_client):
+    # given: a fresh ticket, and an older one whose first reply is overdue by 35 minutes
+    conversation_create(subject="Fresh one")
+    late = conversation_create(subject="Late one")
+    Ticket.objects.filter(pk=late.pk).update(
+        first_response_due_at=timezone.now() - timedelta(minutes=35)
+    )
+    # when
+    page = agent_client.get("/inbox/?view=all").content.decode()
+    # then
+    assert page.index("Late one") < page.index("Fresh one")
+    assert "first reply overdue 35 m" in page
+    assert "first reply in 7 h 59 m" in page or "first reply in 8 h" in page
+    ticket_page = agent_client.get(f"/inbox/tickets/{late.pk}/").content.decode()
+    assert "First reply overdue by 35 m" in ticket_page
+
+
+def test_my_day_shows_what_the_copilot_did_on_my_tickets_today(agent_client, agent, other_agent):
+    # given: on my ticket, an auto-sent draft and one I edited; on a colleague's, one more
+    from apps.copilot.models import Decision, DraftStatus
+    from apps.feedback.drafts import draft_send_recorded
+    from apps.tickets.services import Actor, ticket_assign
+    from tests.feedback.factories import draft_create
+
+    mine = conversation_create(subject="My ticket")
+    ticket_assign(ticket=mine, assignee=agent, actor=Actor.system())
+    draft_create(
+        mine, decision=Decision.AUTO_SENT, status=DraftStatus.AUTO_SENT, reason="",
+        confidence=0.97, is_current=False,
+    )  # fmt: skip
+    pending = draft_create(mine, generation=2)
+    draft_send_recorded(draft=pending, user=agent, body=pending.body + " Thanks, Ann")
+    theirs = conversation_create(subject="Their ticket")
+    ticket_assign(ticket=theirs, assignee=other_agent, actor=Actor.system())
+    draft_create(theirs)
+    # when
+    page = agent_client.get("/inbox/me/").content.decode()
+    # then
+    figures = dict(re.findall(r"<dt>([^<]+)</dt><dd>(\d+)", page))
+    assert figures["Sent by the copilot on its own"] == "1"
+    assert figures["Drafts you edited, then sent"] == "1"
+    assert figures["Drafts you sent as written"] == "0"
+    assert "My ticket" in page and "Their ticket" not in page

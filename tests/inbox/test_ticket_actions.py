@@ -80,6 +80,37 @@ def test_agent_reply_on_an_email_ticket_is_emailed(agent_client):
     assert Message.objects.filter(ticket=ticket, author_kind="agent").count() == 1
 
 
+@pytest.mark.parametrize("channel", [Channel.WIDGET, Channel.EMAIL])
+def test_an_internal_note_stays_with_the_team(agent_client, agent, channel):
+    # given: a ticket whose customer writes from the widget or by email
+    from apps.tickets.selectors import conversation_before, message_list_for_customer
+
+    ticket = conversation_create(channel=channel)
+    status_before = state(ticket)[0]
+    # when: an agent saves a note instead of replying
+    response = agent_client.post(
+        f"/inbox/tickets/{ticket.pk}/reply",
+        {**seen(ticket), "body": "VIP: refund without asking for the receipt.", "as_note": "1"},
+    )
+    # then: stored as a note, shown to agents, nothing sent, the status as it was
+    assert response.status_code == 302
+    note = Message.objects.filter(ticket=ticket).last()
+    assert (note.author_kind, note.author_user) == (AuthorKind.NOTE, agent)
+    assert state(ticket)[0] == status_before
+    assert mail.outbox == []
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "Internal note saved: the customer does not see it." in page
+    assert "VIP: refund without asking for the receipt." in page
+    # and: never in what the customer reads, nor in the copilot's view of the conversation
+    assert note not in message_list_for_customer(ticket=ticket)
+    follow_up = message_add(
+        ticket=ticket, author_kind=AuthorKind.CUSTOMER, body="any news?",
+        actor=Actor.for_customer(ticket.customer),
+    )  # fmt: skip
+    earlier, count = conversation_before(message=follow_up, limit=20)
+    assert note not in earlier and count == len(earlier)
+
+
 def test_empty_reply_is_refused_next_to_the_field_and_stores_nothing(agent_client):
     # given
     ticket = conversation_create()

@@ -319,3 +319,17 @@ def test_widget_visitor_typing_an_existing_customers_email_gets_a_new_customer(c
     assert ticket.customer_id != victim.pk
     victim.refresh_from_db()
     assert victim.name == "Victim"
+
+
+def test_an_internal_note_never_reaches_the_visitor(client, widget_key):
+    # given: a conversation, an agent's note and an agent's reply
+    started = start(client, widget_key).json()
+    ticket = Ticket.objects.get(pk=started["conversation_id"])
+    agent_actor = Actor.system()
+    message_add(ticket=ticket, author_kind="note", body="internal: fraud check", actor=agent_actor)
+    message_add(ticket=ticket, author_kind="agent", body="We are on it.", actor=agent_actor)
+    # when
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {started['visitor_token']}")
+    body = client.get(f"/widget/api/{widget_key.public_key}/messages", HTTP_ORIGIN=ORIGIN).json()
+    # then
+    assert [m["body"] for m in body["messages"]] == ["Hi, is my order shipped?", "We are on it."]

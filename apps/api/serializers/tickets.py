@@ -78,6 +78,7 @@ class PostableAuthorKind(models.TextChoices):
 
     CUSTOMER = AuthorKind.CUSTOMER.value, "Customer"
     AGENT = AuthorKind.AGENT.value, "Agent"
+    NOTE = AuthorKind.NOTE.value, "Internal note (never shown or sent to the customer)"
 
 
 class MessageCreateSerializer(StrictSerializer):
@@ -88,7 +89,8 @@ class MessageCreateSerializer(StrictSerializer):
         choices=PostableAuthorKind.choices,
         required=False,
         default=AuthorKind.CUSTOMER,
-        help_text="Who wrote it: the customer (default) or an agent.",
+        help_text="Who wrote it: the customer (default) or an agent; `note` is an internal "
+        "note, never shown or sent to the customer.",
     )
 
 

@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from apps.accounts.access import request_user
 from apps.accounts.models import User
 from apps.copilot.models import DraftStatus
 from apps.copilot.selectors import (
@@ -31,7 +32,7 @@ from apps.copilot.streaming import stream_resume_point
 from apps.core.exceptions import DeskpilotError, NotFoundError
 from apps.feedback.services import ticket_intent_correct
 from apps.inbox.access import InboxRequest, inbox_login_required
-from apps.inbox.actions import reply_send
+from apps.inbox.actions import note_add, reply_send
 from apps.inbox.forms import (
     AssignForm,
     DraftEditForm,
@@ -44,6 +45,7 @@ from apps.inbox.forms import (
 )
 from apps.inbox.views.knowledge import knowledge_results
 from apps.inbox.views.queue import SESSION_QUEUE_IDS, SESSION_QUEUE_QUERY
+from apps.tickets.macros import macros_for
 from apps.tickets.models import AuthorKind, Message, PipelineStatus, Ticket, TicketStatus
 from apps.tickets.selectors import message_list, ticket_get, ticket_list
 from apps.tickets.services import Actor, ticket_assign, ticket_reopen, ticket_resolve
@@ -152,6 +154,7 @@ def ticket_context(
         "taken_over": taken_over,
         "assist_off": assist_off,
         "draft_stream_url": draft_stream_url,
+        "macros": macros_for(ticket=ticket, agent=request_user(request)),
         "auto_send_threshold": policy_effective().auto_send_threshold if draft else None,
         "draft_edit_form": forms.get("draft_edit")
         or DraftEditForm(initial={**draft_ids, "body": draft.body if draft else ""}),
@@ -287,6 +290,9 @@ def _actor(request: InboxRequest) -> Actor:
 @inbox_login_required
 def ticket_reply(request: InboxRequest, ticket_id: int) -> HttpResponse:
     def action(ticket: Ticket, data: dict[str, Any]) -> str:
+        if data.get("as_note"):
+            note_add(ticket=ticket, body=data["body"], user=request.user)
+            return "Internal note saved: the customer does not see it."
         reply_send(ticket=ticket, body=data["body"], user=request.user)
         return "Reply sent."
 

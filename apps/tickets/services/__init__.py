@@ -1,6 +1,6 @@
 """Writes for customers, tickets and messages: the only way other apps change them."""
 
-from apps.tickets.services.customers import customer_resolve
+from apps.tickets.services.customers import customer_details_update, customer_resolve
 from apps.tickets.services.pipeline import (
     PIPELINE_QUEUE,
     PIPELINE_TASK,
@@ -28,6 +28,7 @@ __all__ = [
     "PIPELINE_QUEUE",
     "PIPELINE_TASK",
     "Actor",
+    "customer_details_update",
     "customer_resolve",
     "message_add",
     "message_body_clean",

@@ -101,3 +101,31 @@ def _customer_identity_add(customer: Customer, *, channel: Channel, identifier: 
     CustomerIdentity.objects.get_or_create(
         channel=channel, identifier=identifier[:254], defaults={"customer": customer}
     )
+
+
+def customer_details_update(*, customer: Customer, email: str, name: str) -> None:
+    """Replace the customer's name and email with the ones a trusted source gives (a signed
+    widget identity: the site's current word on its user); an empty value changes nothing.
+    An address another customer has stays theirs (the unique constraint says so too)."""
+    updates: dict[str, str] = {}
+    if name and name != customer.name:
+        updates["name"] = name
+    if (
+        email
+        and email != customer.email
+        and not Customer.objects.filter(email=email).exclude(pk=customer.pk).exists()
+    ):
+        updates["email"] = email
+    if not updates:
+        return
+    try:
+        with transaction.atomic():
+            Customer.objects.filter(pk=customer.pk).update(**updates, updated_at=timezone.now())
+    except IntegrityError:
+        # The address was taken meanwhile: keep the rest of the update.
+        updates.pop("email", None)
+        if not updates:
+            return
+        Customer.objects.filter(pk=customer.pk).update(**updates, updated_at=timezone.now())
+    for field, value in updates.items():
+        setattr(customer, field, value)

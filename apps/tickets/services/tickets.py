@@ -32,6 +32,7 @@ from apps.tickets.models import (
     TicketStatus,
 )
 from apps.tickets.services.pipeline import message_pipeline_schedule
+from apps.tickets.sla import sla_targets
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def ticket_create(
     body = message_body_clean(body)
     subject = subject.strip()[:255] or _subject_from(body)
     now = timezone.now()
+    first_response, resolution = sla_targets(priority)
     ticket = Ticket.objects.create(
         customer=customer,
         subject=subject,
@@ -116,6 +118,8 @@ def ticket_create(
         status_changed_at=now,
         last_customer_message_at=now,
         source_api_key=source_api_key,
+        first_response_due_at=now + first_response,
+        resolution_due_at=now + resolution,
     )
     TicketEvent.objects.create(
         ticket=ticket,
@@ -176,6 +180,8 @@ def message_add(
     touched: dict[str, Any] = {"updated_at": now}
     if author_kind == AuthorKind.CUSTOMER:
         touched["last_customer_message_at"] = now
+    if author_kind in (AuthorKind.AGENT, AuthorKind.COPILOT) and ticket.first_responded_at is None:
+        touched["first_responded_at"] = now  # the first reply the customer got (SLA)
     Ticket.objects.filter(pk=ticket.pk).update(**touched)
     if author_kind == AuthorKind.CUSTOMER:
         if ticket.status == TicketStatus.RESOLVED:
@@ -297,6 +303,9 @@ def _ticket_transition(
     now = timezone.now()
     changes: dict[str, Any] = {"status": to_status, "status_changed_at": now, "updated_at": now}
     changes["resolved_at"] = now if to_status == TicketStatus.RESOLVED else None
+    if from_status == TicketStatus.RESOLVED:
+        # Reopened: a new resolution target from now (the first reply was already given).
+        changes["resolution_due_at"] = now + sla_targets(ticket.priority)[1]
     if Ticket.objects.filter(pk=ticket.pk, status=from_status).update(**changes) != 1:
         current = Ticket.objects.filter(pk=ticket.pk).values_list("status", flat=True).first()
         raise InvalidTransitionError(

@@ -60,5 +60,8 @@ class Command(BaseCommand):
 DEFAULT_DEMO_ORIGINS = ["http://localhost:8000", "http://127.0.0.1:8000"]
 DEMO_DATA_STEPS.append(("widgetkey_create", ["Demo site", "--if-missing"]))
 
+# Canned replies agents insert in the inbox.
+DEMO_DATA_STEPS.append(("macros_import", ["fixtures/demo/macros.csv"]))
+
 # Copilot (issue 6): intents, policies, article links, classifier, prompt, calibration.
 DEMO_DATA_STEPS.append(("copilot_demo_setup", []))

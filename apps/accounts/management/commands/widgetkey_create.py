@@ -6,7 +6,10 @@ from apps.core.exceptions import ValidationError
 
 
 class Command(BaseCommand):
-    help = "Create a chat widget key for a website and print its public key."
+    help = (
+        "Create a chat widget key for a website and print its public key (and, on stderr, "
+        "its identity secret)."
+    )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("site_name")
@@ -45,4 +48,10 @@ class Command(BaseCommand):
         self.stderr.write(
             f"widget key for {widget_key.site_name!r}, allowed origins: "
             f"{', '.join(widget_key.allowed_origins) or '(none yet: add them in the admin)'}"
+        )
+        # Printed here once (and shown to admins in the admin): stdout stays the public key
+        # alone, for scripts.
+        self.stderr.write(
+            f"identity secret (keep it on your server; it signs signed-in visitors, see "
+            f"docs/widget-identity.md): {widget_key.identity_secret}"
         )

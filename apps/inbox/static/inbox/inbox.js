@@ -146,6 +146,11 @@
       case "t":
         press("t", "This ticket cannot be taken over.");
         break;
+      case "m":
+        var picker = $("#macro-picker");
+        if (picker) picker.focus();
+        else toast("No canned replies here: admins add them in the admin (Macros).");
+        break;
       case "/":
         var search = $("#search-input");
         if (search) search.focus();
@@ -179,9 +184,75 @@
     }
   });
 
-  // Insert a knowledge passage or link at the reply's cursor, on a line of its own.
-  function insertIntoReply(text) {
-    var reply = $('[data-shortcut="e"]') || $(".reply-form textarea");
+  // Canned replies (macros), filled for this ticket by the server: the picker inserts one
+  // into the reply box last used; "/shortcut" then Tab in a reply box expands it.
+  var lastBox = null;
+  document.addEventListener("focusin", function (event) {
+    if (event.target.tagName === "TEXTAREA") lastBox = event.target;
+  });
+  function macros() {
+    var data = $("#macros-data");
+    return data ? JSON.parse(data.textContent) : [];
+  }
+  function macroFor(prefix) {
+    var all = macros();
+    var exact = all.filter(function (m) { return m.shortcut === prefix; });
+    if (exact.length) return exact[0];
+    var starting = all.filter(function (m) { return m.shortcut.indexOf(prefix) === 0; });
+    return starting.length === 1 ? starting[0] : null;
+  }
+  // The picker takes "/shortcut", a shortcut's start, "/shortcut · name" (a suggestion) or
+  // words of a name.
+  function macroPicked(value) {
+    var typed = value.trim().toLowerCase();
+    var shortcut = /^\/?([a-z0-9_-]+)/.exec(typed);
+    var macro = shortcut ? macroFor(shortcut[1]) : null;
+    if (macro) return macro;
+    var named = macros().filter(function (m) {
+      return typed && m.name.toLowerCase().indexOf(typed) !== -1;
+    });
+    return named.length === 1 ? named[0] : null;
+  }
+  function pick(input) {
+    var macro = macroPicked(input.value);
+    if (!macro) {
+      if (input.value.trim()) toast("No single canned reply matches \u201c" + input.value.trim() + "\u201d.");
+      return;
+    }
+    input.value = "";
+    insertIntoReply(macro.text, lastBox);
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "macro-picker" && /·/.test(event.target.value)) pick(event.target);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.target.id === "macro-picker" && event.key === "Enter") {
+      event.preventDefault();
+      pick(event.target);
+      return;
+    }
+    if (event.key !== "Tab" || event.shiftKey || event.target.tagName !== "TEXTAREA") return;
+    var box = event.target;
+    var before = box.value.slice(0, box.selectionStart);
+    var typed = /(^|\s)\/([a-z0-9_-]+)$/.exec(before);
+    if (!typed) return;
+    var macro = macroFor(typed[2]);
+    if (!macro) {
+      toast("No canned reply starts with /" + typed[2] + ".");
+      return;
+    }
+    event.preventDefault();
+    var start = before.length - typed[2].length - 1;
+    box.value = box.value.slice(0, start) + macro.text + box.value.slice(box.selectionStart);
+    var caret = start + macro.text.length;
+    box.setSelectionRange(caret, caret);
+    toast("Inserted /" + macro.shortcut + ".");
+  });
+
+  // Insert text at a reply box's cursor (the box given, else the reply box), on a line of
+  // its own: knowledge passages and links, canned replies.
+  function insertIntoReply(text, box) {
+    var reply = box || $('[data-shortcut="e"]') || $(".reply-form textarea");
     if (!reply || reply.tagName !== "TEXTAREA") reply = $(".reply-form textarea");
     if (!reply) return;
     var start = reply.selectionStart || reply.value.length;

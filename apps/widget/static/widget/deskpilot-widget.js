@@ -1,6 +1,9 @@
 /*! Deskpilot chat widget. Embed with:
  *  <script src="https://support.example.com/static/widget/deskpilot-widget.js"
  *          data-widget-key="wk_..." defer></script>
+ * For a signed-in user, add data-user-id, data-user-email, data-user-name and data-user-hash,
+ * the hash computed by your server (docs/widget-identity.md); or call
+ * window.DeskpilotWidget.identify({userId, userEmail, userName, userHash}) (null: signed out).
  * Plain JavaScript, no dependencies. Renders inside a Shadow DOM so the host page's styles
  * cannot reach it (and its styles cannot leak out). Everything shown is set as text, never
  * as HTML: a message containing markup is displayed as the characters it contains.
@@ -18,6 +21,9 @@
   var CSS_URL = new URL("deskpilot-widget.css", SCRIPT_URL).href;
   var STORE = "deskpilot:" + KEY;
   var TITLE = script.dataset.title || "Support";
+  // Who the visitor is, as the site says: signed by its server (data-user-hash), the visitor
+  // is that user; unsigned, these are claims the agent sees as such.
+  var identity = identityFrom(script.dataset);
   var FAST_POLL_MS = 1500;
   var FAST_POLL_FOR_MS = 90000;
   var OPEN_POLL_MS = 5000;
@@ -41,6 +47,27 @@
   }
   var state = load();
   state.ratings = state.ratings || {};
+
+  function identityFrom(source) {
+    source = source || {};
+    var found = {
+      user_id: String(source.userId || ""),
+      email: String(source.userEmail || ""),
+      name: String(source.userName || ""),
+      hash: String(source.userHash || ""),
+    };
+    return found.user_id || found.email || found.name ? found : null;
+  }
+
+  function identityUserId() {
+    return identity ? identity.user_id : "";
+  }
+
+  // A conversation stays with the user who started it: once someone else is signed in on this
+  // browser (or nobody is), the stored one is left and the next message starts another.
+  function identityChanged() {
+    return Boolean(state.token) && (state.userId || "") !== identityUserId();
+  }
 
   var messages = []; // as the server sent them, in id order
   var lastId = 0;
@@ -325,9 +352,12 @@
 
   function send(text) {
     if (state.token) return request("POST", "/messages", { body: text });
-    return request("POST", "/conversations", { body: text }).then(function (data) {
+    var start = { body: text };
+    if (identity) start.identity = identity;
+    return request("POST", "/conversations", start).then(function (data) {
       state.token = data.visitor_token;
       state.conversationId = data.conversation_id;
+      state.userId = identityUserId();
       save();
       status = "new";
       return data.message;
@@ -580,8 +610,27 @@
     if (!document.hidden) schedulePoll(0);
   });
 
+  // Another person's conversation, and the text they left unsent, go from the panel.
+  function forgetPreviousUser() {
+    resetConversation();
+    state.unsent = "";
+    input.value = "";
+    save();
+  }
+
+  window.DeskpilotWidget = {
+    identify: function (user) {
+      identity = identityFrom(user);
+      if (identityChanged()) {
+        forgetPreviousUser();
+        setStatus("");
+      }
+    },
+  };
+
   function start() {
     document.body.appendChild(host);
+    if (identityChanged()) forgetPreviousUser();
     input.value = state.unsent || "";
     setStatus("");
     if (state.token) poll();
