@@ -374,6 +374,25 @@ def sse_response(request: HttpRequest, events: AsyncIterator[dict | None]) -> St
     return response
 
 
+# How long an agent's stream (inbox, API) stays open, and how often it says it is alive.
+AGENT_STREAM_TIMEOUT_SECONDS = 120.0
+STREAM_HEARTBEAT_SECONDS = 10.0
+
+
+def draft_stream_response(request: HttpRequest, ticket_id: int) -> StreamingHttpResponse:
+    """The draft of ticket `ticket_id` being written, for an agent (inbox or API): every
+    event after the one the client saw last (Last-Event-ID or `?after=`)."""
+    return sse_response(
+        request,
+        stream_events(
+            ticket_id=ticket_id,
+            after=last_event_id(request),
+            timeout=AGENT_STREAM_TIMEOUT_SECONDS,
+            heartbeat=STREAM_HEARTBEAT_SECONDS,
+        ),
+    )
+
+
 async def _sse_body(events: AsyncIterator[dict | None]) -> AsyncGenerator[str, None]:
     global _open_streams
     request_thread_release()

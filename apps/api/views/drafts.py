@@ -14,11 +14,8 @@ from apps.api.openapi import error_responses
 from apps.api.serializers.drafts import RegenerateQueuedSerializer
 from apps.api.views.tickets import TICKET_ID_PARAMETER, _ticket_from_path
 from apps.copilot.services import draft_regenerate_request
-from apps.copilot.streaming import last_event_id, sse_response, stream_events
+from apps.copilot.streaming import draft_stream_response
 from apps.core.rest import EventStreamRenderer
-
-STREAM_TIMEOUT_SECONDS = 120.0
-HEARTBEAT_SECONDS = 10.0
 
 
 class DraftStreamView(APIView):
@@ -42,15 +39,7 @@ class DraftStreamView(APIView):
     def get(self, request: Request, ticket_id: str) -> StreamingHttpResponse:
         ticket = _ticket_from_path(ticket_id)
 
-        return sse_response(
-            request,
-            stream_events(
-                ticket_id=ticket.pk,
-                after=last_event_id(request),
-                timeout=STREAM_TIMEOUT_SECONDS,
-                heartbeat=HEARTBEAT_SECONDS,
-            ),
-        )
+        return draft_stream_response(request, ticket.pk)
 
 
 class DraftRegenerateView(APIView):

@@ -16,7 +16,7 @@ from apps.copilot.services import (
     ticket_handback,
     ticket_takeover,
 )
-from apps.copilot.streaming import last_event_id, sse_response, stream_events
+from apps.copilot.streaming import draft_stream_response
 from apps.core.exceptions import ConflictError, ServiceUnavailableError
 from apps.feedback.drafts import draft_reject_recorded, draft_send_recorded
 from apps.inbox.access import InboxRequest, inbox_login_required
@@ -28,9 +28,6 @@ from apps.inbox.forms import (
 )
 from apps.inbox.views.ticket import _perform, _ticket_or_404
 from apps.tickets.models import Ticket
-
-STREAM_TIMEOUT_SECONDS = 120.0
-HEARTBEAT_SECONDS = 10.0
 
 
 def _draft_of(ticket: Ticket, draft_id: int) -> Draft:
@@ -139,15 +136,7 @@ def draft_stream(request: InboxRequest, ticket_id: int) -> HttpResponse | Stream
     """The draft being written, as Server-Sent Events (start, delta, reset, final)."""
     ticket = _ticket_or_404(ticket_id)
     try:
-        return sse_response(
-            request,
-            stream_events(
-                ticket_id=ticket.pk,
-                after=last_event_id(request),
-                timeout=STREAM_TIMEOUT_SECONDS,
-                heartbeat=HEARTBEAT_SECONDS,
-            ),
-        )
+        return draft_stream_response(request, ticket.pk)
     except ServiceUnavailableError as error:
         # The page's EventSource retries on its own.
         return HttpResponse(error.message, status=503, content_type="text/plain")
