@@ -21,7 +21,15 @@ class PromptTemplateAdmin(admin.ModelAdmin):
 
 @admin.register(CopilotPolicy)
 class CopilotPolicyAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "auto_send_threshold", "review_threshold", "top_k", "updated_at")
+    list_display = (
+        "__str__",
+        "auto_send_paused",
+        "auto_send_threshold",
+        "review_threshold",
+        "top_k",
+        "updated_at",
+    )
+    list_editable = ("auto_send_paused",)
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return not CopilotPolicy.objects.exists()

@@ -40,6 +40,7 @@ class HandoffReason(models.TextChoices):
     AGENT_REQUESTED = "agent_requested", "Regenerated at an agent's request"
     WITH_AGENT = "with_agent", "The ticket is with a person (drafted for them)"
     AMBIGUOUS_FOLLOW_UP = "ambiguous_follow_up", "A follow-up that reads differently in context"
+    AUTO_SEND_PAUSED = "auto_send_paused", "Auto-sending is paused (kill switch)"
 
 
 class TurnRole(models.TextChoices):
@@ -116,6 +117,12 @@ class CopilotPolicy(TimeStampedModel):
     # {"intent_name": {"auto_send": false}}: per-intent overrides of the decision.
     intent_overrides = models.JSONField(default=dict, blank=True)
     cache_enabled = models.BooleanField(default=True)
+    auto_send_paused = models.BooleanField(
+        default=False,
+        help_text="Kill switch: nothing is sent on its own while this is on; drafts are still "
+        "written for agents, with reason auto_send_paused. Every worker reads it for each "
+        "message. Also `manage.py copilot_pause` / `copilot_resume`.",
+    )
 
     class Meta:
         verbose_name_plural = "copilot policy"

@@ -34,6 +34,7 @@ class EffectivePolicy:
     routing: RoutingRule
     intent_overrides: dict = field(default_factory=dict)
     cache_enabled: bool = True
+    auto_send_paused: bool = False
 
     def auto_send_allowed(self, intent: str) -> bool:
         return bool((self.intent_overrides.get(intent) or {}).get("auto_send", True))
@@ -71,6 +72,7 @@ def policy_effective() -> EffectivePolicy:
         ),
         intent_overrides=(row.intent_overrides if row is not None else {}) or {},
         cache_enabled=row.cache_enabled if row is not None else True,
+        auto_send_paused=row.auto_send_paused if row is not None else False,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 
@@ -65,6 +66,35 @@ def test_an_intent_with_auto_send_disabled_waits_for_an_agent(copilot_ready):
     assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
     with pytest.raises(ConflictError, match="already off for 'reset_password'"):
         policy_auto_send_disable(intent="reset_password")
+
+
+def test_the_kill_switch_stops_every_auto_send_and_resuming_allows_it_again(copilot_ready):
+    # given: auto-sending paused by the command an operator runs
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("copilot_pause", stdout=out)
+    assert out.getvalue().strip() == "auto-sending paused"
+    ticket, message = customer_ticket(PASSWORD_QUESTION)
+    # when: a question it would send on its own arrives
+    paused = pipeline_run(message_id=message.id)
+    # then: drafted for an agent, with the reason, nothing sent
+    assert (paused.decision, paused.reason, paused.status) == (
+        Decision.NEEDS_REVIEW,
+        HandoffReason.AUTO_SEND_PAUSED,
+        DraftStatus.PENDING,
+    )
+    assert "auto-sending is paused" in paused.reason_detail
+    assert paused.body
+    assert not ticket.messages.filter(author_kind=AuthorKind.COPILOT).exists()
+    # when: resumed, the same question on another ticket
+    out = StringIO()
+    call_command("copilot_resume", stdout=out)
+    assert out.getvalue().strip() == "auto-sending resumed"
+    _, again = customer_ticket(PASSWORD_QUESTION)
+    resumed = pipeline_run(message_id=again.id)
+    # then
+    assert resumed.decision == Decision.AUTO_SENT
 
 
 def test_a_review_intent_is_drafted_and_waits_for_an_agent(copilot_ready):

@@ -9,7 +9,7 @@ thresholds. `decision_redo` decides a stored composition again under another cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from apps.copilot.confidence import ConfidenceFeatures, confidence_score
 from apps.copilot.models import Decision, DraftStatus, HandoffReason
@@ -80,6 +80,12 @@ def decision_make(
             f"confidence {confidence:.3f}, but the follow-up reads differently alone and in "
             "the conversation's light: an agent checks which it means",
         )
+    if confidence >= policy.auto_send_threshold and policy.auto_send_paused:
+        return Verdict(
+            Decision.NEEDS_REVIEW,
+            HandoffReason.AUTO_SEND_PAUSED,
+            f"confidence {confidence:.3f} would have sent it, but auto-sending is paused",
+        )
     if confidence >= policy.auto_send_threshold:
         return Verdict(Decision.AUTO_SENT)
     if confidence >= policy.review_threshold:
@@ -127,7 +133,8 @@ def decision_redo(
         intent=redone.intent,
         handoff_policy=redone.handoff_policy,
         confidence=redone.confidence,
-        policy=policy,
+        # What the policy would decide: a pause is no verdict on a calibration.
+        policy=replace(policy, auto_send_paused=False),
         readings_agree=redone.context.get("readings_agree", True),
     )
     return verdict_apply(redone, verdict)

@@ -15,7 +15,7 @@ from apps.copilot.services.drafts import (
     draft_send,
 )
 from apps.copilot.services.pipeline import pipeline_fail, pipeline_run, pipeline_warm
-from apps.copilot.services.policy import policy_auto_send_disable
+from apps.copilot.services.policy import policy_auto_send_disable, policy_auto_send_pause
 from apps.copilot.services.prompt_templates import (
     prompt_template_ensure_default,
     prompt_template_publish,
@@ -31,6 +31,7 @@ __all__ = [
     "pipeline_run",
     "pipeline_warm",
     "policy_auto_send_disable",
+    "policy_auto_send_pause",
     "prompt_template_ensure_default",
     "prompt_template_publish",
     "ticket_assist_set",

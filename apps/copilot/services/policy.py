@@ -28,3 +28,17 @@ def policy_auto_send_disable(*, intent: str) -> None:
     CopilotPolicy.objects.filter(pk=policy.pk).update(
         intent_overrides=overrides, updated_at=timezone.now()
     )
+
+
+@transaction.atomic
+def policy_auto_send_pause(*, paused: bool) -> bool:
+    """The kill switch: stop (or resume) every auto-send at once. Drafts are still written,
+    for agents, with reason auto_send_paused. Every worker reads the policy row for each
+    message, so it takes effect with the next decision on every worker. Returns whether it
+    was paused before."""
+    policy, _ = CopilotPolicy.objects.select_for_update().get_or_create(singleton=True)
+    was = policy.auto_send_paused
+    CopilotPolicy.objects.filter(pk=policy.pk).update(
+        auto_send_paused=paused, updated_at=timezone.now()
+    )
+    return was
