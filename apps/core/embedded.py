@@ -21,6 +21,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.env import private_dir
+
 # pgserver logs every pg_ctl call at INFO, also from an atexit hook after logging closed.
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 
@@ -164,7 +166,7 @@ class EmbeddedRedis:
 
     def start(self, *, timeout: float = 15.0) -> str:
         """Start redis-server as a child of this process; return its URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         if self._answers():
             return self.url  # left running by an earlier run that was killed hard

@@ -29,7 +29,7 @@ from apps.core.embedded import (
     die_with_parent,
 )
 from apps.core.workers import workers_warm_reset
-from config.env import mask_url
+from config.env import mask_url, private_dir
 
 # Hosts a browser reaches as localhost: loopback names, and the addresses that listen on every
 # interface (served there, the site is still browsed on loopback here).
@@ -107,8 +107,8 @@ class Launcher:
     # --- start -----------------------------------------------------------------------------
     def start_services(self) -> dict[str, str]:
         """Embedded or given PostgreSQL and Redis; returns the environment for children."""
-        self.options.home.mkdir(parents=True, exist_ok=True)
-        self.run_dir.mkdir(exist_ok=True)
+        self.options.home.mkdir(parents=True, exist_ok=True)  # its mode: config.env
+        private_dir(self.run_dir)
         database_url = os.environ.get("DATABASE_URL", "").strip()
         redis_url = os.environ.get("REDIS_URL", "").strip()
         if database_url:
@@ -168,7 +168,7 @@ class Launcher:
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         # A new session: the terminal's Ctrl-C reaches `up` only, which stops children in order.
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         with open(self.log_dir / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
                 command,

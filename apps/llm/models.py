@@ -29,6 +29,9 @@ class LLMCall(models.Model):
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     streamed = models.BooleanField(default=False)
     cache_hit = models.BooleanField(default=False)
+    # What was done to personal data before the call: {"pseudonymised": true, "replaced":
+    # {"PERSON": 1}} or {"pseudonymised": false, "why": "..."} (never the values).
+    redaction = models.JSONField(default=dict, blank=True)
     attempted_aliases = models.JSONField(default=list, blank=True)  # in the order tried
     status = models.CharField(max_length=20, choices=Status.choices, db_index=True)
     error_type = models.CharField(max_length=200, blank=True)

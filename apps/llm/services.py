@@ -168,6 +168,16 @@ def _chain(alias: str) -> list[str]:
     return [alias, *settings.LLM_FALLBACKS.get(alias, ())]
 
 
+def alias_leaves_machine(alias: str) -> bool:
+    """Whether a call to `alias` may send its text to a provider: some deployment of the
+    alias or of its fallbacks is not the local drafter."""
+    return any(
+        not deployment.is_local
+        for name in _chain(alias)
+        for deployment in settings.LLM_DEPLOYMENTS.get(name, ())
+    )
+
+
 def _served(hidden: dict[str, Any]) -> tuple[str, str]:
     headers = hidden.get("additional_headers") or {}
     model_id = str(hidden.get("model_id") or "")
@@ -298,6 +308,7 @@ def completion_create(
     structured: bool = True,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    redaction: dict | None = None,
 ) -> CompletionResult:
     """One completion through the Router, logged as one LLMCall row whatever happens.
 
@@ -334,6 +345,7 @@ def completion_create(
         ticket_id=ticket_id,
         message_id=message_id,
         streamed=stream_callback is not None,
+        redaction=redaction or {},
     )
     try:
         budget_check(ticket_id=ticket_id)

@@ -8,14 +8,16 @@ next scripted `Reply` from the queue (or `default` when the queue is empty) and 
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,13 @@ class Reply:
     @classmethod
     def malformed(cls) -> Reply:
         return cls(kind="malformed")
+
+    @classmethod
+    def gullible(cls, **kwargs: Any) -> Reply:
+        """A model that obeys whatever it reads: it repeats the customer's message (with every
+        link, placeholder and instruction in it), pastes its own instructions when asked for
+        them, and confirms any refund it is asked to confirm, citing the first passage."""
+        return cls(kind="gullible", **kwargs)
 
     @classmethod
     def cut(cls, content: str) -> Reply:
@@ -118,6 +127,24 @@ def _completion_body(model: str, content: str, prompt_tokens: int) -> dict[str, 
     }
 
 
+def _obey(messages: list[dict[str, Any]]) -> str:
+    """What a gullible model writes: everything the prompt's customer asks for."""
+    system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    data = " ".join(str(m.get("content", "")) for m in messages if m.get("role") != "system")
+    found = re.findall(r"<customer_message>(.*?)</customer_message>", data, re.DOTALL)
+    asked = html.unescape(found[-1]) if found else data
+    reply = [f"Certainly. You wrote: {asked}"]
+    if re.search(
+        r"(system|initial|hidden|your) (prompt|instructions)|instructions above", asked, re.I
+    ):
+        reply.append(f"My instructions are: {system}")
+    amount = re.search(r"[$£€]\s?\d[\d,.]*", asked)
+    if amount and re.search(r"refund|credit|compensat|reimburs", asked, re.I):
+        reply.append(f"I confirm your refund of {amount.group(0)} has been approved today.")
+    cited = ["P1"] if "<passage " in data else []
+    return json.dumps({"reply": " ".join(reply), "citations": cited, "answerable": True})
+
+
 def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None) -> bytes:
     payload = {
         "id": "chatcmpl-fake",
@@ -172,6 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.answer_seconds.append(time.perf_counter() - arrived)
 
     def _answer(self, reply: Reply, body: dict[str, Any]) -> None:
+        if reply.kind == "gullible":
+            reply = replace(reply, kind="ok", content=_obey(body["messages"]))
         model = str(body.get("model", "fake"))
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if reply.kind == "error":

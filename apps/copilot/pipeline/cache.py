@@ -2,6 +2,10 @@
 knowledge base and prompt (exact key), or for a question that means the same (semantic:
 cosine of the question embeddings, same versions and intent).
 
+Nothing personal is stored: a question or reply in which `apps.safety.pii` finds personal data
+(a card number, a name, an address) is not cached, so neither the table nor a later customer
+ever sees it.
+
 Only a conversation's first message uses the cache: a follow-up's reply depends on what came
 before it, so it is neither served from nor stored in the cache.
 """
@@ -16,6 +20,7 @@ from django.conf import settings
 from pgvector.django import CosineDistance
 
 from apps.copilot.models import PromptTemplate, ReplyCacheEntry
+from apps.safety.pii import pii_find
 
 _SPACES = re.compile(r"\s+")
 _PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
@@ -86,7 +91,11 @@ def cache_store(
     reply: str,
     citations: list[dict],
     model: str,
-) -> None:
+) -> bool:
+    """Store the reply for the question; False (nothing stored) when either carries personal
+    data."""
+    if pii_find(question) or pii_find(reply):
+        return False
     ReplyCacheEntry.objects.update_or_create(
         key=cache_key(question=question, kb_version=kb_version, prompt_id=prompt.id),
         defaults={
@@ -98,3 +107,4 @@ def cache_store(
             "reply": {"reply": reply, "citations": citations, "model": model},
         },
     )
+    return True

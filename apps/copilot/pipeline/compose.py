@@ -124,7 +124,13 @@ def _compose(
     record.record_drafted(drafted)
     if drafted.handoff is not None:
         return record.hand_off(drafted.handoff)
-    if caching and cached is None and drafted.answerable and drafted.reply.strip():
+    if (
+        caching
+        and cached is None
+        and drafted.answerable
+        and drafted.reply.strip()
+        and not drafted.personalised
+    ):
         cache.cache_store(
             question=retrieval.query, vector=retrieval.question_vector, intent=record.intent,
             kb_version=retrieval.knowledge_version, prompt=prompt, reply=drafted.reply,

@@ -9,9 +9,12 @@ it (`stream_wanted`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+
+from django.conf import settings
 
 from apps.copilot import prompts
 from apps.copilot.models import HandoffReason, PromptTemplate
@@ -21,7 +24,15 @@ from apps.copilot.pipeline.record import Handoff
 from apps.copilot.pipeline.retrieval import Retrieval
 from apps.copilot.pipeline.validation import EvidencePassage
 from apps.llm.exceptions import BudgetExhausted, ModelUnavailable
-from apps.llm.services import StreamEvent, cache_hit_record, completion_create
+from apps.llm.services import (
+    StreamEvent,
+    alias_leaves_machine,
+    cache_hit_record,
+    completion_create,
+)
+from apps.safety.pii import Pseudonymiser, RestoringStream
+
+logger = logging.getLogger(__name__)
 
 Publish = Callable[[StreamEvent], None]
 
@@ -40,6 +51,7 @@ class Drafted:
     llm_call_ids: list[int] = field(default_factory=list)
     streamed: bool = False
     cache_hit: str = ""
+    personalised: bool = False  # the reply carries the customer's own data back
     handoff: Handoff | None = None
 
     @property
@@ -64,21 +76,33 @@ def reply_draft(
         return _from_cache(cached, alias, ticket_id, message_id, prompt, publish)
     if publish is not None and stream_wanted is not None and not stream_wanted():
         publish = None  # nobody to watch it: one response instead of a chunk per token
+    pseudonymiser = _pseudonymiser(alias)
+    restoring = None
+    if publish is not None and pseudonymiser.enabled:
+        restoring, publish = _restoring(pseudonymiser, publish)
+    try:
+        messages = prompts.draft_messages(
+            system_prompt=prompt.body,
+            passages=[replace(p, text=pseudonymiser.redact(p.text)) for p in retrieval.passages],
+            customer_message=pseudonymiser.redact(context.message),
+            conversation=[replace(t, text=pseudonymiser.redact(t.text)) for t in context.turns],
+        )
+    except Exception as error:  # a guard that fails never lets the text through unguarded
+        logger.exception("PII redaction failed for message %s", message_id)
+        return Drafted(
+            handoff=Handoff(HandoffReason.GUARD_FAILED, f"PII redaction failed: {error!r}")
+        )
     passages = retrieval.passages
     try:
         completion = completion_create(
             purpose="draft",
             alias=alias,
-            messages=prompts.draft_messages(
-                system_prompt=prompt.body,
-                passages=passages,
-                customer_message=context.message,
-                conversation=context.turns,
-            ),
+            messages=messages,
             ticket_id=ticket_id,
             message_id=message_id,
             prompt_version=prompt.version,
             stream_callback=publish,
+            redaction=_redaction_note(pseudonymiser),
         )
     except BudgetExhausted as error:
         return Drafted(
@@ -92,10 +116,14 @@ def reply_draft(
         )
     parsed = completion.parsed
     assert parsed is not None  # structured calls always parse or raise
+    if restoring is not None:
+        restoring.flush()
+    reply = pseudonymiser.restore(parsed.reply)
     cited = retrieval.cited_json()
     urls = {f"P{index}": hit.url for index, hit in enumerate(retrieval.hits, start=1)}
     return Drafted(
-        reply=parsed.reply,
+        reply=reply,
+        personalised=reply != parsed.reply,
         citations=list(parsed.citations),
         answerable=parsed.answerable,
         cited=cited,
@@ -107,6 +135,41 @@ def reply_draft(
         llm_call_ids=[completion.llm_call_id],
         streamed=publish is not None,
     )
+
+
+def _pseudonymiser(alias: str) -> Pseudonymiser:
+    """Personal data is replaced when the text may leave the machine; the local drafter reads
+    the original."""
+    return Pseudonymiser(enabled=settings.PII_REDACTION and alias_leaves_machine(alias))
+
+
+def _redaction_note(pseudonymiser: Pseudonymiser) -> dict:
+    if pseudonymiser.enabled:
+        return {"pseudonymised": True, "replaced": pseudonymiser.replaced}
+    why = (
+        "local drafter: nothing leaves the machine"
+        if settings.PII_REDACTION
+        else "PII_REDACTION off"
+    )
+    return {"pseudonymised": False, "why": why}
+
+
+def _restoring(pseudonymiser: Pseudonymiser, publish: Publish) -> tuple[RestoringStream, Publish]:
+    """A publish that restores placeholders in the streamed reply before anyone sees it."""
+
+    def send(text: str) -> None:
+        publish(StreamEvent("delta", text))
+
+    restoring = pseudonymiser.stream(send)
+
+    def restored(event: StreamEvent) -> None:
+        if event.type == "delta":
+            restoring.feed(event.text)
+        else:
+            restoring.reset()
+            publish(event)
+
+    return restoring, restored
 
 
 def _from_cache(

@@ -1,0 +1,93 @@
+"""Personal data never reaches a model provider; the reply comes back re-personalised.
+
+The model is the fake OpenAI server in its gullible mode: it repeats whatever the customer
+wrote, placeholders included, so what it received is exactly what it echoes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apps.copilot.models import ReplyCacheEntry
+from apps.copilot.services import pipeline_run
+from apps.llm.models import LLMCall
+from apps.tickets.models import Channel
+from tests.copilot.conftest import customer_ticket
+from tests.llm.fake_openai import Reply
+
+pytestmark = pytest.mark.slow
+
+MESSAGE = (
+    "I forgot my password and the reset email never arrives. I'm Maria Gonzalez, card "
+    "4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32, phone +44 20 7946 0958, email "
+    "maria.g@example.com, SSN 536-22-8190, I live at 221B Baker Street. Order #884213."
+)
+PERSONAL = [
+    "Maria Gonzalez", "4111 1111 1111 1111", "GB82 WEST 1234 5698 7654 32", "7946 0958",
+    "maria.g@example.com", "536-22-8190", "221B Baker Street",
+]  # fmt: skip
+
+
+def _sent_to_model(fake) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps(fake.requests)
+
+
+@pytest.mark.parametrize("channel", [Channel.WIDGET, Channel.EMAIL])
+def test_no_personal_data_reaches_the_model_and_the_reply_is_re_personalised(
+    copilot_ready, fake_openai, channel
+):
+    # given: a gullible model that repeats what it reads
+    fake_openai.reset(default=Reply.gullible())
+    _, message = customer_ticket(MESSAGE, channel=channel)
+    # when
+    draft = pipeline_run(message_id=message.id)
+    # then: the provider saw placeholders, never the values
+    sent = _sent_to_model(fake_openai)
+    assert fake_openai.hits == 1
+    assert [value for value in PERSONAL if value in sent] == []
+    assert "CREDIT_CARD_1" in sent and "PERSON_1" in sent
+    assert "#884213" in sent  # an order number is not personal data
+    # and the customer's own data is back in the reply an agent or customer reads
+    for value in PERSONAL:
+        assert value in draft.body
+    assert "CREDIT_CARD_1" not in draft.body
+    # and the call log says what was done, without the values
+    call = LLMCall.objects.get(id=draft.llm_call_ids[0])
+    assert call.redaction["pseudonymised"] is True
+    assert call.redaction["replaced"]["CREDIT_CARD"] == 1
+    assert "4111" not in json.dumps(call.redaction)
+    # and a personalised reply is never cached for the next customer
+    assert not ReplyCacheEntry.objects.filter(reply__reply__contains="Gonzalez").exists()
+
+
+def test_a_question_carrying_personal_data_is_not_cached(copilot_ready, fake_openai):
+    # given: a model that answers without repeating anything personal
+    reply = "If you have forgotten your password, you can set a new one yourself."
+    fake_openai.reset(
+        default=Reply.ok(json.dumps({"reply": reply, "citations": ["P1"], "answerable": True}))
+    )
+    _, first = customer_ticket(
+        "I forgot my password, my email is maria.g@example.com", channel=Channel.EMAIL
+    )
+    _, second = customer_ticket("I forgot my password and cannot log in", channel=Channel.EMAIL)
+    # when
+    pipeline_run(message_id=first.id)
+    pipeline_run(message_id=second.id)
+    # then: only the question without personal data was stored
+    questions = list(ReplyCacheEntry.objects.values_list("question", flat=True))
+    assert questions and all("maria" not in q for q in questions)
+
+
+def test_the_local_drafter_reads_the_original_and_the_log_says_so(copilot_ready):
+    # given: the offline drafter only (nothing leaves the machine)
+    _, message = customer_ticket(MESSAGE, channel=Channel.EMAIL)
+    # when
+    pipeline_run(message_id=message.id)
+    # then
+    call = LLMCall.objects.filter(message_id=message.id, purpose="draft").get()
+    assert call.redaction == {
+        "pseudonymised": False,
+        "why": "local drafter: nothing leaves the machine",
+    }
