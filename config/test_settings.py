@@ -18,3 +18,6 @@ CACHES["default"]["KEY_PREFIX"] = "deskpilot-test"  # noqa: F405
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT = DESKPILOT_HOME / "test" / "no-collected-static"  # noqa: F405
 HEALTH_DETAILS = True
+# django-axes needs the request in authenticate(), which the test client's login() does not
+# pass; the lockout tests switch it on (tests/safety/test_throttle.py).
+AXES_ENABLED = False

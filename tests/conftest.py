@@ -26,6 +26,17 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """Every test starts with empty rate-limit counters (they live in the shared Redis)."""
+    yield
+    from apps.safety import throttle
+
+    if throttle._limiter.cache_info().currsize:
+        with contextlib.suppress(Exception):  # a test that pointed it at a dead Redis
+            throttle._limiter().storage.reset()
+
+
 def test_database_url() -> str:
     """DATABASE_URL rewritten to the test database pytest-django created."""
     parts = urlsplit(os.environ["DATABASE_URL"])

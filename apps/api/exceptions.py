@@ -34,7 +34,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         body: dict[str, Any] = {"code": exc.code, "message": exc.message}
         if exc.field:
             body["fields"] = {exc.field: [exc.message]}
-        return Response({"error": body}, status=exc.status_code)
+        answer = Response({"error": body}, status=exc.status_code)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            answer["Retry-After"] = str(retry_after)
+        return answer
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -18,6 +18,7 @@ _DESCRIPTIONS = {
     413: "The request body is too large.",
     415: "Unsupported content type.",
     422: "The Idempotency-Key was already used with a different request.",
+    429: "Too many requests: see Retry-After (seconds).",
     503: "A service this needs (the task broker) is unavailable: nothing was done; try again.",
 }
 

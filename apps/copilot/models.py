@@ -295,6 +295,9 @@ class Draft(TimeStampedModel):
     citations = models.JSONField(default=list, blank=True)
     retrieved = models.JSONField(default=list, blank=True)
     validation = models.JSONField(default=dict, blank=True)
+    # The input guard's verdict: the injection scan (evidence, classifier score) and any
+    # instructions found in the retrieved passages.
+    guard = models.JSONField(default=dict, blank=True)
     stage_timings = models.JSONField(default=dict, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)

@@ -22,6 +22,7 @@ class LLMCall(models.Model):
     # Plain integers, not foreign keys: apps/llm sits below tickets in the layering.
     ticket_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     message_id = models.BigIntegerField(null=True, blank=True)
+    customer_id = models.BigIntegerField(null=True, blank=True)  # for the per-customer cap
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=Decimal("0"))
@@ -40,7 +41,10 @@ class LLMCall(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["ticket_id", "created_at"], name="llm_call_ticket_created")]
+        indexes = [
+            models.Index(fields=["ticket_id", "created_at"], name="llm_call_ticket_created"),
+            models.Index(fields=["customer_id", "created_at"], name="llm_call_customer_created"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(cost_usd__gte=0), name="llm_call_cost_not_negative"

@@ -17,10 +17,14 @@ class Spend:
     today_usd: Decimal  # since 00:00 UTC
     month_usd: Decimal  # since the 1st of the month, 00:00 UTC
     ticket_usd: Decimal  # over the ticket's whole life (0 without a ticket)
+    customer_today_usd: Decimal = Decimal("0")  # the customer's, since 00:00 UTC
 
 
-def llm_spend(*, ticket_id: int | None = None, now: datetime | None = None) -> Spend:
-    """Spend in USD from LLMCall rows, in one query (created_at and ticket_id are indexed)."""
+def llm_spend(
+    *, ticket_id: int | None = None, customer_id: int | None = None, now: datetime | None = None
+) -> Spend:
+    """Spend in USD from LLMCall rows, in one query (created_at, ticket_id and customer_id
+    are indexed). `customer_today_usd`: the customer's spend today, over all their tickets."""
     now = now or timezone.now()
     day_start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
@@ -33,12 +37,17 @@ def llm_spend(*, ticket_id: int | None = None, now: datetime | None = None) -> S
     }
     if ticket_id is not None:
         sums["ticket"] = Sum("cost_usd", filter=Q(ticket_id=ticket_id))
+    if customer_id is not None:
+        sums["customer"] = Sum(
+            "cost_usd", filter=Q(customer_id=customer_id, created_at__gte=day_start)
+        )
     totals = LLMCall.objects.filter(scope).aggregate(**sums)
     zero = Decimal("0")
     return Spend(
         today_usd=totals["today"] or zero,
         month_usd=totals["month"] or zero,
         ticket_usd=totals.get("ticket") or zero,
+        customer_today_usd=totals.get("customer") or zero,
     )
 
 

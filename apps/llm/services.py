@@ -138,13 +138,14 @@ class _Publisher:
             self.callback = None
 
 
-def budget_check(*, ticket_id: int | None) -> None:
-    """Raise BudgetExhausted when today's, this month's or the ticket's spend reached its limit.
+def budget_check(*, ticket_id: int | None, customer_id: int | None = None) -> None:
+    """Raise BudgetExhausted when today's, this month's, the ticket's or the customer's (today)
+    spend reached its limit: one visitor cannot spend everyone's budget.
 
     A limit of 0 is off. Checked before a call, so the call that crosses a limit completes
     and the next one is refused.
     """
-    spend = llm_spend(ticket_id=ticket_id)
+    spend = llm_spend(ticket_id=ticket_id, customer_id=customer_id)
     limits = (
         ("daily", spend.today_usd, settings.LLM_BUDGET_DAILY_USD),
         ("monthly", spend.month_usd, settings.LLM_BUDGET_MONTHLY_USD),
@@ -152,6 +153,11 @@ def budget_check(*, ticket_id: int | None) -> None:
             "ticket",
             spend.ticket_usd if ticket_id is not None else None,
             settings.LLM_BUDGET_TICKET_USD,
+        ),
+        (
+            "customer",
+            spend.customer_today_usd if customer_id is not None else None,
+            settings.LLM_BUDGET_CUSTOMER_DAILY_USD,
         ),
     )
     for scope, spent, limit in limits:
@@ -309,6 +315,7 @@ def completion_create(
     max_tokens: int | None = None,
     temperature: float | None = None,
     redaction: dict | None = None,
+    customer_id: int | None = None,
 ) -> CompletionResult:
     """One completion through the Router, logged as one LLMCall row whatever happens.
 
@@ -344,11 +351,12 @@ def completion_create(
         prompt_version="" if prompt_version is None else str(prompt_version),
         ticket_id=ticket_id,
         message_id=message_id,
+        customer_id=customer_id,
         streamed=stream_callback is not None,
         redaction=redaction or {},
     )
     try:
-        budget_check(ticket_id=ticket_id)
+        budget_check(ticket_id=ticket_id, customer_id=customer_id)
     except BudgetExhausted as error:
         row.status = LLMCall.Status.BUDGET_EXHAUSTED
         row.error_type = "BudgetExhausted"

@@ -2,57 +2,42 @@
 
 Code logs ticket and message ids, never message text; this filter is the second line, for a
 library's or an error's message that quotes a customer (an SMTP refusal naming the address,
-a provider error echoing the prompt). It uses Presidio's pattern recognisers only (cards by
-Luhn, IBANs by mod-97, emails, phone numbers by libphonenumber): no NER model runs per log
-line, so names are left to the first line.
+a provider error echoing the prompt). It must be cheap to load and to run on every record, so
+it uses python-stdnum's checksums (cards by Luhn, IBANs by mod-97, SSNs) and libphonenumber,
+not Presidio (whose import loads transformers: seconds, on a web process's first log line).
+Names are left to the first line.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from typing import Any
+import re
 
+import phonenumbers
+from stdnum import iban, luhn
+from stdnum.us import ssn
 
-@functools.cache
-def _recognizers() -> list[Any]:
-    from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
-        EmailRecognizer,
-        IbanRecognizer,
-        PhoneRecognizer,
-        UkNinoRecognizer,
-        UsSsnRecognizer,
-    )
-
-    from apps.safety.pii import offline_suffix_list
-
-    offline_suffix_list()
-    return [
-        CreditCardRecognizer(),
-        IbanRecognizer(),
-        EmailRecognizer(),
-        PhoneRecognizer(supported_regions=("GB", "US")),
-        UsSsnRecognizer(),
-        UkNinoRecognizer(),
-    ]
+_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+_DIGITS = re.compile(r"\D")
 
 
 def text_mask(text: str) -> str:
-    """`text` with cards, IBANs, emails, phone numbers and national ids replaced by their type."""
-    spans = []
-    for recognizer in _recognizers():
-        for found in recognizer.analyze(text, recognizer.supported_entities, None) or []:
-            if found.score >= 0.4:
-                spans.append((found.start, found.end, found.entity_type))
-    masked, position = [], 0
-    for start, end, kind in sorted(spans):
-        if start < position:
-            continue
-        masked += [text[position:start], f"<{kind}>"]
-        position = end
-    masked.append(text[position:])
-    return "".join(masked)
+    """`text` with cards, IBANs, emails, phone numbers and SSNs replaced by their type."""
+    text = _EMAIL.sub("<EMAIL>", text)
+    text = _IBAN.sub(lambda m: "<IBAN>" if iban.is_valid(m.group(0)) else m.group(0), text)
+    text = _CARD.sub(
+        lambda m: "<CREDIT_CARD>" if luhn.is_valid(_DIGITS.sub("", m.group(0))) else m.group(0),
+        text,
+    )
+    text = _SSN.sub(lambda m: "<SSN>" if ssn.is_valid(m.group(0)) else m.group(0), text)
+    if sum(c.isdigit() for c in text) >= 7:
+        for region in ("GB", "US"):
+            for match in reversed(list(phonenumbers.PhoneNumberMatcher(text, region))):
+                text = text[: match.start] + "<PHONE>" + text[match.end :]
+    return text
 
 
 class PiiLogFilter(logging.Filter):

@@ -31,19 +31,26 @@ class EmailIngestResult:
 
 
 def email_ingest(
-    *, raw: bytes, actor: Actor, oversized_bytes: int | None = None
+    *,
+    raw: bytes,
+    actor: Actor,
+    oversized_bytes: int | None = None,
+    admit: Callable[[str], None] | None = None,
 ) -> EmailIngestResult:
     """Store one raw email as a customer message; idempotent per Message-ID.
 
     Threading: the ticket of the message named by In-Reply-To, else by References (newest
     first); otherwise a new ticket. An email whose Message-ID is already stored returns that
     message (is_created False) and creates nothing. Raises ValidationError with the reason for
-    an email that cannot become a message.
+    an email that cannot become a message. `admit(sender address)`, when given, is called
+    before a new email is stored and may raise to refuse it (the API's per-sender limit).
     """
     parsed = email_parse(raw, oversized_bytes=oversized_bytes)
     existing = _stored(parsed.message_id)
     if existing is not None:
         return EmailIngestResult(existing, False)
+    if admit is not None:
+        admit(parsed.from_address.casefold())
     try:
         with transaction.atomic():
             message = _store(parsed, actor=actor)

@@ -69,6 +69,14 @@ def customer_message_latest(*, ticket_id: int) -> Message | None:
     )
 
 
+def first_customer_message(*, ticket_id: int) -> Message | None:
+    return (
+        Message.objects.filter(ticket_id=ticket_id, author_kind=AuthorKind.CUSTOMER)
+        .order_by("id")
+        .first()
+    )
+
+
 def conversation_before(*, message: Message, limit: int) -> tuple[list[Message], int]:
     """The newest `limit` customer-visible messages before `message` on its ticket, oldest
     first, and how many there are in all. Reads at most `limit` rows, whatever the ticket's

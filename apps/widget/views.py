@@ -27,6 +27,7 @@ from apps.core.rest import (
     StrictJSONParser,
     StrictSerializer,
 )
+from apps.safety.throttle import client_ip, limit_hit
 from apps.tickets.models import ActorKind, AuthorKind, Channel, Message, Ticket
 from apps.tickets.selectors import message_list_for_customer
 from apps.tickets.services import Actor, message_add
@@ -224,6 +225,9 @@ class ConversationStartView(WidgetView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         widget_key = self.widget_key
+        address = client_ip(request)
+        limit_hit("widget_ip_conversation", str(widget_key.pk), address)
+        limit_hit("widget_ip_message", str(widget_key.pk), address)
         given = data.get("identity") or {}
         user_hash = given.get("hash", "")
         # A signature covers the identity's own fields only; without one, those and the
@@ -289,6 +293,8 @@ class ConversationMessagesView(WidgetView):
         payload = MessagePostSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         visitor = request_visitor(request)
+        limit_hit("widget_visitor_message", str(visitor.ticket_id))
+        limit_hit("widget_ip_message", str(self.widget_key.pk), client_ip(request))
         ticket = visitor_ticket(visitor)
         message = message_add(
             ticket=ticket,

@@ -19,6 +19,7 @@ from apps.knowledge.models import Article
 from apps.llm.circuit import circuit_reset
 from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
 from apps.llm.router import router_reset
+from apps.safety.pii import analyzer_warm
 from apps.tickets.models import Channel, Message, Ticket
 from apps.tickets.services import Actor, customer_resolve, ticket_create
 from apps.triage import classifier
@@ -112,6 +113,13 @@ def copilot_ready(active_classifier, tiny_kb) -> dict[str, Article]:  # type: ig
     return tiny_kb
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pii_analyzer_warm() -> None:
+    """The PII analyzer and its spaCy model loaded once, as a worker does at start
+    (`pipeline_warm`): not inside the first test that drafts, whose timings it would swamp."""
+    analyzer_warm()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_gateway(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """Offline drafter, no budgets, fresh Router and closed circuits for every test."""
@@ -123,6 +131,7 @@ def _isolated_gateway(settings) -> Iterator[None]:  # type: ignore[no-untyped-de
     settings.LLM_BUDGET_DAILY_USD = 0.0
     settings.LLM_BUDGET_MONTHLY_USD = 0.0
     settings.LLM_BUDGET_TICKET_USD = 0.0
+    settings.LLM_BUDGET_CUSTOMER_DAILY_USD = 0.0
     # Tests decide the thresholds they need; these make a clear answer auto-send.
     settings.COPILOT_AUTO_SEND_THRESHOLD = 0.5
     settings.COPILOT_REVIEW_THRESHOLD = 0.1

@@ -46,7 +46,8 @@ def test_an_answerable_question_is_auto_sent_citing_the_right_article(copilot_re
     assert draft.prompt.version == 1
     # the first message after the classifier's activation learns the intent→article links
     assert set(draft.stage_timings) == {
-        "context", "triage", "learn_links", "retrieve", "route", "cache", "draft", "validate",
+        "context", "guard", "triage", "learn_links", "retrieve", "guard_passages", "route",
+        "cache", "draft", "validate",
         "confidence", "decide", "total",
     }  # fmt: skip
     assert draft.validation["grounded"] is True
@@ -295,9 +296,12 @@ def test_an_invented_claim_is_handed_off_as_ungrounded(copilot_ready, fake_opena
     ticket, message = customer_ticket(PASSWORD_QUESTION)
     # when
     draft = pipeline_run(message_id=message.id)
-    # then
-    assert (draft.decision, draft.reason) == ("handed_off", "ungrounded")
+    # then: the output guard names the link and the phone number no passage has
+    assert (draft.decision, draft.reason) == ("handed_off", "unsafe_output")
     assert draft.validation["foreign_links"] == ["https://evil.example.com/reset"]
+    assert {"kind": "link", "text": "https://evil.example.com/reset"} in draft.validation["unsafe"]
+    assert {"kind": "contact", "text": "0800 123 456"} in draft.validation["unsafe"]
+    assert "evil.example.com" in draft.reason_detail
     assert not Message.objects.filter(ticket=ticket, author_kind=AuthorKind.COPILOT).exists()
 
 

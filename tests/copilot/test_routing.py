@@ -13,6 +13,7 @@ def simple(**changes):
         "intent_probability": 0.9,
         "retrieval_top_score": 0.8,
         "message": "How long does a refund take?",
+        "sender_verified": True,
     }
     values.update(changes)
     return RoutingInput(**values)
@@ -39,3 +40,12 @@ def test_hard_questions_go_to_the_strong_model_with_a_reason(changes, reason):
 
 def test_enumerated_items_count_as_questions():
     assert question_count("I need:\n1. a refund\n2. a new invoice\n3. to close my account") == 3
+
+
+@pytest.mark.parametrize(
+    "message", ["x" * 201, "Where is my parcel? And can I change the address?"]
+)
+def test_an_unverified_sender_cannot_buy_the_strong_model_by_writing_more(message):
+    choice = route_choose(simple(message=message, sender_verified=False), RULE)
+    assert choice.alias == "draft-fast"
+    assert "unverified sender" in choice.reason

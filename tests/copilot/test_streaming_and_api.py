@@ -144,8 +144,9 @@ def test_a_watched_draft_that_fails_validation_is_retracted_from_the_customer(
     invented = "Call our hotline on 0800 123 456 and quote code ZEBRA for a manual reset."
     # when
     _, draft, events = _watched_run(fake_openai, invented)
-    # then: the text was shown while written, then withdrawn, and a person takes over
-    assert (draft.decision, draft.reason) == ("handed_off", "ungrounded")
+    # then: the text was shown while written, then withdrawn, and a person takes over (the
+    # invented hotline number is what the output guard found)
+    assert (draft.decision, draft.reason) == ("handed_off", "unsafe_output")
     assert "".join(e["text"] for e in events if e["type"] == "delta") == invented.removesuffix(
         "reset."
     )

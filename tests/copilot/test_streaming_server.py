@@ -86,6 +86,9 @@ def test_a_draft_streams_event_by_event_under_uvicorn_as_the_model_writes(
     ticket, message = customer_ticket(QUESTION)
     _, key = api_key_create(name="stream", scopes=["read"])
     with web_process(tmp_path / "web.log") as (_, port):
+        # Measured on a warm process: while its background warm-up loads the models, a
+        # request competes with it for the one interpreter (seconds, once per process).
+        wait_for(lambda: "web process ready" in (tmp_path / "web.log").read_text(), timeout=60)
         reader = StreamReader(
             port,
             f"/api/v1/tickets/{ticket.id}/draft/stream",

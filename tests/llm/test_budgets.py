@@ -70,6 +70,32 @@ def test_other_tickets_still_get_answers_when_one_ticket_is_over_budget(fakes, u
     assert fast.hits == 1
 
 
+def test_one_customer_over_their_daily_cap_is_refused_while_others_are_served(
+    fakes, use_fakes, settings
+):
+    # given: a visitor who spent their day's cap over three conversations
+    settings.LLM_BUDGET_CUSTOMER_DAILY_USD = 0.06
+    fast, _, _ = fakes
+    use_fakes(draft_fast=[fast])
+    fast.default = ok()
+    for ticket_id in (1, 2, 3):
+        LLMCallFactory(cost_usd=Decimal("0.02"), ticket_id=ticket_id, customer_id=7)
+    yesterday = LLMCallFactory(cost_usd=Decimal("5"), ticket_id=4, customer_id=8)
+    backdate(yesterday, days=1)
+    # when: they open a fourth conversation
+    with pytest.raises(BudgetExhausted) as raised:
+        completion_create(
+            purpose="draft", alias="draft-fast", messages=MESSAGES, ticket_id=5, customer_id=7
+        )
+    # then: refused for them, with the scope named; another customer (yesterday's spend does
+    # not count) is served
+    assert raised.value.scope == "customer"
+    served = completion_create(
+        purpose="draft", alias="draft-fast", messages=MESSAGES, ticket_id=6, customer_id=8
+    )
+    assert served.parsed is not None and fast.hits == 1
+
+
 @pytest.mark.parametrize(
     ("setting", "scope"), [("LLM_BUDGET_DAILY_USD", "daily"), ("LLM_BUDGET_MONTHLY_USD", "monthly")]
 )

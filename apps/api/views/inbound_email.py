@@ -14,6 +14,7 @@ from apps.api.openapi import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from apps.api.parsers import PlainTextEmailParser, RawEmailParser
 from apps.api.serializers.tickets import InboundEmailResultSerializer
 from apps.core.exceptions import ValidationError
+from apps.safety.throttle import limit_hit
 from apps.tickets.email_inbound import email_ingest
 from apps.tickets.services import Actor
 
@@ -36,7 +37,7 @@ class InboundEmailView(APIView):
             200: OpenApiResponse(
                 InboundEmailResultSerializer, description="Already stored (same Message-ID)."
             ),
-            **error_responses(400, 401, 403, 413, 415, 422),
+            **error_responses(400, 401, 403, 413, 415, 422, 429),
         },
     )
     def post(self, request: Request) -> Response:
@@ -46,7 +47,11 @@ class InboundEmailView(APIView):
         api_key = request.auth
 
         def ingest() -> Response:
-            result = email_ingest(raw=raw, actor=Actor.for_api_key(api_key))
+            result = email_ingest(
+                raw=raw,
+                actor=Actor.for_api_key(api_key),
+                admit=lambda sender: limit_hit("email_sender", sender),
+            )
             message = result.message
             body = InboundEmailResultSerializer(
                 {

@@ -1,12 +1,15 @@
 """The copilot pipeline, one module per stage, composed in order by `compose.draft_compose`.
 
     context     the conversation so far, bounded; the query            context.py
+    guard       injected instructions in the message (apps.safety)     guard.py
     triage      the message's reading: intent, language, early handoffs reading.py
     retrieve    hybrid search, with the likely intents' articles lifted retrieval.py
+    guard       instructions planted in the retrieved passages         guard.py
     route       which model alias drafts                               routing.py
     cache       a reply already written for the same question          cache.py
-    draft       the model (or the cache) writes the reply              drafting.py
-    validate    citations, links, groundedness                         validation.py
+    draft       the model (or the cache) writes the reply, personal
+                data pseudonymised for a remote model                  drafting.py
+    validate    citations, links, groundedness, the output guard       validation.py
     confidence  the calibrated probability that the reply is right     confidence.py
     decide      auto-send, agent review or handoff, with a reason      decision.py
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from apps.copilot.models import Calibration, PromptTemplate
-from apps.copilot.pipeline import cache, confidence, decision, drafting, routing, validation
+from apps.copilot.pipeline import (
+    cache,
+    confidence,
+    decision,
+    drafting,
+    guard,
+    routing,
+    validation,
+)
 from apps.copilot.pipeline.context import Conversation, context_build
 from apps.copilot.pipeline.reading import triage_read
 from apps.copilot.pipeline.record import Composition, StageClock
@@ -28,6 +36,7 @@ def draft_compose(
     prompt: PromptTemplate,
     ticket_id: int | None = None,
     message_id: int | None = None,
+    customer_id: int | None = None,
     publish: drafting.Publish | None = None,
     announce: Announce | None = None,
     policy: EffectivePolicy | None = None,
@@ -49,8 +58,8 @@ def draft_compose(
     try:
         return _compose(
             record, clock, conversation, prompt, policy,
-            ticket_id=ticket_id, message_id=message_id, publish=publish, announce=announce,
-            use_cache=use_cache, stream_wanted=stream_wanted,
+            ticket_id=ticket_id, message_id=message_id, customer_id=customer_id, publish=publish,
+            announce=announce, use_cache=use_cache, stream_wanted=stream_wanted,
         )  # fmt: skip
     finally:
         clock.total()
@@ -65,6 +74,7 @@ def _compose(
     *,
     ticket_id: int | None,
     message_id: int | None,
+    customer_id: int | None,
     publish: drafting.Publish | None,
     announce: Announce | None,
     use_cache: bool,
@@ -72,6 +82,11 @@ def _compose(
 ) -> Composition:
     context = clock.run("context", context_build, conversation)
     record.context = context.as_json()
+
+    guarded = clock.run("guard", guard.input_guard, context=context)
+    record.guard.update(guarded.verdict)
+    if guarded.handoff is not None:
+        return record.hand_off(guarded.handoff)
 
     reading = clock.run("triage", triage_read, context)
     record.record_reading(reading)
@@ -85,6 +100,11 @@ def _compose(
     if retrieval.handoff is not None:
         return record.hand_off(retrieval.handoff)
 
+    guarded = clock.run("guard_passages", guard.passages_guard, retrieval=retrieval)
+    record.guard.update(guarded.verdict)
+    if guarded.handoff is not None:
+        return record.hand_off(guarded.handoff)
+
     basis = confidence.basis_of(reading, retrieval)
     calibration = calibration_active()
     choice = clock.run(
@@ -95,6 +115,7 @@ def _compose(
             intent_probability=basis.intent_probability,
             retrieval_top_score=basis.top_score,
             message=context.message,
+            sender_verified=conversation.sender_verified,
         ),
         policy.routing,
     )
@@ -119,7 +140,8 @@ def _compose(
         "draft",
         drafting.reply_draft,
         prompt=prompt, context=context, retrieval=retrieval, alias=choice.alias, cached=cached,
-        ticket_id=ticket_id, message_id=message_id, publish=publish, stream_wanted=stream_wanted,
+        ticket_id=ticket_id, message_id=message_id, customer_id=customer_id, publish=publish,
+        stream_wanted=stream_wanted,
     )  # fmt: skip
     record.record_drafted(drafted)
     if drafted.handoff is not None:
@@ -145,6 +167,9 @@ def _compose(
         passages=drafted.evidence,
         grounded_threshold=policy.groundedness_threshold,
         courtesy=(extractive.GREETING, extractive.CLOSING),
+        customer_text="\n".join([context.message, *(t.text for t in context.turns)]),
+        system_prompt=prompt.body,
+        canary=drafted.canary,
     )
     record.validation, record.citations = checked.as_dict(), drafted.cited_passages
 

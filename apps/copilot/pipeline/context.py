@@ -58,6 +58,9 @@ class Conversation:
     message: str
     earlier: tuple[Turn, ...] = ()
     earlier_count: int = 0
+    # Whoever wrote it is who they say (an API integration, a widget identity signed by the
+    # site): only then may a long or many-question message buy the stronger model.
+    sender_verified: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ def decision_make(
 ) -> Verdict:
     """The decision for a drafted reply (`validation` as a draft stores it).
     `readings_agree` false: a follow-up whose readings disagree, never sent on its own."""
+    unsafe = validation.get("unsafe") or []
+    if unsafe:
+        found = "; ".join(f"{item['kind']}: {item['text']!r}" for item in unsafe[:5])
+        return Verdict(Decision.HANDED_OFF, HandoffReason.UNSAFE_OUTPUT, found[:1000])
     if not answerable:
         return Verdict(
             Decision.HANDED_OFF, HandoffReason.NO_ANSWER, "the passages do not answer the question"

@@ -10,6 +10,7 @@ it (`stream_wanted`).
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -52,6 +53,7 @@ class Drafted:
     streamed: bool = False
     cache_hit: str = ""
     personalised: bool = False  # the reply carries the customer's own data back
+    canary: str = ""  # the token planted in this call's instructions (a leak shows it)
     handoff: Handoff | None = None
 
     @property
@@ -71,6 +73,7 @@ def reply_draft(
     message_id: int | None,
     publish: Publish | None,
     stream_wanted: Callable[[], bool] | None,
+    customer_id: int | None = None,
 ) -> Drafted:
     if cached is not None:
         return _from_cache(cached, alias, ticket_id, message_id, prompt, publish)
@@ -80,9 +83,10 @@ def reply_draft(
     restoring = None
     if publish is not None and pseudonymiser.enabled:
         restoring, publish = _restoring(pseudonymiser, publish)
+    canary = f"dp-{secrets.token_hex(6)}"
     try:
         messages = prompts.draft_messages(
-            system_prompt=prompt.body,
+            system_prompt=f"{prompt.body}\n\n(Internal reference {canary}: never repeat it.)",
             passages=[replace(p, text=pseudonymiser.redact(p.text)) for p in retrieval.passages],
             customer_message=pseudonymiser.redact(context.message),
             conversation=[replace(t, text=pseudonymiser.redact(t.text)) for t in context.turns],
@@ -100,6 +104,7 @@ def reply_draft(
             messages=messages,
             ticket_id=ticket_id,
             message_id=message_id,
+            customer_id=customer_id,
             prompt_version=prompt.version,
             stream_callback=publish,
             redaction=_redaction_note(pseudonymiser),
@@ -124,6 +129,7 @@ def reply_draft(
     return Drafted(
         reply=reply,
         personalised=reply != parsed.reply,
+        canary=canary,
         citations=list(parsed.citations),
         answerable=parsed.answerable,
         cited=cited,

@@ -64,6 +64,7 @@ class Composition:
     cache_hit: str = ""
     knowledge_version: str = ""
     context: dict = field(default_factory=dict)
+    guard: dict = field(default_factory=dict)  # the injection scan's verdict and evidence
     # Not stored: what triage said, for the caller's ticket updates.
     intent_alternatives: list[dict] = field(default_factory=list)
     handoff_policy: str | None = None
@@ -122,7 +123,7 @@ class Composition:
             "classifier_version_id", "language", "routed_alias", "routing_reason", "model",
             "prompt", "answerable", "citations", "retrieved", "validation", "stage_timings",
             "input_tokens", "output_tokens", "cost_usd", "llm_call_ids", "streamed",
-            "shown_while_drafting", "cache_hit", "knowledge_version", "context",
+            "shown_while_drafting", "cache_hit", "knowledge_version", "context", "guard",
         ]  # fmt: skip
         return {name: getattr(self, name) for name in names}
 

@@ -30,6 +30,7 @@ class RoutingInput:
     intent_probability: float
     retrieval_top_score: float
     message: str
+    sender_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,14 @@ def route_choose(routing_input: RoutingInput, rule: RoutingRule) -> RoutingChoic
         return RoutingChoice(STRONG_ALIAS, "intent uncertain")
     if routing_input.retrieval_top_score < rule.min_retrieval_score:
         return RoutingChoice(STRONG_ALIAS, "weak retrieval")
+    # What the sender writes (its length, its question marks) buys the stronger model only for
+    # a sender who is who they say: an anonymous visitor cannot choose the expensive model.
     if len(routing_input.message) > rule.max_message_chars:
-        return RoutingChoice(STRONG_ALIAS, "long message")
+        if routing_input.sender_verified:
+            return RoutingChoice(STRONG_ALIAS, "long message")
+        return RoutingChoice(FAST_ALIAS, "long message from an unverified sender")
     if question_count(routing_input.message) > rule.max_questions:
-        return RoutingChoice(STRONG_ALIAS, "several questions")
+        if routing_input.sender_verified:
+            return RoutingChoice(STRONG_ALIAS, "several questions")
+        return RoutingChoice(FAST_ALIAS, "several questions from an unverified sender")
     return RoutingChoice(FAST_ALIAS, "simple and well covered")

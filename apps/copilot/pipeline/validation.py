@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from apps.safety.output import output_check
+
 # Words too common to show that a sentence is supported by a passage.
 STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before
@@ -45,10 +47,13 @@ class ValidationResult:
     groundedness: float  # 0..1: share of the reply's claim words found in the passages
     grounded: bool
     unsupported_sentences: tuple[str, ...] = field(default=())
+    # The output guard's findings ({"kind", "text"}): links, contacts, prompt leaks,
+    # commitments no passage states (apps.safety.output).
+    unsafe: tuple[dict, ...] = field(default=())
 
     @property
     def passed(self) -> bool:
-        return self.citations_valid and self.links_valid and self.grounded
+        return self.citations_valid and self.links_valid and self.grounded and not self.unsafe
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +64,7 @@ class ValidationResult:
             "groundedness": round(self.groundedness, 4),
             "grounded": self.grounded,
             "unsupported_sentences": list(self.unsupported_sentences),
+            "unsafe": list(self.unsafe),
         }
 
 
@@ -133,6 +139,9 @@ def draft_validate(
     allowed_links: Iterable[str] = (),
     grounded_threshold: float = 0.7,
     courtesy: Iterable[str] = (),
+    customer_text: str = "",
+    system_prompt: str = "",
+    canary: str = "",
 ) -> ValidationResult:
     """Validate a draft against the passages it was given.
 
@@ -141,7 +150,10 @@ def draft_validate(
       inside a passage, or one of `allowed_links`);
     - the reply is grounded when its claims' words are found in the passages at least at
       `grounded_threshold` and no claim sentence is unsupported; an empty reply is ungrounded.
-      Sentences of `courtesy` (the drafter's fixed greeting and closing) are not claims.
+      Sentences of `courtesy` (the drafter's fixed greeting and closing) are not claims;
+    - the output guard finds nothing unsafe: a link or contact detail the knowledge base (or
+      the customer) does not have, the system prompt or its `canary`, a commitment no passage
+      states.
     """
     passage_ids = {passage.id for passage in passages}
     invalid = tuple(citation for citation in citations if citation not in passage_ids)
@@ -157,4 +169,14 @@ def draft_validate(
         groundedness=score,
         grounded=grounded,
         unsupported_sentences=tuple(unsupported),
+        unsafe=tuple(
+            output_check(
+                reply=reply,
+                evidence=[passage.text for passage in passages],
+                known_urls=[*(p.url for p in passages), *allowed_links],
+                customer_text=customer_text,
+                system_prompt=system_prompt,
+                canary=canary,
+            )
+        ),
     )

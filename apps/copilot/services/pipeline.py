@@ -27,10 +27,19 @@ from apps.copilot.services.replies import reply_post
 from apps.copilot.services.stream import DraftStream, flush_safely, publish_final, publish_safely
 from apps.core.exceptions import InvalidTransitionError
 from apps.llm.router import router_warm
-from apps.tickets.models import AuthorKind, Message, PipelineStatus, Ticket, TicketStatus
+from apps.safety.pii import analyzer_warm
+from apps.tickets.models import (
+    AuthorKind,
+    Channel,
+    Message,
+    PipelineStatus,
+    Ticket,
+    TicketStatus,
+)
 from apps.tickets.selectors import (
     conversation_before,
     customer_message_latest,
+    first_customer_message,
     message_get,
     ticket_lock,
 )
@@ -58,9 +67,11 @@ CLOSED_STATUSES = (TicketStatus.HANDED_OFF, TicketStatus.RESOLVED)
 
 def pipeline_warm() -> None:
     """Pays a process's one-time costs before its first customer message: litellm's import
-    and Router, the embedding model, the active classifier. Reads only; nothing is stored."""
+    and Router, the embedding model, the active classifier, the PII analyzer and its spaCy
+    model. Reads only; nothing is stored."""
     router_warm()
     triage_warm()
+    analyzer_warm()
 
 
 def _skip_reason(ticket: Ticket, message: Message) -> str | None:
@@ -90,7 +101,20 @@ def conversation_of(message: Message) -> Conversation:
         message=message.body,
         earlier=tuple(Turn(role=m.author_kind, text=m.body) for m in earlier),
         earlier_count=count,
+        sender_verified=sender_verified(message),
     )
+
+
+def sender_verified(message: Message) -> bool:
+    """An API integration vouches for its customers; a widget visitor is verified when the
+    site signed their identity; an email's From, and an anonymous visitor, are claims."""
+    if message.channel == Channel.API:
+        return True
+    if message.channel == Channel.WIDGET:
+        first = first_customer_message(ticket_id=message.ticket_id)
+        identity = ((first.metadata if first else {}) or {}).get("widget", {}).get("identity")
+        return bool(isinstance(identity, dict) and identity.get("verified"))
+    return False
 
 
 def pipeline_run(*, message_id: int) -> Draft | None:
@@ -131,6 +155,7 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         prompt=prompt,
         ticket_id=ticket.pk,
         message_id=message_id,
+        customer_id=ticket.customer_id,
         publish=stream,
         # A draft for a person is never sent: the customer never watches it being written.
         announce=stream.announce if _with_person(ticket) is None else None,
