@@ -5,7 +5,8 @@ from apps.llm.models import LLMCall
 
 @admin.register(LLMCall)
 class LLMCallAdmin(admin.ModelAdmin):
-    """Read-only: the call log is evidence (cost, latency, errors), never edited by hand."""
+    """Read-only: the call log is evidence (cost, latency, errors, and for the audit the
+    messages as sent and the answer as received), never edited or deleted by hand."""
 
     list_display = (
         "created_at",
@@ -23,6 +24,7 @@ class LLMCallAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "purpose", "alias", "served_alias", "model", "cache_hit", "created_at")
     search_fields = ("model", "error_type", "error_message", "prompt_version")
+    list_display_links = ("created_at",)
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in LLMCall._meta.fields]
 

@@ -33,6 +33,10 @@ class LLMCall(models.Model):
     # What was done to personal data before the call: {"pseudonymised": true, "replaced":
     # {"PERSON": 1}} or {"pseudonymised": false, "why": "..."} (never the values).
     redaction = models.JSONField(default=dict, blank=True)
+    # The audit's text: the messages as sent (pseudonymised when they left the machine) and
+    # the model's answer as received (placeholders, not personal data, for a remote model).
+    request_messages = models.JSONField(default=list, blank=True)
+    response_text = models.TextField(blank=True)
     attempted_aliases = models.JSONField(default=list, blank=True)  # in the order tried
     status = models.CharField(max_length=20, choices=Status.choices, db_index=True)
     error_type = models.CharField(max_length=200, blank=True)

@@ -354,6 +354,7 @@ def completion_create(
         customer_id=customer_id,
         streamed=stream_callback is not None,
         redaction=redaction or {},
+        request_messages=messages,
     )
     try:
         budget_check(ticket_id=ticket_id, customer_id=customer_id)
@@ -445,6 +446,7 @@ def completion_create(
         row.time_to_first_token_ms = attempt.ttft_ms
         row.cache_hit = attempt.cache_hit
         row.attempted_aliases = attempted
+        row.response_text = attempt.text
         _log_save(row)
         return CompletionResult(
             text=attempt.text,

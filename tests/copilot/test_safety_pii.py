@@ -91,3 +91,34 @@ def test_the_local_drafter_reads_the_original_and_the_log_says_so(copilot_ready)
         "pseudonymised": False,
         "why": "local drafter: nothing leaves the machine",
     }
+
+
+def test_the_audit_keeps_the_redacted_prompt_and_answer_and_exports_json_lines(
+    copilot_ready, fake_openai
+):
+    import io
+
+    from django.core.management import call_command
+
+    # given: a drafted message that carried a card number
+    fake_openai.reset(default=Reply.gullible())
+    _, message = customer_ticket(MESSAGE, channel=Channel.EMAIL)
+    draft = pipeline_run(message_id=message.id)
+    # then: the call row holds what was sent and received, with placeholders only
+    call = LLMCall.objects.get(id=draft.llm_call_ids[0])
+    stored = json.dumps(call.request_messages) + call.response_text
+    assert "<CREDIT_CARD_1>" in stored and "4111" not in stored
+    # and the export has the draft, its decision, guard verdicts and the call
+    out = io.StringIO()
+    call_command("audit_export", stdout=out)
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert (line["draft_id"], line["decision"], line["reason"]) == (
+        draft.id,
+        draft.decision,
+        draft.reason,
+    )
+    assert line["guard"]["injection"]["suspected"] is False
+    assert line["model_calls"][0]["redaction"]["pseudonymised"] is True
+    # the model calls' text is the pseudonymised text (the draft's own fields quote the reply
+    # the customer reads, which carries their data back)
+    assert "4111" not in json.dumps(line["model_calls"])
