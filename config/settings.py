@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "apps.widget",
     "apps.triage",
     "apps.feedback",
+    "apps.privacy",
     "apps.inbox",
 ]
 
@@ -354,6 +355,27 @@ RATE_LIMITS = {
 }
 # Proxies whose X-Forwarded-For is believed (CIDR, comma-separated); none by default.
 TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
+
+# --- privacy: retention periods in days, 0 keeps for ever (apps/privacy/services.py) ----------
+RETENTION_DAYS = {
+    # Resolved tickets' text (subject, messages, drafts, copies) after this long untouched.
+    "messages": env_int("RETENTION_MESSAGE_DAYS", 0, minimum=0),
+    # Model calls' prompt and answer text (their tokens and cost stay).
+    "llm_text": env_int("RETENTION_LLM_TEXT_DAYS", 30, minimum=0),
+    # Model-call rows and ticket audit-trail entries, whole.
+    "audit": env_int("RETENTION_AUDIT_DAYS", 0, minimum=0),
+    # Reply cache entries, since last stored.
+    "caches": env_int("RETENTION_CACHE_DAYS", 30, minimum=0),
+    # Widget visitors' identities and unverified claims (name, email they typed).
+    "widget_visitors": env_int("RETENTION_WIDGET_VISITOR_DAYS", 30, minimum=0),
+}
+if 0 < RETENTION_DAYS["audit"] < 32:
+    # The monthly LLM budget is summed from the call rows: a month of them must stay.
+    raise ConfigurationError("RETENTION_AUDIT_DAYS must be 0 (keep) or at least 32")
+CELERY_BEAT_SCHEDULE["privacy-retention-purge"] = {
+    "task": "privacy.retention_purge",
+    "schedule": float(env_int("RETENTION_PURGE_INTERVAL", 3600, minimum=60)),
+}
 
 # --- tickets and intake: API, widget, email, pipeline hook -----------------------------------
 # A customer message longer than this is refused (API, widget) or truncated with a note (email).

@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from apps.accounts.models import (
     widget_identity_secret_generate,
 )
 from apps.core.exceptions import ConflictError, ValidationError
+from apps.core.text import mentions_any
 
 
 @transaction.atomic
@@ -253,3 +255,15 @@ def widget_key_identity_secret_rotate(*, widget_key: WidgetKey) -> str:
     WidgetKey.objects.filter(pk=widget_key.pk).update(identity_secret=secret)
     widget_key.identity_secret = secret
     return secret
+
+
+def idempotency_records_erase(*, needles: Sequence[str]) -> int:
+    """Delete the stored answers (kept for retries, IDEMPOTENCY_KEY_TTL_HOURS) that quote
+    any of `needles`: a customer's address, name or words echoed in a ticket's JSON."""
+    doomed = [
+        record.pk
+        for record in IdempotencyRecord.objects.only("pk", "response_body").iterator()
+        if mentions_any(record.response_body, needles)
+    ]
+    deleted, _ = IdempotencyRecord.objects.filter(pk__in=doomed).delete()
+    return deleted

@@ -90,6 +90,10 @@ class DraftAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
 
+    # An audit row: never deleted by hand (apps/privacy empties its text when it must).
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
 
 @admin.register(ReplyCacheEntry)
 class ReplyCacheEntryAdmin(admin.ModelAdmin):

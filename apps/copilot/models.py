@@ -371,6 +371,9 @@ class ReplyCacheEntry(TimeStampedModel):
     prompt = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="+")
     reply = models.JSONField(help_text="reply, model, citations (the cited passages)")
     hits = models.PositiveIntegerField(default=0)
+    # The ticket whose question this is (the latest one stored under the key), so erasing
+    # that customer's data finds the entry. An id, not a key: the ticket may be deleted.
+    source_ticket_id = models.BigIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         verbose_name = "reply cache entry"

@@ -88,6 +88,13 @@ def stream_publish(*, ticket_id: int, event: dict) -> dict:
     return {**event, "seq": int(seq)}
 
 
+def stream_forget(*, ticket_ids: list[int]) -> int:
+    """Delete the tickets' replay lists and counters (the draft text kept for late
+    readers); returns how many keys went."""
+    keys = [key for ticket_id in ticket_ids for key in _keys(ticket_id)[1:]]
+    return int(_client().delete(*keys)) if keys else 0
+
+
 def stream_listeners(*, ticket_id: int) -> int:
     """How many readers are subscribed to the ticket's live events right now."""
     channel, _, _ = _keys(ticket_id)

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.access import request_user
 from apps.copilot.selectors import policy_effective
+from apps.core.admin import ReadOnlyAdmin
 from apps.core.exceptions import DeskpilotError
 from apps.feedback.drafts import flagged_reply_disable_auto_send
 from apps.feedback.models import (
@@ -33,17 +34,6 @@ from apps.feedback.services import (
 )
 from apps.knowledge.models import Visibility
 from apps.triage.selectors import intent_example_counts
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(FlagPolicy)

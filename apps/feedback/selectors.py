@@ -3,6 +3,7 @@ an agent's day with the copilot."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from apps.feedback.models import (
     DraftActionKind,
     FlagPolicy,
     FlagReason,
+    IntentCorrection,
     RatingValue,
     ReplyRating,
 )
@@ -122,3 +124,11 @@ def agent_day(*, user_id: int, since: datetime) -> AgentDay:
         ).count(),
         recent=list(today.select_related("ticket").order_by("-id")[:30]),
     )
+
+
+def correction_example_ids(*, ticket_ids: Sequence[int]) -> list[int]:
+    """The training examples agents' intent corrections made of these tickets' text."""
+    ids = IntentCorrection.objects.filter(ticket_id__in=ticket_ids).values_list(
+        "training_example_id", flat=True
+    )
+    return [pk for pk in ids if pk is not None]

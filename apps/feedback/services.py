@@ -6,6 +6,7 @@ unique per reply and reason).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -16,6 +17,7 @@ from apps.copilot.models import Draft, DraftStatus
 from apps.core.exceptions import ConflictError, ValidationError
 from apps.feedback.models import (
     CsatRating,
+    DraftAction,
     FlaggedReply,
     FlagReason,
     FlagStatus,
@@ -268,3 +270,26 @@ def flagged_reply_add_training_example(
     _action_append(flagged, action="training_example_added", user=user, detail=intent)
     flagged.save(update_fields=["actions_taken", "updated_at"])
     return flagged
+
+
+# --- erasure (apps/privacy calls these) -----------------------------------------------------
+
+
+@transaction.atomic
+def feedback_text_erase(*, ticket_ids: Sequence[int]) -> dict[str, int]:
+    """Empty what feedback copied of these tickets' conversations: the draft and sent text of
+    agents' actions, CSAT comments, flag details. Ratings, scores and kinds stay."""
+    actions = DraftAction.objects.filter(ticket_id__in=ticket_ids).update(
+        draft_body="", sent_body="", reject_reason=""
+    )
+    comments = (
+        CsatRating.objects.filter(ticket_id__in=ticket_ids).exclude(comment="").update(comment="")
+    )
+    flags = 0
+    for flagged in FlaggedReply.objects.filter(ticket_id__in=ticket_ids).only(
+        "pk", "actions_taken"
+    ):
+        steps = [{**step, "detail": ""} for step in flagged.actions_taken]
+        FlaggedReply.objects.filter(pk=flagged.pk).update(detail="", actions_taken=steps)
+        flags += 1
+    return {"draft_actions": actions, "csat_comments": comments, "flagged_replies": flags}

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.llm.models import LLMCall
 
 
 @admin.register(LLMCall)
-class LLMCallAdmin(admin.ModelAdmin):
+class LLMCallAdmin(ReadOnlyAdmin):
     """Read-only: the call log is evidence (cost, latency, errors, and for the audit the
     messages as sent and the answer as received), never edited or deleted by hand."""
 
@@ -27,12 +28,3 @@ class LLMCallAdmin(admin.ModelAdmin):
     list_display_links = ("created_at",)
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in LLMCall._meta.fields]
-
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False

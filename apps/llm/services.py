@@ -32,12 +32,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 
 from apps.core.db import in_transaction
 from apps.core.exceptions import ValidationError
@@ -543,3 +545,33 @@ def cache_hit_record(
         cache_hit=True,
         status=LLMCall.Status.SUCCEEDED,
     )
+
+
+# --- erasure and retention (apps/privacy calls these) ---------------------------------------
+
+
+def llm_calls_text_erase(
+    *, ticket_ids: Sequence[int] = (), customer_ids: Sequence[int] = ()
+) -> int:
+    """Empty the prompt, answer and error text of these tickets' and customers' calls; the
+    tokens, cost, latency and outcome stay (budgets and metrics still add up)."""
+    return (
+        LLMCall.objects.filter(Q(ticket_id__in=ticket_ids) | Q(customer_id__in=customer_ids))
+        .exclude(request_messages=[], response_text="", error_message="")
+        .update(request_messages=[], response_text="", error_message="")
+    )
+
+
+def llm_calls_text_purge(*, before: datetime) -> int:
+    """Empty the text of calls made before `before` (LLM_TEXT retention)."""
+    return (
+        LLMCall.objects.filter(created_at__lt=before)
+        .exclude(request_messages=[], response_text="", error_message="")
+        .update(request_messages=[], response_text="", error_message="")
+    )
+
+
+def llm_calls_purge(*, before: datetime) -> int:
+    """Delete the call rows made before `before` (audit retention)."""
+    deleted, _ = LLMCall.objects.filter(created_at__lt=before).delete()
+    return deleted

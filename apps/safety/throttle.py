@@ -87,6 +87,20 @@ def limit_hit(name: str, *keys: str) -> None:
     )
 
 
+def limit_forget(name: str, *keys: str) -> bool:
+    """Drop what limit `name` counted for `keys` (their Redis key names the sender, e.g. an
+    email address). False when Redis could not be reached."""
+    rate = settings.RATE_LIMITS.get(name, "")
+    if not rate or rate == "off":
+        return True
+    try:
+        _limiter().clear(_rate(rate), name, *keys)
+    except Exception as error:
+        logger.error("rate limit %s not cleared: %r", name, error)
+        return False
+    return True
+
+
 def client_ip(request: HttpRequest) -> str:
     """The client's address: REMOTE_ADDR, or behind a trusted proxy the first address in
     X-Forwarded-For, read from the right, that is not itself a trusted proxy. A header from

@@ -55,7 +55,7 @@ class CustomerIdentityInline(admin.TabularInline):
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "email", "external_id", "created_at")
     search_fields = ("name", "email", "external_id", "identities__identifier")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "erased_at")
     inlines = [CustomerIdentityInline]
 
 

@@ -24,6 +24,9 @@ class Customer(TimeStampedModel):
     external_id = models.CharField(
         max_length=200, blank=True, help_text="The customer's id in the caller's own system."
     )
+    # Set when the customer's personal data was erased (apps/privacy): the row stays, empty,
+    # so their tickets and the counts built on them still add up.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -38,6 +41,8 @@ class Customer(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return f"erased customer #{self.pk}"
         return self.name or self.email or self.external_id or f"customer #{self.pk}"
 
 
@@ -119,6 +124,9 @@ class Ticket(TimeStampedModel):
     first_response_due_at = models.DateTimeField(null=True, blank=True)
     first_responded_at = models.DateTimeField(null=True, blank=True)
     resolution_due_at = models.DateTimeField(null=True, blank=True)
+    # Set when the ticket's text was erased (the customer's request, or the retention period):
+    # subject, messages, drafts and model-call text are empty; the counts stay.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["updated_at", "id"], name="ticket_updated_idx")]

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -415,3 +416,18 @@ def intent_upsert(*, name: str, description: str = "", handoff_policy: str = "au
         name=name, defaults={"description": description, "handoff_policy": handoff_policy}
     )
     return intent
+
+
+def training_examples_erase(*, texts: Sequence[str], example_ids: Sequence[int] = ()) -> int:
+    """Delete the examples recorded from a customer's words: those by id (agents'
+    corrections point at theirs), and any not imported whose text is one of `texts`."""
+    normalized = {
+        normalize_text(text.strip()[: settings.TRIAGE_MAX_EXAMPLE_CHARS]) for text in texts
+    }
+    deleted, _ = (
+        TrainingExample.objects.filter(
+            Q(pk__in=example_ids)
+            | (Q(normalized_text__in=normalized) & ~Q(source=ExampleSource.IMPORT))
+        )
+    ).delete()
+    return deleted

@@ -122,3 +122,53 @@ def test_the_audit_keeps_the_redacted_prompt_and_answer_and_exports_json_lines(
     # the model calls' text is the pseudonymised text (the draft's own fields quote the reply
     # the customer reads, which carries their data back)
     assert "4111" not in json.dumps(line["model_calls"])
+
+
+def test_the_audit_export_says_who_acted_on_a_draft_and_what_the_admin_changed(
+    copilot_ready, fake_openai, django_user_model, client
+):
+    import io
+
+    from django.core.management import call_command
+
+    from apps.feedback.drafts import draft_send_recorded
+    from apps.tickets.models import Ticket
+    from apps.tickets.services import Actor, ticket_resolve
+
+    # given: a draft an agent edited and sent, then an admin change
+    fake_openai.reset(default=Reply.gullible())
+    ticket, message = customer_ticket("Where is my parcel? It is late.", channel=Channel.EMAIL)
+    draft = pipeline_run(message_id=message.id)
+    lead = django_user_model.objects.create_superuser("lead", "lead@example.com", "pw-audit-1")
+    draft_send_recorded(draft=draft, user=lead, body="Your parcel left our depot today.")
+    ticket_resolve(ticket=Ticket.objects.get(pk=ticket.pk), actor=Actor.for_user(lead))
+    client.force_login(lead)
+    changed = client.post(
+        f"/admin/tickets/customer/{ticket.customer_id}/change/",
+        {
+            "name": "Ada L.",
+            "email": "ada@example.com",
+            "external_id": "",
+            "identities-TOTAL_FORMS": "0",
+            "identities-INITIAL_FORMS": "0",
+        },
+    )
+    assert changed.status_code == 302
+    # when
+    out = io.StringIO()
+    call_command("audit_export", stdout=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    # then: the draft's line says who sent it and how the ticket moved afterwards
+    (line,) = [item for item in lines if item.get("draft_id") == draft.id]
+    assert line["afterwards"]["acted_by"] == "lead"
+    assert line["afterwards"]["status"] == "sent"
+    moves = [(e["actor"], e["to"]) for e in line["afterwards"]["ticket_events"]]
+    assert moves[0][0] == "copilot" and moves[-1] == (f"agent:{lead.pk}", "resolved")
+    # and the admin's change is a line of its own
+    (admin_change,) = [item for item in lines if item["kind"] == "admin_change"]
+    assert (admin_change["user"], admin_change["object_type"], admin_change["action"]) == (
+        "lead",
+        "customer",
+        "changed",
+    )
+    assert "Name" in admin_change["change"]

@@ -91,9 +91,10 @@ def cache_store(
     reply: str,
     citations: list[dict],
     model: str,
+    ticket_id: int | None = None,
 ) -> bool:
     """Store the reply for the question; False (nothing stored) when either carries personal
-    data."""
+    data. `ticket_id` is where the question came from, so erasing that customer finds it."""
     if pii_find(question) or pii_find(reply):
         return False
     ReplyCacheEntry.objects.update_or_create(
@@ -105,6 +106,7 @@ def cache_store(
             "knowledge_version": kb_version,
             "prompt": prompt,
             "reply": {"reply": reply, "citations": citations, "model": model},
+            "source_ticket_id": ticket_id,
         },
     )
     return True

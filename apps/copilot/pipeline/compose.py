@@ -156,7 +156,7 @@ def _compose(
         cache.cache_store(
             question=retrieval.query, vector=retrieval.question_vector, intent=record.intent,
             kb_version=retrieval.knowledge_version, prompt=prompt, reply=drafted.reply,
-            citations=drafted.cited_passages, model=drafted.model,
+            citations=drafted.cited_passages, model=drafted.model, ticket_id=ticket_id,
         )  # fmt: skip
 
     checked = clock.run(

@@ -22,11 +22,13 @@ from apps.copilot.pipeline.compose import draft_compose
 from apps.copilot.pipeline.context import Conversation, Turn
 from apps.copilot.pipeline.record import Composition
 from apps.copilot.selectors import draft_for_message
+from apps.copilot.services.erasure import draft_streams_forget
 from apps.copilot.services.prompt_templates import prompt_template_ensure_default
 from apps.copilot.services.replies import reply_post
 from apps.copilot.services.stream import DraftStream, flush_safely, publish_final, publish_safely
 from apps.core.exceptions import InvalidTransitionError
 from apps.llm.router import router_warm
+from apps.llm.services import llm_calls_text_erase
 from apps.safety.pii import analyzer_warm
 from apps.tickets.models import (
     AuthorKind,
@@ -164,6 +166,9 @@ def pipeline_run(*, message_id: int) -> Draft | None:
     flush_safely(stream)
     composition.shown_while_drafting = stream.shown
     draft = _draft_save_and_act(message=message, composition=composition)
+    if draft is None:  # the customer's data was erased while the model wrote
+        draft_streams_forget(ticket_ids=[ticket.pk])
+        return None
     publish_final(draft)
     return draft
 
@@ -199,8 +204,13 @@ def _for_person(fields: dict, reason: str, detail: str) -> dict:
 
 
 @transaction.atomic
-def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft:
+def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft | None:
     ticket = ticket_lock(ticket_id=message.ticket_id)
+    if ticket.erased_at is not None and message.created_at <= ticket.erased_at:
+        # Erased meanwhile (apps/privacy): keep nothing of what was drafted from it.
+        llm_calls_text_erase(ticket_ids=[ticket.pk])
+        _pipeline_done(message.pk)
+        return None
     existing = draft_for_message(message_id=message.pk)
     if existing is not None:  # a concurrent run won while this one drafted
         return existing
