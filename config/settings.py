@@ -7,6 +7,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from config.env import (
     ConfigurationError,
     database_from_url,
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "apps.widget",
     "apps.triage",
     "apps.feedback",
+    "apps.evaluation",
     "apps.privacy",
     "apps.inbox",
 ]
@@ -356,6 +359,41 @@ RATE_LIMITS = {
 # Proxies whose X-Forwarded-For is believed (CIDR, comma-separated); none by default.
 TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 
+# --- evaluation: runs of the pipeline over gold sets (apps/evaluation/runs.py) ----------------
+# Items per task on the `eval` queue: several batches run in parallel on several workers.
+EVAL_BATCH_SIZE = env_int("EVAL_BATCH_SIZE", 20, minimum=1)
+# A run whose progress stopped this long is re-published (its missing items only), and
+# failed after this many deliveries.
+EVAL_STALL_SECONDS = env_int("EVAL_STALL_SECONDS", 600, minimum=10)
+EVAL_MAX_DELIVERIES = env_int("EVAL_MAX_DELIVERIES", 3, minimum=1)
+# The regression gate (apps/evaluation/gate.py): a new classifier version goes live only when
+# not worse than the active one on the gold sets; empty switches it off.
+ACTIVATION_GATE = env_str("ACTIVATION_GATE", "apps.evaluation.gate.activation_gate")
+# How much worse (candidate - active, as a share of items) a metric may be before a
+# significant drop blocks; paired-bootstrap resamples and seed (decisions reproduce).
+EVAL_GATE_TOLERANCE = {
+    "intent_accuracy": env_float("EVAL_GATE_TOLERANCE_INTENT", 0.02, minimum=0.0),
+    "article_hit1": env_float("EVAL_GATE_TOLERANCE_ARTICLE", 0.02, minimum=0.0),
+    "decision_right": env_float("EVAL_GATE_TOLERANCE_DECISION", 0.02, minimum=0.0),
+    "wrong_auto_send": env_float("EVAL_GATE_TOLERANCE_WRONG_SEND", 0.01, minimum=0.0),
+}
+EVAL_GATE_BOOTSTRAP = env_int("EVAL_GATE_BOOTSTRAP", 2000, minimum=100)
+EVAL_GATE_SEED = env_int("EVAL_GATE_SEED", 7, minimum=0)
+CELERY_BEAT_SCHEDULE["evaluation-runs-sweep"] = {
+    "task": "evaluation.runs_sweep",
+    "schedule": 60.0,
+}
+# The active configuration on every gold set each night at EVAL_NIGHTLY_HOUR (UTC), and a
+# run on each gold set whose latest run measured other versions than the active ones.
+CELERY_BEAT_SCHEDULE["evaluation-nightly"] = {
+    "task": "evaluation.nightly",
+    "schedule": crontab(hour=env_int("EVAL_NIGHTLY_HOUR", 2, minimum=0) % 24, minute=30),
+}
+CELERY_BEAT_SCHEDULE["evaluation-on-new-version"] = {
+    "task": "evaluation.on_new_version",
+    "schedule": float(env_int("EVAL_NEW_VERSION_CHECK_INTERVAL", 600, minimum=60)),
+}
+
 # --- privacy: retention periods in days, 0 keeps for ever (apps/privacy/services.py) ----------
 RETENTION_DAYS = {
     # Resolved tickets' text (subject, messages, drafts, copies) after this long untouched.
@@ -429,6 +467,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "AuthorKindEnum": "apps.tickets.models.AuthorKind",
     "PostableAuthorKindEnum": "apps.api.serializers.tickets.PostableAuthorKind",
     "PipelineStatusEnum": "apps.tickets.models.PipelineStatus",
+    "EvalRunStatusEnum": "apps.evaluation.models.RunStatus",
 }
 WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS = env_int(
     "WIDGET_VISITOR_TOKEN_MAX_AGE", 7 * 24 * 3600, minimum=60

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from apps.api.views.drafts import DraftRegenerateView, DraftStreamView
+from apps.api.views.evaluation import EvalRunDetailView, EvalRunListView
 from apps.api.views.inbound_email import InboundEmailView
 from apps.api.views.knowledge import (
     ArticleCollectionView,
@@ -34,5 +35,7 @@ urlpatterns = [
     path("articles", ArticleCollectionView.as_view(), name="articles"),
     path("articles/<path:external_id>", ArticleDetailView.as_view(), name="article"),
     path("knowledge/search", KnowledgeSearchView.as_view(), name="knowledge-search"),
+    path("eval/runs", EvalRunListView.as_view(), name="eval-runs"),
+    path("eval/runs/<str:run_id>", EvalRunDetailView.as_view(), name="eval-run"),
     path("triage/classify", TriageClassifyView.as_view(), name="triage-classify"),
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -80,7 +83,27 @@ def prompt_active(*, purpose: str = DRAFT_PURPOSE) -> PromptTemplate | None:
     return PromptTemplate.objects.filter(purpose=purpose, is_active=True).first()
 
 
+# A calibration version standing in for the active one in this thread (an evaluation run).
+_calibration_evaluated: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "calibration_evaluated", default=None
+)
+
+
+@contextmanager
+def calibration_evaluated(version: int | None) -> Iterator[None]:
+    """Within: `calibration_active` is calibration `version` in this thread (None: the
+    active one). For evaluation runs; live traffic is untouched."""
+    token = _calibration_evaluated.set(version)
+    try:
+        yield
+    finally:
+        _calibration_evaluated.reset(token)
+
+
 def calibration_active() -> Calibration | None:
+    evaluated = _calibration_evaluated.get()
+    if evaluated is not None:
+        return Calibration.objects.filter(version=evaluated).first()
     return Calibration.objects.filter(is_active=True).first()
 
 

@@ -40,6 +40,13 @@ class InvalidTransitionError(ConflictError):
     code = "invalid_transition"
 
 
+class ActivationRefusedError(ConflictError):
+    """A new version (classifier, prompt, calibration) measured worse than the active one by
+    the regression gate (apps/evaluation/gate.py); the message names the metrics."""
+
+    code = "regression_gate_refused"
+
+
 class ServiceUnavailableError(DeskpilotError):
     status_code = 503
     code = "unavailable"

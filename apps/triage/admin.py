@@ -92,7 +92,9 @@ class ClassifierVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version.", messages.ERROR)
             return
         try:
-            version = classifier_version_activate(version_id=queryset.get().id)
+            version = classifier_version_activate(
+                version_id=queryset.get().id, requested_by=request.user.get_username()
+            )
         except DeskpilotError as error:
             self.message_user(request, error.message, messages.ERROR)
             return

@@ -6,8 +6,11 @@ is read and unpickled only when that id differs from the one in memory.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -16,8 +19,15 @@ from apps.triage.classifier import IntentModel
 
 _lock = threading.Lock()
 _loaded: tuple[int, IntentModel] | None = None
+# The model used before the last switch, kept so an evaluation run measuring another version
+# in a worker that also serves live messages does not reload an artifact per batch.
+_previous: tuple[int, IntentModel] | None = None
 _load_count = 0
 _unloadable_id: int | None = None
+# A version standing in for the active one in this thread (an evaluation run measuring it).
+_evaluated: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "classifier_evaluated", default=None
+)
 logger = logging.getLogger(__name__)
 
 
@@ -30,10 +40,22 @@ def load_count() -> int:
     return _load_count
 
 
+@contextmanager
+def classifier_evaluated(version_id: int | None) -> Iterator[None]:
+    """Within: classification in this thread (or task) uses version `version_id` instead of
+    the active one (None: the active one). For evaluation runs; live traffic is untouched."""
+    token = _evaluated.set(version_id)
+    try:
+        yield
+    finally:
+        _evaluated.reset(token)
+
+
 def active_model() -> tuple[int, IntentModel] | None:
-    """(version id, model) of the active classifier, or None when no version is active."""
-    global _loaded, _load_count, _unloadable_id
-    active_id = selectors.classifier_version_active_id()
+    """(version id, model) of the active classifier (or of the version an evaluation put in
+    its place, see `classifier_evaluated`), or None when no version is active."""
+    global _loaded, _previous, _load_count, _unloadable_id
+    active_id = _evaluated.get() or selectors.classifier_version_active_id()
     if active_id is None:
         return None
     if active_id == _unloadable_id:
@@ -43,6 +65,9 @@ def active_model() -> tuple[int, IntentModel] | None:
         return loaded
     with _lock:
         if _loaded is not None and _loaded[0] == active_id:
+            return _loaded
+        if _previous is not None and _previous[0] == active_id:
+            _loaded, _previous = _previous, _loaded
             return _loaded
         data = selectors.classifier_artifact(version_id=active_id)
         if data is None:
@@ -58,6 +83,6 @@ def active_model() -> tuple[int, IntentModel] | None:
             raise ClassifierUnavailableError(
                 f"classifier version {active_id} cannot be loaded"
             ) from error
-        _loaded = (active_id, model)
+        _loaded, _previous = (active_id, model), _loaded
         _load_count += 1
         return _loaded

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,8 +19,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from apps.core.exceptions import ConflictError, NotFoundError, ValidationError
+from apps.core.exceptions import (
+    ActivationRefusedError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from apps.llm import embeddings as llm_embeddings
 from apps.triage import classifier, selectors
 
@@ -237,8 +243,15 @@ def classifier_version_train(
             finished_at=timezone.now(),
             training_seconds=round(time.monotonic() - started, 2),
         )
-        if activate and finished:
+        if activate and finished and _activation_gate() is None:
+            _classifier_version_activate(version.id)
+    if activate and finished and _activation_gate() is not None:
+        # The gate measures the version on the gold sets: it must be stored ready first.
+        try:
             classifier_version_activate(version_id=version.id)
+        except ActivationRefusedError as error:
+            report.notes.append(f"not activated: {error.message}")
+            ClassifierVersion.objects.filter(id=version.id).update(training_report=report.as_json())
     try:
         classifier_versions_retire(spare=version.id)
     except Exception:  # the version is trained and stored: this must not report it failed
@@ -366,9 +379,40 @@ def classifier_version_queue_training(*, activate: bool = False) -> ClassifierVe
 # --- activation ----------------------------------------------------------------------------
 
 
+def _activation_gate() -> Callable[..., object] | None:
+    """The regression gate new versions pass before going live (ACTIVATION_GATE, a dotted
+    path: apps/evaluation/gate.py's, which sits above triage), or None when switched off."""
+    return import_string(settings.ACTIVATION_GATE) if settings.ACTIVATION_GATE else None
+
+
+def classifier_version_activate(
+    *,
+    version_id: int,
+    gated: bool = True,
+    override_reason: str = "",
+    requested_by: str = "",
+) -> ClassifierVersion:
+    """Make this ready version the active one, once the regression gate found it not worse
+    than the active one on the gold sets (ActivationRefusedError names the metrics; an
+    `override_reason` activates it anyway, and the gate's record keeps the reason).
+    `gated=False` skips the gate: a rollback to a version that was live before."""
+    gate = _activation_gate() if gated else None
+    if gate is not None:
+        current = ClassifierVersion.objects.filter(id=version_id).first()
+        # Nothing to compare with while no version is live (a fresh install's first one).
+        live = ClassifierVersion.objects.filter(is_active=True).exists()
+        if live and current and current.status == TrainingStatus.READY and not current.is_active:
+            gate(
+                kind="classifier",
+                version=version_id,
+                override_reason=override_reason,
+                requested_by=requested_by,
+            )
+    return _classifier_version_activate(version_id)
+
+
 @transaction.atomic
-def classifier_version_activate(*, version_id: int) -> ClassifierVersion:
-    """Make this ready version the active one (also how a rollback is done)."""
+def _classifier_version_activate(version_id: int) -> ClassifierVersion:
     version = ClassifierVersion.objects.select_for_update().filter(id=version_id).first()
     if version is None:
         raise NotFoundError(f"no classifier version {version_id}")
@@ -402,7 +446,7 @@ def classifier_version_rollback() -> ClassifierVersion:
     previous = candidates.order_by("-activated_at").first()
     if previous is None:
         raise ConflictError("no earlier classifier version to roll back to")
-    return classifier_version_activate(version_id=previous.id)
+    return classifier_version_activate(version_id=previous.id, gated=False)
 
 
 def intent_upsert(*, name: str, description: str = "", handoff_policy: str = "auto") -> Intent:

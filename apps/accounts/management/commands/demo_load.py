@@ -65,3 +65,7 @@ DEMO_DATA_STEPS.append(("macros_import", ["fixtures/demo/macros.csv"]))
 
 # Copilot (issue 6): intents, policies, article links, classifier, prompt, calibration.
 DEMO_DATA_STEPS.append(("copilot_demo_setup", []))
+
+# Evaluation: the demo's gold sets (the copilot's and the search's questions), so the
+# regression gate and the nightly runs have something to measure from the start.
+DEMO_DATA_STEPS.append(("eval_goldset_import", ["--fixtures"]))

@@ -1,0 +1,29 @@
+from celery import shared_task
+
+from apps.evaluation import runs, schedule
+
+
+@shared_task(name=runs.RUN_TASK, acks_late=True, reject_on_worker_lost=True)
+def eval_batch_task(run_id: int, item_ids: list[int]) -> int:
+    """Evaluate one batch of a run's items (eval queue). Idempotent: redelivered after a
+    killed worker, it does only the items still without a result."""
+    return runs.eval_batch_run(run_id=run_id, item_ids=item_ids)
+
+
+@shared_task(name="evaluation.runs_sweep")
+def eval_runs_sweep_task() -> dict[str, int]:
+    """Re-publish stalled runs' missing items, or fail them (beat)."""
+    return runs.eval_runs_sweep()
+
+
+@shared_task(name="evaluation.nightly")
+def eval_nightly_task() -> list[int]:
+    """Run the active configuration on every gold set (beat, nightly)."""
+    return schedule.eval_runs_start_all(label="nightly")
+
+
+@shared_task(name="evaluation.on_new_version")
+def eval_on_new_version_task() -> list[int]:
+    """Run every gold set whose latest run measured another configuration than the one now
+    active (a new classifier, prompt, calibration or knowledge base) (beat)."""
+    return schedule.eval_runs_start_for_changes()
