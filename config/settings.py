@@ -379,6 +379,11 @@ EVAL_GATE_TOLERANCE = {
 }
 EVAL_GATE_BOOTSTRAP = env_int("EVAL_GATE_BOOTSTRAP", 2000, minimum=100)
 EVAL_GATE_SEED = env_int("EVAL_GATE_SEED", 7, minimum=0)
+# Drafts agents sent become gold-set candidates this often (seconds).
+CELERY_BEAT_SCHEDULE["evaluation-candidates-collect"] = {
+    "task": "evaluation.candidates_collect",
+    "schedule": float(env_int("GOLD_CANDIDATES_INTERVAL", 30, minimum=5)),
+}
 CELERY_BEAT_SCHEDULE["evaluation-runs-sweep"] = {
     "task": "evaluation.runs_sweep",
     "schedule": 60.0,
@@ -468,6 +473,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "PostableAuthorKindEnum": "apps.api.serializers.tickets.PostableAuthorKind",
     "PipelineStatusEnum": "apps.tickets.models.PipelineStatus",
     "EvalRunStatusEnum": "apps.evaluation.models.RunStatus",
+    "DraftStatusEnum": "apps.copilot.models.DraftStatus",
 }
 WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS = env_int(
     "WIDGET_VISITOR_TOKEN_MAX_AGE", 7 * 24 * 3600, minimum=60

@@ -2,7 +2,12 @@
 
 from django.urls import path
 
-from apps.api.views.drafts import DraftRegenerateView, DraftStreamView
+from apps.api.views.drafts import (
+    DraftRegenerateView,
+    DraftRejectView,
+    DraftSendView,
+    DraftStreamView,
+)
 from apps.api.views.evaluation import EvalRunDetailView, EvalRunListView
 from apps.api.views.inbound_email import InboundEmailView
 from apps.api.views.knowledge import (
@@ -26,6 +31,8 @@ urlpatterns = [
         name="ticket-messages",
     ),
     path("tickets/<str:ticket_id>/draft/stream", DraftStreamView.as_view(), name="draft-stream"),
+    path("tickets/<str:ticket_id>/draft/send", DraftSendView.as_view(), name="draft-send"),
+    path("tickets/<str:ticket_id>/draft/reject", DraftRejectView.as_view(), name="draft-reject"),
     path(
         "tickets/<str:ticket_id>/draft/regenerate",
         DraftRegenerateView.as_view(),

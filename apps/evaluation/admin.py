@@ -1,7 +1,19 @@
 from django.contrib import admin
 
 from apps.core.admin import ReadOnlyAdmin
-from apps.evaluation.models import EvalResult, EvalRun, GateDecision, GoldItem, GoldSet
+from apps.evaluation.candidates import (
+    AGENT_ANSWERS,
+    gold_candidates_accept,
+    gold_candidates_reject,
+)
+from apps.evaluation.models import (
+    EvalResult,
+    EvalRun,
+    GateDecision,
+    GoldCandidate,
+    GoldItem,
+    GoldSet,
+)
 
 
 class GoldItemInline(admin.TabularInline):
@@ -60,3 +72,27 @@ class GateDecisionAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "kind", "version", "passed", "overridden", "requested_by")
     list_filter = ("kind", "passed", "overridden")
     readonly_fields = [field.name for field in GateDecision._meta.fields]
+
+
+@admin.register(GoldCandidate)
+class GoldCandidateAdmin(admin.ModelAdmin):
+    """Replies agents sent, proposed as gold items: accept them into a gold set in bulk."""
+
+    list_display = ("question", "expected_intent", "cited_article", "edited", "status")
+    list_filter = ("status", "edited", "expected_intent")
+    search_fields = ("question", "reference_reply")
+    readonly_fields = [field.name for field in GoldCandidate._meta.fields]
+    actions = ["accept", "reject"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.action(description=f"Accept into the gold set '{AGENT_ANSWERS}'")
+    def accept(self, request, queryset):  # type: ignore[no-untyped-def]
+        accepted = gold_candidates_accept(candidates=list(queryset))
+        self.message_user(request, f"{accepted} candidate(s) accepted into {AGENT_ANSWERS}.")
+
+    @admin.action(description="Reject")
+    def reject(self, request, queryset):  # type: ignore[no-untyped-def]
+        rejected = gold_candidates_reject(candidates=list(queryset))
+        self.message_user(request, f"{rejected} candidate(s) rejected.")

@@ -47,6 +47,8 @@ class GoldItem(models.Model):
     note = models.CharField(max_length=100, blank=True)
     reference_reply = models.TextField(blank=True)
     origin = models.CharField(max_length=500, blank=True)
+    # The ticket it was taken from (an agent's sent reply), so erasing that customer finds it.
+    source_ticket_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -174,3 +176,41 @@ class GateDecision(models.Model):
     def __str__(self) -> str:
         verdict = "passed" if self.passed else ("overridden" if self.overridden else "refused")
         return f"{self.kind} v{self.version}: {verdict}"
+
+
+class CandidateStatus(models.TextChoices):
+    NEW = "new", "New"
+    ACCEPTED = "accepted", "Accepted into a gold set"
+    REJECTED = "rejected", "Rejected"
+
+
+class GoldCandidate(models.Model):
+    """A reply an agent sent (as drafted or edited) proposed as a gold item: the customer's
+    question, the article the draft cited, the reply actually sent. An admin accepts
+    candidates into a gold set in bulk (admin action)."""
+
+    draft_action_id = models.BigIntegerField(unique=True)  # feedback's DraftAction
+    ticket_id = models.BigIntegerField(db_index=True)
+    question = models.TextField()
+    expected_intent = models.CharField(max_length=100, blank=True)
+    cited_article = models.CharField(max_length=500, blank=True)
+    reference_reply = models.TextField()
+    edited = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=CandidateStatus.choices, default=CandidateStatus.NEW, db_index=True
+    )
+    gold_item = models.ForeignKey(
+        GoldItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=CandidateStatus.values), name="eval_candidate_status_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]

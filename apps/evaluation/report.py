@@ -30,8 +30,9 @@ def _cell(value: object) -> str:
 def _title(run: EvalRun) -> str:
     config = run.config
     return (
-        f"run #{run.pk} (classifier {config.get('classifier_version_id')}, prompt "
-        f"v{config.get('prompt_version')}, calibration {config.get('calibration_version')})"
+        f"run #{run.pk} ({run.label}): classifier {config.get('classifier_version_id')}, "
+        f"prompt v{config.get('prompt_version')}, calibration "
+        f"{config.get('calibration_version')}, knowledge {config.get('knowledge_version')}"
     )
 
 
@@ -39,15 +40,17 @@ def run_table(run: EvalRun, *, baseline: EvalRun | None = None) -> str:
     runs = [run] if baseline is None else [run, baseline]
     width = 28
     lines = [f"gold set {run.gold_set.name}: {run.items_total} items"]
-    lines += [f"{'':{width}}" + "".join(f"{_title(r)[:44]:>46}" for r in runs)]
+    names = "AB"
+    lines += [f"  {name} = {_title(r)}" for name, r in zip(names, runs, strict=False)]
+    lines += [f"{'':{width}}" + "".join(f"{name:>14}" for name in names[: len(runs)])]
     for label, key in ROWS:
-        lines.append(f"{label:{width}}" + "".join(f"{_cell(r.metrics.get(key)):>46}" for r in runs))
+        lines.append(f"{label:{width}}" + "".join(f"{_cell(r.metrics.get(key)):>14}" for r in runs))
     for name, title in (("decisions", "decision"), ("handoffs_by_reason", "handoff")):
         keys = sorted({k for r in runs for k in r.metrics.get(name, {})})
         for key in keys:
             lines.append(
                 f"{f'{title}: {key}':{width}}"
-                + "".join(f"{_cell(r.metrics.get(name, {}).get(key, 0)):>46}" for r in runs)
+                + "".join(f"{_cell(r.metrics.get(name, {}).get(key, 0)):>14}" for r in runs)
             )
     stages = sorted({s for r in runs for s in r.metrics.get("latency_ms", {})})
     for stage in stages:
@@ -55,7 +58,7 @@ def run_table(run: EvalRun, *, baseline: EvalRun | None = None) -> str:
         for r in runs:
             p = r.metrics.get("latency_ms", {}).get(stage)
             cells.append(f"{p['p50']:.0f}/{p['p95']:.0f}/{p['p99']:.0f}" if p else "-")
-        lines.append(f"{f'{stage} ms p50/p95/p99':{width}}" + "".join(f"{c:>46}" for c in cells))
+        lines.append(f"{f'{stage} ms p50/p95/p99':{width}}" + "".join(f"{c:>14}" for c in cells))
     if run.metrics.get("errors"):
         lines.append(f"{run.metrics['errors']} item(s) failed: see the run's results in the admin")
     return "\n".join(lines)

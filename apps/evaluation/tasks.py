@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.evaluation import runs, schedule
+from apps.evaluation import candidates, runs, schedule
 
 
 @shared_task(name=runs.RUN_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -27,3 +27,9 @@ def eval_on_new_version_task() -> list[int]:
     """Run every gold set whose latest run measured another configuration than the one now
     active (a new classifier, prompt, calibration or knowledge base) (beat)."""
     return schedule.eval_runs_start_for_changes()
+
+
+@shared_task(name="evaluation.candidates_collect")
+def gold_candidates_collect_task() -> int:
+    """Gold-set candidates from the drafts agents sent since the last collection (beat)."""
+    return candidates.gold_candidates_collect()

@@ -25,6 +25,7 @@ from apps.feedback.models import DraftAction, DraftActionKind, FlaggedReply, Fla
 from apps.feedback.selectors import flag_policy_effective
 from apps.feedback.services import _action_append, _flag_open_or_conflict, flagged_reply_open
 from apps.tickets.models import Message
+from apps.tickets.services import Actor
 
 # Character-level Levenshtein up to this many cells (len(a) * len(b)); word-level above.
 EDIT_DISTANCE_MAX_CELLS = 4_000_000
@@ -68,9 +69,13 @@ def _sent_message(draft: Draft) -> Message | None:
 
 
 @transaction.atomic
-def draft_send_recorded(*, draft: Draft, user: User, body: str | None = None) -> DraftAction:
+def draft_send_recorded(
+    *, draft: Draft, user: User | None, body: str | None = None, via: Actor | None = None,
+    by: str = "",
+) -> DraftAction:  # fmt: skip
     """Send the draft as it is (`body` None or unchanged) or as the agent edited it, and
     record which. A heavily edited draft (edit ratio ≥ FEEDBACK_HEAVY_EDIT_RATIO) is flagged.
+    `user` None: an agent in another tool, through the API (`via` the key, `by` their name).
 
     Raises ConflictError when the draft is no longer pending (another agent acted on it).
     """
@@ -78,7 +83,8 @@ def draft_send_recorded(*, draft: Draft, user: User, body: str | None = None) ->
     if body is not None and not body.strip():
         raise ValidationError("the reply is empty", field="body")
     edited = body is not None and body.replace("\r\n", "\n") != original.replace("\r\n", "\n")
-    sent = draft_send(draft=draft, actor=user, body=body if edited else None)
+    sent = draft_send(draft=draft, actor=user, body=body if edited else None, via=via)
+    who = user.get_username() if user is not None else (by or "an agent through the API")
     text = body if edited and body is not None else original
     distance, ratio, unit = edit_distance(original, text) if edited else (0, 0.0, "char")
     action = DraftAction.objects.create(
@@ -100,15 +106,18 @@ def draft_send_recorded(*, draft: Draft, user: User, body: str | None = None) ->
             draft=sent,
             message=action.sent_message,
             reason=FlagReason.HEAVILY_EDITED,
-            detail=f"{user.get_username()} changed {ratio:.0%} of the draft before sending it",
+            detail=f"{who} changed {ratio:.0%} of the draft before sending it",
             intent=sent.intent,
         )
     return action
 
 
 @transaction.atomic
-def draft_reject_recorded(*, draft: Draft, user: User, reason: str) -> DraftAction:
-    """Reject the draft (nothing is sent) with the agent's reason, and flag it for review."""
+def draft_reject_recorded(
+    *, draft: Draft, user: User | None, reason: str, by: str = ""
+) -> DraftAction:
+    """Reject the draft (nothing is sent) with the agent's reason, and flag it for review.
+    `user` None: an agent in another tool, through the API (`by` their name)."""
     reason = reason.replace("\x00", "").strip()
     if not reason:
         raise ValidationError("say why the draft is rejected", field="reason")
@@ -126,7 +135,8 @@ def draft_reject_recorded(*, draft: Draft, user: User, reason: str) -> DraftActi
         ticket=rejected.ticket,
         draft=rejected,
         reason=FlagReason.DRAFT_REJECTED,
-        detail=f"rejected by {user.get_username()}: {reason}",
+        detail=f"rejected by {user.get_username() if user else by or 'an agent through the API'}: "
+        f"{reason}",
         intent=rejected.intent,
     )
     return action

@@ -9,6 +9,7 @@ and calls each app's own eraser for its part:
              reply cache (by source ticket and by question), the live draft streams in Redis
   llm        the prompt and answer text of every model call for those tickets or customers
   feedback   agents' draft/sent text, CSAT comments, flag details
+  evaluation gold-set candidates and gold items made of their messages, and run results
   triage     training examples made of the customer's messages
   accounts   stored API answers kept for Idempotency-Key retries that quote them
   admin      the admin's change log entries naming them
@@ -41,6 +42,7 @@ from apps.copilot.services.erasure import (
     reply_cache_forget,
     reply_cache_purge,
 )
+from apps.evaluation.erasure import evaluation_text_erase
 from apps.feedback.selectors import correction_example_ids
 from apps.feedback.services import feedback_text_erase
 from apps.llm.services import llm_calls_purge, llm_calls_text_erase, llm_calls_text_purge
@@ -94,6 +96,7 @@ def customer_erase(
         counts["training_examples"] = training_examples_erase(
             texts=footprint.texts, example_ids=example_ids
         )
+        counts.update(evaluation_text_erase(ticket_ids=footprint.ticket_ids, texts=footprint.texts))
         counts["llm_calls"] = llm_calls_text_erase(
             ticket_ids=footprint.ticket_ids, customer_ids=footprint.customer_ids
         )

@@ -105,3 +105,34 @@ class TicketWithDraftSerializer(TicketDetailSerializer):
     def get_draft(self, ticket: Any) -> dict[str, Any] | None:
         draft = draft_current_for_ticket(ticket_id=ticket.pk)
         return DraftSerializer(draft).data if draft is not None else None
+
+
+class DraftSendSerializer(serializers.Serializer):
+    body = serializers.CharField(
+        required=False,
+        trim_whitespace=False,
+        max_length=20_000,
+        help_text="The reply as the agent edited it; leave it out to send the draft as it is.",
+    )
+    agent = serializers.CharField(
+        required=False,
+        max_length=200,
+        default="",
+        help_text="Who sent it in your tool (a name or id), kept with the feedback.",
+    )
+
+
+class DraftRejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, help_text="Why the draft is not sent.")
+    agent = serializers.CharField(required=False, max_length=200, default="")
+
+
+class DraftActedSerializer(serializers.Serializer):
+    draft_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=DraftStatus.choices)
+    action = serializers.ChoiceField(
+        choices=["accepted", "edited", "rejected"],
+        help_text="accepted: sent as drafted; edited: sent as the agent changed it.",
+    )
+    sent_message_id = serializers.IntegerField(allow_null=True)
+    edit_ratio = serializers.FloatField(help_text="Share of the draft the agent changed.")

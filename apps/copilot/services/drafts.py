@@ -51,12 +51,18 @@ REGENERATE_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_ste
 
 
 @transaction.atomic
-def draft_send(*, draft: Draft, actor: User, body: str | None = None) -> Draft:
+def draft_send(
+    *, draft: Draft, actor: User | None, body: str | None = None, via: Actor | None = None
+) -> Draft:
     """Send a pending draft (or the agent's edited `body`) to the customer as the agent.
+    `actor` None: an agent working in another tool, through the API key `via`.
 
     Compare-and-set: a draft already sent, rejected or superseded raises ConflictError and
     nothing is sent. By email too for an email ticket.
     """
+    who = Actor.for_user(actor) if actor is not None else via
+    if who is None:
+        raise ValueError("draft_send needs the agent (actor) or the integration (via)")
     text = draft.body if body is None else body
     if not text.strip():
         raise ValidationError("the reply is empty", field="body")
@@ -71,7 +77,7 @@ def draft_send(*, draft: Draft, actor: User, body: str | None = None) -> Draft:
         ticket=ticket,
         body=text,
         author_kind=AuthorKind.AGENT,
-        actor=Actor.for_user(actor),
+        actor=who,
         author_user=actor,
     )
     Draft.objects.filter(pk=draft.pk).update(sent_message_id=sent.pk)
@@ -107,7 +113,7 @@ def _accepted_link_record(draft: Draft) -> None:
 
 
 @transaction.atomic
-def draft_reject(*, draft: Draft, actor: User, reason: str) -> Draft:
+def draft_reject(*, draft: Draft, actor: User | None, reason: str) -> Draft:
     """Reject a pending draft (nothing is sent); compare-and-set like `draft_send`."""
     claimed = Draft.objects.filter(pk=draft.pk, status=DraftStatus.PENDING).update(
         status=DraftStatus.REJECTED,
