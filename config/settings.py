@@ -636,6 +636,13 @@ TRIAGE_TRAINING_JOBS = env_int("TRIAGE_TRAINING_JOBS", 2, minimum=1)
 TRIAGE_KEEP_ARTIFACTS = env_int("TRIAGE_KEEP_ARTIFACTS", 5, minimum=0)
 # A classifier version pending or training for this long lost its worker: beat fails it.
 TRIAGE_TRAINING_STALE_SECONDS = env_int("TRIAGE_TRAINING_STALE_SECONDS", 3600, minimum=300)
+# Agents' intent corrections that make beat retrain the classifier on every stored example
+# (activated only through the regression gate); 0 never retrains on its own.
+TRIAGE_RETRAIN_AFTER_CORRECTIONS = env_int("TRIAGE_RETRAIN_AFTER_CORRECTIONS", 50, minimum=0)
+CELERY_BEAT_SCHEDULE["triage-classifier-retrain-if-due"] = {
+    "task": "triage.classifier_retrain_if_due",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["triage-classifier-versions-reclaim"] = {
     "task": "triage.classifier_versions_reclaim",
     "schedule": 600.0,

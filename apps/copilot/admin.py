@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from apps.copilot.calibration import calibration_activate
 from apps.copilot.models import (
     AssistOff,
     Calibration,
@@ -11,12 +14,32 @@ from apps.copilot.models import (
     ReplyCacheEntry,
     Takeover,
 )
+from apps.copilot.services.prompt_templates import prompt_template_activate
+from apps.core.exceptions import DeskpilotError
 
 
 @admin.register(PromptTemplate)
 class PromptTemplateAdmin(admin.ModelAdmin):
+    """A new version is added inactive; the action activates it through the regression gate."""
+
     list_display = ("purpose", "version", "is_active", "note", "created_at")
     list_filter = ("purpose", "is_active")
+    readonly_fields = ("is_active",)
+    actions = ["activate"]
+
+    @admin.action(description="Activate the selected version (through the regression gate)")
+    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.ERROR)
+            return
+        try:
+            prompt = prompt_template_activate(
+                prompt=queryset.get(), requested_by=request.user.get_username()
+            )
+        except DeskpilotError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return
+        self.message_user(request, f"Prompt v{prompt.version} is now active.", messages.SUCCESS)
 
 
 @admin.register(CopilotPolicy)
@@ -38,7 +61,24 @@ class CopilotPolicyAdmin(admin.ModelAdmin):
 @admin.register(Calibration)
 class CalibrationAdmin(admin.ModelAdmin):
     list_display = ("version", "is_active", "auto_send_threshold", "target_precision", "created_at")
-    readonly_fields = ("weights", "metrics")
+    readonly_fields = ("weights", "metrics", "is_active")
+    actions = ["activate"]
+
+    @admin.action(description="Activate the selected version (through the regression gate)")
+    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.ERROR)
+            return
+        try:
+            calibration = calibration_activate(
+                calibration=queryset.get(), requested_by=request.user.get_username()
+            )
+        except DeskpilotError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return
+        self.message_user(
+            request, f"Calibration v{calibration.version} is now active.", messages.SUCCESS
+        )
 
 
 @admin.register(IntentArticleLink)

@@ -32,6 +32,8 @@ from apps.copilot.pipeline.decision import decision_redo
 from apps.copilot.pipeline.record import Composition
 from apps.copilot.selectors import EffectivePolicy, policy_effective
 from apps.copilot.services import prompt_template_ensure_default
+from apps.core.exceptions import ActivationRefusedError
+from apps.core.gate import activation_gate
 
 HANDOFF_NOTES = {"asks_for_human", "out_of_scope", "no_answer", "other_language"}
 
@@ -216,6 +218,7 @@ class CalibrationReport:
     held_out_figures: Figures
     fit_questions: int
     held_out_questions: int
+    activation_refused: str = ""  # the regression gate's reason, when it refused
 
 
 def calibration_run(
@@ -249,8 +252,6 @@ def calibration_run(
         version = (
             Calibration.objects.order_by("-version").values_list("version", flat=True).first() or 0
         ) + 1
-        if activate:
-            Calibration.objects.filter(is_active=True).update(is_active=False)
         calibration = Calibration.objects.create(
             version=version,
             weights=weights,
@@ -258,8 +259,14 @@ def calibration_run(
             auto_send_threshold=threshold,
             target_precision=target_precision,
             gold_set=str(gold_path),
-            is_active=activate,
+            is_active=False,
         )
+    refused = ""
+    if activate:
+        try:
+            calibration = calibration_activate(calibration=calibration, requested_by="calibrate")
+        except ActivationRefusedError as error:
+            refused = error.message
     return CalibrationReport(
         calibration=calibration,
         fitted=fitted,
@@ -268,4 +275,25 @@ def calibration_run(
         held_out_figures=held_figures,
         fit_questions=len(fit_half),
         held_out_questions=len(held_half),
+        activation_refused=refused,
     )
+
+
+def calibration_activate(
+    *, calibration: Calibration, override_reason: str = "", requested_by: str = ""
+) -> Calibration:
+    """Make this calibration the active one, once the regression gate found the decisions
+    it leads to not worse than the active calibration's on the gold sets."""
+    gate = activation_gate()
+    if gate is not None and not calibration.is_active:
+        gate(
+            kind="calibration",
+            version=calibration.version,
+            override_reason=override_reason,
+            requested_by=requested_by,
+        )
+    with transaction.atomic():
+        Calibration.objects.filter(is_active=True).update(is_active=False)
+        Calibration.objects.filter(pk=calibration.pk).update(is_active=True)
+    calibration.refresh_from_db()
+    return calibration

@@ -199,6 +199,9 @@ class Launcher:
                 "--workers",
                 str(self.options.web_workers),
                 "--no-access-log",
+                # The client address is REMOTE_ADDR; X-Forwarded-For is read by Deskpilot
+                # itself, only from TRUSTED_PROXIES (uvicorn would believe 127.0.0.1's).
+                "--no-proxy-headers",
                 "--timeout-graceful-shutdown",
                 "5",
             ],

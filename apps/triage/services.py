@@ -9,17 +9,16 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from apps.core.exceptions import (
     ActivationRefusedError,
@@ -27,6 +26,7 @@ from apps.core.exceptions import (
     NotFoundError,
     ValidationError,
 )
+from apps.core.gate import activation_gate
 from apps.llm import embeddings as llm_embeddings
 from apps.triage import classifier, selectors
 
@@ -243,9 +243,9 @@ def classifier_version_train(
             finished_at=timezone.now(),
             training_seconds=round(time.monotonic() - started, 2),
         )
-        if activate and finished and _activation_gate() is None:
+        if activate and finished and activation_gate() is None:
             _classifier_version_activate(version.id)
-    if activate and finished and _activation_gate() is not None:
+    if activate and finished and activation_gate() is not None:
         # The gate measures the version on the gold sets: it must be stored ready first.
         try:
             classifier_version_activate(version_id=version.id)
@@ -376,13 +376,29 @@ def classifier_version_queue_training(*, activate: bool = False) -> ClassifierVe
     return version
 
 
+def classifier_retrain_if_due() -> ClassifierVersion | None:
+    """Queue a training on every stored example, to be activated through the regression
+    gate, once TRIAGE_RETRAIN_AFTER_CORRECTIONS agents' intent corrections arrived after
+    the newest examples any version was trained on; None when not due (or one is already
+    pending or training). A version the gate refused still counts as trained on them, so a
+    refusal does not retrain in a loop."""
+    due_after = settings.TRIAGE_RETRAIN_AFTER_CORRECTIONS
+    if not due_after:
+        return None
+    busy = [TrainingStatus.PENDING, TrainingStatus.TRAINING]
+    if ClassifierVersion.objects.filter(status__in=busy).exists():
+        return None
+    seen = ClassifierVersion.objects.aggregate(seen=Max("examples_max_id"))["seen"] or 0
+    corrections = TrainingExample.objects.filter(
+        source=ExampleSource.AGENT_CORRECTION, id__gt=seen
+    ).count()
+    if corrections < due_after:
+        return None
+    logger.info("%s intent corrections since the last training: retraining", corrections)
+    return classifier_version_queue_training(activate=True)
+
+
 # --- activation ----------------------------------------------------------------------------
-
-
-def _activation_gate() -> Callable[..., object] | None:
-    """The regression gate new versions pass before going live (ACTIVATION_GATE, a dotted
-    path: apps/evaluation/gate.py's, which sits above triage), or None when switched off."""
-    return import_string(settings.ACTIVATION_GATE) if settings.ACTIVATION_GATE else None
 
 
 def classifier_version_activate(
@@ -396,7 +412,7 @@ def classifier_version_activate(
     than the active one on the gold sets (ActivationRefusedError names the metrics; an
     `override_reason` activates it anyway, and the gate's record keeps the reason).
     `gated=False` skips the gate: a rollback to a version that was live before."""
-    gate = _activation_gate() if gated else None
+    gate = activation_gate() if gated else None
     if gate is not None:
         current = ClassifierVersion.objects.filter(id=version_id).first()
         # Nothing to compare with while no version is live (a fresh install's first one).

@@ -22,7 +22,7 @@ from apps.triage.services import classifier_version_activate, training_params
 from tests.copilot.conftest import DEMO, EXAMPLES_PER_INTENT, INTENTS
 
 pytestmark = pytest.mark.slow
-HELD_OUT = 5  # gold questions per intent, after the ones the tiny classifier learned
+HELD_OUT = 3  # gold questions per intent, after the ones the tiny classifier learned
 
 
 def _demo_rows(skip: int, take: int) -> list[tuple[str, str]]:
@@ -94,7 +94,9 @@ def test_a_worse_classifier_is_refused_naming_the_metric_and_the_interval(gold):
     decision = GateDecision.objects.get()
     assert (decision.kind, decision.version, decision.passed) == ("classifier", worse.pk, False)
     checks = {c["metric"]: c for c in decision.checks}
-    assert checks["intent_accuracy"]["worse"] and checks["intent_accuracy"]["items"] == 30
+    assert checks["intent_accuracy"]["worse"] and checks["intent_accuracy"][
+        "items"
+    ] == HELD_OUT * len(INTENTS)
     assert checks["intent_accuracy"]["high"] < 0
     # when: an admin overrides it with a reason
     classifier_version_activate(
@@ -146,3 +148,25 @@ def test_runs_on_different_gold_sets_do_not_compare(gold):
         runs.append(run)
     with pytest.raises(ValidationError, match="only runs on the same items compare"):
         paired_checks(candidate=runs[0], active=runs[1])
+
+
+def test_a_calibration_that_sends_nothing_is_refused_and_a_new_prompt_is_gated(gold):
+    from apps.copilot.calibration import calibration_activate
+    from apps.copilot.confidence import DEFAULT_CALIBRATION
+    from apps.copilot.models import Calibration
+    from apps.copilot.services import prompt_template_publish
+
+    # given: a calibration under which nothing is confident enough to be sent
+    timid = Calibration.objects.create(
+        version=5, weights={**DEFAULT_CALIBRATION, "bias": -50.0}, auto_send_threshold=0.99
+    )
+    # when / then
+    with pytest.raises(ActivationRefusedError, match="calibration version 5 is worse") as refused:
+        calibration_activate(calibration=timid)
+    assert "decision_right on held-out" in refused.value.message
+    assert not Calibration.objects.filter(is_active=True).exists()
+    # when: a new draft prompt (the offline drafter does not read it: it measures the same)
+    prompt = prompt_template_publish(body="Answer in one short paragraph.", requested_by="lead")
+    # then: measured, passed, active
+    assert prompt.is_active
+    assert GateDecision.objects.filter(kind="prompt", version=prompt.version, passed=True).exists()

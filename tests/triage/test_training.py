@@ -437,3 +437,25 @@ def test_versions_whose_training_was_lost_are_failed_and_the_active_one_kept(act
     assert ClassifierVersion.objects.get(id=running.id).status == TrainingStatus.TRAINING
     assert ClassifierVersion.objects.get(is_active=True).id == active_classifier.id
     assert classifier_versions_reclaim(stale_after_seconds=3600) == 0
+
+
+def test_enough_intent_corrections_queue_one_retraining(make_ready_version, settings):
+    # given: an active version and a threshold of three corrections
+    settings.TRIAGE_RETRAIN_AFTER_CORRECTIONS = 3
+    make_ready_version(activate=True)
+    texts = ["where is my parcel now", "my card got blocked today", "I cannot log in at all"]
+    for text in texts[:2]:
+        training_example_record_correction(text=text, intent_name=INTENT_NAMES[0])
+    # then: two are not enough
+    assert services.classifier_retrain_if_due() is None
+    # when: the third arrives
+    training_example_record_correction(text=texts[2], intent_name=INTENT_NAMES[0])
+    version = services.classifier_retrain_if_due()
+    # then: one training on the database is queued, and only one
+    assert version is not None and version.status == TrainingStatus.PENDING
+    assert version.training_source == TrainingSource.DATABASE
+    assert services.classifier_retrain_if_due() is None
+    # and with the threshold at 0 it never retrains on its own
+    ClassifierVersion.objects.filter(pk=version.pk).update(status=TrainingStatus.FAILED)
+    settings.TRIAGE_RETRAIN_AFTER_CORRECTIONS = 0
+    assert services.classifier_retrain_if_due() is None

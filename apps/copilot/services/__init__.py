@@ -17,6 +17,7 @@ from apps.copilot.services.drafts import (
 from apps.copilot.services.pipeline import pipeline_fail, pipeline_run, pipeline_warm
 from apps.copilot.services.policy import policy_auto_send_disable, policy_auto_send_pause
 from apps.copilot.services.prompt_templates import (
+    prompt_template_activate,
     prompt_template_ensure_default,
     prompt_template_publish,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "pipeline_warm",
     "policy_auto_send_disable",
     "policy_auto_send_pause",
+    "prompt_template_activate",
     "prompt_template_ensure_default",
     "prompt_template_publish",
     "ticket_assist_set",

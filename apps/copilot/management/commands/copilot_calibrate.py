@@ -57,6 +57,8 @@ class Command(BaseCommand):
             f"calibration v{calibration.version} stored"
             + (" and active" if calibration.is_active else "")
         )
+        if report.activation_refused:
+            self.stdout.write(f"not activated: {report.activation_refused}")
         if options["output"]:
             options["output"].parent.mkdir(parents=True, exist_ok=True)
             options["output"].write_text(
