@@ -654,6 +654,9 @@ COPILOT_REVIEW_THRESHOLD = env_float("COPILOT_REVIEW_THRESHOLD", 0.3, minimum=0.
 COPILOT_TOP_K = env_int("COPILOT_TOP_K", 4, minimum=1)
 COPILOT_GROUNDEDNESS_THRESHOLD = env_float("COPILOT_GROUNDEDNESS_THRESHOLD", 0.7, minimum=0.0)
 COPILOT_INTENT_BOOST = env_float("COPILOT_INTENT_BOOST", 0.02, minimum=0.0)
+# Each open thumbs-down on a reply scales its intent→article link by this (retrieval's boost
+# and the confidence read the link), until an admin reviews the flag.
+LINK_PENALTY_FACTOR = env_float("LINK_PENALTY_FACTOR", 0.5, minimum=0.0)
 COPILOT_SEMANTIC_CACHE_SIMILARITY = env_float("COPILOT_SEMANTIC_CACHE_SIMILARITY", 0.95)
 COPILOT_STREAM_REPLAY_SECONDS = env_int("COPILOT_STREAM_REPLAY_SECONDS", 300, minimum=10)
 # A model's reply is streamed when someone may watch it: a widget conversation, or a reader of

@@ -1,4 +1,4 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -15,7 +15,7 @@ from apps.copilot.models import (
     Takeover,
 )
 from apps.copilot.services.prompt_templates import prompt_template_activate
-from apps.core.exceptions import DeskpilotError
+from apps.core.admin import activate_selected
 
 
 @admin.register(PromptTemplate)
@@ -29,17 +29,13 @@ class PromptTemplateAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected version (through the regression gate)")
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version.", messages.ERROR)
-            return
-        try:
+        def one(prompt: PromptTemplate) -> str:
             prompt = prompt_template_activate(
-                prompt=queryset.get(), requested_by=request.user.get_username()
+                prompt=prompt, requested_by=request.user.get_username()
             )
-        except DeskpilotError as error:
-            self.message_user(request, error.message, messages.ERROR)
-            return
-        self.message_user(request, f"Prompt v{prompt.version} is now active.", messages.SUCCESS)
+            return f"Prompt v{prompt.version} is now active."
+
+        activate_selected(self, request, queryset, one)
 
 
 @admin.register(CopilotPolicy)
@@ -66,19 +62,13 @@ class CalibrationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected version (through the regression gate)")
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version.", messages.ERROR)
-            return
-        try:
+        def one(calibration: Calibration) -> str:
             calibration = calibration_activate(
-                calibration=queryset.get(), requested_by=request.user.get_username()
+                calibration=calibration, requested_by=request.user.get_username()
             )
-        except DeskpilotError as error:
-            self.message_user(request, error.message, messages.ERROR)
-            return
-        self.message_user(
-            request, f"Calibration v{calibration.version} is now active.", messages.SUCCESS
-        )
+            return f"Calibration v{calibration.version} is now active."
+
+        activate_selected(self, request, queryset, one)
 
 
 @admin.register(IntentArticleLink)

@@ -195,6 +195,20 @@ class IntentArticleLink(TimeStampedModel):
         return f"{self.intent_name} → {self.article_id} ({self.source})"
 
 
+class LinkPenalty(models.Model):
+    """A customer disliked a reply of this intent that cited this article (a thumbs-down
+    flag, `ref`): the link counts for LINK_PENALTY_FACTOR less per open complaint, in
+    retrieval's boost and in the confidence, until an admin reviews the flag."""
+
+    intent_name = models.CharField(max_length=100, db_index=True)
+    article = models.ForeignKey("knowledge.Article", on_delete=models.CASCADE, related_name="+")
+    ref = models.CharField(max_length=100, unique=True)  # e.g. "flagged-reply:12"
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.intent_name} → {self.article_id} lowered ({self.ref})"
+
+
 class LinkLearning(TimeStampedModel):
     """Intent→article links were learned for this classifier version over this knowledge base.
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from apps.copilot.models import (
     AssistOff,
@@ -16,6 +16,7 @@ from apps.copilot.models import (
     CopilotPolicy,
     Draft,
     IntentArticleLink,
+    LinkPenalty,
     LinkSource,
     PromptTemplate,
     Takeover,
@@ -117,6 +118,7 @@ def intents_article_weights(*, intents: list[str]) -> dict[str, dict[int, float]
 
     An admin's links are the truth for their intent: when the intent has any, links learned
     from examples are left out (accepted drafts still count, they are agents' judgements).
+    Each open customer complaint about a pair (LinkPenalty) scales its weight down.
     """
     rows: dict[str, list[tuple[int, float, str]]] = {}
     for intent, article_id, weight, source in IntentArticleLink.objects.filter(
@@ -131,6 +133,14 @@ def intents_article_weights(*, intents: list[str]) -> dict[str, dict[int, float]
         for article_id, weight, _ in links:
             weights[article_id] = max(weight, weights.get(article_id, 0.0))
         result[intent] = weights
+    complaints = (
+        LinkPenalty.objects.filter(intent_name__in=list(result))
+        .values_list("intent_name", "article_id")
+        .annotate(n=Count("id"))
+    )
+    for intent, article_id, count in complaints:
+        if article_id in result[intent]:
+            result[intent][article_id] *= settings.LINK_PENALTY_FACTOR**count
     return result
 
 

@@ -1,6 +1,11 @@
-from django.contrib import admin
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.core.exceptions import DeskpilotError
 from apps.core.models import ServiceHeartbeat
 
 
@@ -21,3 +26,23 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ServiceHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("name", "hostname", "last_seen_at")
     readonly_fields = ("name", "hostname", "last_seen_at")
+
+
+def activate_selected(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    activate: Callable[[Any], str],
+) -> None:
+    """The body of a "make this version active" admin action: exactly one row selected,
+    `activate(row)` returns the success message; its refusal (the regression gate's, with
+    the metrics) is shown as the error."""
+    if queryset.count() != 1:
+        model_admin.message_user(request, "Select exactly one version.", messages.ERROR)
+        return
+    try:
+        done = activate(queryset.get())
+    except DeskpilotError as error:
+        model_admin.message_user(request, error.message, messages.ERROR)
+        return
+    model_admin.message_user(request, done, messages.SUCCESS)

@@ -18,6 +18,10 @@ def _share(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
 def run_metrics(results: Sequence[EvalResult]) -> dict:
     """Intent accuracy; right article first and in the top 5 (and MRR) over items with an
     expected article; auto-send share and precision; answerable items auto-sent right;
@@ -33,7 +37,12 @@ def run_metrics(results: Sequence[EvalResult]) -> dict:
             if isinstance(ms, int | float):
                 stages.setdefault(stage, []).append(float(ms))
     cost = sum((r.cost_usd for r in scored), Decimal(0))
+    judged = [r.judgement for r in scored if "faithfulness" in r.judgement]
     return {
+        # The judge's means, over the items it graded (a real model's replies only).
+        "faithfulness": _mean([j["faithfulness"] for j in judged]),
+        "relevance": _mean([j["relevance"] for j in judged]),
+        "judged_items": len(judged),
         "items": len(results),
         "errors": len(results) - len(scored),
         "intent_accuracy": _share(

@@ -13,6 +13,8 @@ ROWS = [
     ("auto-send precision", "auto_send_precision"),
     ("answerable auto-sent right", "answerable_auto_sent_right"),
     ("decision right", "decision_right"),
+    ("judge: faithfulness", "faithfulness"),
+    ("judge: relevance", "relevance"),
     ("input tokens / item", "input_tokens_per_item"),
     ("output tokens / item", "output_tokens_per_item"),
     ("cost USD / item", "cost_usd_per_item"),

@@ -30,6 +30,7 @@ from apps.copilot.pipeline.context import Conversation, Turn
 from apps.copilot.selectors import calibration_active, calibration_evaluated, policy_effective
 from apps.copilot.services import prompt_template_ensure_default
 from apps.core.exceptions import NotFoundError, ValidationError
+from apps.evaluation.judge import judge_applies, reply_judge
 from apps.evaluation.metrics import run_metrics
 from apps.evaluation.models import EvalResult, EvalRun, GoldItem, GoldSet, RunStatus
 from apps.knowledge.selectors import knowledge_version
@@ -221,6 +222,10 @@ def _evaluate(item: GoldItem, *, prompt: PromptTemplate, policy) -> dict:  # typ
     right_reply = not item.needs_person and cited in expected
     timings = dict(composition.stage_timings)
     timings.setdefault("total", round((time.perf_counter() - started) * 1000, 2))
+    judgement = {}
+    if composition.drafted and composition.body and judge_applies(drafting_model=composition.model):
+        passages = [c.get("passage", "") for c in composition.citations or composition.retrieved]
+        judgement = reply_judge(question=item.question, passages=passages, reply=composition.body)
     return {
         "classifier_version_id": composition.classifier_version_id,
         "intent": composition.intent,
@@ -236,6 +241,7 @@ def _evaluate(item: GoldItem, *, prompt: PromptTemplate, policy) -> dict:  # typ
         "correct": right_reply if auto_sent else item.needs_person or not right_reply,
         "reply": composition.body,
         "model": composition.model,
+        "judgement": judgement,
         "stage_timings": timings,
         "input_tokens": composition.input_tokens,
         "output_tokens": composition.output_tokens,

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.copilot.models import Draft, DraftStatus
+from apps.copilot.services.penalties import link_penalty_add, link_penalty_clear
 from apps.core.exceptions import ConflictError, ValidationError
 from apps.feedback.models import (
     CsatRating,
@@ -58,7 +59,7 @@ def reply_rate(*, message: Message, value: str) -> ReplyRating:
         defaults={"ticket_id": message.ticket_id, "value": value, "draft": draft, "intent": intent},
     )
     if value == RatingValue.DOWN:
-        flagged_reply_open(
+        flagged = flagged_reply_open(
             ticket=message.ticket,
             message=message,
             draft=draft,
@@ -66,11 +67,20 @@ def reply_rate(*, message: Message, value: str) -> ReplyRating:
             detail=f"the customer gave a thumbs-down to this {message.author_kind} reply",
             intent=intent,
         )
+        if flagged is not None and draft is not None:
+            # The intent→article pair counts for less until an admin reviewed the flag.
+            link_penalty_add(draft=draft, ref=_penalty_ref(flagged))
     else:
-        FlaggedReply.objects.filter(
+        withdrawn = FlaggedReply.objects.filter(
             message=message, reason=FlagReason.THUMBS_DOWN, status=FlagStatus.OPEN
-        ).delete()
+        )
+        link_penalty_clear(refs=[_penalty_ref(flagged) for flagged in withdrawn])
+        withdrawn.delete()
     return rating
+
+
+def _penalty_ref(flagged: FlaggedReply) -> str:
+    return f"flagged-reply:{flagged.pk}"
 
 
 def csat_record(*, ticket: Ticket, score: int, comment: str = "") -> CsatRating:
@@ -189,6 +199,7 @@ def flagged_reply_review(*, flagged: FlaggedReply, user: User, note: str = "") -
     flagged.refresh_from_db()
     _action_append(flagged, action="marked_reviewed", user=user, detail=note)
     FlaggedReply.objects.filter(pk=flagged.pk).update(actions_taken=flagged.actions_taken)
+    link_penalty_clear(refs=[_penalty_ref(flagged)])
     return flagged
 
 

@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from apps.core.admin import activate_selected
 from apps.core.exceptions import DeskpilotError
 from apps.triage import selectors
 from apps.triage.models import ClassifierVersion, Intent, TrainingExample
@@ -88,17 +89,13 @@ class ClassifierVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected version (also to roll back)")
     def activate_version(self, request: HttpRequest, queryset: QuerySet) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version.", messages.ERROR)
-            return
-        try:
+        def one(version: ClassifierVersion) -> str:
             version = classifier_version_activate(
-                version_id=queryset.get().id, requested_by=request.user.get_username()
+                version_id=version.id, requested_by=request.user.get_username()
             )
-        except DeskpilotError as error:
-            self.message_user(request, error.message, messages.ERROR)
-            return
-        self.message_user(request, f"Version {version.id} is now active.", messages.SUCCESS)
+            return f"Version {version.id} is now active."
+
+        activate_selected(self, request, queryset, one)
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         extra = [

@@ -191,3 +191,55 @@ def test_the_api_lists_runs_and_shows_one_with_its_results(copilot_ready, gold, 
     assert shown.json()["metrics"]["items"] == 6
     assert client.get("/api/v1/eval/runs/abc").status_code == 404
     assert "limit" in client.get("/api/v1/eval/runs?limit=0").json()["error"]["fields"]
+
+
+def test_a_real_models_replies_are_judged_and_the_offline_drafters_are_not(
+    copilot_ready, fake_openai
+):
+    from apps.llm.models import LLMCall
+    from tests.llm.fake_openai import Reply
+
+    # given: one question carrying an email address, a model that drafts, then judges
+    gold_set, _ = gold_set_import(
+        text=json.dumps(
+            {
+                "question": "I forgot my password, my login is kim.lee@example.com",
+                "expected_intent": "reset_password",
+                "expected_articles": ["account/reset-password.md"],
+            }
+        ),
+        name="judged",
+    )
+    reply = {"reply": "Use 'Forgot password' on the sign-in page.", "citations": ["P1"]}
+    fake_openai.enqueue(
+        Reply.ok(json.dumps({**reply, "answerable": True})),
+        Reply.ok('Sure: {"faithfulness": 0.75, "relevance": 1}'),
+    )
+    # when
+    run = eval_run_create(gold_set=gold_set)
+    eval_batch_run(run_id=run.pk, item_ids=list(gold_set.items.values_list("pk", flat=True)))
+    # then: graded, averaged, and the judge never saw the address
+    result = EvalResult.objects.get(run=run)
+    assert (result.judgement["faithfulness"], result.judgement["relevance"]) == (0.75, 1.0)
+    run.refresh_from_db()
+    assert (run.metrics["faithfulness"], run.metrics["judged_items"]) == (0.75, 1)
+    judge_call = LLMCall.objects.get(purpose="judge")
+    assert "kim.lee@example.com" not in json.dumps(fake_openai.requests[-1])
+    assert judge_call.redaction["pseudonymised"] is True
+    # and a malformed answer is the item's error note, not a failed run
+    fake_openai.reset()
+    fake_openai.enqueue(
+        Reply.ok(json.dumps({**reply, "answerable": True})), Reply.ok("great reply")
+    )
+    again = eval_run_create(gold_set=gold_set)
+    eval_batch_run(run_id=again.pk, item_ids=list(gold_set.items.values_list("pk", flat=True)))
+    assert "not the asked JSON" in EvalResult.objects.get(run=again).judgement["error"]
+    assert EvalRun.objects.get(pk=again.pk).status == RunStatus.SUCCEEDED
+
+
+def test_the_offline_drafters_replies_get_no_judgement(copilot_ready, gold):
+    run = eval_run_create(gold_set=gold)
+    eval_batch_run(run_id=run.pk, item_ids=_item_ids(gold))
+    run.refresh_from_db()
+    assert run.metrics["judged_items"] == 0 and run.metrics["faithfulness"] is None
+    assert all(r.judgement == {} for r in EvalResult.objects.filter(run=run))
