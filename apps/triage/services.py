@@ -225,7 +225,12 @@ def classifier_version_train(
         )
         logger.warning("classifier version %s failed: %s", version.id, message)
         raise
-    # One transaction: nobody sees the version ready but not yet active when asked for both.
+    # One transaction: nobody sees the version ready but not yet active when asked for both;
+    # except when the regression gate must measure it first against a live version (it is
+    # then ready, and inactive while the gate's runs take).
+    gated = (
+        activation_gate() is not None and ClassifierVersion.objects.filter(is_active=True).exists()
+    )
     with transaction.atomic():
         # Only from training: a run the reclaim marked failed (it took too long) stays failed.
         finished = ClassifierVersion.objects.filter(
@@ -243,9 +248,9 @@ def classifier_version_train(
             finished_at=timezone.now(),
             training_seconds=round(time.monotonic() - started, 2),
         )
-        if activate and finished and activation_gate() is None:
+        if activate and finished and not gated:
             _classifier_version_activate(version.id)
-    if activate and finished and activation_gate() is not None:
+    if activate and finished and gated:
         # The gate measures the version on the gold sets: it must be stored ready first.
         try:
             classifier_version_activate(version_id=version.id)
