@@ -384,6 +384,11 @@ CELERY_BEAT_SCHEDULE["evaluation-candidates-collect"] = {
     "task": "evaluation.candidates_collect",
     "schedule": float(env_int("GOLD_CANDIDATES_INTERVAL", 30, minimum=5)),
 }
+# A running A/B experiment is finished (and its verdict recorded) once it reaches its horizon.
+CELERY_BEAT_SCHEDULE["evaluation-experiments-close-due"] = {
+    "task": "evaluation.experiments_close_due",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["evaluation-runs-sweep"] = {
     "task": "evaluation.runs_sweep",
     "schedule": 60.0,

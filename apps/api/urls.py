@@ -8,7 +8,12 @@ from apps.api.views.drafts import (
     DraftSendView,
     DraftStreamView,
 )
-from apps.api.views.evaluation import EvalRunDetailView, EvalRunListView
+from apps.api.views.evaluation import (
+    EvalRunDetailView,
+    EvalRunListView,
+    ExperimentDetailView,
+    ExperimentListView,
+)
 from apps.api.views.inbound_email import InboundEmailView
 from apps.api.views.knowledge import (
     ArticleCollectionView,
@@ -44,5 +49,7 @@ urlpatterns = [
     path("knowledge/search", KnowledgeSearchView.as_view(), name="knowledge-search"),
     path("eval/runs", EvalRunListView.as_view(), name="eval-runs"),
     path("eval/runs/<str:run_id>", EvalRunDetailView.as_view(), name="eval-run"),
+    path("experiments", ExperimentListView.as_view(), name="experiments"),
+    path("experiments/<str:experiment_id>", ExperimentDetailView.as_view(), name="experiment"),
     path("triage/classify", TriageClassifyView.as_view(), name="triage-classify"),
 ]

@@ -93,6 +93,129 @@ class PromptTemplate(TimeStampedModel):
         return f"{self.purpose} v{self.version}{' (active)' if self.is_active else ''}"
 
 
+class ExperimentStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished (every arm reached the horizon)"
+    STOPPED = "stopped", "Stopped early"
+    PROMOTED = "promoted", "Winner promoted"
+
+
+class ExperimentMetric(models.TextChoices):
+    """What an experiment is decided on, each per draft (see apps/evaluation/experiments.py)."""
+
+    ACCEPTED = "accepted", "Reached the customer unchanged (auto-sent or sent by an agent as is)"
+    AUTO_SENT = "auto_sent", "Auto-sent"
+    REJECTED = "rejected", "Rejected by an agent (lower is better)"
+    THUMBS_UP = "thumbs_up", "Thumbs up among rated replies"
+
+
+class Experiment(TimeStampedModel):
+    """An A/B test on live traffic: tickets split between arms by a stable hash of the
+    ticket, every draft recording its arm. At most one runs at a time.
+
+    The stopping rule is fixed before it starts: `horizon_per_arm` drafts per arm, computed
+    from the primary metric's baseline, the smallest difference worth detecting, `alpha` and
+    `power`. The verdict is read once, when every live arm has reached it; figures before
+    then are for watching for harm, not for deciding."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    hypothesis = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.RUNNING
+    )
+    primary_metric = models.CharField(
+        max_length=16, choices=ExperimentMetric.choices, default=ExperimentMetric.ACCEPTED
+    )
+    baseline_rate = models.FloatField(help_text="The primary metric's expected control rate.")
+    minimum_effect = models.FloatField(
+        help_text="The smallest absolute difference in the primary metric worth detecting."
+    )
+    alpha = models.FloatField(default=0.05)
+    power = models.FloatField(default=0.8)
+    horizon_per_arm = models.PositiveIntegerField(
+        help_text="Drafts per arm after which the experiment is analysed, once."
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=500, blank=True)
+    winner = models.ForeignKey(
+        "copilot.ExperimentArm",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=Q(status="running"),
+                name="copilot_experiment_one_running",
+            ),
+            models.CheckConstraint(
+                condition=Q(alpha__gt=0, alpha__lt=0.5), name="copilot_experiment_alpha_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(minimum_effect__gt=0, minimum_effect__lt=1),
+                name="copilot_experiment_effect_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"experiment {self.name} ({self.status})"
+
+
+class ExperimentArm(models.Model):
+    """One arm: what it changes for the tickets it gets. The control arm (first) pins the
+    configuration active when the experiment started."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    name = models.SlugField(max_length=50)
+    position = models.PositiveSmallIntegerField(default=0)
+    is_control = models.BooleanField(default=False)
+    weight = models.FloatField(help_text="Share of tickets, relative to the other arms.")
+    # A deleted prompt version stops the arm (the others go on); `prompt_version` says which.
+    prompt = models.ForeignKey(
+        PromptTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    model_alias = models.CharField(max_length=50, blank=True)
+    auto_send_threshold = models.FloatField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["experiment_id", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "name"], name="copilot_experiment_arm_unique_name"
+            ),
+            models.CheckConstraint(condition=Q(weight__gt=0), name="copilot_arm_weight_positive"),
+            models.CheckConstraint(
+                condition=Q(auto_send_threshold__isnull=True)
+                | Q(auto_send_threshold__gte=0, auto_send_threshold__lte=1),
+                name="copilot_arm_threshold_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name}/{self.name}"
+
+    def changes(self) -> str:
+        """What this arm runs, in words."""
+        parts = []
+        if self.prompt_version is not None:
+            parts.append(f"prompt v{self.prompt_version}")
+        if self.model_alias:
+            parts.append(f"model {self.model_alias}")
+        if self.auto_send_threshold is not None:
+            parts.append(f"auto-send at {self.auto_send_threshold:g}")
+        return ", ".join(parts) or "the active configuration"
+
+
 class CopilotPolicy(TimeStampedModel):
     """Runtime knobs an admin changes. One row (id 1); an empty field means the setting."""
 
@@ -120,6 +243,12 @@ class CopilotPolicy(TimeStampedModel):
     # {"intent_name": {"auto_send": false}}: per-intent overrides of the decision.
     intent_overrides = models.JSONField(default=dict, blank=True)
     cache_enabled = models.BooleanField(default=True)
+    draft_alias = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="Every draft is written by this model alias (blank: routing chooses "
+        "between draft-fast and draft-strong). Set by promoting an experiment's model arm.",
+    )
     auto_send_paused = models.BooleanField(
         default=False,
         help_text="Kill switch: nothing is sent on its own while this is on; drafts are still "
@@ -344,6 +473,14 @@ class Draft(TimeStampedModel):
         related_name="+",
     )
     sent_message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    experiment_arm = models.ForeignKey(
+        "copilot.ExperimentArm",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="drafts",
+        help_text="The A/B experiment arm that wrote this draft (its prompt, model, threshold).",
+    )
 
     class Meta:
         constraints = [

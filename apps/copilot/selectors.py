@@ -39,6 +39,7 @@ class EffectivePolicy:
     intent_overrides: dict = field(default_factory=dict)
     cache_enabled: bool = True
     auto_send_paused: bool = False
+    draft_alias: str = ""  # every draft by this alias; blank: routing chooses
 
     def auto_send_allowed(self, intent: str) -> bool:
         return bool((self.intent_overrides.get(intent) or {}).get("auto_send", True))
@@ -77,6 +78,7 @@ def policy_effective() -> EffectivePolicy:
         intent_overrides=(row.intent_overrides if row is not None else {}) or {},
         cache_enabled=row.cache_enabled if row is not None else True,
         auto_send_paused=row.auto_send_paused if row is not None else False,
+        draft_alias=row.draft_alias if row is not None else "",
     )
 
 
@@ -156,7 +158,7 @@ def ticket_assist_is_off(*, ticket_id: int) -> bool:
 def draft_current_for_ticket(*, ticket_id: int) -> Draft | None:
     """The current draft of the ticket's latest drafted message (None before any)."""
     return (
-        Draft.objects.select_related("prompt")
+        Draft.objects.select_related("prompt", "experiment_arm__experiment")
         .filter(ticket_id=ticket_id, is_current=True, evaluation=False)
         .order_by("-message_id", "-id")
         .first()
@@ -165,7 +167,9 @@ def draft_current_for_ticket(*, ticket_id: int) -> Draft | None:
 
 def drafts_for_ticket(*, ticket_id: int, include_history: bool = True) -> QuerySet[Draft]:
     """The ticket's drafts, newest first; superseded ones too unless `include_history=False`."""
-    drafts = Draft.objects.select_related("prompt").filter(ticket_id=ticket_id, evaluation=False)
+    drafts = Draft.objects.select_related("prompt", "experiment_arm__experiment").filter(
+        ticket_id=ticket_id, evaluation=False
+    )
     if not include_history:
         drafts = drafts.filter(is_current=True)
     return drafts.order_by("-id")

@@ -34,11 +34,12 @@ def activate_selected(
     queryset: QuerySet,
     activate: Callable[[Any], str],
 ) -> None:
-    """The body of a "make this version active" admin action: exactly one row selected,
+    """The body of a one-row admin action ("make this version active", "promote this
+    experiment's winner"): exactly one row selected,
     `activate(row)` returns the success message; its refusal (the regression gate's, with
     the metrics) is shown as the error."""
     if queryset.count() != 1:
-        model_admin.message_user(request, "Select exactly one version.", messages.ERROR)
+        model_admin.message_user(request, "Select exactly one.", messages.ERROR)
         return
     try:
         done = activate(queryset.get())

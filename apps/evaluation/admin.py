@@ -1,10 +1,23 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 
-from apps.core.admin import ReadOnlyAdmin
+from apps.copilot.models import Experiment, ExperimentArm, ExperimentMetric
+from apps.copilot.services.experiments import arm_spec_parse, experiment_start
+from apps.core.admin import ReadOnlyAdmin, activate_selected
+from apps.core.exceptions import DeskpilotError
 from apps.evaluation.candidates import (
     AGENT_ANSWERS,
     gold_candidates_accept,
     gold_candidates_reject,
+)
+from apps.evaluation.experiments import (
+    experiment_promote,
+    experiment_report,
+    experiment_stop,
+    stopping_rule,
 )
 from apps.evaluation.models import (
     EvalResult,
@@ -96,3 +109,108 @@ class GoldCandidateAdmin(admin.ModelAdmin):
     def reject(self, request, queryset):  # type: ignore[no-untyped-def]
         rejected = gold_candidates_reject(candidates=list(queryset))
         self.message_user(request, f"{rejected} candidate(s) rejected.")
+
+
+class ExperimentStartForm(forms.Form):
+    name = forms.SlugField(max_length=100)
+    hypothesis = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    arms = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One arm per line, the control first: name[:prompt=N][:model=ALIAS]"
+        "[:threshold=X][:share=W]. E.g. 'control' then 'new-prompt:prompt=3'.",
+    )
+    primary_metric = forms.ChoiceField(choices=ExperimentMetric.choices)
+    baseline_rate = forms.FloatField(initial=0.4, help_text="the control's expected rate")
+    minimum_effect = forms.FloatField(initial=0.05, help_text="smallest difference worth it")
+    alpha = forms.FloatField(initial=0.05)
+    power = forms.FloatField(initial=0.8)
+
+
+class ExperimentArmInline(admin.TabularInline):
+    model = ExperimentArm
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "name", "is_control", "weight", "prompt_version", "model_alias",
+        "auto_send_threshold", "stopped_at", "stopped_reason",
+    )  # fmt: skip
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """A/B experiments: started from "Add" (the horizon is computed and stated before any
+    traffic), watched on the change page (per-arm outcomes with intervals), stopped or
+    promoted with the actions."""
+
+    list_display = ("name", "status", "primary_metric", "horizon_per_arm", "winner", "started_at")
+    list_filter = ("status",)
+    inlines = [ExperimentArmInline]
+    actions = ["promote", "stop"]
+    readonly_fields = (
+        "name", "hypothesis", "status", "primary_metric", "baseline_rate", "minimum_effect",
+        "alpha", "power", "horizon_per_arm", "started_at", "ended_at", "end_reason", "winner",
+        "created_by", "outcomes",
+    )  # fmt: skip
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def add_view(self, request, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        form = ExperimentStartForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            lines = [line for line in data["arms"].splitlines() if line.strip()]
+            try:
+                experiment = experiment_start(
+                    name=data["name"],
+                    arms=[arm_spec_parse(line) for line in lines],
+                    primary_metric=data["primary_metric"],
+                    baseline_rate=data["baseline_rate"],
+                    minimum_effect=data["minimum_effect"],
+                    alpha=data["alpha"],
+                    power=data["power"],
+                    hypothesis=data["hypothesis"],
+                    created_by=request.user.get_username(),
+                )
+            except DeskpilotError as error:
+                form.add_error(None, error.message)
+            else:
+                self.message_user(
+                    request,
+                    f"Experiment {experiment.name} started: {stopping_rule(experiment)}.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:copilot_experiment_change", experiment.pk)
+        context = {**self.admin_site.each_context(request), "form": form,
+                   "title": "Start an A/B experiment", "opts": self.model._meta}  # fmt: skip
+        return TemplateResponse(request, "admin/copilot/experiment/start.html", context)
+
+    @admin.display(description="Live outcomes")
+    def outcomes(self, experiment: Experiment) -> str:
+        return render_to_string(
+            "admin/copilot/experiment/_report.html", {"report": experiment_report(experiment)}
+        )
+
+    @admin.action(description="Promote the verdict's winner (through the regression gate)")
+    def promote(self, request, queryset):  # type: ignore[no-untyped-def]
+        def done(experiment: Experiment) -> str:
+            changed = experiment_promote(
+                experiment=experiment, requested_by=request.user.get_username()
+            )
+            return f"Experiment {experiment.name} promoted: {'; '.join(changed)}."
+
+        activate_selected(self, request, queryset, done)
+
+    @admin.action(description="Stop early (no verdict)")
+    def stop(self, request, queryset):  # type: ignore[no-untyped-def]
+        def done(experiment: Experiment) -> str:
+            experiment_stop(
+                experiment=experiment,
+                reason=f"stopped early from the admin by {request.user.get_username()}",
+            )
+            return f"Experiment {experiment.name} stopped."
+
+        activate_selected(self, request, queryset, done)

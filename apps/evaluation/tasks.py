@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.evaluation import candidates, runs, schedule
+from apps.evaluation import candidates, experiments, runs, schedule
 
 
 @shared_task(name=runs.RUN_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -33,3 +33,9 @@ def eval_on_new_version_task() -> list[int]:
 def gold_candidates_collect_task() -> int:
     """Gold-set candidates from the drafts agents sent since the last collection (beat)."""
     return candidates.gold_candidates_collect()
+
+
+@shared_task(name="evaluation.experiments_close_due")
+def experiments_close_due_task() -> list[str]:
+    """Finish the running A/B experiment once every live arm reached its horizon (beat)."""
+    return experiments.experiments_close_due()

@@ -13,6 +13,7 @@ from django.db.models import Avg, Count
 from apps.copilot.models import Draft, DraftStatus
 from apps.copilot.selectors import draft_for_sent_message
 from apps.feedback.models import (
+    CsatRating,
     DraftAction,
     DraftActionKind,
     FlagPolicy,
@@ -132,3 +133,42 @@ def correction_example_ids(*, ticket_ids: Sequence[int]) -> list[int]:
         "training_example_id", flat=True
     )
     return [pk for pk in ids if pk is not None]
+
+
+@dataclass(frozen=True)
+class DraftOutcome:
+    """What became of a draft afterwards: the agent's action and the customer's thumbs."""
+
+    action: str = ""  # a DraftActionKind, or "" when no agent acted on it
+    edit_ratio: float | None = None  # sent drafts only
+    thumbs: str = ""  # a RatingValue, or ""
+
+
+def draft_outcomes(*, draft_ids: Sequence[int]) -> dict[int, DraftOutcome]:
+    """Each draft's agent action and thumbs (drafts with neither are left out)."""
+    actions = {
+        row["draft_id"]: row
+        for row in DraftAction.objects.filter(draft_id__in=draft_ids).values(
+            "draft_id", "kind", "edit_ratio"
+        )
+    }
+    thumbs = dict(
+        ReplyRating.objects.filter(draft_id__in=draft_ids).values_list("draft_id", "value")
+    )
+    outcomes = {}
+    for draft_id in set(actions) | set(thumbs):
+        action = actions.get(draft_id)
+        sent = action is not None and action["kind"] != DraftActionKind.REJECTED
+        outcomes[draft_id] = DraftOutcome(
+            action=action["kind"] if action else "",
+            edit_ratio=action["edit_ratio"] if sent else None,  # type: ignore[index]
+            thumbs=thumbs.get(draft_id, ""),
+        )
+    return outcomes
+
+
+def csat_scores(*, ticket_ids: Sequence[int]) -> dict[int, int]:
+    """Each rated ticket's CSAT score (1-5)."""
+    return dict(
+        CsatRating.objects.filter(ticket_id__in=ticket_ids).values_list("ticket_id", "score")
+    )

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from apps.core.exceptions import NotFoundError
-from apps.tickets.models import AuthorKind, Message, Ticket
+from apps.tickets.models import AuthorKind, Message, Ticket, TicketEvent, TicketStatus
 
 
 def ticket_get(*, ticket_id: int) -> Ticket:
@@ -85,3 +85,16 @@ def conversation_before(*, message: Message, limit: int) -> tuple[list[Message],
     rows = list(earlier.order_by("-id")[:limit])
     count = len(rows) if len(rows) < limit else earlier.count()
     return rows[::-1], count
+
+
+def reopened_at(*, ticket_ids: list[int]) -> dict[int, list[datetime]]:
+    """When each of these tickets was reopened (resolved, then opened again), oldest first."""
+    reopens: dict[int, list[datetime]] = {}
+    for ticket_id, at in (
+        TicketEvent.objects.filter(ticket_id__in=ticket_ids, from_status=TicketStatus.RESOLVED)
+        .exclude(to_status=TicketStatus.RESOLVED)
+        .order_by("at")
+        .values_list("ticket_id", "at")
+    ):
+        reopens.setdefault(ticket_id, []).append(at)
+    return reopens

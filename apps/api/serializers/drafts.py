@@ -31,6 +31,9 @@ class DraftSerializer(serializers.ModelSerializer):
     )
     status = serializers.ChoiceField(choices=DraftStatus.choices)
     prompt_version = serializers.SerializerMethodField()
+    experiment = serializers.SerializerMethodField(
+        help_text="The A/B experiment and arm that wrote the draft, or null."
+    )
     citations = serializers.SerializerMethodField()
     conversation = serializers.JSONField(
         source="context",
@@ -63,6 +66,7 @@ class DraftSerializer(serializers.ModelSerializer):
             "routing_reason",
             "model",
             "prompt_version",
+            "experiment",
             "answerable",
             "citations",
             "validation",
@@ -80,6 +84,13 @@ class DraftSerializer(serializers.ModelSerializer):
 
     def get_prompt_version(self, draft: Draft) -> int | None:
         return draft.prompt.version if draft.prompt is not None else None
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_experiment(self, draft: Draft) -> dict[str, Any] | None:
+        arm = draft.experiment_arm
+        if arm is None:
+            return None
+        return {"id": arm.experiment_id, "name": arm.experiment.name, "arm": arm.name}
 
     @extend_schema_field(CitationSerializer(many=True))
     def get_citations(self, draft: Draft) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
-"""Evaluation runs, read-only: GET /api/v1/eval/runs and GET /api/v1/eval/runs/{id}."""
+"""Evaluation runs and A/B experiments, read-only: GET /api/v1/eval/runs[/{id}] and
+GET /api/v1/experiments[/{id}]."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -9,8 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.api.openapi import error_responses
+from apps.copilot.models import Experiment, ExperimentStatus
 from apps.core.exceptions import NotFoundError, ValidationError
 from apps.core.text import ascii_digits
+from apps.evaluation.experiments import experiment_report
 from apps.evaluation.models import EvalResult, EvalRun
 
 MAX_LIST = 200
@@ -91,3 +95,37 @@ class EvalRunDetailView(APIView):
         if run is None:
             raise NotFoundError(f"evaluation run {run_id[:40]!r} does not exist", field="run_id")
         return Response(EvalRunDetailSerializer(run).data)
+
+
+class ExperimentListView(APIView):
+    @extend_schema(
+        summary="A/B experiments, newest first (the running one, if any, first)",
+        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        experiments = Experiment.objects.order_by("-id")[:MAX_LIST]
+        return Response([
+            {"id": e.pk, "name": e.name, "status": e.status, "primary_metric": e.primary_metric,
+             "horizon_per_arm": e.horizon_per_arm, "started_at": e.started_at.isoformat(),
+             "ended_at": e.ended_at.isoformat() if e.ended_at else None}
+            for e in sorted(experiments, key=lambda e: e.status != ExperimentStatus.RUNNING)
+        ])  # fmt: skip
+
+
+class ExperimentDetailView(APIView):
+    @extend_schema(
+        summary="One A/B experiment: its arms, per-arm live outcomes with 95% intervals, the "
+        "comparisons with the control, the stopping rule and (at the horizon) the verdict",
+        responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403, 404)},
+    )
+    def get(self, request: Request, experiment_id: str) -> Response:
+        experiment = None
+        if ascii_digits(experiment_id):
+            experiment = Experiment.objects.filter(pk=int(experiment_id)).first()
+        else:
+            experiment = Experiment.objects.filter(name=experiment_id).first()
+        if experiment is None:
+            raise NotFoundError(
+                f"experiment {experiment_id[:40]!r} does not exist", field="experiment_id"
+            )
+        return Response(experiment_report(experiment))

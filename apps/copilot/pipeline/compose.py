@@ -119,6 +119,8 @@ def _compose(
         ),
         policy.routing,
     )
+    if policy.draft_alias:  # an experiment's arm, or a promoted one, fixes the model
+        choice = routing.RoutingChoice(policy.draft_alias, f"fixed alias ({choice.reason})")
     record.routed_alias, record.routing_reason = choice.alias, choice.reason
     if announce is not None and _may_be_sent(record, retrieval, basis, calibration, policy):
         announce({"type": "audience", "customer": True})

@@ -65,6 +65,7 @@ class Composition:
     knowledge_version: str = ""
     context: dict = field(default_factory=dict)
     guard: dict = field(default_factory=dict)  # the injection scan's verdict and evidence
+    experiment_arm_id: int | None = None
     # Not stored: what triage said, for the caller's ticket updates.
     intent_alternatives: list[dict] = field(default_factory=list)
     handoff_policy: str | None = None
@@ -124,6 +125,7 @@ class Composition:
             "prompt", "answerable", "citations", "retrieved", "validation", "stage_timings",
             "input_tokens", "output_tokens", "cost_usd", "llm_call_ids", "streamed",
             "shown_while_drafting", "cache_hit", "knowledge_version", "context", "guard",
+            "experiment_arm_id",
         ]  # fmt: skip
         return {name: getattr(self, name) for name in names}
 

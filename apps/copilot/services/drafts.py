@@ -26,8 +26,8 @@ from apps.copilot.models import (
     LinkSource,
 )
 from apps.copilot.pipeline.compose import draft_compose
+from apps.copilot.services.experiments import drafting_setup
 from apps.copilot.services.pipeline import conversation_of
-from apps.copilot.services.prompt_templates import prompt_template_ensure_default
 from apps.copilot.services.replies import reply_post
 from apps.copilot.services.stream import DraftStream, flush_safely, publish_final, publish_safely
 from apps.core.exceptions import (
@@ -173,15 +173,18 @@ def draft_regenerate(*, message_id: int, actor_id: int | None) -> Draft | None:
         return None
     publish_safely(ticket.pk, {"type": "start", "message_id": message.pk})
     stream = DraftStream(ticket.pk)
+    setup = drafting_setup(ticket_id=ticket.pk)
     composition = draft_compose(
         conversation=conversation_of(message),
-        prompt=prompt_template_ensure_default(),
+        prompt=setup.prompt,
+        policy=setup.policy,
         ticket_id=ticket.pk,
         message_id=message.pk,
         publish=stream,
         use_cache=False,  # the agent asked for a new one, not the same one again
     )
     flush_safely(stream)
+    composition.experiment_arm_id = setup.arm_id
     fields = composition.draft_fields()
     if fields["decision"] == Decision.AUTO_SENT:
         fields.update(

@@ -23,7 +23,7 @@ from apps.copilot.pipeline.context import Conversation, Turn
 from apps.copilot.pipeline.record import Composition
 from apps.copilot.selectors import draft_for_message
 from apps.copilot.services.erasure import draft_streams_forget
-from apps.copilot.services.prompt_templates import prompt_template_ensure_default
+from apps.copilot.services.experiments import drafting_setup
 from apps.copilot.services.replies import reply_post
 from apps.copilot.services.stream import DraftStream, flush_safely, publish_final, publish_safely
 from apps.core.exceptions import InvalidTransitionError
@@ -149,12 +149,14 @@ def pipeline_run(*, message_id: int) -> Draft | None:
             error=f"not drafted: {skip}",
         )
         return None
-    prompt = prompt_template_ensure_default()
+    setup = drafting_setup(ticket_id=ticket.pk)
     publish_safely(ticket.pk, {"type": "start", "message_id": message_id})
     stream = DraftStream(ticket.pk, ticket.channel)
     composition = draft_compose(
         conversation=conversation_of(message),
-        prompt=prompt,
+        prompt=setup.prompt,
+        policy=setup.policy,
+        use_cache=setup.use_cache,
         ticket_id=ticket.pk,
         message_id=message_id,
         customer_id=ticket.customer_id,
@@ -164,6 +166,7 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         stream_wanted=stream.wanted,
     )
     flush_safely(stream)
+    composition.experiment_arm_id = setup.arm_id
     composition.shown_while_drafting = stream.shown
     draft = _draft_save_and_act(message=message, composition=composition)
     if draft is None:  # the customer's data was erased while the model wrote
