@@ -389,6 +389,28 @@ CELERY_BEAT_SCHEDULE["evaluation-experiments-close-due"] = {
     "task": "evaluation.experiments_close_due",
     "schedule": 60.0,
 }
+# Knowledge gaps (apps/evaluation/gaps.py): questions agents answered with no article behind
+# them, clustered; refreshed this often (seconds) from the last KNOWLEDGE_GAP_DAYS.
+KNOWLEDGE_GAP_DAYS = env_int("KNOWLEDGE_GAP_DAYS", 90, minimum=1)
+KNOWLEDGE_GAP_MIN_TICKETS = env_int("KNOWLEDGE_GAP_MIN_TICKETS", 3, minimum=2)
+KNOWLEDGE_GAP_DISTANCE = env_float("KNOWLEDGE_GAP_DISTANCE", 0.5, minimum=0.05)
+KNOWLEDGE_GAP_COVERED = env_float("KNOWLEDGE_GAP_COVERED", 0.7, minimum=0.0)
+CELERY_BEAT_SCHEDULE["evaluation-knowledge-gaps-refresh"] = {
+    "task": "evaluation.knowledge_gaps_refresh",
+    "schedule": float(env_int("KNOWLEDGE_GAP_INTERVAL", 3600, minimum=60)),
+}
+# The calibration refitted from live outcomes (apps/evaluation/recalibration.py) every
+# CALIBRATION_REFIT_DAYS, on the judged drafts of the last CALIBRATION_REFIT_WINDOW_DAYS, when
+# at least CALIBRATION_REFIT_MIN_EACH were right and as many wrong; through the gate.
+CALIBRATION_REFIT_DAYS = env_int("CALIBRATION_REFIT_DAYS", 7, minimum=1)
+CALIBRATION_REFIT_WINDOW_DAYS = env_int("CALIBRATION_REFIT_WINDOW_DAYS", 90, minimum=1)
+CALIBRATION_REFIT_MIN_EACH = env_int("CALIBRATION_REFIT_MIN_EACH", 30, minimum=5)
+CALIBRATION_LIGHT_EDIT = env_float("CALIBRATION_LIGHT_EDIT", 0.2, minimum=0.0)
+CALIBRATION_TARGET_PRECISION = env_float("CALIBRATION_TARGET_PRECISION", 0.97, minimum=0.5)
+CELERY_BEAT_SCHEDULE["evaluation-calibration-refit"] = {
+    "task": "evaluation.calibration_refit_if_due",
+    "schedule": 6 * 3600.0,
+}
 CELERY_BEAT_SCHEDULE["evaluation-runs-sweep"] = {
     "task": "evaluation.runs_sweep",
     "schedule": 60.0,
@@ -694,6 +716,11 @@ FEEDBACK_HEAVY_EDIT_RATIO = env_float("FEEDBACK_HEAVY_EDIT_RATIO", 0.5, minimum=
 # the rest, a share is flagged at random for a spot check. (The admin's Flag policy wins.)
 FEEDBACK_LOW_MARGIN = env_float("FEEDBACK_LOW_MARGIN", 0.01, minimum=0.0)
 FEEDBACK_SPOT_CHECK_SHARE = env_float("FEEDBACK_SPOT_CHECK_SHARE", 0.02, minimum=0.0)
+# A CSAT at or below this flags the last reply the customer had; a ticket the customer reopens
+# within this many days of its resolution flags the reply that resolved it. Both weaken the
+# reply's intent→article link until an admin reviewed the flag (as a thumbs-down does).
+FEEDBACK_LOW_CSAT = env_int("FEEDBACK_LOW_CSAT", 2, minimum=1)
+FEEDBACK_REOPEN_DAYS = env_int("FEEDBACK_REOPEN_DAYS", 7, minimum=1)
 FEEDBACK_COLLECT_WINDOW_SECONDS = env_int("FEEDBACK_COLLECT_WINDOW", 24 * 3600, minimum=60)
 CELERY_BEAT_SCHEDULE["feedback-flagged-drafts-collect"] = {
     "task": "feedback.flagged_drafts_collect",

@@ -248,19 +248,13 @@ def calibration_run(
         "fit": fit_figures.as_dict(),
         "held_out": held_figures.as_dict(),
     }
-    with transaction.atomic():
-        version = (
-            Calibration.objects.order_by("-version").values_list("version", flat=True).first() or 0
-        ) + 1
-        calibration = Calibration.objects.create(
-            version=version,
-            weights=weights,
-            metrics=metrics,
-            auto_send_threshold=threshold,
-            target_precision=target_precision,
-            gold_set=str(gold_path),
-            is_active=False,
-        )
+    calibration = calibration_store(
+        weights=weights,
+        metrics=metrics,
+        threshold=threshold,
+        target_precision=target_precision,
+        fitted_on=str(gold_path),
+    )
     refused = ""
     if activate:
         try:
@@ -276,6 +270,30 @@ def calibration_run(
         fit_questions=len(fit_half),
         held_out_questions=len(held_half),
         activation_refused=refused,
+    )
+
+
+@transaction.atomic
+def calibration_store(
+    *, weights: dict, metrics: dict, threshold: float, target_precision: float, fitted_on: str
+) -> Calibration:
+    """A new calibration version, stored inactive (`fitted_on`: a gold set's path, or which
+    live outcomes)."""
+    version = (
+        Calibration.objects.select_for_update()
+        .order_by("-version")
+        .values_list("version", flat=True)
+        .first()
+        or 0
+    ) + 1
+    return Calibration.objects.create(
+        version=version,
+        weights=weights,
+        metrics=metrics,
+        auto_send_threshold=threshold,
+        target_precision=target_precision,
+        gold_set=fitted_on,
+        is_active=False,
     )
 
 

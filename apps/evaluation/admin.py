@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
 
 from apps.copilot.models import Experiment, ExperimentArm, ExperimentMetric
 from apps.copilot.services.experiments import arm_spec_parse, experiment_start
@@ -19,6 +20,7 @@ from apps.evaluation.experiments import (
     experiment_stop,
     stopping_rule,
 )
+from apps.evaluation.gaps import GAP_SOURCE, knowledge_gap_dismiss, knowledge_gap_draft_article
 from apps.evaluation.models import (
     EvalResult,
     EvalRun,
@@ -26,6 +28,7 @@ from apps.evaluation.models import (
     GoldCandidate,
     GoldItem,
     GoldSet,
+    KnowledgeGap,
 )
 
 
@@ -214,3 +217,55 @@ class ExperimentAdmin(admin.ModelAdmin):
             return f"Experiment {experiment.name} stopped."
 
         activate_selected(self, request, queryset, done)
+
+
+@admin.register(KnowledgeGap)
+class KnowledgeGapAdmin(admin.ModelAdmin):
+    """Questions agents keep answering without an article: turn one into a draft article
+    (in the `knowledge-gaps` source, unpublished, for editing) or dismiss it."""
+
+    list_display = ("title", "tickets", "intent", "status", "last_seen_at")
+    list_filter = ("status", "intent")
+    search_fields = ("title",)
+    readonly_fields = (
+        "title", "status", "intent", "tickets", "first_seen_at", "last_seen_at",
+        "article_external_id", "questions_list", "answers_list",
+    )  # fmt: skip
+    fields = (*readonly_fields, "proposed_body")
+    actions = ["draft_article", "dismiss"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.display(description="Questions")
+    def questions_list(self, gap: KnowledgeGap) -> str:
+        return format_html_join(
+            "", "<p>{} <small>(ticket #{}, {})</small></p>",
+            ((q["text"], q["ticket_id"], q["reason"]) for q in gap.questions),
+        )  # fmt: skip
+
+    @admin.display(description="What agents answered")
+    def answers_list(self, gap: KnowledgeGap) -> str:
+        return format_html_join("", "<p>{}</p>", ((a["text"],) for a in gap.answers))
+
+    @admin.action(description="Create a draft article from the proposal")
+    def draft_article(self, request, queryset):  # type: ignore[no-untyped-def]
+        done = []
+        for gap in queryset:
+            try:
+                done.append(knowledge_gap_draft_article(gap=gap))
+            except DeskpilotError as error:
+                self.message_user(request, f"gap #{gap.pk}: {error.message}", messages.ERROR)
+        if done:
+            self.message_user(
+                request,
+                f"Draft article(s) {', '.join(done)} created in the '{GAP_SOURCE}' source: "
+                "edit and publish them in the knowledge base.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Dismiss (not a gap)")
+    def dismiss(self, request, queryset):  # type: ignore[no-untyped-def]
+        for gap in queryset:
+            knowledge_gap_dismiss(gap=gap)
+        self.message_user(request, f"{queryset.count()} gap(s) dismissed.")

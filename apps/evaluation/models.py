@@ -214,3 +214,42 @@ class GoldCandidate(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
+class GapStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ARTICLE_DRAFTED = "article_drafted", "Draft article created"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class KnowledgeGap(models.Model):
+    """Questions agents keep answering with no knowledge-base article behind them, clustered
+    (apps/evaluation/gaps.py), with the agents' own answers proposed as a draft article.
+
+    The questions are kept pseudonymised (personal data replaced by typed placeholders), the
+    answers with emails, phones, cards and IBANs masked. An open gap is recomputed by each
+    refresh; a drafted or dismissed one is kept as it is, and its messages are never
+    clustered again."""
+
+    title = models.CharField(max_length=300, help_text="The question nearest the cluster's centre.")
+    status = models.CharField(
+        max_length=16, choices=GapStatus.choices, default=GapStatus.OPEN, db_index=True
+    )
+    intent = models.CharField(max_length=100, blank=True, help_text="The most common intent.")
+    tickets = models.PositiveIntegerField(default=0)
+    # [{"message_id", "ticket_id", "text", "reason"}] and [{"message_id", "text"}]
+    questions = models.JSONField(default=list)
+    answers = models.JSONField(default=list)
+    message_ids = models.JSONField(default=list)
+    proposed_body = models.TextField(blank=True)
+    article_external_id = models.CharField(max_length=500, blank=True)
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-tickets", "-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.title[:80]} ({self.tickets} tickets)"

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.evaluation import candidates, experiments, runs, schedule
+from apps.evaluation import candidates, experiments, gaps, recalibration, runs, schedule
 
 
 @shared_task(name=runs.RUN_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -39,3 +39,20 @@ def gold_candidates_collect_task() -> int:
 def experiments_close_due_task() -> list[str]:
     """Finish the running A/B experiment once every live arm reached its horizon (beat)."""
     return experiments.experiments_close_due()
+
+
+@shared_task(name="evaluation.knowledge_gaps_refresh")
+def knowledge_gaps_refresh_task() -> dict[str, int]:
+    """Re-cluster the questions agents answered with no article behind them (beat)."""
+    return gaps.knowledge_gaps_refresh()
+
+
+@shared_task(name="evaluation.calibration_refit_if_due")
+def calibration_refit_task() -> dict | None:
+    """Refit the calibration from live outcomes when the last refit is old enough (beat)."""
+    refit = recalibration.calibration_refit_if_due()
+    if refit is None:
+        return None
+    return {"labelled": refit.labelled, "right": refit.right, "activated": refit.activated,
+            "refused": refit.refused, "skipped": refit.skipped,
+            "version": refit.calibration.version if refit.calibration else None}  # fmt: skip

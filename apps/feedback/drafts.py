@@ -23,7 +23,12 @@ from apps.copilot.services import draft_reject, draft_send, policy_auto_send_dis
 from apps.core.exceptions import ValidationError
 from apps.feedback.models import DraftAction, DraftActionKind, FlaggedReply, FlagReason
 from apps.feedback.selectors import flag_policy_effective
-from apps.feedback.services import _action_append, _flag_open_or_conflict, flagged_reply_open
+from apps.feedback.services import (
+    _action_append,
+    _flag_open_or_conflict,
+    flagged_reply_open,
+    reopened_replies_flag,
+)
 from apps.tickets.models import Message
 from apps.tickets.services import Actor
 
@@ -151,7 +156,9 @@ def flagged_drafts_collect(*, since: timedelta | None = None) -> int:
     - of the other auto-sent drafts, a share picked at random (a stable hash of the draft,
       so a rerun picks the same ones) for a spot check;
     - drafts whose validation caught something (citations not retrieved, links not from the
-      knowledge base): the guard's verdicts.
+      knowledge base): the guard's verdicts;
+    - the reply that resolved a ticket its customer reopened soon after (a complaint: it
+      weakens the reply's intent→article link until reviewed).
     Each kind can be switched off in the admin's flag policy. Idempotent: a draft is flagged
     once per reason.
     """
@@ -191,6 +198,8 @@ def flagged_drafts_collect(*, since: timedelta | None = None) -> int:
             verdicts = _guard_verdicts(draft.validation or {})
             if verdicts:
                 created += _flag(draft, FlagReason.GUARD_VERDICT, "; ".join(verdicts))
+    if flags.raises(FlagReason.REOPENED):
+        created += reopened_replies_flag(since=timezone.now() - window)
     return created
 
 

@@ -152,6 +152,8 @@ class FlagReason(models.TextChoices):
     LOW_MARGIN = "low_margin", "Auto-sent with a low margin"
     GUARD_VERDICT = "guard_verdict", "Guard verdict"
     SPOT_CHECK = "spot_check", "Random spot check of an auto-sent reply"
+    LOW_CSAT = "low_csat", "Low CSAT after this reply"
+    REOPENED = "reopened", "Ticket reopened after this reply"
 
 
 class FlagStatus(models.TextChoices):
@@ -240,6 +242,16 @@ class FlagPolicy(TimeStampedModel):
     )
     guard_verdict = models.BooleanField(
         default=True, help_text="Validation caught links or citations not from the knowledge base."
+    )
+    low_csat = models.BooleanField(
+        default=True,
+        help_text="The customer rated the conversation FEEDBACK_LOW_CSAT or lower: the last "
+        "reply they had is flagged.",
+    )
+    reopened = models.BooleanField(
+        default=True,
+        help_text="The customer wrote again within FEEDBACK_REOPEN_DAYS of the ticket being "
+        "resolved: the reply that resolved it is flagged.",
     )
     spot_check_share = models.FloatField(
         null=True,

@@ -50,6 +50,8 @@ def flag_policy_effective() -> EffectiveFlagPolicy:
         FlagReason.HEAVILY_EDITED: row.heavily_edited,
         FlagReason.LOW_MARGIN: row.low_margin,
         FlagReason.GUARD_VERDICT: row.guard_verdict,
+        FlagReason.LOW_CSAT: row.low_csat,
+        FlagReason.REOPENED: row.reopened,
     }
     share = (
         settings.FEEDBACK_SPOT_CHECK_SHARE if row.spot_check_share is None else row.spot_check_share

@@ -7,8 +7,10 @@ unique per reply and reason).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,7 +31,7 @@ from apps.feedback.models import (
 from apps.feedback.selectors import flag_policy_effective, reply_origin
 from apps.knowledge.services import article_input_build, articles_push
 from apps.tickets.models import AuthorKind, Message, Ticket
-from apps.tickets.selectors import message_list
+from apps.tickets.selectors import message_list, reopenings_since
 from apps.tickets.services import ticket_triage_record
 from apps.triage.models import ExampleSource
 from apps.triage.services import training_example_record_correction
@@ -59,24 +61,77 @@ def reply_rate(*, message: Message, value: str) -> ReplyRating:
         defaults={"ticket_id": message.ticket_id, "value": value, "draft": draft, "intent": intent},
     )
     if value == RatingValue.DOWN:
-        flagged = flagged_reply_open(
-            ticket=message.ticket,
-            message=message,
-            draft=draft,
+        complaint_flag(
+            ticket=message.ticket, message=message, draft=draft, intent=intent,
             reason=FlagReason.THUMBS_DOWN,
             detail=f"the customer gave a thumbs-down to this {message.author_kind} reply",
-            intent=intent,
-        )
-        if flagged is not None and draft is not None:
-            # The intent→article pair counts for less until an admin reviewed the flag.
-            link_penalty_add(draft=draft, ref=_penalty_ref(flagged))
+        )  # fmt: skip
     else:
-        withdrawn = FlaggedReply.objects.filter(
-            message=message, reason=FlagReason.THUMBS_DOWN, status=FlagStatus.OPEN
-        )
-        link_penalty_clear(refs=[_penalty_ref(flagged) for flagged in withdrawn])
-        withdrawn.delete()
+        complaint_withdraw(ticket=message.ticket, reason=FlagReason.THUMBS_DOWN, message=message)
     return rating
+
+
+def complaint_flag(
+    *,
+    ticket: Ticket,
+    message: Message,
+    draft: Draft | None,
+    intent: str,
+    reason: FlagReason,
+    detail: str,
+) -> FlaggedReply | None:
+    """A customer's complaint about a reply (thumbs-down, low CSAT, reopening): flag it for
+    review and, when a draft wrote it, count its intent→article pair for less until an admin
+    reviewed the flag. Idempotent."""
+    flagged = flagged_reply_open(
+        ticket=ticket, message=message, draft=draft, reason=reason, detail=detail, intent=intent
+    )
+    if flagged is not None and draft is not None:
+        link_penalty_add(draft=draft, ref=_penalty_ref(flagged))
+    return flagged
+
+
+def complaint_withdraw(
+    *, ticket: Ticket, reason: FlagReason, message: Message | None = None
+) -> int:
+    """The customer took the complaint back: unreviewed flags of this kind go, with their
+    penalties (a reviewed one is kept: it is part of the audit)."""
+    withdrawn = FlaggedReply.objects.filter(ticket=ticket, reason=reason, status=FlagStatus.OPEN)
+    if message is not None:
+        withdrawn = withdrawn.filter(message=message)
+    link_penalty_clear(refs=[_penalty_ref(flagged) for flagged in withdrawn])
+    deleted, _ = withdrawn.delete()
+    return deleted
+
+
+def reopened_replies_flag(*, since: datetime) -> int:
+    """Flag the reply that resolved each ticket the customer reopened within
+    FEEDBACK_REOPEN_DAYS since `since` (beat, with the other collections). Idempotent."""
+    created = 0
+    window = timedelta(days=settings.FEEDBACK_REOPEN_DAYS)
+    for ticket_id, resolved_at, reopened_at in reopenings_since(since=since):
+        if reopened_at - resolved_at > window:
+            continue  # a new question months later, not a complaint about the answer
+        ticket = Ticket.objects.get(pk=ticket_id)
+        reply = (
+            message_list(ticket=ticket)
+            .filter(author_kind__in=REPLY_AUTHOR_KINDS, created_at__lte=resolved_at)
+            .order_by("-id")
+            .first()
+        )
+        if (
+            reply is None
+            or FlaggedReply.objects.filter(message=reply, reason=FlagReason.REOPENED).exists()
+        ):
+            continue
+        draft, intent = reply_origin(message=reply)
+        hours = (reopened_at - resolved_at).total_seconds() / 3600
+        created += bool(complaint_flag(
+            ticket=ticket, message=reply, draft=draft, intent=intent,
+            reason=FlagReason.REOPENED,
+            detail=f"the customer reopened the ticket {hours:.0f} h after it was resolved",
+        ))  # fmt: skip
+    return created
 
 
 def _penalty_ref(flagged: FlaggedReply) -> str:
@@ -96,6 +151,15 @@ def csat_record(*, ticket: Ticket, score: int, comment: str = "") -> CsatRating:
         .first()
     )
     draft, intent = reply_origin(message=last_reply) if last_reply is not None else (None, "")
+    low = score <= settings.FEEDBACK_LOW_CSAT
+    if low and last_reply is not None:
+        complaint_flag(
+            ticket=ticket, message=last_reply, draft=draft, intent=intent,
+            reason=FlagReason.LOW_CSAT,
+            detail=f"the customer rated the conversation {score}/5 after this reply",
+        )  # fmt: skip
+    elif not low:  # a better score given since: an unreviewed low-CSAT flag is withdrawn
+        complaint_withdraw(ticket=ticket, reason=FlagReason.LOW_CSAT)
     rating, _ = CsatRating.objects.update_or_create(
         ticket=ticket,
         defaults={
@@ -163,6 +227,8 @@ _HARM_BY_REASON = {
     FlagReason.HEAVILY_EDITED: 20,
     FlagReason.DRAFT_REJECTED: 10,
     FlagReason.SPOT_CHECK: 0,
+    FlagReason.LOW_CSAT: 45,
+    FlagReason.REOPENED: 35,
 }
 _REACHED_CUSTOMER = 15
 

@@ -98,3 +98,49 @@ def reopened_at(*, ticket_ids: list[int]) -> dict[int, list[datetime]]:
     ):
         reopens.setdefault(ticket_id, []).append(at)
     return reopens
+
+
+def agent_replies_to(*, message_ids: list[int]) -> dict[int, Message]:
+    """For each of these customer messages, the first reply an agent wrote after it on its
+    ticket before the customer wrote again (messages with none are left out)."""
+    asked = Message.objects.filter(pk__in=message_ids).values_list("pk", "ticket_id")
+    by_ticket: dict[int, set[int]] = {}
+    for message_id, ticket_id in asked:
+        by_ticket.setdefault(ticket_id, set()).add(message_id)
+    replies: dict[int, Message] = {}
+    rows = Message.objects.filter(
+        ticket_id__in=list(by_ticket), author_kind__in=(AuthorKind.CUSTOMER, AuthorKind.AGENT)
+    ).order_by("ticket_id", "id")
+    waiting: int | None = None
+    ticket: int | None = None
+    for message in rows.iterator(chunk_size=2000):
+        if message.ticket_id != ticket:
+            ticket, waiting = message.ticket_id, None
+        if message.author_kind == AuthorKind.CUSTOMER:
+            waiting = message.pk if message.pk in by_ticket[message.ticket_id] else None
+        elif waiting is not None:
+            replies[waiting], waiting = message, None
+    return replies
+
+
+def reopenings_since(*, since: datetime) -> list[tuple[int, datetime, datetime]]:
+    """(ticket id, when it was resolved, when it was reopened) for every reopening since
+    `since`: a ticket moved out of `resolved`, paired with the resolution before it."""
+    reopened = list(
+        TicketEvent.objects.filter(at__gte=since, from_status=TicketStatus.RESOLVED)
+        .exclude(to_status=TicketStatus.RESOLVED)
+        .values_list("ticket_id", "at")
+    )
+    pairs = []
+    for ticket_id, at in reopened:
+        resolved = (
+            TicketEvent.objects.filter(
+                ticket_id=ticket_id, to_status=TicketStatus.RESOLVED, at__lte=at
+            )
+            .order_by("-at")
+            .values_list("at", flat=True)
+            .first()
+        )
+        if resolved is not None:
+            pairs.append((ticket_id, resolved, at))
+    return pairs

@@ -100,6 +100,7 @@ class EvalRunDetailView(APIView):
 class ExperimentListView(APIView):
     @extend_schema(
         summary="A/B experiments, newest first (the running one, if any, first)",
+        operation_id="api_v1_experiments_list",
         responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403)},
     )
     def get(self, request: Request) -> Response:
