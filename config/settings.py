@@ -681,6 +681,13 @@ COPILOT_REVIEW_THRESHOLD = env_float("COPILOT_REVIEW_THRESHOLD", 0.3, minimum=0.
 COPILOT_TOP_K = env_int("COPILOT_TOP_K", 4, minimum=1)
 COPILOT_GROUNDEDNESS_THRESHOLD = env_float("COPILOT_GROUNDEDNESS_THRESHOLD", 0.7, minimum=0.0)
 COPILOT_INTENT_BOOST = env_float("COPILOT_INTENT_BOOST", 0.02, minimum=0.0)
+# Intent-aware knowledge search (apps/copilot/search.py: the API's and the inbox's search):
+# articles fetched before the intents' links lift theirs, the lift at full probability mass
+# (added to the fused score), and the mass above which a linked article the search missed
+# is added with its best passage.
+KNOWLEDGE_SEARCH_OVERFETCH = env_int("KNOWLEDGE_SEARCH_OVERFETCH", 20, minimum=1)
+KNOWLEDGE_SEARCH_INTENT_BOOST = env_float("KNOWLEDGE_SEARCH_INTENT_BOOST", 0.02, minimum=0.0)
+KNOWLEDGE_SEARCH_ADD_MASS = env_float("KNOWLEDGE_SEARCH_ADD_MASS", 0.3, minimum=0.0)
 # Each open thumbs-down on a reply scales its intent→article link by this (retrieval's boost
 # and the confidence read the link), until an admin reviews the flag.
 LINK_PENALTY_FACTOR = env_float("LINK_PENALTY_FACTOR", 0.5, minimum=0.0)

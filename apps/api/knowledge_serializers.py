@@ -60,6 +60,11 @@ class SearchQuerySerializer(serializers.Serializer):
     language = serializers.CharField(max_length=16, required=False)
     tags = serializers.CharField(max_length=1000, required=False, help_text="comma-separated")
     source = serializers.CharField(max_length=100, required=False)  # type: ignore[assignment]  # see module note
+    intents = serializers.BooleanField(
+        default=True,
+        help_text="Read the query's likely intents and lift the articles linked to them "
+        "(false: the plain search). Needs an active classifier; the reading is returned.",
+    )
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -86,5 +91,17 @@ class ArticlesDeletedSerializer(serializers.Serializer):
     deleted = serializers.IntegerField()
 
 
+class SearchReadingSerializer(serializers.Serializer):
+    language = serializers.CharField(allow_null=True, help_text="the query's detected language")
+    intent = serializers.CharField(allow_null=True)
+    probability = serializers.FloatField(allow_null=True)
+    alternatives = serializers.ListField(child=serializers.DictField())
+    lifted = serializers.ListField(
+        child=serializers.IntegerField(), help_text="article ids the intents' links lifted"
+    )
+    used = serializers.BooleanField(help_text="whether the intents took part in the ranking")
+
+
 class SearchResponseSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
+    reading = SearchReadingSerializer()

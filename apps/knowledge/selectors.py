@@ -186,6 +186,39 @@ def chunk_search(
         return _hits(cursor, ranked, vector, vector_ranks, text_ranks)
 
 
+def article_best_chunks(
+    *,
+    article_ids: Sequence[int],
+    query_vector: Sequence[float],
+    visibility: Sequence[str] | None = None,
+    language: str | None = None,
+    tags: Sequence[str] | None = None,
+    source: str | None = None,
+) -> list[SearchHit]:
+    """Each of these (published, filter-passing) articles as its chunk nearest the query,
+    scored by that similarity (no fusion rank): for a caller that knows which articles it
+    wants and asks which passage of each fits the query best."""
+    if not article_ids:
+        return []
+    where, params = _filters_sql(visibility=visibility, language=language, tags=tags, source=source)
+    vector = _vector_literal(query_vector)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT ON (c.article_id) c.article_id, c.id, 1 - (c.embedding <=> %s::vector)
+            FROM knowledge_chunk c
+            JOIN knowledge_article a ON a.id = c.article_id
+            JOIN knowledge_source s ON s.id = a.source_id
+            WHERE c.article_id = ANY(%s) AND c.embedding_model = %s AND {where}
+            ORDER BY c.article_id, (c.embedding <=> %s::vector) + 0
+            """,  # noqa: S608 - `where` is built from fixed clauses; values are parameters
+            [vector, list(article_ids), embeddings.model_name(), *params, vector],
+        )
+        rows = cursor.fetchall()
+        ranked = [(row[0], float(row[2]), row[1]) for row in rows]
+        return _hits(cursor, ranked, vector, {}, {}) if ranked else []
+
+
 def _vector_candidates(
     cursor, vector: str, where: str, params: list[object], limit: int, k: int
 ) -> list[_Candidate]:  # type: ignore[no-untyped-def]

@@ -177,7 +177,8 @@ def test_a_punctuation_only_query_gives_an_empty_result(api_key_client):
     # when
     response = api_key_client(scopes=("read",)).get("/api/v1/knowledge/search", {"q": "?!?!"})
     # then
-    assert (response.status_code, response.json()) == (200, {"results": []})
+    assert response.status_code == 200 and response.json()["results"] == []
+    assert response.json()["reading"]["used"] is False
 
 
 def test_a_push_over_the_size_cap_is_refused_naming_the_limit_and_stores_nothing(

@@ -13,6 +13,7 @@ from apps.llm.exceptions import ModelUnavailable
 from apps.llm.gateway import litellm
 from apps.llm.models import LLMCall
 from apps.llm.prompt_format import Passage, sections_render
+from apps.llm.router import router_warm
 from apps.llm.services import StreamEvent, completion_create
 from tests.llm.conftest import FAKE_MODEL
 from tests.llm.fake_openai import Reply, ServerProcess
@@ -182,6 +183,7 @@ def test_all_deployments_down_raises_model_unavailable_within_the_timeout_bound(
     use_fakes(draft_fast=[hanging], draft_strong=[failing])
     hanging.default = ok(delay=3.0)
     failing.default = Reply.error(500)
+    router_warm()  # litellm's import and the Router's build are a process's one-off, not the bound
     # when
     started = time.monotonic()
     with pytest.raises(ModelUnavailable) as raised:

@@ -21,8 +21,8 @@ from apps.api.knowledge_serializers import (
     SearchQuerySerializer,
     SearchResponseSerializer,
 )
+from apps.copilot.search import knowledge_search
 from apps.core.exceptions import NotFoundError
-from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import (
     UpsertReport,
     article_input_build,
@@ -146,7 +146,8 @@ class ArticleDetailView(APIView):
 
 
 class KnowledgeSearchView(APIView):
-    """Hybrid search of published articles: the best passage per article, best first."""
+    """Search of published articles (hybrid, intent-aware by default): the best passage per
+    article, best first, and how the query was read."""
 
     @extend_schema(
         operation_id="knowledge_search",
@@ -158,13 +159,14 @@ class KnowledgeSearchView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         tags = [tag.strip() for tag in data.get("tags", "").split(",") if tag.strip()]
-        hits = chunk_search(
+        hits, reading = knowledge_search(
             query=data["q"],
             k=data["k"],
             mode=data["mode"],
+            intents=data["intents"],
             visibility=[data["visibility"]] if data.get("visibility") else None,
             language=data.get("language"),
             tags=tags or None,
             source=data.get("source"),
         )
-        return Response({"results": [asdict(hit) for hit in hits]})
+        return Response({"results": [asdict(hit) for hit in hits], "reading": asdict(reading)})

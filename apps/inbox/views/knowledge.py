@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from apps.copilot.search import knowledge_search as knowledge_search_aware
 from apps.core.exceptions import ValidationError
 from apps.inbox.access import inbox_login_required
 from apps.knowledge.selectors import (
     SearchHit,
     article_get,
     articles_by_external_id,
-    chunk_search,
 )
 
 RESULTS = 5
@@ -22,7 +22,7 @@ def knowledge_results(query: str) -> tuple[list[SearchHit], str]:
     if not query.strip():
         return [], ""
     try:
-        return chunk_search(query=query, k=RESULTS), ""
+        return knowledge_search_aware(query=query, k=RESULTS)[0], ""
     except ValidationError as error:
         return [], error.message
 
