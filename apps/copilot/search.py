@@ -78,8 +78,10 @@ def knowledge_search(
         knowledge_version=knowledge_version(),
         from_pipeline=True,
     )
-    alternatives = [{"intent": a.intent, "probability": a.probability} for a in triage.alternatives]
-    links = intents_article_weights(intents=[a["intent"] for a in alternatives])
+    alternatives: list[dict] = [
+        {"intent": a.intent, "probability": a.probability} for a in triage.alternatives
+    ]
+    links = intents_article_weights(intents=[str(a["intent"]) for a in alternatives])
     boosts = article_probabilities(alternatives, links)
     missing = [
         article_id

@@ -212,7 +212,7 @@ def article_best_chunks(
             WHERE c.article_id = ANY(%s) AND c.embedding_model = %s AND {where}
             ORDER BY c.article_id, (c.embedding <=> %s::vector) + 0
             """,  # noqa: S608 - `where` is built from fixed clauses; values are parameters
-            [vector, list(article_ids), embeddings.model_name(), *params, vector],
+            [vector, list(article_ids), embeddings.model_name(), *params, vector],  # type: ignore[list-item]
         )
         rows = cursor.fetchall()
         ranked = [(row[0], float(row[2]), row[1]) for row in rows]
