@@ -55,8 +55,8 @@ def measure(rows: list[tuple[str, str]], search) -> Figures:  # type: ignore[no-
         hit1=sum(r == 1 for r in ranks) / n,
         hit5=sum(r is not None and r <= 5 for r in ranks) / n,
         mrr=sum(1 / r for r in ranks if r) / n,
-        p50=percentile(times, 50),
-        p95=percentile(times, 95),
+        p50=percentile(times, 0.5),
+        p95=percentile(times, 0.95),
         misses=[q for (q, _), r in zip(rows, ranks, strict=True) if r != 1],
     )
 

@@ -29,6 +29,7 @@ from apps.knowledge.selectors import (
 )
 from apps.llm import embeddings
 from apps.triage.classification import message_classify
+from apps.triage.signals import detect_language
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,13 @@ def knowledge_search(
     text = query_validate(query)
     if text is None:
         return [], SearchReading(language=None)
-    vector = embeddings.embed([text[:QUERY_CHARS]])[0]
     if not intents or mode == "fulltext":
+        vector = None if mode == "fulltext" else embeddings.embed([text[:QUERY_CHARS]])[0]
         hits = chunk_search(query=text, k=k, mode=mode, query_vector=vector, **filters)
-        language = message_classify(text=text[:QUERY_CHARS]).language if intents else None
-        return hits, SearchReading(language=language)
+        return hits, SearchReading(language=detect_language(text))
+    # Triage first: its pass through the encoder leaves the query's embedding for the search.
     triage = message_classify(text=text[:QUERY_CHARS])
+    vector = embeddings.embed([text[:QUERY_CHARS]])[0]
     reading = SearchReading(language=triage.language)
     fetched = chunk_search(
         query=text,
