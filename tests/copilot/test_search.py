@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from apps.copilot.models import IntentArticleLink, LinkSource
+from apps.knowledge.models import Article, ArticleStatus
 from apps.knowledge.selectors import chunk_search
 from apps.triage.models import ClassifierVersion
 
@@ -63,3 +64,18 @@ def test_without_a_classifier_it_is_the_plain_search_and_other_languages_are_rea
         "/api/v1/knowledge/search", {"q": "J'ai oublié mon mot de passe, aidez-moi s'il vous plaît"}
     )
     assert french.status_code == 200 and french.json()["reading"]["language"] == "fr"
+
+
+def test_a_link_to_an_unpublished_article_is_ignored(copilot_ready, api_key_client, settings):
+    client = api_key_client(scopes=("read",))
+    tracking = copilot_ready["shipping/tracking.md"]
+    IntentArticleLink.objects.create(
+        intent_name="reset_password", article=tracking, source=LinkSource.ADMIN, weight=1.0
+    )
+    Article.objects.filter(pk=tracking.pk).update(status=ArticleStatus.DRAFT)
+    settings.KNOWLEDGE_SEARCH_OVERFETCH = 1
+    settings.KNOWLEDGE_SEARCH_INTENT_BOOST = 1.0
+    answer = _search(client)
+    assert answer["reading"]["used"] is True
+    assert "shipping/tracking.md" not in [r["external_id"] for r in answer["results"]]
+    assert answer["results"][0]["external_id"] == "account/reset-password.md"
