@@ -1,7 +1,8 @@
 """Issues 5 and 6's checks as an outsider runs them: a fresh instance started with
 `manage.py up`, a help center imported with `manage.py kb_import`, the classifier trained with
 `manage.py triage_train --activate`, then only HTTP: held-out customer questions classified
-through `POST /api/v1/triage/classify`, and posted as tickets through `POST /api/v1/tickets`,
+through `POST /api/v1/triage/classify`, searched through `GET /api/v1/knowledge/search`
+(issue 30's check), and posted as tickets through `POST /api/v1/tickets`,
 their drafts read back from `GET /api/v1/tickets/{id}` once the Celery worker has run the
 pipeline.
 
@@ -155,6 +156,29 @@ def triage_check(client: httpx.Client, held: list[tuple[str, str, str]]) -> None
     )
 
 
+def search_check(client: httpx.Client, held: list[tuple[str, str, str]]) -> None:
+    """Issue 30's check: each held-out question the help center answers, through
+    `GET /api/v1/knowledge/search?q=...&k=5`; the right article first / in the top 5, and the
+    latency seen by the client."""
+    answered = [(q, a) for q, _, a in held if a]
+    client.get("/api/v1/knowledge/search", params={"q": "warm up", "k": 5})
+    ranks, times = [], []
+    for question, expected in answered:
+        started = time.perf_counter()
+        response = client.get("/api/v1/knowledge/search", params={"q": question, "k": 5})
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+        ids = [hit["external_id"] for hit in response.json()["results"]]
+        ranks.append(ids.index(expected) + 1 if expected in ids else None)
+    times.sort()
+    n = len(answered)
+    print(
+        f"search ({n} questions): right article first {sum(r == 1 for r in ranks) / n:.3f}, "
+        f"in the top 5 {sum(r is not None and r <= 5 for r in ranks) / n:.3f}; latency p50 "
+        f"{times[n // 2]:.1f} ms, p95 {times[min(n - 1, round(0.95 * (n - 1)))]:.1f} ms"
+    )
+
+
 def copilot_check(
     client: httpx.Client, held: list[tuple[str, str, str]], settle: float = 0.0
 ) -> None:
@@ -277,6 +301,7 @@ def main() -> None:
         help="train the classifier before importing the articles (the other order)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the instance's home")
+    parser.add_argument("--search-only", action="store_true", help="skip posting tickets")
     parser.add_argument(
         "--settle",
         type=float,
@@ -299,7 +324,9 @@ def main() -> None:
             base_url=instance.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
         ) as client:
             triage_check(client, held)
-            copilot_check(client, held, arguments.settle)
+            search_check(client, held)
+            if not arguments.search_only:
+                copilot_check(client, held, arguments.settle)
     finally:
         instance.stop()
         if not arguments.keep:
