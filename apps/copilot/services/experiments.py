@@ -234,7 +234,7 @@ def arm_pick(arms: list[ExperimentArm], experiment_id: int, ticket_id: int) -> E
 def _live_arms(experiment: Experiment) -> list[ExperimentArm]:
     """The arms still running; an arm whose prompt version was deleted is stopped here (the
     others go on; fewer than two left stops the experiment)."""
-    arms = list(experiment.arms.all())
+    arms = list(experiment.arms.select_related("prompt"))
     for arm in arms:
         if arm.stopped_at is None and arm.prompt_id is None:
             ExperimentArm.objects.filter(pk=arm.pk, stopped_at__isnull=True).update(
