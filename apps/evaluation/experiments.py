@@ -13,7 +13,7 @@ spotting harm (stop the experiment) and say they are provisional.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -241,8 +241,7 @@ def experiment_report(experiment: Experiment) -> dict:
     arms = list(experiment.arms.all())
     figures = _arm_figures(arms)
     reports = [_arm_report(arm, figures[arm.pk]) for arm in arms]
-    live = [r for r, arm in zip(reports, arms, strict=True) if arm.stopped_at is None]
-    at_horizon = bool(live) and all(r["drafts"] >= experiment.horizon_per_arm for r in live)
+    at_horizon = reached_horizon(experiment)
     comparisons = _comparisons(experiment, reports, figures)
     better = [c for c in comparisons if c.get("verdict") == "better"]
     if experiment.primary_metric in LOWER_IS_BETTER:
@@ -279,15 +278,25 @@ def experiment_report(experiment: Experiment) -> dict:
     }
 
 
+def reached_horizon(experiment: Experiment) -> bool:
+    """Whether every live arm has its horizon's drafts (the unit `_arm_figures` counts)."""
+    live = list(experiment.arms.filter(stopped_at__isnull=True).values_list("pk", flat=True))
+    counts = Counter(
+        Draft.objects.filter(
+            experiment_arm_id__in=live, generation=1, evaluation=False
+        ).values_list("experiment_arm_id", flat=True)
+    )
+    return bool(live) and all(counts[pk] >= experiment.horizon_per_arm for pk in live)
+
+
 def experiments_close_due() -> list[str]:
     """Finish the running experiment whose live arms all reached the horizon, recording the
     verdict's winner (the beat task). Returns the names finished."""
     experiment = Experiment.objects.filter(status=ExperimentStatus.RUNNING).first()
-    if experiment is None:
+    # A count each minute; the figures and their intervals only once the horizon is reached.
+    if experiment is None or not reached_horizon(experiment):
         return []
     report = experiment_report(experiment)
-    if not report["at_horizon"]:
-        return []
     winner_name = report["verdict"]["winner"] if report["verdict"] else None
     winner = experiment.arms.filter(name=winner_name).first() if winner_name else None
     reason = (

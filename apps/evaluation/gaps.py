@@ -101,16 +101,22 @@ def _evidence(since) -> list[dict]:  # type: ignore[no-untyped-def]
     for message_id, reply in agent_replies_to(message_ids=list(unanswered)).items():
         found[message_id] = {**unanswered[message_id], "answer": reply.body}
     rows = sorted(found.values(), key=lambda row: row["message_id"])
-    return [row for row in rows if not _covered(row["answer"])]
+    answers = [row["answer"].strip()[:MAX_QUERY_CHARACTERS] for row in rows]
+    # One batch through the embedding cache: each refresh sees mostly the same answers.
+    vectors = embeddings_fetch(texts=answers).vectors if rows else []
+    return [
+        row
+        for row, text, vector in zip(rows, answers, vectors, strict=True)
+        if not _covered(text, vector)
+    ]
 
 
-def _covered(answer: str) -> bool:
+def _covered(answer: str, vector: list[float]) -> bool:
     """Whether a published article is close to what the agent answered."""
-    text = answer.strip()[:MAX_QUERY_CHARACTERS]
-    if not text:
+    if not answer:
         return False
     try:
-        hits = chunk_search(query=text, k=1, mode="vector")
+        hits = chunk_search(query=answer, k=1, mode="vector", query_vector=vector)
     except ValidationError:
         return False
     similarity = hits[0].similarity if hits else None
