@@ -7,6 +7,7 @@ default silently standing in for a typo.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from pathlib import Path
@@ -73,6 +74,20 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_floats(name: str, default: list[float], *, minimum: float = 0.0) -> list[float]:
+    """Comma-separated numbers (`80,100`), each at least `minimum`."""
+    values = []
+    for item in env_list(name, [str(value) for value in default]):
+        try:
+            number = float(item)
+        except ValueError:
+            raise ConfigurationError(f"{name}: {item!r} is not a number") from None
+        if not math.isfinite(number) or number < minimum:
+            raise ConfigurationError(f"{name}: {item!r} must be a number of at least {minimum}")
+        values.append(number)
+    return values
 
 
 def env_networks(name: str) -> list[str]:
@@ -160,9 +175,10 @@ def private_dir(path: Path, *, mode: int = 0o700) -> Path:
     return path
 
 
-def local_secret_key(home: Path) -> str:
-    """A secret key generated once and kept under DESKPILOT_HOME, for local runs."""
-    path = home / "secret_key"
+def local_secret_key(home: Path, name: str = "secret_key") -> str:
+    """A secret generated once and kept under DESKPILOT_HOME in the file `name`, for local
+    runs (the secret key, the /metrics token)."""
+    path = home / name
     if path.exists():
         return path.read_text().strip()
     home.mkdir(parents=True, exist_ok=True)

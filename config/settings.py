@@ -15,6 +15,7 @@ from config.env import (
     deskpilot_home,
     env_bool,
     env_float,
+    env_floats,
     env_int,
     env_list,
     env_networks,
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "axes",
     "apps.core",
     "apps.accounts",
+    "apps.webhooks",
     "apps.llm",
     "apps.knowledge",
     "apps.api",
@@ -62,9 +64,11 @@ INSTALLED_APPS = [
     "apps.evaluation",
     "apps.privacy",
     "apps.inbox",
+    "apps.operations",
 ]
 
 MIDDLEWARE = [
+    "apps.core.request_metrics.RequestMetricsMiddleware",
     "apps.core.web.WebRequestMarkerMiddleware",
     "apps.core.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -262,6 +266,41 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
 # /readyz names what is down; the error texts behind it (hosts, roles) only with this on.
 HEALTH_DETAILS = env_bool("HEALTH_DETAILS", DEBUG)
 
+# --- outbound webhooks (apps.webhooks) -----------------------------------------------------
+# Targets on private, loopback or link-local addresses are refused unless inside these
+# networks (e.g. "10.0.0.0/8" for an internal CRM bridge, "127.0.0.0/8" for a local receiver).
+WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS")
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.5)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+# Doubling from this (30 s, 1 min, 2 min ... capped at an hour): 8 tries span about 2 hours.
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 30.0, minimum=0.01)
+CELERY_BEAT_SCHEDULE["webhooks-deliveries-sweep"] = {
+    "task": "webhooks.deliveries_sweep",
+    "schedule": 60.0,
+}
+
+# --- alerts (apps.operations.alerts) -------------------------------------------------------
+ALERT_EMAILS = env_list("ALERT_EMAILS", [])  # and webhook subscribers of alert.fired
+ALERT_CHECK_SECONDS = env_float("ALERT_CHECK_SECONDS", 30.0, minimum=5.0)
+# The same alert is not sent again within this long of its last send (a flapping condition).
+ALERT_COOLDOWN_MINUTES = env_float("ALERT_COOLDOWN_MINUTES", 60.0, minimum=0.0)
+ALERT_BUDGET_LEVELS = [
+    percent / 100 for percent in env_floats("ALERT_BUDGET_PERCENTS", [80, 100], minimum=1.0)
+]
+ALERT_PRECISION_WINDOW_HOURS = env_int("ALERT_PRECISION_WINDOW_HOURS", 24, minimum=1)
+ALERT_PRECISION_MIN_JUDGED = env_int("ALERT_PRECISION_MIN_JUDGED", 20, minimum=1)
+ALERT_ERROR_WINDOW_MINUTES = env_int("ALERT_ERROR_WINDOW_MINUTES", 15, minimum=1)
+ALERT_ERROR_RATE = env_float("ALERT_ERROR_RATE", 0.05, minimum=0.0)
+ALERT_ERROR_MIN_EVENTS = env_int("ALERT_ERROR_MIN_EVENTS", 20, minimum=1)
+ALERT_QUEUE_BACKLOG = env_int("ALERT_QUEUE_BACKLOG", 200, minimum=1)
+CELERY_BEAT_SCHEDULE["operations-alerts-check"] = {
+    "task": "operations.alerts_check",
+    "schedule": ALERT_CHECK_SECONDS,
+}
+# /metrics (Prometheus text) answers only with "Authorization: Bearer <METRICS_TOKEN>"; without
+# the variable, a token generated once into DESKPILOT_HOME/metrics_token.
+METRICS_TOKEN = env_str("METRICS_TOKEN") or local_secret_key(DESKPILOT_HOME, "metrics_token")
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -438,6 +477,8 @@ RETENTION_DAYS = {
     "caches": env_int("RETENTION_CACHE_DAYS", 30, minimum=0),
     # Widget visitors' identities and unverified claims (name, email they typed).
     "widget_visitors": env_int("RETENTION_WIDGET_VISITOR_DAYS", 30, minimum=0),
+    # Outbound webhook deliveries that were sent or given up (their payloads carry text).
+    "webhooks": env_int("RETENTION_WEBHOOK_DAYS", 30, minimum=0),
 }
 if 0 < RETENTION_DAYS["audit"] < 32:
     # The monthly LLM budget is summed from the call rows: a month of them must stay.
@@ -501,6 +542,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "PipelineStatusEnum": "apps.tickets.models.PipelineStatus",
     "EvalRunStatusEnum": "apps.evaluation.models.RunStatus",
     "DraftStatusEnum": "apps.copilot.models.DraftStatus",
+    "WebhookEventTypeEnum": "apps.webhooks.models.EventType",
 }
 WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS = env_int(
     "WIDGET_VISITOR_TOKEN_MAX_AGE", 7 * 24 * 3600, minimum=60

@@ -23,6 +23,12 @@ from apps.api.views.knowledge import (
 from apps.api.views.ping import PingView
 from apps.api.views.tickets import TicketDetailView, TicketListCreateView, TicketMessageCreateView
 from apps.api.views.triage import TriageClassifyView
+from apps.api.views.webhooks import (
+    WebhookDeliveryListView,
+    WebhookDeliveryResendView,
+    WebhookDetailView,
+    WebhookListCreateView,
+)
 
 app_name = "api"
 
@@ -52,4 +58,16 @@ urlpatterns = [
     path("experiments", ExperimentListView.as_view(), name="experiments"),
     path("experiments/<str:experiment_id>", ExperimentDetailView.as_view(), name="experiment"),
     path("triage/classify", TriageClassifyView.as_view(), name="triage-classify"),
+    path("webhooks", WebhookListCreateView.as_view(), name="webhooks"),
+    path("webhooks/<str:webhook_id>", WebhookDetailView.as_view(), name="webhook"),
+    path(
+        "webhooks/<str:webhook_id>/deliveries",
+        WebhookDeliveryListView.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "webhooks/deliveries/<str:delivery_id>/resend",
+        WebhookDeliveryResendView.as_view(),
+        name="webhook-delivery-resend",
+    ),
 ]

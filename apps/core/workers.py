@@ -42,3 +42,22 @@ def workers_warm_reset(*, redis_url: str | None = None) -> None:
     client = _client(redis_url)
     for key in client.scan_iter(f"{KEY_PREFIX}*", count=1000):
         client.delete(key)
+
+
+QUEUES = ("default", "pipeline", "ingest", "eval")
+# kombu's Redis transport keeps a queue's priorities 3, 6 and 9 in lists of their own.
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+def celery_queue_lengths(*, redis_url: str | None = None) -> dict[str, int]:
+    """Tasks waiting in each Celery queue (the broker is this Redis), in one round trip."""
+    pipe = _client(redis_url).pipeline(transaction=False)
+    for queue in QUEUES:
+        for suffix in _PRIORITY_SUFFIXES:
+            pipe.llen(queue + suffix)
+    lengths = pipe.execute()
+    width = len(_PRIORITY_SUFFIXES)
+    return {
+        queue: int(sum(lengths[index * width : (index + 1) * width]))
+        for index, queue in enumerate(QUEUES)
+    }

@@ -52,12 +52,32 @@ class Refit:
 
 def live_labels(*, since) -> list[tuple[ConfidenceFeatures, bool]]:  # type: ignore[no-untyped-def]
     """(features, right) for each live draft since `since` that someone judged."""
+    return [
+        (ConfidenceFeatures.from_stored(features), right)
+        for _, features, right in live_judgements(since=since)
+        if features
+    ]
+
+
+def auto_send_precision(*, since) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(right, judged) among the replies auto-sent since `since` that someone judged."""
+    verdicts = [
+        right
+        for decision, _, right in live_judgements(since=since)
+        if decision == Decision.AUTO_SENT
+    ]
+    return sum(verdicts), len(verdicts)
+
+
+def live_judgements(*, since) -> list[tuple[str, dict, bool]]:  # type: ignore[no-untyped-def]
+    """(decision, confidence features, right) for each live draft since `since` whose fate
+    the confidence decided and that someone judged (the module docstring's rules)."""
     drafts = Draft.objects.filter(evaluation=False, created_at__gte=since).filter(
         decision=Decision.AUTO_SENT
     ) | Draft.objects.filter(
         evaluation=False, created_at__gte=since, reason=HandoffReason.LOW_CONFIDENCE
     )
-    rows = list(drafts.exclude(confidence_features={}).values("id", "confidence_features"))
+    rows = list(drafts.values("id", "decision", "confidence_features"))
     ids = [row["id"] for row in rows]
     actions = {
         a["draft_id"]: a
@@ -75,7 +95,7 @@ def live_labels(*, since) -> list[tuple[ConfidenceFeatures, bool]]:  # type: ign
             "draft_id", flat=True
         )
     )
-    labelled = []
+    judged = []
     for row in rows:
         action = actions.get(row["id"])
         label: bool | None = None
@@ -92,8 +112,8 @@ def live_labels(*, since) -> list[tuple[ConfidenceFeatures, bool]]:  # type: ign
         elif row["id"] in liked:
             label = True
         if label is not None:
-            labelled.append((ConfidenceFeatures.from_stored(row["confidence_features"]), label))
-    return labelled
+            judged.append((row["decision"], row["confidence_features"], label))
+    return judged
 
 
 def calibration_refit_from_live(*, days: int | None = None, activate: bool = True) -> Refit:

@@ -10,8 +10,6 @@ when the URL is resolved, not pinned for the connection: DNS rebinding is not co
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -21,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.exceptions import ValidationError
+from apps.core.outbound import OutboundRefused, outbound_url_check
 from apps.knowledge.imports import ArticleBatch, ImportReport, import_announce
 from apps.knowledge.models import Source, SourceKind
 from apps.knowledge.parsing import ParseError, document_parse
@@ -36,44 +35,16 @@ class FetchError(Exception):
     pass
 
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Global, and so is any IPv4 address it carries (6to4, NAT64), which could reach e.g.
-    169.254.169.254 through a translating gateway."""
-    if not ip.is_global:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address):
-        carried = ip.sixtofour
-        if carried is None and ip in _NAT64:
-            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if carried is not None and not carried.is_global:
-            return False
-    return True
-
-
 def _check_url(url: str) -> None:
     """Refuse what the crawler must not fetch: other schemes, and non-public addresses."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"}:
-        raise FetchError(f"only http(s) URLs are crawled, not {url!r}")
-    host = parts.hostname or ""
-    if not host:
-        raise FetchError(f"no host in {url!r}")
     try:
-        # Always a str at run time; typeshed allows an int for some address families.
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, parts.port or None)}
-    except (socket.gaierror, UnicodeError) as error:
-        raise FetchError(f"unreachable: {error}") from error
-    allowed = [ipaddress.ip_network(net) for net in settings.KNOWLEDGE_CRAWL_ALLOWED_NETWORKS]
-    for address in sorted(addresses):
-        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
-        if not _is_public(ip) and not any(ip in network for network in allowed):
-            raise FetchError(
-                f"{host} resolves to a non-public address ({ip}); add its network to "
-                "KNOWLEDGE_CRAWL_ALLOWED_NETWORKS to crawl an internal site"
-            )
+        outbound_url_check(
+            url,
+            allowed_networks=settings.KNOWLEDGE_CRAWL_ALLOWED_NETWORKS,
+            setting="KNOWLEDGE_CRAWL_ALLOWED_NETWORKS (an internal site)",
+        )
+    except OutboundRefused as error:
+        raise FetchError(str(error)) from error
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):

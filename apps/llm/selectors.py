@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from apps.llm.models import LLMCall
@@ -54,3 +54,11 @@ def llm_spend(
 def llm_calls_for_ticket(*, ticket_id: int) -> list[LLMCall]:
     """Every call made for a ticket, oldest first (for the draft's explanation view)."""
     return list(LLMCall.objects.filter(ticket_id=ticket_id).order_by("created_at", "id"))
+
+
+def llm_call_outcomes(*, since: datetime) -> tuple[int, int]:
+    """(failed, total) model calls since `since` (cache hits are not calls)."""
+    counts = LLMCall.objects.filter(created_at__gte=since, cache_hit=False).aggregate(
+        failed=Count("id", filter=Q(status=LLMCall.Status.FAILED)), total=Count("id")
+    )
+    return counts["failed"], counts["total"]

@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
+from apps.core import metrics
 from apps.core.db import in_transaction
 from apps.core.exceptions import ValidationError
 from apps.core.timelimits import soft_time_limit_check
@@ -502,11 +503,24 @@ def _log_save(row: LLMCall) -> None:
     """
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         row.save()
-        return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        row.save()
+    else:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            row.save()
+    metrics.metrics_record(_call_metrics(row))
+
+
+def _call_metrics(row: LLMCall) -> metrics.Batch:
+    model = row.model or "none"
+    batch = metrics.Batch().inc(
+        metrics.LLM_CALLS, purpose=row.purpose, alias=row.alias, model=model, outcome=row.status
+    )
+    alias = row.served_alias or row.alias
+    batch.inc(metrics.LLM_TOKENS, row.input_tokens, alias=alias, model=model, direction="input")
+    batch.inc(metrics.LLM_TOKENS, row.output_tokens, alias=alias, model=model, direction="output")
+    batch.inc(metrics.LLM_COST, float(row.cost_usd), alias=alias, model=model)
+    return batch.observe(metrics.LLM_CALL_DURATION, row.latency_ms / 1000, alias=row.alias)
 
 
 def _error_message(error: Exception | None) -> str:

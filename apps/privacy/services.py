@@ -60,6 +60,7 @@ from apps.tickets.services.erasure import (
     widget_visitor_data_purge,
 )
 from apps.triage.services import training_examples_erase
+from apps.webhooks.services import webhook_deliveries_erase, webhook_deliveries_purge
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class RetentionPeriods:
     audit: int
     caches: int
     widget_visitors: int
+    webhooks: int
 
     @classmethod
     def from_settings(cls) -> RetentionPeriods:
@@ -130,6 +132,7 @@ def _tickets_erase(footprint: Footprint, *, resolve: bool) -> dict[str, int]:
     ids = footprint.ticket_ids
     counts = tickets_text_erase(ticket_ids=ids, resolve=resolve)
     counts["drafts"] = drafts_text_erase(ticket_ids=ids)
+    counts["webhook_deliveries"] = webhook_deliveries_erase(ticket_ids=ids)
     counts.update(feedback_text_erase(ticket_ids=ids))
     counts["reply_cache_entries"] = reply_cache_forget(ticket_ids=ids, texts=footprint.texts)
     counts["admin_log_entries"] = (
@@ -186,6 +189,14 @@ def retention_purge(*, now: datetime | None = None) -> ErasureRecord | None:
         add({"reply_cache_entries": reply_cache_purge(before=now - timedelta(days=periods.caches))})
     if periods.widget_visitors:
         add(widget_visitor_data_purge(before=now - timedelta(days=periods.widget_visitors)))
+    if periods.webhooks:
+        add(
+            {
+                "webhook_deliveries": webhook_deliveries_purge(
+                    before=now - timedelta(days=periods.webhooks)
+                )
+            }
+        )
     counts = {key: value for key, value in counts.items() if value}
     if not counts:
         return None

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from apps.core.exceptions import NotFoundError
-from apps.tickets.models import AuthorKind, Message, Ticket, TicketEvent, TicketStatus
+from apps.tickets.models import (
+    AuthorKind,
+    Message,
+    PipelineStatus,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
 
 
 def ticket_get(*, ticket_id: int) -> Ticket:
@@ -144,3 +151,16 @@ def reopenings_since(*, since: datetime) -> list[tuple[int, datetime, datetime]]
         if resolved is not None:
             pairs.append((ticket_id, resolved, at))
     return pairs
+
+
+def pipeline_outcomes(*, since: datetime) -> tuple[int, int]:
+    """(failed, total) customer messages since `since` whose pipeline finished or failed."""
+    finished = Message.objects.filter(
+        created_at__gte=since,
+        author_kind=AuthorKind.CUSTOMER,
+        pipeline_status__in=[PipelineStatus.DONE, PipelineStatus.FAILED],
+    )
+    counts = finished.aggregate(
+        failed=Count("id", filter=Q(pipeline_status=PipelineStatus.FAILED)), total=Count("id")
+    )
+    return counts["failed"], counts["total"]

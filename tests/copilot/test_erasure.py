@@ -258,6 +258,7 @@ def test_retention_purges_what_is_due_and_reports_it(copilot_ready, fake_openai,
     LLMCall.objects.filter(ticket_id=old.pk).update(created_at=long_ago)
     settings.RETENTION_DAYS = {
         "messages": 90, "llm_text": 30, "audit": 0, "caches": 30, "widget_visitors": 30,
+        "webhooks": 30,
     }  # fmt: skip
     # when
     record = retention_purge()

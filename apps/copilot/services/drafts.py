@@ -17,6 +17,7 @@ from django.db.models import F, Max, Value
 from django.db.models.functions import Least
 
 from apps.accounts.models import User
+from apps.copilot.events import draft_written
 from apps.copilot.models import (
     Decision,
     Draft,
@@ -214,5 +215,6 @@ def draft_regenerate(*, message_id: int, actor_id: int | None) -> Draft | None:
         draft = Draft.objects.create(
             ticket=ticket, message=message, generation=generation, acted_by_id=actor_id, **fields
         )
+        draft_written(draft)
     publish_final(draft)
     return draft

@@ -17,6 +17,8 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
+from apps.copilot.events import draft_written
+from apps.copilot.metrics import auto_send_metrics_record, draft_metrics_record
 from apps.copilot.models import AssistOff, Decision, Draft, DraftStatus, HandoffReason, Takeover
 from apps.copilot.pipeline.compose import draft_compose
 from apps.copilot.pipeline.context import Conversation, Turn
@@ -229,6 +231,7 @@ def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft 
     elif person is not None:
         fields = _for_person(fields, *person)
     draft = Draft.objects.create(ticket=ticket, message=message, generation=1, **fields)
+    draft_written(draft)
     if skip is None:
         # This draft answers the earlier questions still open too: their drafts are void.
         Draft.objects.filter(
@@ -251,6 +254,7 @@ def _act(ticket: Ticket, draft: Draft) -> None:
             status=DraftStatus.AUTO_SENT, sent_message_id=sent.pk
         )
         draft.status, draft.sent_message_id = DraftStatus.AUTO_SENT, sent.pk
+        auto_send_metrics_record(channel=ticket.channel)
     elif draft.decision == Decision.NEEDS_REVIEW:
         if ticket.status != TicketStatus.NEEDS_REVIEW:
             ticket_review_request(
@@ -292,7 +296,7 @@ def pipeline_fail(*, message_id: int, error: str) -> None:
         ):
             return
         if draft_for_message(message_id=message_id) is None:
-            Draft.objects.create(
+            failed = Draft.objects.create(
                 ticket=ticket,
                 message=message,
                 generation=1,
@@ -301,6 +305,7 @@ def pipeline_fail(*, message_id: int, error: str) -> None:
                 reason=HandoffReason.PIPELINE_FAILED,
                 reason_detail=error[:2000],
             )
+            draft_metrics_record(failed)
         if ticket.status not in CLOSED_STATUSES:
             try:
                 ticket_handoff(

@@ -31,6 +31,11 @@ from apps.tickets.models import (
     TicketPriority,
     TicketStatus,
 )
+from apps.tickets.services.events import (
+    message_created_emit,
+    ticket_created_emit,
+    ticket_status_emit,
+)
 from apps.tickets.services.pipeline import message_pipeline_schedule
 from apps.tickets.sla import sla_targets
 
@@ -138,7 +143,10 @@ def ticket_create(
         attachments=attachments,
         channel_message_id=channel_message_id,
         metadata=metadata,
+        announce=False,
     )
+    ticket_created_emit(ticket, message)
+    message_created_emit(message)
     return ticket, message
 
 
@@ -228,7 +236,10 @@ def _message_insert(
     attachments: list[dict[str, Any]] | None = None,
     channel_message_id: str = "",
     metadata: dict[str, Any] | None = None,
+    announce: bool = True,
 ) -> Message:
+    """Store a message; `announce`: its message.created event now (a new ticket sends it
+    after its ticket.created)."""
     is_customer = author_kind == AuthorKind.CUSTOMER
     message = Message.objects.create(
         ticket=ticket,
@@ -244,6 +255,8 @@ def _message_insert(
             PipelineStatus.UNSCHEDULED if is_customer else PipelineStatus.NOT_APPLICABLE
         ),
     )
+    if announce:
+        message_created_emit(message)
     if is_customer:
         # robust: the response must not fail after the message is safely committed.
         transaction.on_commit(
@@ -325,6 +338,7 @@ def _ticket_transition(
     )
     for field, value in changes.items():
         setattr(ticket, field, value)
+    ticket_status_emit(ticket, from_status=from_status, reason=reason)
     return ticket
 
 
