@@ -21,6 +21,42 @@ from rest_framework.test import APIClient
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# mypy on apps/ takes a minute or two of one core and shares nothing with the other tests:
+# when its test is selected it starts in the background as soon as the run is collected, and
+# the test (near the end of the run) waits for its result instead of blocking the run.
+MYPY_TEST = "test_apps_type_check_with_mypy"
+_background: dict[str, tuple[subprocess.Popen, Any]] = {}
+
+
+def mypy_start() -> tuple[subprocess.Popen, Any]:
+    import tempfile
+
+    output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (mypy_result closes it)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mypy", "apps"],
+        cwd=BASE_DIR,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, output
+
+
+def pytest_collection_modifyitems(session, config, items):  # type: ignore[no-untyped-def]
+    if any(item.name == MYPY_TEST for item in items) and "mypy" not in _background:
+        _background["mypy"] = mypy_start()
+
+
+@pytest.fixture
+def mypy_result() -> tuple[int, str]:
+    """(exit code, output) of `mypy apps`, started in the background at collection."""
+    process, output = _background.pop("mypy", None) or mypy_start()
+    code = process.wait(timeout=900)
+    with output:
+        output.seek(0)
+        return code, output.read()
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

@@ -66,15 +66,9 @@ def test_apps_import_down_the_layers_only():
 
 
 @pytest.mark.slow
-def test_apps_type_check_with_mypy():
+def test_apps_type_check_with_mypy(mypy_result):
     # given: STYLE.md's rule, mypy with django-stubs on apps/ (configured in pyproject.toml)
-    # when
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "apps"],
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # when: it ran (started in the background when the run was collected, tests/conftest.py)
+    code, output = mypy_result
     # then
-    assert result.returncode == 0, result.stdout[-5000:]
+    assert code == 0, output[-5000:]

@@ -366,6 +366,12 @@ def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
         launcher.say(f"  admin      {base}/admin/")
         launcher.say(f"  API docs   {base}/api/docs/")
         launcher.say(f"  health     {base}/readyz")
+        token = (
+            "$METRICS_TOKEN"
+            if env.get("METRICS_TOKEN")
+            else f"the token in {options.home / 'metrics_token'}"
+        )
+        launcher.say(f"  metrics    {base}/metrics  (Authorization: Bearer {token})")
         credentials = options.home / "demo_logins.txt"
         if options.demo and credentials.exists():
             launcher.say(credentials.read_text().rstrip())

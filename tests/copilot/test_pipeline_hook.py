@@ -12,7 +12,7 @@ from apps.copilot.services import pipeline_run
 from apps.tickets.models import Message, PipelineStatus
 from apps.tickets.services import message_pipeline_sweep
 from config.celery import app as celery_app
-from tests.conftest import wait_for
+from tests.conftest import celery_worker, wait_for
 
 DEAD_BROKER_URL = "redis://127.0.0.1:1/0"
 
@@ -229,41 +229,6 @@ def test_a_run_that_died_on_every_delivery_goes_to_a_person_instead_of_forever(
     assert message.ticket.status == "handed_off"
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_real_worker_picks_up_a_message_created_through_the_api(
-    celery_worker_process, api_key_client
-):
-    # given
-    client = api_key_client()
-    # when
-    message_id = _create_ticket(client, "worker, please")["message_id"]
-    # then
-    message = wait_for(
-        lambda: Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.DONE).first()
-    )
-    assert message.pipeline_attempts == 1
-    assert message.pipeline_started_at is not None
-
-
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_real_worker_gets_the_message_after_the_broker_comes_back(
-    celery_worker_process, api_key_client, broker_down
-):
-    # given: a message arrives while the broker is down
-    client = api_key_client()
-    message_id = _create_ticket(client, "during the outage")["message_id"]
-    assert Message.objects.get(pk=message_id).pipeline_status == "unscheduled"
-    # when: the broker is back and the sweep runs
-    broker_down()
-    assert message_pipeline_sweep(unscheduled_after_seconds=0) == 1
-    # then
-    wait_for(
-        lambda: Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.DONE).exists()
-    )
-
-
 @pytest.mark.django_db
 def test_widget_and_email_messages_each_publish_one_task(
     api_key_client, published, django_capture_on_commit_callbacks
@@ -295,3 +260,44 @@ def test_widget_and_email_messages_each_publish_one_task(
         started["message"]["id"],
         emailed["message_id"],
     ]
+
+
+# The two tests with a real worker come last and share it (a worker start costs ~20 s):
+# while it runs it would consume the pipeline tasks of any test after them in this module.
+@pytest.fixture(scope="module")
+def module_worker(django_db_setup, django_db_blocker) -> Iterator[str]:
+    with celery_worker() as node:
+        yield node
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_picks_up_a_message_created_through_the_api(module_worker, api_key_client):
+    # given
+    client = api_key_client()
+    # when
+    message_id = _create_ticket(client, "worker, please")["message_id"]
+    # then
+    message = wait_for(
+        lambda: Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.DONE).first()
+    )
+    assert message.pipeline_attempts == 1
+    assert message.pipeline_started_at is not None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_gets_the_message_after_the_broker_comes_back(
+    module_worker, api_key_client, broker_down
+):
+    # given: a message arrives while the broker is down
+    client = api_key_client()
+    message_id = _create_ticket(client, "during the outage")["message_id"]
+    assert Message.objects.get(pk=message_id).pipeline_status == "unscheduled"
+    # when: the broker is back and the sweep runs
+    broker_down()
+    assert message_pipeline_sweep(unscheduled_after_seconds=0) == 1
+    # then
+    wait_for(
+        lambda: Message.objects.filter(pk=message_id, pipeline_status=PipelineStatus.DONE).exists()
+    )

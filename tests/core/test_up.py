@@ -113,12 +113,12 @@ def _descendants_and_services(up: psutil.Process, home: Path) -> list[psutil.Pro
     return list(found.values())
 
 
-def start_up(home: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
-    """Start `up` and read its output until it says it is ready."""
+def start_up(home: Path, port: int, **env: str) -> tuple[subprocess.Popen, list[str]]:
+    """Start `up` (with `env` added) and read its output until it says it is ready."""
     process = subprocess.Popen(
         [sys.executable, "manage.py", "up", "--port", str(port)],
         cwd=BASE_DIR,
-        env=up_env(home),
+        env={**up_env(home), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -184,8 +184,9 @@ def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
     secret = (home / "secret_key").read_text()
     # when: SIGTERM, as a service manager stops it
     stop_and_assert_nothing_left(process, home, signal.SIGTERM)
-    # and: a second `up` on the same home, stopped by Ctrl-C
-    process, _ = start_up(home, port)
+    # and: a second `up` on the same home (not warming its processes: only the data is
+    # checked), stopped by Ctrl-C
+    process, _ = start_up(home, port, WORKER_WARM="false", WEB_WARM="false")
     database_url = (home / "run" / "database_url").read_text()
     with psycopg.connect(database_url) as connection:
         kept = connection.execute("SELECT note FROM kept").fetchall()
