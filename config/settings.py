@@ -68,7 +68,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "apps.core.request_metrics.RequestMetricsMiddleware",
+    "apps.core.telemetry.RequestTelemetryMiddleware",
     "apps.core.web.WebRequestMarkerMiddleware",
     "apps.core.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -197,6 +197,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers log through LOGGING (LOG_FORMAT, the ids of each task) rather than Celery's format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -336,14 +338,35 @@ LLM_REQUEST_TIMEOUT = env_float("LLM_REQUEST_TIMEOUT", 30.0, minimum=0.1)
 
 # --- logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# json: one JSON object per line (time, level, logger, message, and the ids of the request,
+# task, ticket, message, draft and trace it is about), for a log pipeline; text: for reading.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ConfigurationError(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Customers' cards, IBANs, emails and phone numbers are masked in every line that slips.
-    "filters": {"pii": {"()": "apps.safety.logs.PiiLogFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+    },
+    # Customers' cards, IBANs, emails and phone numbers are masked in every line that slips;
+    # the ids of what a line is about are added (apps.core.logcontext).
+    "filters": {
+        "pii": {"()": "apps.safety.logs.PiiLogFilter"},
+        "context": {"()": "apps.core.logcontext.LogContextFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["pii"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["pii", "context"],
+        }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

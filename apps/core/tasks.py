@@ -1,3 +1,4 @@
+import contextlib
 import socket
 import time
 from typing import Any
@@ -6,11 +7,15 @@ from celery import shared_task
 from celery.signals import task_postrun, task_prerun
 
 from apps.core import metrics
+from apps.core.logcontext import log_context_reset, log_context_set
 from apps.core.services import heartbeat_record
 
-# Start times of the tasks this process runs now, by task id (one at a time in a prefork
-# child; a thread pool runs several).
+# Start times and log contexts of the tasks this process runs now, by task id (one at a
+# time in a prefork child; a thread pool runs several).
 _started: dict[str, float] = {}
+_log_tokens: dict[str, Any] = {}
+# Task arguments that name what a task is about: they go on its log lines.
+_ID_ARGUMENTS = ("ticket_id", "message_id", "draft_id", "run_id", "delivery_id", "alert_id")
 
 
 @shared_task(name="core.heartbeat_record")
@@ -20,9 +25,16 @@ def heartbeat_record_task(name: str = "worker") -> int:
 
 
 @task_prerun.connect
-def _task_started(task_id: str | None = None, **_: Any) -> None:
-    if task_id:
-        _started[task_id] = time.perf_counter()
+def _task_started(
+    task_id: str | None = None, task: Any = None, kwargs: dict | None = None, **_: Any
+) -> None:
+    if not task_id:
+        return
+    _started[task_id] = time.perf_counter()
+    ids = {name: value for name, value in (kwargs or {}).items() if name in _ID_ARGUMENTS}
+    _log_tokens[task_id] = log_context_set(
+        {"task_id": task_id, "task": getattr(task, "name", ""), **ids}
+    )
 
 
 @task_postrun.connect
@@ -31,6 +43,11 @@ def _task_finished(
 ) -> None:
     """Every task's outcome (SUCCESS, FAILURE, RETRY, ...) and run time, by queue."""
     started = _started.pop(task_id or "", None)
+    token = _log_tokens.pop(task_id or "", None)
+    if token is not None:
+        # ValueError: set in another context (a thread pool's other thread).
+        with contextlib.suppress(ValueError):
+            log_context_reset(token)
     if task is None:
         return
     delivery = getattr(task.request, "delivery_info", None) or {}

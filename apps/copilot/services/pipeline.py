@@ -29,6 +29,7 @@ from apps.copilot.services.experiments import drafting_setup
 from apps.copilot.services.replies import reply_post
 from apps.copilot.services.stream import DraftStream, flush_safely, publish_final, publish_safely
 from apps.core.exceptions import InvalidTransitionError
+from apps.core.logcontext import log_context_add
 from apps.llm.router import router_warm
 from apps.llm.services import llm_calls_text_erase
 from apps.safety.pii import analyzer_warm
@@ -131,6 +132,7 @@ def pipeline_run(*, message_id: int) -> Draft | None:
     message = message_get(message_id=message_id)
     if message is None or message.author_kind != AuthorKind.CUSTOMER:
         return None
+    log_context_add(ticket_id=message.ticket_id, message_id=message_id)
     existing = draft_for_message(message_id=message_id)
     if existing is not None:
         message_pipeline_advance(
@@ -175,6 +177,10 @@ def pipeline_run(*, message_id: int) -> Draft | None:
         draft_streams_forget(ticket_ids=[ticket.pk])
         return None
     publish_final(draft)
+    logger.info(
+        "draft %s for message %s: %s%s",
+        draft.pk, message_id, draft.decision, f" ({draft.reason})" if draft.reason else "",
+    )  # fmt: skip
     return draft
 
 
@@ -231,6 +237,7 @@ def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft 
     elif person is not None:
         fields = _for_person(fields, *person)
     draft = Draft.objects.create(ticket=ticket, message=message, generation=1, **fields)
+    log_context_add(draft_id=draft.pk)
     draft_written(draft)
     if skip is None:
         # This draft answers the earlier questions still open too: their drafts are void.

@@ -1,13 +1,16 @@
-"""Every web request's duration into the metrics (apps.core.metrics), by view and status.
+"""Every web request: its duration into the metrics (apps.core.metrics), by view and status,
+and a request id on its log lines and in its answer (X-Request-ID).
 
 The view is the URL pattern's name, never the path (a path carries ids: one series each);
 requests that match no pattern count as "unmatched". Buffered: recording adds no Redis round
-trip to the request.
+trip to the request. A request id sent by a proxy is kept when it looks like one.
 """
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +18,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 from apps.core import metrics
+from apps.core.logcontext import log_context_set
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Answered by HealthProbeMiddleware before URL resolution.
 _PROBES = {"/healthz": "healthz", "/readyz": "readyz"}
 
@@ -39,7 +44,20 @@ def _record(request: HttpRequest, status: int, started: float) -> None:
     )
 
 
-class RequestMetricsMiddleware:
+def _request_id(request: HttpRequest) -> str:
+    given = request.headers.get("X-Request-ID", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def _bind(request_id: str) -> None:
+    """The request's id on every line logged until the next request of this context: set,
+    not scoped, because Django logs a 4xx/5xx answer after the middleware returned. Under
+    ASGI each request runs in a context of its own; a sync worker thread's next request
+    replaces it."""
+    log_context_set({"request_id": request_id})
+
+
+class RequestTelemetryMiddleware:
     sync_capable = True
     async_capable = True
 
@@ -54,9 +72,12 @@ class RequestMetricsMiddleware:
             return self._call_async(request)
         started = time.perf_counter()
         status = 500  # an exception that escapes every handler
+        request_id = _request_id(request)
         try:
+            _bind(request_id)
             response = self.get_response(request)
             status = response.status_code
+            response["X-Request-ID"] = request_id
             return response
         finally:
             _record(request, status, started)
@@ -64,9 +85,12 @@ class RequestMetricsMiddleware:
     async def _call_async(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
         status = 500
+        request_id = _request_id(request)
         try:
+            _bind(request_id)
             response = await self.get_response(request)
             status = response.status_code
+            response["X-Request-ID"] = request_id
             return response
         finally:
             _record(request, status, started)
