@@ -299,6 +299,18 @@ CELERY_BEAT_SCHEDULE["operations-alerts-check"] = {
     "task": "operations.alerts_check",
     "schedule": ALERT_CHECK_SECONDS,
 }
+# The insights page's daily figures: today and yesterday every few minutes, the last week
+# hourly (feedback on older drafts keeps arriving).
+CELERY_BEAT_SCHEDULE["operations-figures-refresh"] = {
+    "task": "operations.figures_refresh",
+    "schedule": env_float("INSIGHTS_REFRESH_SECONDS", 300.0, minimum=10.0),
+    "kwargs": {"days": 2},
+}
+CELERY_BEAT_SCHEDULE["operations-figures-refresh-week"] = {
+    "task": "operations.figures_refresh",
+    "schedule": crontab(minute=17),
+    "kwargs": {"days": 8},
+}
 # /metrics (Prometheus text) answers only with "Authorization: Bearer <METRICS_TOKEN>"; without
 # the variable, a token generated once into DESKPILOT_HOME/metrics_token.
 METRICS_TOKEN = env_str("METRICS_TOKEN") or local_secret_key(DESKPILOT_HOME, "metrics_token")

@@ -4,7 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core import health, views
-from apps.operations.views import metrics_view
+from apps.operations.views import insights_page, metrics_view
 
 urlpatterns = [
     # People who open the bare address are agents: send them to their inbox.
@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("apps.api.urls")),
     path("widget/api/", include("apps.widget.urls")),
     path("widget/", include("apps.widget.page_urls")),
+    path("inbox/insights/", insights_page, name="insights"),
     path("inbox/", include("apps.inbox.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

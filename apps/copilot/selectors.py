@@ -6,6 +6,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, QuerySet
@@ -182,3 +183,15 @@ def draft_for_sent_message(*, message_id: int) -> Draft | None:
 
 def draft_for_message(*, message_id: int) -> Draft | None:
     return Draft.objects.filter(message_id=message_id, is_current=True).first()
+
+
+def drafts_written_between(*, start, end) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The live drafts written in [start, end), as the figures need them (no text)."""
+    return [
+        dict(row)
+        for row in
+        Draft.objects.filter(evaluation=False, created_at__gte=start, created_at__lt=end).values(
+            "id", "decision", "reason", "status", "intent", "confidence", "stage_timings",
+            "cost_usd", "cache_hit",
+        )
+    ]  # fmt: skip

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.copilot.calibration import calibration_activate, calibration_store
@@ -54,7 +55,7 @@ def live_labels(*, since) -> list[tuple[ConfidenceFeatures, bool]]:  # type: ign
     """(features, right) for each live draft since `since` that someone judged."""
     return [
         (ConfidenceFeatures.from_stored(features), right)
-        for _, features, right in live_judgements(since=since)
+        for _, _, features, right in live_judgements(since=since)
         if features
     ]
 
@@ -63,19 +64,21 @@ def auto_send_precision(*, since) -> tuple[int, int]:  # type: ignore[no-untyped
     """(right, judged) among the replies auto-sent since `since` that someone judged."""
     verdicts = [
         right
-        for decision, _, right in live_judgements(since=since)
+        for _, decision, _, right in live_judgements(since=since)
         if decision == Decision.AUTO_SENT
     ]
     return sum(verdicts), len(verdicts)
 
 
-def live_judgements(*, since) -> list[tuple[str, dict, bool]]:  # type: ignore[no-untyped-def]
-    """(decision, confidence features, right) for each live draft since `since` whose fate
-    the confidence decided and that someone judged (the module docstring's rules)."""
-    drafts = Draft.objects.filter(evaluation=False, created_at__gte=since).filter(
-        decision=Decision.AUTO_SENT
-    ) | Draft.objects.filter(
-        evaluation=False, created_at__gte=since, reason=HandoffReason.LOW_CONFIDENCE
+def live_judgements(*, since, until=None) -> list[tuple[int, str, dict, bool]]:  # type: ignore[no-untyped-def]
+    """(draft id, decision, confidence features, right) for each live draft written since
+    `since` (and before `until`) whose fate the confidence decided and that someone judged
+    (the module docstring's rules)."""
+    window = Q(evaluation=False, created_at__gte=since)
+    if until is not None:
+        window &= Q(created_at__lt=until)
+    drafts = Draft.objects.filter(window).filter(
+        Q(decision=Decision.AUTO_SENT) | Q(reason=HandoffReason.LOW_CONFIDENCE)
     )
     rows = list(drafts.values("id", "decision", "confidence_features"))
     ids = [row["id"] for row in rows]
@@ -112,7 +115,7 @@ def live_judgements(*, since) -> list[tuple[str, dict, bool]]:  # type: ignore[n
         elif row["id"] in liked:
             label = True
         if label is not None:
-            judged.append((row["decision"], row["confidence_features"], label))
+            judged.append((row["id"], row["decision"], row["confidence_features"], label))
     return judged
 
 

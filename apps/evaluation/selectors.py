@@ -37,3 +37,7 @@ def eval_run_latest_nightly() -> EvalRun | None:
         .order_by("-finished_at", "-id")
         .first()
     )
+
+
+def eval_runs_latest(*, limit: int = 10) -> list[EvalRun]:
+    return list(EvalRun.objects.select_related("gold_set").order_by("-id")[:limit])

@@ -62,3 +62,11 @@ def llm_call_outcomes(*, since: datetime) -> tuple[int, int]:
         failed=Count("id", filter=Q(status=LLMCall.Status.FAILED)), total=Count("id")
     )
     return counts["failed"], counts["total"]
+
+
+def llm_cost_between(*, start: datetime, end: datetime) -> tuple[Decimal, int]:
+    """(cost in USD, model calls) in [start, end); cache hits cost nothing and are not calls."""
+    totals = LLMCall.objects.filter(created_at__gte=start, created_at__lt=end).aggregate(
+        cost=Sum("cost_usd"), calls=Count("id", filter=Q(cache_hit=False))
+    )
+    return totals["cost"] or Decimal("0"), totals["calls"]

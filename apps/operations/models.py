@@ -34,3 +34,18 @@ class Alert(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.state})"
+
+
+class DailyFigures(models.Model):
+    """One UTC day's figures for the insights page, computed by beat from that day's rows
+    (apps.operations.rollups): the page reads a month of these, never the tickets."""
+
+    day = models.DateField(unique=True)
+    figures = models.JSONField(default=dict)
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return str(self.day)

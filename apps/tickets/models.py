@@ -129,7 +129,15 @@ class Ticket(TimeStampedModel):
     erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["updated_at", "id"], name="ticket_updated_idx")]
+        indexes = [
+            models.Index(fields=["updated_at", "id"], name="ticket_updated_idx"),
+            # The daily figures count resolutions per day (apps.operations.rollups).
+            models.Index(
+                fields=["resolved_at"],
+                condition=Q(resolved_at__isnull=False),
+                name="ticket_resolved_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=TicketStatus.values), name="ticket_status_valid"

@@ -164,3 +164,21 @@ def pipeline_outcomes(*, since: datetime) -> tuple[int, int]:
         failed=Count("id", filter=Q(pipeline_status=PipelineStatus.FAILED)), total=Count("id")
     )
     return counts["failed"], counts["total"]
+
+
+def customer_messages_by_channel(*, start: datetime, end: datetime) -> dict[str, int]:
+    rows = (
+        Message.objects.filter(
+            created_at__gte=start, created_at__lt=end, author_kind=AuthorKind.CUSTOMER
+        )
+        .values("channel")
+        .annotate(n=Count("id"))
+    )
+    return {row["channel"]: row["n"] for row in rows}
+
+
+def tickets_opened_and_resolved(*, start: datetime, end: datetime) -> tuple[int, int]:
+    """(opened, resolved) tickets in [start, end) (resolved: still resolved now)."""
+    opened = Ticket.objects.filter(created_at__gte=start, created_at__lt=end).count()
+    resolved = Ticket.objects.filter(resolved_at__gte=start, resolved_at__lt=end).count()
+    return opened, resolved

@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 from apps.feedback.drafts import draft_send_recorded
 from apps.feedback.models import FlaggedReply
 from apps.feedback.services import reply_rate
+from apps.operations.rollups import figures_refresh
 from apps.tickets.models import AuthorKind, Channel, Ticket, TicketPriority, TicketStatus
 from apps.tickets.services import Actor, message_add, ticket_assign
 from apps.triage.services import intents_ensure
@@ -55,6 +56,7 @@ EXPECTED = [
     "inbox-identified-visitor",
     "inbox-my-day",
     "widget-offline-reply",
+    "insights",
 ]
 NAMES = [
     "Maria Lindqvist",
@@ -294,6 +296,11 @@ def test_screenshots(site, new_page, fernhill_day, agent_user, active_classifier
     shot(admin, "flagged-item", full_page=True)
     helpdesk_basics(site, new_page, sofa)
     offline_reply(site, new_page)
+    # the insights page, from the day's figures as beat computes them
+    figures_refresh(days=30)
+    agent.goto(f"{site.url}/inbox/insights/?days=7")
+    expect(agent.locator(".chart[data-drawn='true'] canvas")).to_have_count(4)
+    shot(agent, "insights", full_page=True)
     for name in EXPECTED:
         assert (OUTPUT / f"{name}.png").stat().st_size > 10_000, name
 

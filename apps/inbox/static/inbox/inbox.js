@@ -268,6 +268,14 @@
   }
 
   document.addEventListener("htmx:afterSettle", reselect);
+  // Pollers ([data-poll]) rest while the tab is hidden. (A trigger filter would need eval,
+  // which the Content-Security-Policy forbids.)
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.detail && event.detail.elt;
+    if (document.hidden && source && source.hasAttribute("data-poll")) {
+      event.preventDefault();
+    }
+  });
 
   // Drafts as they are written (Server-Sent Events): the one in progress when the page was
   // rendered, and any that start while it is open (a regenerated draft, the next message's).
