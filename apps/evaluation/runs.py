@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -304,11 +304,20 @@ def eval_runs_sweep() -> dict[str, int]:
     return outcome
 
 
-def eval_run_wait(*, run_id: int, timeout: float, poll: float = 0.5) -> EvalRun:
-    """The run once it succeeded or failed, or as it is when `timeout` seconds passed."""
+def eval_run_wait(
+    *,
+    run_id: int,
+    timeout: float,
+    poll: float = 0.5,
+    on_poll: Callable[[EvalRun], None] | None = None,
+) -> EvalRun:
+    """The run once it succeeded or failed, or as it is when `timeout` seconds passed;
+    `on_poll(run)` sees it at each poll (progress)."""
     deadline = time.monotonic() + timeout
     while True:
         run = EvalRun.objects.get(pk=run_id)
+        if on_poll is not None:
+            on_poll(run)
         if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) or time.monotonic() > deadline:
             return run
         time.sleep(poll)

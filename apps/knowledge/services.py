@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -323,8 +323,14 @@ def article_delete(*, source: Source, external_id: str) -> None:
         raise NotFoundError(f"no article {external_id!r} in source {source.name!r}")
 
 
-def chunks_reembed(*, everything: bool = False, batch_size: int = 256) -> EmbeddingBatch:
-    """Re-embed chunks of another model (or all of them) with the active model.
+def chunks_reembed(
+    *,
+    everything: bool = False,
+    batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EmbeddingBatch:
+    """Re-embed chunks of another model (or all of them) with the active model;
+    `on_progress(done, total)` after each batch.
 
     Idempotent: a second run finds nothing to do. Each batch commits on its own, so an
     interrupted run resumes where it stopped.
@@ -332,6 +338,8 @@ def chunks_reembed(*, everything: bool = False, batch_size: int = 256) -> Embedd
     model = embeddings.model_name()
     total = EmbeddingBatch(vectors=[], embedded=0, cached=0)
     last_id = 0
+    todo = Chunk.objects.all() if everything else Chunk.objects.exclude(embedding_model=model)
+    count, done = todo.count(), 0
     while True:
         queryset = Chunk.objects.filter(id__gt=last_id).order_by("id")
         if not everything:
@@ -350,6 +358,9 @@ def chunks_reembed(*, everything: bool = False, batch_size: int = 256) -> Embedd
         total.embedded += batch.embedded
         total.cached += batch.cached
         last_id = chunks[-1].id
+        done += len(chunks)
+        if on_progress is not None:
+            on_progress(done, max(count, done))
 
 
 BODY_FORMATS = {"markdown": "article.md", "html": "article.html", "text": "article.txt"}

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -183,8 +183,10 @@ def classifier_version_train(
     report: ImportReport,
     examples_max_id: int = 0,
     activate: bool = False,
+    on_step: Callable[[str], None] | None = None,
 ) -> ClassifierVersion:
-    """Train `version` (pending) on `rows`: cross-validate, calibrate, fit, store.
+    """Train `version` (pending) on `rows`: cross-validate, calibrate, fit, store;
+    `on_step(name)` as each phase starts.
 
     Idempotent per version: only a pending version is trained (compare-and-set), so a
     redelivered task does nothing. On any failure the version is marked failed with the
@@ -196,13 +198,16 @@ def classifier_version_train(
     if claimed != 1:
         raise ConflictError(f"classifier version {version.id} is not pending")
     started = time.monotonic()
+    step = on_step or (lambda name: None)
     try:
         kept = _drop_small_intents(rows, report)
         intents = sorted({row.intent for row in kept})
         texts = [row.text for row in kept]
         # The recipe recorded when the version was created (perhaps in another process).
         params = classifier.ClassifierParams.from_json(version.params or {})
+        step(f"encoding {len(texts)} examples")
         reading = encoded(texts, params)
+        step(f"cross-validating and fitting {len(intents)} intents")
         outcome = classifier.train(
             texts=texts,
             embeddings=reading.embeddings,
@@ -214,6 +219,7 @@ def classifier_version_train(
             jobs=settings.TRIAGE_TRAINING_JOBS,
         )
         artifact = outcome.model.to_bytes()
+        step("storing the version")
     except Exception as error:
         message = error.message if isinstance(error, ValidationError) else repr(error)
         ClassifierVersion.objects.filter(id=version.id).update(
@@ -327,7 +333,9 @@ def classifier_versions_reclaim(*, stale_after_seconds: float | None = None) -> 
     )
 
 
-def classifier_train_from_csv(*, path: Path, activate: bool = False) -> TrainingResult:
+def classifier_train_from_csv(
+    *, path: Path, activate: bool = False, on_step: Callable[[str], None] | None = None
+) -> TrainingResult:
     """Import the CSV's rows as examples (creating missing intents) and train on them.
 
     A file that cannot be used raises ValidationError before anything is stored.
@@ -343,8 +351,9 @@ def classifier_train_from_csv(*, path: Path, activate: bool = False) -> Training
     version = classifier_version_start(training_source=TrainingSource.CSV, source_detail=str(path))
     # examples_max_id stays 0: a CSV run includes none of the agents' corrections.
     version = classifier_version_train(
-        version=version, rows=parsed.rows, report=parsed.report, activate=activate
-    )
+        version=version, rows=parsed.rows, report=parsed.report, activate=activate,
+        on_step=on_step,
+    )  # fmt: skip
     return TrainingResult(version=version, report=parsed.report)
 
 

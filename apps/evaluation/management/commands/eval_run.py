@@ -5,6 +5,7 @@ queue a run on the `eval` queue, wait for the workers, print its figures (and, w
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.exceptions import DeskpilotError
+from apps.core.progress import Progress, command_stream
 from apps.evaluation.models import EvalRun, GoldSet, RunStatus
 from apps.evaluation.report import run_table
 from apps.evaluation.runs import against_parse, eval_run_create, eval_run_wait
@@ -33,7 +34,17 @@ class Command(BaseCommand):
         self.stdout.write(f"run #{run.pk}: {run.items_total} items queued on the eval queue")
         if options["no_wait"]:
             return
-        run = eval_run_wait(run_id=run.pk, timeout=options["timeout"])
+        with Progress(
+            f"eval run #{run.pk}",
+            total=run.items_total,
+            unit="item",
+            stream=command_stream(self.stderr),
+        ) as progress:
+            run = eval_run_wait(
+                run_id=run.pk,
+                timeout=options["timeout"],
+                on_poll=lambda current: progress.update(current.items_done, detail=current.status),
+            )
         if run.status == RunStatus.FAILED:
             raise CommandError(f"run #{run.pk} failed: {run.error}")
         if run.status != RunStatus.SUCCEEDED:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.exceptions import DeskpilotError
+from apps.core.progress import Progress, command_stream
 from apps.knowledge.imports import ImportReport, import_announce, import_run_create, kb_import
 
 
@@ -41,15 +41,17 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(f"queued import run #{run.pk} on the ingest queue")
                 return
-            show_bar = sys.stderr.isatty()
-            report = kb_import(
-                paths=paths,
-                source_name=options["source"],
-                prune=options["prune"],
-                on_progress=self._progress if show_bar else None,
-            )
-            if show_bar:
-                sys.stderr.write("\n")
+            with Progress(
+                f"import into {options['source']}", unit="file", stream=command_stream(self.stderr)
+            ) as progress:
+                report = kb_import(
+                    paths=paths,
+                    source_name=options["source"],
+                    prune=options["prune"],
+                    on_progress=lambda done, total, report: progress.update(
+                        done, total=total, detail=f"{len(report.failed)} failed"
+                    ),
+                )
         except DeskpilotError as error:
             raise CommandError(error.message) from error
         self._summary(report, options["source"])
@@ -62,16 +64,6 @@ class Command(BaseCommand):
         if not path.is_absolute() and not path.exists():
             path = Path(settings.BASE_DIR) / path
         return path
-
-    @staticmethod
-    def _progress(done: int, total: int, report: ImportReport) -> None:
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files, "
-            f"{len(report.failed)} failed"
-        )
-        sys.stderr.flush()
 
     def _summary(self, report: ImportReport, source: str) -> None:
         self.stdout.write(f"source {source}: {report.summary()}")

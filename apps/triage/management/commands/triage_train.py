@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.exceptions import DeskpilotError
+from apps.core.progress import Progress, command_stream
 from apps.triage.services import classifier_train_from_csv
 
 
@@ -24,7 +25,12 @@ class Command(BaseCommand):
         path: Path = options["file"]
         self.stdout.write(f"reading {path}")
         try:
-            result = classifier_train_from_csv(path=path, activate=options["activate"])
+            with Progress(
+                "triage_train", total=3, unit="step", stream=command_stream(self.stderr)
+            ) as progress:
+                result = classifier_train_from_csv(
+                    path=path, activate=options["activate"], on_step=progress.step
+                )
         except DeskpilotError as error:
             raise CommandError(f"training refused: {error.message}") from None
         version, metrics = result.version, result.version.metrics
