@@ -3,9 +3,15 @@ import os
 import threading
 import time
 
+import django
 from django.core.asgi import get_asgi_application
 
+from apps.core.tracing import tracing_setup
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup(set_prefix=False)
+# Before the application is built: the Django instrumentation adds its middleware.
+tracing_setup(process="web", django=True)
 application = get_asgi_application()
 
 logger = logging.getLogger("deskpilot.web")

@@ -442,6 +442,9 @@ class Draft(TimeStampedModel):
     # instructions found in the retrieved passages.
     guard = models.JSONField(default=dict, blank=True)
     stage_timings = models.JSONField(default=dict, blank=True)
+    trace_id = models.CharField(
+        max_length=32, blank=True, help_text="The OpenTelemetry trace that wrote it (tracing on)."
+    )
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)

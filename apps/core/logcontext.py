@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextvars
 import logging
 
+from apps.core.tracing import trace_id_current
+
 _CONTEXT: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "deskpilot_log_context", default=None
 )
@@ -36,23 +38,13 @@ def log_context_reset(token: contextvars.Token) -> None:
     _CONTEXT.reset(token)
 
 
-def _trace_id() -> str | None:
-    """The current OpenTelemetry trace id (hex), when tracing is installed and recording."""
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return None
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
-
-
 class LogContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for key, value in _current().items():
             if not hasattr(record, key):
                 setattr(record, key, value)
         if not hasattr(record, "trace_id"):
-            trace_id = _trace_id()
+            trace_id = trace_id_current()
             if trace_id:
                 record.trace_id = trace_id
         return True

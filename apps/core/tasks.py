@@ -4,11 +4,12 @@ import time
 from typing import Any
 
 from celery import shared_task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 from apps.core import metrics
 from apps.core.logcontext import log_context_reset, log_context_set
 from apps.core.services import heartbeat_record
+from apps.core.tracing import tracing_setup
 
 # Start times and log contexts of the tasks this process runs now, by task id (one at a
 # time in a prefork child; a thread pool runs several).
@@ -60,3 +61,10 @@ def _task_finished(
             metrics.CELERY_TASK_DURATION, time.perf_counter() - started, queue=queue, task=task.name
         )
     metrics.metrics_buffer(batch)
+
+
+@worker_init.connect
+def _worker_tracing(**_: Any) -> None:
+    """Tracing in the worker's main process (OTEL_EXPORTER_OTLP_ENDPOINT set): its pool
+    processes inherit it, and the span exporter's thread restarts in each of them."""
+    tracing_setup(process="worker")

@@ -28,6 +28,7 @@ It never raises a provider exception and never waits longer than the bound in ro
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from apps.core import metrics
 from apps.core.db import in_transaction
 from apps.core.exceptions import ValidationError
 from apps.core.timelimits import soft_time_limit_check
+from apps.core.tracing import span
 from apps.core.web import in_web_request
 from apps.llm import circuit
 from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
@@ -305,6 +307,31 @@ def _tokens(usage: Any) -> tuple[int, int]:
     return int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
 
 
+def _traced(function: Callable[..., CompletionResult]) -> Callable[..., CompletionResult]:
+    """The model call as a span (when tracing is on): alias asked, model served, tokens, cost."""
+
+    @functools.wraps(function)
+    def traced(**kwargs: Any) -> CompletionResult:
+        asked = {"llm.purpose": kwargs["purpose"], "llm.alias": kwargs["alias"]}
+        with span("llm.completion", **asked) as current:
+            result = function(**kwargs)
+            if current is not None:
+                current.set_attributes(
+                    {
+                        "llm.served_alias": result.served_alias,
+                        "llm.model": result.model,
+                        "llm.input_tokens": result.input_tokens,
+                        "llm.output_tokens": result.output_tokens,
+                        "llm.cost_usd": float(result.cost_usd),
+                        "llm.call_id": result.llm_call_id,
+                    }
+                )
+            return result
+
+    return traced
+
+
+@_traced
 def completion_create(
     *,
     purpose: str,

@@ -116,7 +116,7 @@ def test_log_lines_mask_cards_emails_and_phone_numbers(settings):
         "card <CREDIT_CARD> from <EMAIL>"
     )
     # and the filter the settings install on the console does it to every record
-    assert settings.LOGGING["handlers"]["console"]["filters"] == ["pii"]
+    assert "pii" in settings.LOGGING["handlers"]["console"]["filters"]
     record = logging.LogRecord(
         "x",
         logging.WARNING,

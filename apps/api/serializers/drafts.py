@@ -71,6 +71,7 @@ class DraftSerializer(serializers.ModelSerializer):
             "citations",
             "validation",
             "stage_timings",
+            "trace_id",
             "input_tokens",
             "output_tokens",
             "cost_usd",

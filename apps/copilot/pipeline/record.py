@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from apps.copilot.models import Decision, DraftStatus, PromptTemplate
+from apps.core.tracing import span
 
 if TYPE_CHECKING:  # the stages import this module
     from apps.copilot.pipeline.drafting import Drafted
@@ -66,6 +67,7 @@ class Composition:
     context: dict = field(default_factory=dict)
     guard: dict = field(default_factory=dict)  # the injection scan's verdict and evidence
     experiment_arm_id: int | None = None
+    trace_id: str = ""
     # Not stored: what triage said, for the caller's ticket updates.
     intent_alternatives: list[dict] = field(default_factory=list)
     handoff_policy: str | None = None
@@ -125,7 +127,7 @@ class Composition:
             "prompt", "answerable", "citations", "retrieved", "validation", "stage_timings",
             "input_tokens", "output_tokens", "cost_usd", "llm_call_ids", "streamed",
             "shown_while_drafting", "cache_hit", "knowledge_version", "context", "guard",
-            "experiment_arm_id",
+            "experiment_arm_id", "trace_id",
         ]  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
@@ -146,7 +148,8 @@ class StageClock:
     ) -> Result:
         started = time.perf_counter()
         try:
-            return function(*args, **kwargs)
+            with span(f"pipeline.{stage}"):
+                return function(*args, **kwargs)
         finally:
             self.timings[stage] = round((time.perf_counter() - started) * 1000, 2)
 

@@ -37,6 +37,7 @@ from apps.core.exceptions import (
     ServiceUnavailableError,
     ValidationError,
 )
+from apps.core.tracing import trace_id_current
 from apps.knowledge.selectors import articles_by_external_id
 from apps.tickets.models import AuthorKind, Message, Ticket
 from apps.tickets.selectors import customer_message_latest, message_get, ticket_lock
@@ -186,6 +187,7 @@ def draft_regenerate(*, message_id: int, actor_id: int | None) -> Draft | None:
     )
     flush_safely(stream)
     composition.experiment_arm_id = setup.arm_id
+    composition.trace_id = trace_id_current()
     fields = composition.draft_fields()
     if fields["decision"] == Decision.AUTO_SENT:
         fields.update(

@@ -30,6 +30,7 @@ from apps.copilot.services.replies import reply_post
 from apps.copilot.services.stream import DraftStream, flush_safely, publish_final, publish_safely
 from apps.core.exceptions import InvalidTransitionError
 from apps.core.logcontext import log_context_add
+from apps.core.tracing import trace_id_current
 from apps.llm.router import router_warm
 from apps.llm.services import llm_calls_text_erase
 from apps.safety.pii import analyzer_warm
@@ -171,6 +172,7 @@ def pipeline_run(*, message_id: int) -> Draft | None:
     )
     flush_safely(stream)
     composition.experiment_arm_id = setup.arm_id
+    composition.trace_id = trace_id_current()
     composition.shown_while_drafting = stream.shown
     draft = _draft_save_and_act(message=message, composition=composition)
     if draft is None:  # the customer's data was erased while the model wrote
