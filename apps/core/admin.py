@@ -4,6 +4,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from apps.core.exceptions import DeskpilotError
 from apps.core.models import ServiceHeartbeat
@@ -47,3 +49,22 @@ def activate_selected(
         model_admin.message_user(request, error.message, messages.ERROR)
         return
     model_admin.message_user(request, done, messages.SUCCESS)
+
+
+def progress_bar(*, done: int, total: int | None, running: bool) -> SafeString:
+    """A list column's progress: a bar, and its figures. A page showing a running one
+    reloads itself every few seconds (ProgressMedia) until nothing runs."""
+    if total:
+        return format_html(
+            '<progress max="{}" value="{}"{}></progress> {}/{}',
+            total, done, " data-running" if running else "", done, total,
+        )  # fmt: skip
+    if running:
+        return format_html("<progress data-running></progress> {}", done or "")
+    return format_html("{}", done if done else "—")
+
+
+class ProgressMedia:
+    """Admin Media: reload a changelist while any row's progress runs."""
+
+    js = ("core/admin_progress.js",)

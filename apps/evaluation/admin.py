@@ -7,7 +7,7 @@ from django.utils.html import format_html_join
 
 from apps.copilot.models import Experiment, ExperimentArm, ExperimentMetric
 from apps.copilot.services.experiments import arm_spec_parse, experiment_start
-from apps.core.admin import ReadOnlyAdmin, activate_selected
+from apps.core.admin import ProgressMedia, ReadOnlyAdmin, activate_selected, progress_bar
 from apps.core.exceptions import DeskpilotError
 from apps.evaluation.candidates import (
     AGENT_ANSWERS,
@@ -29,6 +29,7 @@ from apps.evaluation.models import (
     GoldItem,
     GoldSet,
     KnowledgeGap,
+    RunStatus,
 )
 
 
@@ -62,9 +63,15 @@ class GoldItemAdmin(admin.ModelAdmin):
 
 @admin.register(EvalRun)
 class EvalRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "gold_set", "label", "status", "progress", "created_at", "finished_at")
+    list_display = ("id", "gold_set", "label", "status", "items", "created_at", "finished_at")
     list_filter = ("status", "gold_set", "label")
     readonly_fields = [field.name for field in EvalRun._meta.fields]
+    Media = ProgressMedia
+
+    @admin.display(description="items")
+    def items(self, run: EvalRun) -> str:
+        running = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return progress_bar(done=run.items_done, total=run.items_total, running=running)
 
 
 @admin.register(EvalResult)

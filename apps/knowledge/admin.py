@@ -4,8 +4,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from apps.core.admin import ProgressMedia, progress_bar
 from apps.core.exceptions import DeskpilotError
-from apps.knowledge.models import Article, Chunk, ImportRun, Source
+from apps.knowledge.models import Article, Chunk, ImportRun, ImportState, Source
 from apps.knowledge.uploads import upload_import
 
 
@@ -79,8 +80,7 @@ class ImportRunAdmin(admin.ModelAdmin):
         "id",
         "source",
         "state",
-        "processed",
-        "total",
+        "progress",
         "added",
         "updated",
         "unchanged",
@@ -90,6 +90,12 @@ class ImportRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("state", "source")
     readonly_fields = [field.name for field in ImportRun._meta.fields]
+    Media = ProgressMedia
+
+    @admin.display(description="files")
+    def progress(self, run: ImportRun) -> str:
+        running = run.state in (ImportState.QUEUED, ImportState.RUNNING)
+        return progress_bar(done=run.processed, total=run.total, running=running)
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False

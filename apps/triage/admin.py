@@ -3,11 +3,12 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
-from apps.core.admin import activate_selected
+from apps.core.admin import ProgressMedia, activate_selected, progress_bar
 from apps.core.exceptions import DeskpilotError
 from apps.triage import selectors
-from apps.triage.models import ClassifierVersion, Intent, TrainingExample
+from apps.triage.models import ClassifierVersion, Intent, TrainingExample, TrainingStatus
 from apps.triage.services import (
     classifier_version_activate,
     classifier_version_queue_training,
@@ -52,7 +53,7 @@ class ClassifierVersionAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "created_at",
-        "status",
+        "training",
         "is_active",
         "training_source",
         "example_count",
@@ -64,6 +65,17 @@ class ClassifierVersionAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "is_active", "training_source")
     actions = ("activate_version",)
+    Media = ProgressMedia
+
+    @admin.display(description="status")
+    def training(self, version: ClassifierVersion) -> str:
+        running = version.status in (TrainingStatus.PENDING, TrainingStatus.TRAINING)
+        if not running:
+            return version.get_status_display()
+        return format_html(
+            "{} {}", version.get_status_display(), progress_bar(done=0, total=None, running=True)
+        )
+
     exclude = ("artifact",)
     readonly_fields = [
         field.name for field in ClassifierVersion._meta.fields if field.name != "artifact"

@@ -52,3 +52,18 @@ def test_import_runs_are_listed_in_the_admin(admin_client):
     # then
     assert response.status_code == 200
     assert "Upload files" in response.content.decode()
+
+
+def test_the_import_runs_list_shows_live_progress_bars(admin_client):
+    # given: one import running, one finished
+    from apps.knowledge.models import Source
+
+    source = Source.objects.create(name="uploads")
+    ImportRun.objects.create(source=source, state=ImportState.RUNNING, processed=3, total=12)
+    ImportRun.objects.create(source=source, state=ImportState.SUCCEEDED, processed=5, total=5)
+    # when
+    page = admin_client.get("/admin/knowledge/importrun/").content.decode()
+    # then: the running one's bar reloads the page until it is done; the finished one's not
+    assert '<progress max="12" value="3" data-running></progress> 3/12' in page
+    assert '<progress max="5" value="5"></progress> 5/5' in page
+    assert "core/admin_progress.js" in page

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('copilot', '0013_experiments'),
+        ("copilot", "0013_experiments"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='draft',
-            name='trace_id',
-            field=models.CharField(blank=True, help_text='The OpenTelemetry trace that wrote it (tracing on).', max_length=32),
+            model_name="draft",
+            name="trace_id",
+            field=models.CharField(
+                blank=True,
+                help_text="The OpenTelemetry trace that wrote it (tracing on).",
+                max_length=32,
+            ),
         ),
     ]
