@@ -11,14 +11,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 from apps.core import metrics
 from apps.core.logcontext import log_context_set
+from apps.core.web import AroundMiddleware
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Answered by HealthProbeMiddleware before URL resolution.
@@ -57,40 +55,17 @@ def _bind(request_id: str) -> None:
     log_context_set({"request_id": request_id})
 
 
-class RequestTelemetryMiddleware:
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.is_async:
-            return self._call_async(request)
-        started = time.perf_counter()
-        status = 500  # an exception that escapes every handler
+class RequestTelemetryMiddleware(AroundMiddleware):
+    def enter(self, request: HttpRequest) -> tuple[float, str]:
         request_id = _request_id(request)
-        try:
-            _bind(request_id)
-            response = self.get_response(request)
-            status = response.status_code
-            response["X-Request-ID"] = request_id
-            return response
-        finally:
-            _record(request, status, started)
+        _bind(request_id)
+        return time.perf_counter(), request_id
 
-    async def _call_async(self, request: HttpRequest) -> HttpResponseBase:
-        started = time.perf_counter()
-        status = 500
-        request_id = _request_id(request)
-        try:
-            _bind(request_id)
-            response = await self.get_response(request)
-            status = response.status_code
+    def leave(
+        self, request: HttpRequest, response: HttpResponseBase | None, state: tuple[float, str]
+    ) -> None:
+        started, request_id = state
+        if response is not None:
             response["X-Request-ID"] = request_id
-            return response
-        finally:
-            _record(request, status, started)
+        # No response: an exception escaped every handler (a 500).
+        _record(request, response.status_code if response is not None else 500, started)

@@ -25,8 +25,9 @@ def in_web_request() -> bool:
     return _IN_WEB_REQUEST.get()
 
 
-class WebRequestMarkerMiddleware:
-    """Marks every request's context as a web request (sync and async alike)."""
+class AroundMiddleware:
+    """A middleware for sync and async stacks alike that runs `enter` before the rest of the
+    stack and `leave` after it (with the response, or None when the stack raised)."""
 
     sync_capable = True
     async_capable = True
@@ -37,21 +38,39 @@ class WebRequestMarkerMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
+    def enter(self, request: HttpRequest) -> Any:
+        return None
+
+    def leave(self, request: HttpRequest, response: HttpResponseBase | None, state: Any) -> None:
+        pass
+
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.is_async:
             return self._call_async(request)
-        token = _IN_WEB_REQUEST.set(True)
+        state, response = self.enter(request), None
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            return response
         finally:
-            _IN_WEB_REQUEST.reset(token)
+            self.leave(request, response, state)
 
     async def _call_async(self, request: HttpRequest) -> HttpResponseBase:
-        token = _IN_WEB_REQUEST.set(True)
+        state, response = self.enter(request), None
         try:
-            return await self.get_response(request)
+            response = await self.get_response(request)
+            return response
         finally:
-            _IN_WEB_REQUEST.reset(token)
+            self.leave(request, response, state)
+
+
+class WebRequestMarkerMiddleware(AroundMiddleware):
+    """Marks every request's context as a web request (sync and async alike)."""
+
+    def enter(self, request: HttpRequest) -> contextvars.Token:
+        return _IN_WEB_REQUEST.set(True)
+
+    def leave(self, request: HttpRequest, response: HttpResponseBase | None, state: Any) -> None:
+        _IN_WEB_REQUEST.reset(state)
 
 
 def request_thread_release() -> None:
