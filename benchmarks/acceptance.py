@@ -4,7 +4,11 @@
 through `POST /api/v1/triage/classify`, searched through `GET /api/v1/knowledge/search`
 (issue 30's check), and posted as tickets through `POST /api/v1/tickets`,
 their drafts read back from `GET /api/v1/tickets/{id}` once the Celery worker has run the
-pipeline.
+pipeline. With `--operations` (issue 31's check), a webhook receiver in this process is
+subscribed to ticket.created and draft.ready through the API before the tickets are posted;
+afterwards `/metrics` (with its token) must parse, its stage histogram count must equal the
+drafts written and its decisions add up to them, and the receiver must have both events for
+every ticket with a signature that verifies.
 
     .venv/bin/python benchmarks/acceptance.py [--dataset birch|bank] [--train-first] [--keep]
 
@@ -241,6 +245,90 @@ def copilot_check(
         print(f"  wrong auto-send: {question!r}: expected {expected}, cited {cited}")
 
 
+METRICS_TOKEN = "acceptance-metrics-token-" + "x" * 24
+
+
+class Receiver:
+    """A webhook receiver on loopback, in a thread of this (client) process."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []  # type: ignore[var-annotated]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def subscribe(self, client: httpx.Client) -> str:
+        response = client.post(
+            "/api/v1/webhooks",
+            json={
+                "url": f"http://127.0.0.1:{self.server.server_address[1]}/hook",
+                "event_types": ["ticket.created", "draft.ready"],
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["secret"])
+
+
+def signature_valid(headers: dict, body: bytes, secret: str) -> bool:
+    import hashlib
+    import hmac
+
+    parts = dict(item.split("=", 1) for item in headers["Deskpilot-Signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    fresh = abs(time.time() - int(parts["t"])) <= 300
+    return fresh and hmac.compare_digest(expected.hexdigest(), parts["v1"])
+
+
+def operations_check(client: httpx.Client, receiver: Receiver, secret: str, tickets: int) -> None:
+    """Issue 31's check: /metrics adds up to the drafts; webhooks arrived, signed."""
+    import json
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + 120
+    while len(receiver.received) < 2 * tickets and time.monotonic() < deadline:
+        time.sleep(1)
+    kinds = Counter(headers["Deskpilot-Event"] for headers, _ in receiver.received)
+    valid = sum(signature_valid(headers, body, secret) for headers, body in receiver.received)
+    created = {json.loads(b)["data"]["ticket"]["id"] for h, b in receiver.received
+               if h["Deskpilot-Event"] == "ticket.created"}  # fmt: skip
+    print(
+        f"\nwebhooks: {dict(kinds)} for {tickets} tickets ({len(created)} distinct tickets "
+        f"created), {valid}/{len(receiver.received)} signatures valid"
+    )
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    refused = client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code
+    samples = [
+        sample
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    ]
+    stage_count = sum(
+        s.value for s in samples
+        if s.name == "deskpilot_pipeline_stage_duration_seconds_count"
+        and s.labels.get("stage") == "total"
+    )  # fmt: skip
+    decisions = sum(s.value for s in samples if s.name == "deskpilot_draft_decisions_total")
+    print(
+        f"/metrics: HTTP {response.status_code} ({len(samples)} samples parsed; a wrong token: "
+        f"HTTP {refused}); stage histogram count (stage=total) {stage_count:.0f}, decisions by "
+        f"reason add up to {decisions:.0f}, drafts written {kinds['draft.ready']}"
+    )
+
+
 def timings_report(timings: list[dict]) -> None:
     """The stage timings the API reports, p50/p95, and everything but the drafter's own time
     (the draft stage: local/extractive here, the model with a provider). Measured under this
@@ -303,6 +391,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the instance's home")
     parser.add_argument("--search-only", action="store_true", help="skip posting tickets")
     parser.add_argument(
+        "--operations", action="store_true", help="also check /metrics and webhooks (issue 31)"
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=0.0,
@@ -312,6 +403,10 @@ def main() -> None:
     folder, salt = BANKING77_HELP_CENTERS[arguments.dataset]
     train, held = bank_split(folder, salt)
     instance = Instance(ROOT / ".deskpilot" / f"acceptance-{arguments.dataset}")
+    receiver = None
+    if arguments.operations:
+        receiver = Receiver()
+        instance.env.update(METRICS_TOKEN=METRICS_TOKEN, WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8")
     started = time.perf_counter()
     instance.start()
     print(f"`manage.py up` ready in {time.perf_counter() - started:.1f} s at {instance.base_url}")
@@ -325,8 +420,11 @@ def main() -> None:
         ) as client:
             triage_check(client, held)
             search_check(client, held)
+            secret = receiver.subscribe(client) if receiver is not None else ""
             if not arguments.search_only:
                 copilot_check(client, held, arguments.settle)
+            if receiver is not None:
+                operations_check(client, receiver, secret, len(held))
     finally:
         instance.stop()
         if not arguments.keep:
