@@ -19,6 +19,7 @@ def draft_json(draft: Draft) -> dict:
         "reason": draft.reason,
         "reason_detail": draft.reason_detail,
         "status": draft.status,
+        "sent_message_id": draft.sent_message_id,
         "confidence": draft.confidence,
         "intent": draft.intent,
         "language": draft.language,

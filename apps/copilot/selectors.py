@@ -186,11 +186,14 @@ def draft_for_message(*, message_id: int) -> Draft | None:
 
 
 def drafts_written_between(*, start, end) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """The live drafts written in [start, end), as the figures need them (no text)."""
+    """The live first drafts written in [start, end), as the figures need them (no text):
+    a draft an agent asked to be written again is not another answer to the customer."""
     return [
         dict(row)
         for row in
-        Draft.objects.filter(evaluation=False, created_at__gte=start, created_at__lt=end).values(
+        Draft.objects.filter(
+            evaluation=False, generation=1, created_at__gte=start, created_at__lt=end
+        ).values(
             "id", "decision", "reason", "status", "intent", "confidence", "stage_timings",
             "cost_usd", "cache_hit",
         )

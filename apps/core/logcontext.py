@@ -38,8 +38,19 @@ def log_context_reset(token: contextvars.Token) -> None:
     _CONTEXT.reset(token)
 
 
+# Extras that libraries attach to records and a JSON formatter would write whole: Celery's
+# `data` (a task's arguments and return value), Django's `request` (its path with the query
+# string). The first goes; the second becomes the method and path.
+_DROPPED_EXTRAS = ("data",)
+
+
 class LogContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        for name in _DROPPED_EXTRAS:
+            record.__dict__.pop(name, None)
+        request = record.__dict__.get("request")
+        if request is not None and not isinstance(request, str):
+            record.request = f"{getattr(request, 'method', '')} {getattr(request, 'path', '')}"
         for key, value in _current().items():
             if not hasattr(record, key):
                 setattr(record, key, value)

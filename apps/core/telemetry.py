@@ -18,6 +18,8 @@ from apps.core import metrics
 from apps.core.logcontext import log_context_set
 from apps.core.web import AroundMiddleware
 
+# Any client may send any method name: only these become label values (bounded series).
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Answered by HealthProbeMiddleware before URL resolution.
 _PROBES = {"/healthz": "healthz", "/readyz": "readyz"}
@@ -36,7 +38,7 @@ def _record(request: HttpRequest, status: int, started: float) -> None:
             metrics.HTTP_REQUEST_DURATION,
             time.perf_counter() - started,
             view=_view(request),
-            method=request.method or "",
+            method=request.method if request.method in _METHODS else "other",
             status=str(status),
         )
     )

@@ -77,11 +77,13 @@ def _budget(now: datetime) -> list[Finding]:
     return findings
 
 
-def _precision(now: datetime) -> list[Finding]:
+def _precision(now: datetime) -> list[Finding] | None:
     hours = settings.ALERT_PRECISION_WINDOW_HOURS
     right, judged = auto_send_precision(since=now - timedelta(hours=hours))
     target = settings.CALIBRATION_TARGET_PRECISION
-    if judged < settings.ALERT_PRECISION_MIN_JUDGED or right / judged >= target:
+    if judged < settings.ALERT_PRECISION_MIN_JUDGED:
+        return None  # too few verdicts to tell: a firing alert stays as it is
+    if right / judged >= target:
         return []
     return [
         Finding(
@@ -163,7 +165,8 @@ def _nightly_eval(now: datetime) -> list[Finding]:
     ]
 
 
-CHECKS: dict[str, Callable[[datetime], list[Finding]]] = {
+# A check returns what fires now, or None when it cannot tell (its alerts stay as they are).
+CHECKS: dict[str, Callable[[datetime], list[Finding] | None]] = {
     "budget": _budget,
     "precision": _precision,
     "circuit": _circuits,
@@ -193,6 +196,8 @@ def alerts_check(*, now: datetime | None = None) -> CheckReport:
             logger.exception("alert check %s failed", kind)
             report.failed_checks.append(kind)
             continue
+        if findings is None:
+            continue
         for finding in findings:
             outcome = _fire(finding, now)
             if outcome == "sent":
@@ -220,17 +225,22 @@ def _fire(finding: Finding, now: datetime) -> str:
             "fired_at": now,
         },
     )
+    cooldown = timedelta(minutes=settings.ALERT_COOLDOWN_MINUTES)
     if not created and alert.state == AlertState.FIRING:
-        Alert.objects.filter(pk=alert.pk).update(message=finding.message, value=finding.value)
-        return "ongoing"
-    if not created:
+        # Already sent for this incident, or held back by the cooldown that has not ended:
+        # nothing to send. A held-back incident still firing once the cooldown ended is.
+        sent_for_it = alert.last_sent_at is not None and alert.last_sent_at >= alert.fired_at
+        if sent_for_it or (alert.last_sent_at and now - alert.last_sent_at < cooldown):
+            Alert.objects.filter(pk=alert.pk).update(message=finding.message, value=finding.value)
+            return "ongoing"
+        alert.message, alert.value = finding.message, finding.value
+    elif not created:
         alert.state, alert.fired_at, alert.resolved_at = AlertState.FIRING, now, None
         alert.message, alert.value, alert.severity = (
             finding.message,
             finding.value,
             finding.severity,
         )
-    cooldown = timedelta(minutes=settings.ALERT_COOLDOWN_MINUTES)
     if alert.last_sent_at is not None and now - alert.last_sent_at < cooldown:
         alert.suppressed += 1
         alert.save()

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.core.exceptions import NotFoundError, ValidationError
@@ -52,6 +53,7 @@ DELIVERY_TASK = "webhooks.delivery_attempt"
 SIGNATURE_HEADER = "Deskpilot-Signature"
 # A delivery left "being sent" this long is taken to have died with its worker.
 STALE_DELIVERING = timedelta(minutes=5)
+LOST_AFTER = timedelta(minutes=10)
 _URL = URLValidator(schemes=["http", "https"])
 
 
@@ -146,20 +148,22 @@ def webhook_event_emit(
         )
         for subscriber in subscribers
     )
-    for delivery in deliveries:
-        transaction.on_commit(partial(_publish, delivery.pk), robust=True)
+    # One task for the event's deliveries, published once, without retries: a broker that
+    # is slow or down never holds the caller (a customer's request); the sweep sends later.
+    ids = [delivery.pk for delivery in deliveries]
+    transaction.on_commit(partial(_publish, ids), robust=True)
     return len(deliveries)
 
 
-def _publish(delivery_id: int, countdown: float = 0) -> None:
-    """Queue the delivery's send; a broker that is down leaves it to the sweep."""
+def _publish(delivery_ids: list[int], countdown: float = 0) -> None:
+    """Queue the deliveries' send; a broker that is down leaves them to the sweep."""
     try:
         current_app.send_task(
-            DELIVERY_TASK, kwargs={"delivery_id": delivery_id}, queue="default",
-            countdown=countdown or None,
+            DELIVERY_TASK, kwargs={"delivery_ids": delivery_ids}, queue="default",
+            countdown=countdown or None, retry=False,
         )  # fmt: skip
     except Exception as error:
-        logger.warning("webhook delivery %s not queued: %s", delivery_id, error)
+        logger.warning("webhook deliveries %s not queued: %s", delivery_ids, error)
 
 
 def signature(*, secret: str, timestamp: int, body: bytes) -> str:
@@ -228,15 +232,21 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
     WEBHOOK_MAX_ATTEMPTS tries.
     """
     now = timezone.now()
+    # The claim counts the try: a send that hangs or kills its worker still uses one up, so
+    # a target that never answers is given up. The attempt number is the claim's token.
     claimed = WebhookDelivery.objects.filter(
         pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-    ).update(status=DeliveryStatus.DELIVERING, last_attempt_at=now)
+    ).update(status=DeliveryStatus.DELIVERING, last_attempt_at=now, attempts=F("attempts") + 1)
     if not claimed:
         return None
     delivery = WebhookDelivery.objects.select_related("subscription").get(pk=delivery_id)
-    status_code, error = _send(delivery)
-    attempts = delivery.attempts + 1
-    fields: dict[str, Any] = {"attempts": attempts, "response_status": status_code}
+    attempts = delivery.attempts
+    if not delivery.subscription.is_active:
+        status_code, error = None, "refused: the subscription is switched off"
+        attempts = settings.WEBHOOK_MAX_ATTEMPTS  # no retry
+    else:
+        status_code, error = _send(delivery)
+    fields: dict[str, Any] = {"response_status": status_code}
     if not error:
         fields.update(status=DeliveryStatus.SUCCEEDED, delivered_at=timezone.now(), last_error="")
     elif attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
@@ -253,12 +263,13 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
             last_error=error[:1000],
         )
         logger.info("webhook delivery %s failed (%s); retry in %.0f s", delivery_id, error, delay)
-    WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.DELIVERING).update(
-        **fields
-    )
-    if fields["status"] == DeliveryStatus.PENDING:
-        _publish(delivery_id, countdown=delay)
-    return fields["status"]
+    # Only this claim's result: after a sweep gave the delivery to another worker, it is not.
+    mine = WebhookDelivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.DELIVERING, attempts=delivery.attempts
+    ).update(**fields)
+    if mine and fields["status"] == DeliveryStatus.PENDING:
+        _publish([delivery_id], countdown=delay)
+    return str(fields["status"]) if mine else None
 
 
 def webhook_delivery_resend(*, delivery_id: int) -> WebhookDelivery:
@@ -275,7 +286,7 @@ def webhook_delivery_resend(*, delivery_id: int) -> WebhookDelivery:
         if not WebhookDelivery.objects.filter(pk=delivery_id).exists():
             raise NotFoundError(f"no webhook delivery {delivery_id}")
         raise ValidationError("the delivery is being sent right now; try again in a moment")
-    transaction.on_commit(partial(_publish, delivery_id), robust=True)
+    transaction.on_commit(partial(_publish, [delivery_id]), robust=True)
     return WebhookDelivery.objects.get(pk=delivery_id)
 
 
@@ -286,9 +297,13 @@ def webhook_deliveries_sweep(*, now: datetime | None = None) -> int:
     stuck = WebhookDelivery.objects.filter(
         status=DeliveryStatus.DELIVERING, last_attempt_at__lt=now - STALE_DELIVERING
     )
-    # A task normally fires at next_attempt_at: a minute late means it was lost.
+    stuck.filter(attempts__gte=settings.WEBHOOK_MAX_ATTEMPTS).update(
+        status=DeliveryStatus.GAVE_UP, last_error="gave up: every try hung or lost its worker"
+    )
+    # A task normally fires at next_attempt_at; one still unsent well after it was lost (a
+    # broker outage), not merely queued behind others.
     late = WebhookDelivery.objects.filter(
-        status=DeliveryStatus.PENDING, next_attempt_at__lte=now - timedelta(minutes=1)
+        status=DeliveryStatus.PENDING, next_attempt_at__lte=now - LOST_AFTER
     )
     due = [
         *stuck.values_list("pk", flat=True)[:1000],
@@ -297,8 +312,9 @@ def webhook_deliveries_sweep(*, now: datetime | None = None) -> int:
     WebhookDelivery.objects.filter(pk__in=due, status=DeliveryStatus.DELIVERING).update(
         status=DeliveryStatus.PENDING, next_attempt_at=now
     )
-    for delivery_id in due:
-        _publish(delivery_id)
+    WebhookDelivery.objects.filter(pk__in=due).update(next_attempt_at=now)
+    for start in range(0, len(due), 100):
+        _publish(due[start : start + 100])
     return len(due)
 
 

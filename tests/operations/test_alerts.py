@@ -151,3 +151,26 @@ def test_an_alert_is_emailed_to_the_alert_addresses(settings):
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["oncall@example.com"]
     assert "100% of the daily LLM budget is spent" in mail.outbox[0].subject
+
+
+@pytest.mark.django_db
+def test_an_incident_held_back_by_the_cooldown_is_sent_once_the_cooldown_ends(settings):
+    # given: sent, resolved, then firing again within the cooldown (held back)
+    settings.ALERT_COOLDOWN_MINUTES = 60
+    settings.LLM_BUDGET_MONTHLY_USD = 0.0
+    settings.LLM_BUDGET_DAILY_USD = 1.0
+    _spend("1.00")
+    start = timezone.now()
+    assert "budget:daily:100" in alerts_check(now=start).sent
+    settings.LLM_BUDGET_DAILY_USD = 100.0
+    alerts_check(now=start + timedelta(minutes=5))
+    settings.LLM_BUDGET_DAILY_USD = 1.0
+    assert "budget:daily:100" in alerts_check(now=start + timedelta(minutes=10)).suppressed
+    # when: it is still firing during and after the cooldown
+    during = alerts_check(now=start + timedelta(minutes=30))
+    after = alerts_check(now=start + timedelta(minutes=61))
+    again = alerts_check(now=start + timedelta(minutes=62))
+    # then: sent once the cooldown ended, and only once
+    assert "budget:daily:100" not in during.sent
+    assert "budget:daily:100" in after.sent
+    assert "budget:daily:100" not in again.sent

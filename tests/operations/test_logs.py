@@ -84,3 +84,16 @@ def test_a_request_gets_an_id_on_its_log_lines_and_in_its_answer(client, json_li
     assert bad["X-Request-ID"] != "<script>"
     logged = [r for r in _records(json_lines) if r["logger"] == "django.request"]
     assert [r["request_id"] for r in logged[:2]] == [request_id, "proxy-abc-12345"]
+
+
+def test_library_extras_with_customer_data_are_not_written(json_lines, rf):
+    # given: a library's record carrying a task's data and a request with a query string
+    request = rf.get("/widget/api/conversations", {"email": "maria.g@example.com"})
+    # when
+    logging.getLogger("celery.app.trace").info(
+        "Task done", extra={"data": {"body": "my card 4111 was stolen"}, "request": request}
+    )
+    # then
+    record = _records(json_lines)[-1]
+    assert record["request"] == "GET /widget/api/conversations"
+    assert "data" not in record and "stolen" not in json_lines.getvalue()

@@ -180,3 +180,23 @@ def test_a_dead_metrics_store_fails_no_request_and_no_draft(
     families = _scrape(client, settings.METRICS_TOKEN)
     up = {s.labels["source"]: s.value for s in families["deskpilot_metrics_source_up"]}
     assert up["recorded"] == 0 and up["budget"] == 1
+
+
+@pytest.mark.django_db
+def test_an_invented_http_method_does_not_make_a_new_series(client, settings):
+    # given (earlier requests of this process flushed, then forgotten)
+    settings.METRICS_TOKEN = "t" * 40
+    metrics.metrics_buffer_flush()
+    metrics.metrics_reset()
+    # when
+    client.generic("RANDOM123", "/api/v1/ping")
+    client.generic("OTHERMETHOD", "/api/v1/ping")
+    metrics.metrics_buffer_flush()
+    # then
+    http = _scrape(client, settings.METRICS_TOKEN)["deskpilot_http_request_duration_seconds"]
+    methods = {
+        s.labels["method"]
+        for s in http
+        if s.name.endswith("_count") and s.labels["view"] == "api:ping"
+    }
+    assert methods == {"other"}

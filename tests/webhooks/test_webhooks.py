@@ -267,3 +267,19 @@ def test_an_erased_ticket_leaves_no_text_in_the_delivery_log(receiver):
     webhook_deliveries_erase(ticket_ids=[ticket.pk])
     # then
     assert WebhookDelivery.objects.get().payload == {"erased": True}
+
+
+@pytest.mark.django_db
+def test_a_switched_off_subscription_gets_nothing_more(receiver):
+    # given: a pending delivery, then its subscription is switched off
+    subscription = webhook_subscription_create(url=receiver.url, event_types=["ticket.created"])
+    _ticket()
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(is_active=False)
+    # when
+    status = webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.get().pk)
+    # then: given up at once, nothing sent
+    assert status == "gave_up"
+    assert WebhookDelivery.objects.get().last_error == (
+        "gave up: refused: the subscription is switched off"
+    )
+    assert receiver.received == []

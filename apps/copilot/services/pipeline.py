@@ -240,7 +240,6 @@ def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft 
         fields = _for_person(fields, *person)
     draft = Draft.objects.create(ticket=ticket, message=message, generation=1, **fields)
     log_context_add(draft_id=draft.pk)
-    draft_written(draft)
     if skip is None:
         # This draft answers the earlier questions still open too: their drafts are void.
         Draft.objects.filter(
@@ -248,6 +247,7 @@ def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft 
         ).update(status=DraftStatus.SUPERSEDED)
     if skip is None and person is None:
         _act(ticket, draft)
+    draft_written(draft)  # after acting: draft.ready says whether it was sent
     _pipeline_done(message.pk)
     return draft
 
