@@ -121,6 +121,7 @@ def main() -> None:
 
     os.environ.setdefault("DESKPILOT_HTTPS", "false")  # the test client speaks plain HTTP
     database_setup("insights")
+    from django.core.management import call_command
     from django.test import Client
     from percentiles import percentile
 
@@ -130,8 +131,6 @@ def main() -> None:
     from apps.operations.models import DailyFigures
     from apps.operations.rollups import day_figures, figures_refresh
     from apps.tickets.models import Ticket
-
-    from django.core.management import call_command
 
     call_command("collectstatic", "--noinput", verbosity=0)  # the page's hashed static names
     started = time.perf_counter()
