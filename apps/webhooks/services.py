@@ -309,10 +309,9 @@ def webhook_deliveries_sweep(*, now: datetime | None = None) -> int:
         *stuck.values_list("pk", flat=True)[:1000],
         *late.values_list("pk", flat=True)[:1000],
     ]
-    WebhookDelivery.objects.filter(pk__in=due, status=DeliveryStatus.DELIVERING).update(
-        status=DeliveryStatus.PENDING, next_attempt_at=now
-    )
-    WebhookDelivery.objects.filter(pk__in=due).update(next_attempt_at=now)
+    WebhookDelivery.objects.filter(
+        pk__in=due, status__in=[DeliveryStatus.PENDING, DeliveryStatus.DELIVERING]
+    ).update(status=DeliveryStatus.PENDING, next_attempt_at=now)
     for start in range(0, len(due), 100):
         _publish(due[start : start + 100])
     return len(due)
