@@ -79,9 +79,13 @@ class Instance:
         self.env.update(DESKPILOT_HOME=str(home), DESKPILOT_HTTPS="false", LOG_LEVEL="WARNING")
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> None:
-        shutil.rmtree(self.home, ignore_errors=True)
-        self.home.mkdir(parents=True)
+    def start(self, *, fresh: bool = True) -> None:
+        """Start `up`; `fresh=False` keeps the home (its database) of an earlier start."""
+        if fresh:
+            shutil.rmtree(self.home, ignore_errors=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        for variable in ("DATABASE_URL", "REDIS_URL"):  # a previous start's embedded servers
+            self.env.pop(variable, None)
         self.log = (self.home / "up.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "up", "--port", str(self.port)],

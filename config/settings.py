@@ -209,6 +209,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 5,
 }
 CELERY_WORKER_QUEUES = env_list("CELERY_QUEUES", ["default", "pipeline", "ingest", "eval"])
+# The `pipeline` queue (drafting a reply) has a worker of its own. A draft waits on the model
+# provider for seconds and on the CPU for tens of milliseconds, so that worker runs threads:
+# this many drafts in flight per worker process, one copy of the models in memory. The other
+# queues (ingest, eval, periodic work: CPU-bound) keep a prefork worker, CELERY_CONCURRENCY
+# processes. The provider's own limits are per deployment (LLM_DEPLOYMENTS: max_concurrency,
+# tokens_per_minute), whatever the number of threads.
+PIPELINE_WORKER_POOL = env_str("PIPELINE_WORKER_POOL", "threads")
+if PIPELINE_WORKER_POOL not in ("threads", "prefork"):
+    raise ConfigurationError(
+        f"PIPELINE_WORKER_POOL must be threads or prefork, got {PIPELINE_WORKER_POOL!r}"
+    )
+PIPELINE_WORKER_CONCURRENCY = env_int("PIPELINE_WORKER_CONCURRENCY", 32, minimum=1)
 # Each worker process loads litellm, the embedding model and the active classifier as it
 # starts, not on its first customer message (~5-10 s), then keeps them out of the garbage
 # collector's full scans (apps/copilot/tasks.py). A prefork child must report ready within
@@ -640,6 +652,15 @@ LLM_BUDGET_MONTHLY_USD = env_float("LLM_BUDGET_MONTHLY_USD", 300.0, minimum=0.0)
 LLM_BUDGET_TICKET_USD = env_float("LLM_BUDGET_TICKET_USD", 0.25, minimum=0.0)
 # One customer (a widget visitor, an email sender) per day, over all their conversations.
 LLM_BUDGET_CUSTOMER_DAILY_USD = env_float("LLM_BUDGET_CUSTOMER_DAILY_USD", 1.0, minimum=0.0)
+# The longest one gateway call can take (apps/llm/deployments.py, call_worst_case_seconds).
+LLM_CALL_WORST_CASE_SECONDS = _llm_config.call_worst_case_seconds(
+    LLM_DEPLOYMENTS, LLM_FALLBACKS, default_timeout=LLM_REQUEST_TIMEOUT, num_retries=LLM_NUM_RETRIES
+)
+# A call over its deployment's limits (max_concurrency, tokens_per_minute, a 429's pause)
+# waits at most this long for its turn, then fails like an unavailable model (handoff).
+LLM_LIMIT_WAIT_SECONDS = env_float("LLM_LIMIT_WAIT_SECONDS", 120.0, minimum=0.0)
+# The answer a call reserves against tokens_per_minute when it sets no max_tokens.
+LLM_LIMIT_ANSWER_TOKENS = env_int("LLM_LIMIT_ANSWER_TOKENS", 1024, minimum=0)
 # Torch threads per process for embeddings (0: torch's default, one per core).
 EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
 # How local/extractive scores sentences against the question: "embedding" or "lexical".
@@ -658,16 +679,7 @@ LLM_EXTRACTIVE_SCORER = _llm_config.choice_from_env(
 # pool (the default) enforces both; `--pool solo` or threads do not.
 PIPELINE_TIME_LIMIT_SECONDS = env_int("PIPELINE_TIME_LIMIT", 300, minimum=5)
 PIPELINE_HARD_TIME_LIMIT_SECONDS = (
-    PIPELINE_TIME_LIMIT_SECONDS
-    + math.ceil(
-        _llm_config.call_worst_case_seconds(
-            LLM_DEPLOYMENTS,
-            LLM_FALLBACKS,
-            default_timeout=LLM_REQUEST_TIMEOUT,
-            num_retries=LLM_NUM_RETRIES,
-        )
-    )
-    + 15  # recording the failure
+    PIPELINE_TIME_LIMIT_SECONDS + math.ceil(LLM_CALL_WORST_CASE_SECONDS) + 15  # + recording
 )
 CELERY_TASK_ANNOTATIONS = {
     "copilot.pipeline_run": {

@@ -103,11 +103,16 @@ def celery_worker_log(node: str) -> Path:
 
 @contextlib.contextmanager
 def celery_worker(
-    *, queues: str = "default,pipeline,ingest,eval", pool: str = "solo", **env: str
+    *,
+    queues: str = "default,pipeline,ingest,eval",
+    pool: str = "solo",
+    concurrency: int = 1,
+    **env: str,
 ) -> Iterator[str]:
     """A real `celery worker` child process on the real broker and the test database,
-    consuming `queues` with `pool`, with `env` added to its environment; stopped on exit.
-    Yields its node name. The caller must have the test database set up."""
+    consuming `queues` with `pool` (`concurrency` processes or threads), with `env` added to
+    its environment; stopped on exit. Yields its node name. The caller must have the test
+    database set up."""
     from config.celery import app
 
     node = f"test-{uuid.uuid4().hex[:8]}@localhost"
@@ -131,7 +136,7 @@ def celery_worker(
                 "--pool",
                 pool,
                 "--concurrency",
-                "1",
+                str(concurrency),
                 "-n",
                 node,
                 "-Q",

@@ -9,7 +9,12 @@ import kombu.exceptions
 import redis.exceptions
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 from django import db
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -35,15 +40,21 @@ TRANSIENT_ERRORS = (
 
 
 @worker_init.connect
-def worker_modules_preload(**_kwargs: object) -> None:
+def worker_modules_preload(sender: object = None, **_kwargs: object) -> None:
     """In the worker's main process, before it forks its pool: import the heavy libraries
     (litellm, torch, sentence-transformers: ~6 s), so each pool process inherits them
     instead of importing them again. Imports only: no model is loaded and nothing runs, so
-    no thread is started that a forked child would lack."""
-    if settings.WORKER_WARM:
-        started = time.perf_counter()
-        modules_preload()
-        logger.info("worker modules imported in %.1f s", time.perf_counter() - started)
+    no thread is started that a forked child would lack.
+
+    A threads pool (the `pipeline` queue's worker) runs its tasks in this very process and
+    never sends worker_process_init: this process warms up here, before it consumes."""
+    if not settings.WORKER_WARM:
+        return
+    started = time.perf_counter()
+    modules_preload()
+    logger.info("worker modules imported in %.1f s", time.perf_counter() - started)
+    if "thread" in str(getattr(sender, "pool_cls", "")).lower():
+        worker_process_warm()
 
 
 @worker_process_init.connect
@@ -83,6 +94,7 @@ def worker_process_warm(**_kwargs: object) -> None:
 
 
 @worker_process_shutdown.connect
+@worker_shutdown.connect  # a threads pool's process (a prefork parent never registered)
 def worker_process_leave(**_kwargs: object) -> None:
     try:
         worker_warm_unregister(hostname=socket.gethostname(), pid=os.getpid())
@@ -99,7 +111,7 @@ def pipeline_run_task(self, message_id: int) -> int | None:  # type: ignore[no-u
     failure is recorded on the message and the ticket is handed to a human.
     """
     try:
-        with soft_time_limit_watch():
+        with soft_time_limit_watch(settings.PIPELINE_TIME_LIMIT_SECONDS):
             draft = pipeline_run(message_id=message_id)
     except TRANSIENT_ERRORS as error:
         if self.request.retries < settings.COPILOT_PIPELINE_MAX_RETRIES:
@@ -129,7 +141,7 @@ def draft_regenerate_task(self, message_id: int, actor_id: int | None = None) ->
     Running it twice makes two drafts, each superseding the one before: harmless.
     """
     try:
-        with soft_time_limit_watch():
+        with soft_time_limit_watch(settings.PIPELINE_TIME_LIMIT_SECONDS):
             draft = draft_regenerate(message_id=message_id, actor_id=actor_id)
     except TRANSIENT_ERRORS as error:
         if self.request.retries < settings.COPILOT_PIPELINE_MAX_RETRIES:

@@ -51,7 +51,18 @@ class LaunchOptions:
     demo: bool = False
     web_workers: int = 1
     worker_concurrency: int = 2
+    # The `pipeline` queue's worker (see PIPELINE_WORKER_POOL in config/settings.py).
+    pipeline_pool: str = "threads"
+    pipeline_concurrency: int = 32
     ready_timeout: float = 180.0
+
+    def warm_processes(self, queues: list[str]) -> int:
+        """How many worker processes register as warm once started: each prefork child,
+        and a threads worker once (its threads share one process)."""
+        count = self.worker_concurrency if set(queues) - {"pipeline"} else 0
+        if "pipeline" in queues:
+            count += self.pipeline_concurrency if self.pipeline_pool == "prefork" else 1
+        return count
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -184,7 +195,7 @@ class Launcher:
 
     def start_processes(self, env: dict[str, str]) -> None:
         python = sys.executable
-        queues = env.get("CELERY_QUEUES", "default,pipeline,ingest,eval")
+        queues = launch_queues(env)
         self.spawn(
             "web",
             [
@@ -207,26 +218,24 @@ class Launcher:
             ],
             env,
         )
-        self.spawn(
-            "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
+        other = [queue for queue in queues if queue != "pipeline"]
+        if other:
+            self.spawn(
                 "worker",
-                "-Q",
-                queues,
-                "--concurrency",
-                str(self.options.worker_concurrency),
-                "-n",
-                f"deskpilot@{socket.gethostname()}",
-                "--loglevel",
-                "INFO",
-            ],
-            env,
-        )
+                self._celery_worker(other, "prefork", self.options.worker_concurrency, "deskpilot"),
+                env,
+            )
+        if "pipeline" in queues:
+            self.spawn(
+                "pipeline",
+                self._celery_worker(
+                    ["pipeline"],
+                    self.options.pipeline_pool,
+                    self.options.pipeline_concurrency,
+                    "pipeline",
+                ),
+                env,
+            )
         self.spawn(
             "beat",
             [
@@ -243,6 +252,27 @@ class Launcher:
             ],
             env,
         )
+
+    @staticmethod
+    def _celery_worker(queues: list[str], pool: str, concurrency: int, name: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            ",".join(queues),
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "-n",
+            f"{name}@{socket.gethostname()}",
+            "--loglevel",
+            "INFO",
+        ]
 
     def wait_until_ready(self, *, warm_workers: int = 0) -> dict:
         """Until /readyz answers 200 and, with `warm_workers`, that many worker processes
@@ -318,6 +348,12 @@ class Launcher:
             self.postgres = None
 
 
+def launch_queues(env: dict[str, str]) -> list[str]:
+    """The Celery queues `up` runs workers for (CELERY_QUEUES, every queue by default)."""
+    raw = env.get("CELERY_QUEUES") or "default,pipeline,ingest,eval"
+    return [queue.strip() for queue in raw.split(",") if queue.strip()]
+
+
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
@@ -354,7 +390,7 @@ def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
         launcher.start_processes(env)
         # Each worker process warms up (WORKER_WARM, on by default) before its first task.
         warm = env.get("WORKER_WARM", "true").lower() not in ("0", "false", "no", "off")
-        warm_workers = options.worker_concurrency if warm else 0
+        warm_workers = options.warm_processes(launch_queues(env)) if warm else 0
         launcher.wait_until_ready(warm_workers=warm_workers)
         base = f"http://{launcher._url_host()}:{options.port}"
         launcher.say("")
@@ -376,7 +412,7 @@ def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
         if options.demo and credentials.exists():
             launcher.say(credentials.read_text().rstrip())
         launcher.say(f"  data       {options.home}")
-        launcher.say(f"  logs       {launcher.log_dir}/{{web,worker,beat}}.log")
+        launcher.say(f"  logs       {launcher.log_dir}/{{web,worker,pipeline,beat}}.log")
         launcher.say("Press Ctrl-C to stop.")
         while True:
             launcher.check_children()

@@ -102,6 +102,11 @@ LLM_COST = _counter("deskpilot_llm_cost_usd", "Cost of model calls in USD.", "al
 LLM_CALL_DURATION = _histogram(
     "deskpilot_llm_call_duration_seconds", "Model calls' latency, fallbacks included.", "alias"
 )
+LLM_LIMIT_WAIT = _histogram(
+    "deskpilot_llm_limit_wait_seconds",
+    "Time model calls waited for a turn under their deployment's limits.",
+    "deployment",
+)
 CELERY_TASKS = _counter(
     "deskpilot_celery_tasks", "Celery tasks finished, by queue, task and outcome.",
     "queue", "task", "outcome",
@@ -121,6 +126,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     LLM_TOKENS,
     LLM_COST,
     LLM_CALL_DURATION,
+    LLM_LIMIT_WAIT,
     CELERY_TASKS,
     CELERY_TASK_DURATION,
 )

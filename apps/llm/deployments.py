@@ -13,7 +13,8 @@ Two ways to configure, both optional (an alias nobody configures is `local/extra
   Keys of a deployment: model (required), api_base, api_key_env (the NAME of the variable
   holding the key: keys never sit in this JSON), timeout (seconds, overrides
   LLM_REQUEST_TIMEOUT), input_cost_per_token / output_cost_per_token (USD, for a model
-  litellm's price table does not know).
+  litellm's price table does not know), max_concurrency / tokens_per_minute (the provider's
+  limits for this deployment, over every process: calls over them wait, apps/llm/limits.py).
 - Per alias: `LLM_DRAFT_FAST_MODEL=openai/gpt-4o-mini` (comma-separated for several
   deployments, in order), `LLM_DRAFT_FAST_API_BASE`, `LLM_DRAFT_FAST_API_KEY_ENV`; same for
   DRAFT_STRONG and JUDGE. Naming an alias in both places is refused as ambiguous.
@@ -49,6 +50,8 @@ _DEPLOYMENT_KEYS = {
     "timeout",
     "input_cost_per_token",
     "output_cost_per_token",
+    "max_concurrency",
+    "tokens_per_minute",
 }
 
 
@@ -62,6 +65,8 @@ class Deployment:
     timeout: float | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    max_concurrency: int | None = None
+    tokens_per_minute: int | None = None
 
     @property
     def is_local(self) -> bool:
@@ -76,6 +81,16 @@ def _number(where: str, key: str, value: Any) -> float | None:
     if value < 0 or (key == "timeout" and value == 0):
         raise ConfigurationError(f"{where}.{key} must be positive, got {value!r}")
     return float(value)
+
+
+def _count(where: str, key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"{where}.{key} must be a whole number of at least 1, got {value!r}"
+        )
+    return value
 
 
 def deployment_from_dict(where: str, raw: Any, environ: Mapping[str, str]) -> Deployment:
@@ -117,6 +132,8 @@ def deployment_from_dict(where: str, raw: Any, environ: Mapping[str, str]) -> De
         output_cost_per_token=_number(
             where, "output_cost_per_token", raw.get("output_cost_per_token")
         ),
+        max_concurrency=_count(where, "max_concurrency", raw.get("max_concurrency")),
+        tokens_per_minute=_count(where, "tokens_per_minute", raw.get("tokens_per_minute")),
     )
 
 

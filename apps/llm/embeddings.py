@@ -75,6 +75,11 @@ def get_model() -> SentenceTransformer:
 _RECENT_SINGLE: OrderedDict[str, list[float]] = OrderedDict()
 _RECENT_SINGLE_SIZE = 64
 _RECENT_LOCK = threading.Lock()
+# The fast tokenizer is not thread-safe: each call sets its truncation and padding, and a
+# call from another thread meanwhile fails ("Already borrowed"). Threads (the pipeline
+# worker's, a web process's) tokenize one at a time; the forward pass, which releases the
+# GIL, runs outside this lock in `read_encoder`.
+_TOKENIZER_LOCK = threading.Lock()
 
 
 def embed(
@@ -89,13 +94,15 @@ def embed(
             remembered = _RECENT_SINGLE.get(texts[0])
         if remembered is not None:
             return [list(remembered)]
-    vectors = get_model().encode(
-        texts,
-        batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
+    model = get_model()
+    with _TOKENIZER_LOCK:  # encode() tokenizes each batch as it goes
+        vectors = model.encode(
+            texts,
+            batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     result = vectors.tolist()
     if len(texts) == 1 and cached:
         _remember_single(texts[0], result[0])
@@ -161,7 +168,8 @@ def read_encoder(
     with torch.inference_mode():
         for start in range(0, len(texts), size):
             rows = order[start : start + size]
-            features = model.preprocess([texts[i] for i in rows])
+            with _TOKENIZER_LOCK:
+                features = model.preprocess([texts[i] for i in rows])
             inputs = {
                 name: features[name]
                 for name in ("input_ids", "attention_mask", "token_type_ids")
@@ -193,7 +201,9 @@ def read_encoder(
 
 def token_count(text: str) -> int:
     """Tokens of `text` in the embedding model's own tokenizer (no special tokens)."""
-    return len(get_model().tokenizer.encode(text, add_special_tokens=False))
+    tokenizer = get_model().tokenizer
+    with _TOKENIZER_LOCK:
+        return len(tokenizer.encode(text, add_special_tokens=False))
 
 
 def max_tokens() -> int:

@@ -32,6 +32,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -43,12 +44,12 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from apps.core import metrics
-from apps.core.db import in_transaction
+from apps.core.db import connections_release, in_transaction
 from apps.core.exceptions import ValidationError
 from apps.core.timelimits import soft_time_limit_check
 from apps.core.tracing import span
 from apps.core.web import in_web_request
-from apps.llm import circuit
+from apps.llm import circuit, limits
 from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
 from apps.llm.exceptions import (
     BudgetExhausted,
@@ -58,7 +59,7 @@ from apps.llm.exceptions import (
 )
 from apps.llm.gateway import litellm
 from apps.llm.models import LLMCall
-from apps.llm.router import deployment_for, router
+from apps.llm.router import deployment_for, deployment_id, router
 from apps.llm.selectors import llm_spend
 from apps.llm.structured import (
     RESPONSE_FORMAT,
@@ -273,6 +274,27 @@ def _call(
     return attempt
 
 
+def _turn(alias: str, messages: list[dict], max_tokens: int | None) -> AbstractContextManager:
+    """The wait for a turn on `alias` (apps/llm/limits.py): while a 429 pauses it, and on the
+    deployment the Router will call when that deployment has limits. A retry or a fallback
+    the Router makes after a failure runs within the same turn."""
+    model_id, deployment = deployment_id(alias, 0), None
+    if any(limits.limited(item) for item in settings.LLM_DEPLOYMENTS.get(alias, ())):
+        try:
+            chosen = router().get_available_deployment(model=alias, messages=messages)
+            model_id = str(chosen["model_info"]["id"])
+        except Exception as error:  # every deployment cooling down: the Router will say so
+            logger.info("no deployment of %s available to wait for: %r", alias, error)
+        deployment = deployment_for(model_id)
+    return limits.deployment_turn(
+        alias,
+        model_id,
+        deployment,
+        tokens=limits.tokens_estimate(messages, max_tokens),
+        lease_seconds=settings.LLM_CALL_WORST_CASE_SECONDS + limits.LEASE_SECONDS,
+    )
+
+
 def _cost(attempt: _Attempt) -> Decimal:
     """USD from the token counts and litellm's local price table (0 for local/extractive).
 
@@ -403,6 +425,9 @@ def completion_create(
         extra["temperature"] = temperature
 
     publisher = _Publisher(stream_callback) if stream_callback is not None else None
+    # The model may take seconds: this thread's database connection goes back to the pool
+    # meanwhile (a pipeline worker's dozens of threads would otherwise hold one each, idle).
+    connections_release()
     remaining = _chain(alias)
     attempted: list[str] = []
     emitted = False
@@ -423,12 +448,16 @@ def completion_create(
             emitted = False
         try:
             try:
-                attempt = _call(allowed, messages, extra, publisher, structured, started)
-            except SoftTimeLimitExceeded:
+                with _turn(allowed[0], messages, max_tokens):
+                    attempt = _call(allowed, messages, extra, publisher, structured, started)
+            except (SoftTimeLimitExceeded, limits.NoTurn):
                 raise
             except Exception:
                 soft_time_limit_check()  # a limit litellm wrapped is not a provider failure
                 raise
+        except limits.NoTurn as error:  # the provider's limits, not a failure of it
+            last_error = error
+            break
         except SoftTimeLimitExceeded:
             # The task's own time limit is the caller's business, not a provider failure;
             # the call still gets its row (the tokens of a fallback the Router made after
@@ -439,6 +468,15 @@ def completion_create(
             logger.warning("LLM call for %s failed on %s: %r", purpose, allowed, error)
             served = getattr(error, "served_alias", "")
             failed = allowed[: allowed.index(served) + 1] if served in allowed else allowed
+            pause = limits.retry_after_seconds(error)
+            if pause and time.perf_counter() - started + pause < settings.LLM_LIMIT_WAIT_SECONDS:
+                # Rate limited, not down: every caller waits the time asked, this one too,
+                # then tries the same aliases again (not counted against their circuits).
+                for name in failed:
+                    limits.alias_pause(name, pause)
+                emitted = emitted or bool(served)
+                last_error = error
+                continue
             for name in failed:
                 circuit.circuit_record_failure(name)
             attempted.extend(failed)

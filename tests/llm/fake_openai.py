@@ -37,6 +37,7 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between streamed chunks
     stream_usage: bool = True  # False: ignore stream_options.include_usage, as some servers do
     chunk_chars: int = 8  # characters per streamed chunk; ~4 is one token, as OpenAI streams
+    retry_after: str = ""  # an error's Retry-After header (seconds or an HTTP date)
 
     @classmethod
     def ok(cls, content: str, **kwargs: Any) -> Reply:
@@ -77,6 +78,11 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Seconds from each request's arrival to its last byte: the model's own time.
     answer_seconds: list[float] = field(default_factory=list)
+    # Requests being answered now, and the most there were at once, since the last reset
+    # (a request a previous test left hanging is not counted).
+    in_flight: int = 0
+    max_in_flight: int = 0
+    generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -97,6 +103,8 @@ class FakeOpenAI:
             self.script.clear()
             self.requests.clear()
             self.answer_seconds.clear()
+            self.in_flight = self.max_in_flight = 0
+            self.generation += 1
             self.default = default or Reply()
 
     @property
@@ -174,9 +182,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -189,14 +205,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         arrived = time.perf_counter()
         reply = self.fake.next_reply(body)
+        with self.fake.lock:
+            generation = self.fake.generation
+            self.fake.in_flight += 1
+            self.fake.max_in_flight = max(self.fake.max_in_flight, self.fake.in_flight)
         try:
             if reply.delay:
                 time.sleep(reply.delay)
             self._answer(reply, body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout under test); nothing to answer
-        with self.fake.lock:
-            self.fake.answer_seconds.append(time.perf_counter() - arrived)
+        finally:
+            with self.fake.lock:
+                if generation == self.fake.generation:
+                    self.fake.in_flight -= 1
+                self.fake.answer_seconds.append(time.perf_counter() - arrived)
 
     def _answer(self, reply: Reply, body: dict[str, Any]) -> None:
         if reply.kind == "gullible":
@@ -205,12 +228,15 @@ class _Handler(BaseHTTPRequestHandler):
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if reply.kind == "error":
             error = {"error": {"message": f"scripted {reply.status}", "type": "fake_error"}}
-            self._send(reply.status, json.dumps(error).encode())
+            headers = {"Retry-After": reply.retry_after} if reply.retry_after else {}
+            self._send(reply.status, json.dumps(error).encode(), headers=headers)
             return
         if reply.kind == "malformed":
             self._send(200, b'{"id": "chatcmpl-fake", "choices": [ this is not json')
             return
         if not body.get("stream"):
+            if reply.chunk_delay:  # the model takes as long to write it as to stream it
+                time.sleep(reply.chunk_delay * len(_pieces(reply.content, reply.chunk_chars)))
             self._send(
                 200, json.dumps(_completion_body(model, reply.content, prompt_tokens)).encode()
             )
@@ -304,6 +330,10 @@ class ServerProcess:
     def answer_seconds(self) -> list[float]:
         return list(self._ask({"command": "answer_seconds"}))
 
+    def stats(self) -> dict[str, int]:
+        """Requests received since the last reset, and the most answered at once."""
+        return dict(self._ask({"command": "stats"}))
+
     def stop(self) -> None:
         if self._process.stdin is not None:
             self._process.stdin.close()  # the child's loop ends at end of input
@@ -322,6 +352,12 @@ def _serve_commands() -> None:
         elif command == "answer_seconds":
             with server.fake.lock:
                 answer = list(server.fake.answer_seconds)
+        elif command == "stats":
+            with server.fake.lock:
+                answer = {
+                    "requests": len(server.fake.requests),
+                    "max_in_flight": server.fake.max_in_flight,
+                }
         else:
             answer = server.fake.base_url
         sys.stdout.write(json.dumps(answer) + "\n")

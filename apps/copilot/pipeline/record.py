@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from apps.copilot.models import Decision, DraftStatus, PromptTemplate
+from apps.core.timelimits import soft_time_limit_check
 from apps.core.tracing import span
 
 if TYPE_CHECKING:  # the stages import this module
@@ -146,6 +147,7 @@ class StageClock:
         *args: Parameters.args,
         **kwargs: Parameters.kwargs,
     ) -> Result:
+        soft_time_limit_check()  # a threads pool's only time limit (apps/core/timelimits.py)
         started = time.perf_counter()
         try:
             with span(f"pipeline.{stage}"):

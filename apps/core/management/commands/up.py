@@ -32,6 +32,8 @@ class Command(BaseCommand):
                 demo=options["demo"],
                 web_workers=env_int("WEB_CONCURRENCY", 1, minimum=1),
                 worker_concurrency=env_int("CELERY_CONCURRENCY", 2, minimum=1),
+                pipeline_pool=settings.PIPELINE_WORKER_POOL,
+                pipeline_concurrency=settings.PIPELINE_WORKER_CONCURRENCY,
             )
         except ConfigurationError as error:
             raise CommandError(str(error)) from None

@@ -1,0 +1,254 @@
+"""Drafted messages per second at volume, with a model that takes seconds (issue 32).
+
+A fresh instance started with `manage.py up` (the Birchwood help center imported, the
+classifier trained on Banking77's training split, as `acceptance.py` does), then tickets
+posted through `POST /api/v1/tickets` at a steady rate from held-out customer questions,
+and the time from each message's intake to its draft's decision read from the database.
+Nobody watches the conversations, so replies are not streamed to anyone.
+
+Two runs on the same instance (restarted in between, its data kept):
+- `offline`: the offline drafter (local/extractive), no model server;
+- `model`: every alias on a local OpenAI-compatible server (tests/llm/fake_openai.py, in a
+  process of its own) that takes MODEL_SECONDS per call: a ~600-character reply written at
+  ~50 tokens a second, as a provider streams it (a call that does not stream waits as long).
+
+Prints per run: messages posted and drafted, sustained drafted messages per second (between
+10% and 90% of the drafts), p50/p95/p99 of intake-to-decision, the most model calls the
+server had in flight at once, and CPU seconds per message of each process kind (web, the
+pipeline worker, the other worker, beat, PostgreSQL, Redis) over the run.
+
+    .venv/bin/python benchmarks/throughput.py [--messages 400] [--rate 14] [--runs offline,model]
+        [--pipeline-pool threads|prefork] [--pipeline-concurrency 32]
+
+`--pipeline-pool prefork --pipeline-concurrency 2` is the worker before issue 32: two
+prefork processes consuming every queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from acceptance import Instance, kb_import, train_on_rows  # noqa: E402
+from copilot_pipeline import BANKING77_HELP_CENTERS, bank_split  # noqa: E402
+from percentiles import percentile  # noqa: E402
+
+from tests.llm.fake_openai import Reply, ServerProcess  # noqa: E402
+
+MODEL_SECONDS = 3.0
+TOKENS_PER_SECOND = 50
+DATASET = "birch"
+SETTLE_TIMEOUT = 900.0
+
+
+def model_reply() -> Reply:
+    """A grounded answer citing the first passage, ~MODEL_SECONDS x TOKENS_PER_SECOND tokens
+    of ~4 characters, one token per streamed chunk."""
+    tokens = int(MODEL_SECONDS * TOKENS_PER_SECOND)
+    sentence = "You can follow the steps in the article to sort this out yourself. "
+    text = (sentence * (tokens * 4 // len(sentence) + 1))[: tokens * 4 - 60].strip()
+    content = json.dumps({"reply": text, "citations": ["P1"], "answerable": True})
+    chunks = -(-len(content) // 4)
+    return Reply.ok(content, chunk_chars=4, chunk_delay=MODEL_SECONDS / chunks)
+
+
+def model_env(base_url: str) -> dict[str, str]:
+    env = {"BENCH_FAKE_KEY": "fake"}
+    for alias in ("DRAFT_FAST", "DRAFT_STRONG"):
+        env[f"LLM_{alias}_MODEL"] = "openai/gpt-4o-mini"
+        env[f"LLM_{alias}_API_BASE"] = base_url
+        env[f"LLM_{alias}_API_KEY_ENV"] = "BENCH_FAKE_KEY"
+    return env
+
+
+def process_kind(process: psutil.Process) -> str:
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.Error:
+        return "gone"
+    if "postgres" in command:
+        return "postgresql"
+    if "redis" in command:
+        return "redis"
+    if "uvicorn" in command:
+        return "web"
+    if " beat" in command:
+        return "beat"
+    if "-Q pipeline" in command:
+        return "pipeline worker"
+    if "celery" in command:
+        return "other worker"
+    return "launcher"
+
+
+def cpu_by_kind(root_pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) so far of every process under `up`, by pid."""
+    seen: dict[int, tuple[str, float]] = {}
+    try:
+        processes = [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]
+    except psutil.Error:
+        return seen
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            seen[process.pid] = (process_kind(process), times.user + times.system)
+        except psutil.Error:
+            continue
+    return seen
+
+
+def post_tickets(client: httpx.Client, texts: list[str], rate: float) -> list[int]:
+    """Post one ticket per text, `rate` a second (paced from the start), from 16 threads."""
+    ids: list[int | None] = [None] * len(texts)
+    started = time.perf_counter()
+
+    def post(index: int) -> None:
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        response = client.post(
+            "/api/v1/tickets",
+            json={
+                "customer": {"email": f"throughput-{time.time_ns()}-{index}@example.com"},
+                "body": texts[index],
+            },
+        )
+        response.raise_for_status()
+        ids[index] = response.json()["id"]
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(post, range(len(texts))))
+    took = time.perf_counter() - started
+    print(f"  posted {len(texts)} tickets in {took:.1f} s ({len(texts) / took:.1f}/s)")
+    return [ticket_id for ticket_id in ids if ticket_id is not None]
+
+
+def decisions(database_url: str, ticket_ids: list[int]) -> list[tuple[float, float]]:
+    """(intake, decision) epoch seconds of the first customer message of each ticket that
+    has its draft."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            """
+            SELECT extract(epoch FROM m.created_at), extract(epoch FROM min(d.created_at))
+            FROM tickets_message m JOIN copilot_draft d ON d.message_id = m.id
+            WHERE m.ticket_id = ANY(%s) GROUP BY m.id
+            """,
+            (ticket_ids,),
+        ).fetchall()
+    return [(float(intake), float(decided)) for intake, decided in rows]
+
+
+def run(
+    instance: Instance, name: str, texts: list[str], rate: float, server: ServerProcess | None
+) -> None:
+    key = instance.manage("apikey_create", f"throughput-{name}-{time.time_ns()}").strip()
+    if server is not None:
+        server.reset(model_reply())
+    assert instance.process is not None
+    before = cpu_by_kind(instance.process.pid)
+    with httpx.Client(
+        base_url=instance.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as client:
+        ticket_ids = post_tickets(client, texts, rate)
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        done = decisions(instance.env["DATABASE_URL"], ticket_ids)
+        if len(done) >= len(ticket_ids):
+            break
+        time.sleep(1.0)
+    after = cpu_by_kind(instance.process.pid)
+    done = sorted(decisions(instance.env["DATABASE_URL"], ticket_ids), key=lambda row: row[1])
+    print(f"  drafted {len(done)}/{len(ticket_ids)}")
+    if len(done) < 10:
+        return
+    finished = [decided for _, decided in done]
+    low, high = int(len(done) * 0.1), int(len(done) * 0.9)
+    sustained = (high - low) / max(1e-9, finished[high] - finished[low])
+    latencies = [decided - intake for intake, decided in done]
+    print(f"  sustained: {sustained:.2f} drafted messages/s (between 10% and 90% of the drafts)")
+    print(
+        "  intake to decision: "
+        + ", ".join(f"p{q} {percentile(latencies, q / 100):.2f} s" for q in (50, 95, 99))
+    )
+    if server is not None:
+        stats = server.stats()
+        print(
+            f"  model calls: {stats['requests']} "
+            f"(at most {stats['max_in_flight']} in flight at once)"
+        )
+    spent: dict[str, float] = {}
+    for pid, (kind, seconds) in after.items():
+        spent[kind] = spent.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    total = sum(spent.values())
+    print(
+        f"  CPU per message: {total / len(done) * 1000:.0f} ms in all; "
+        + ", ".join(
+            f"{kind} {seconds / len(done) * 1000:.0f} ms"
+            for kind, seconds in sorted(spent.items(), key=lambda item: -item[1])
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--rate", type=float, default=14.0, help="tickets posted per second")
+    parser.add_argument("--runs", default="offline,model")
+    parser.add_argument("--pipeline-pool", default="threads", choices=("threads", "prefork"))
+    parser.add_argument("--pipeline-concurrency", type=int, default=32)
+    arguments = parser.parse_args()
+    folder, salt = BANKING77_HELP_CENTERS[DATASET]
+    train, held = bank_split(folder, salt)
+    questions = [row[0] for row in held]
+    texts = [questions[index % len(questions)] for index in range(arguments.messages)]
+    instance = Instance(ROOT / ".deskpilot" / "throughput")
+    instance.env.update(
+        PIPELINE_WORKER_POOL=arguments.pipeline_pool,
+        PIPELINE_WORKER_CONCURRENCY=str(arguments.pipeline_concurrency),
+        LLM_BUDGET_DAILY_USD="1000000",
+        LLM_BUDGET_MONTHLY_USD="1000000",
+        RATE_LIMITS="api_key=off",
+    )
+    print(
+        f"pipeline worker: {arguments.pipeline_pool} x {arguments.pipeline_concurrency}; "
+        f"{arguments.messages} messages at {arguments.rate:g}/s"
+    )
+    server = ServerProcess()
+    fresh = True
+    try:
+        for name in arguments.runs.split(","):
+            if name == "model":
+                instance.env.update(model_env(server.base_url))
+            else:
+                for variable in model_env(server.base_url):
+                    instance.env.pop(variable, None)
+            instance.start(fresh=fresh)
+            if fresh:
+                kb_import(instance, DATASET, train)
+                started = time.perf_counter()
+                train_on_rows(instance, train)
+                print(f"triage_train took {time.perf_counter() - started:.0f} s")
+                fresh = False
+            print(f"\n{name} drafter:")
+            time.sleep(5)  # beat's first passes, the workers' start-up
+            run(instance, name, texts, arguments.rate, server if name == "model" else None)
+            instance.stop()
+    finally:
+        instance.stop()
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
