@@ -99,11 +99,10 @@ class Instance:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 sys.exit(f"`manage.py up` exited {self.process.returncode}; see {self.log.name}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            # `up` says so once /readyz answers and its worker processes are warm (/readyz
+            # alone answers 200 before the workers are: intake does not need them).
+            if "Deskpilot is ready" in Path(self.log.name).read_text(errors="replace"):
+                break
             time.sleep(1)
         else:
             sys.exit(f"not ready after {READY_TIMEOUT:.0f} s; see {self.log.name}")

@@ -19,6 +19,7 @@ pipeline worker, the other worker, beat, PostgreSQL, Redis) over the run.
 
     .venv/bin/python benchmarks/throughput.py [--messages 400] [--rate 14] [--runs offline,model]
         [--pipeline-pool threads|prefork] [--pipeline-concurrency 32]
+        [--pipeline-processes 1] [--reuse]
 
 `--pipeline-pool prefork --pipeline-concurrency 2` is the worker before issue 32: two
 prefork processes consuming every queue.
@@ -93,11 +94,16 @@ def process_kind(process: psutil.Process) -> str:
     return "launcher"
 
 
-def cpu_by_kind(root_pid: int) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) so far of every process under `up`, by pid."""
+def cpu_by_kind(root_pid: int, home: Path) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) so far of every process under `up` and of its embedded
+    PostgreSQL (a daemon of its own), by pid."""
     seen: dict[int, tuple[str, float]] = {}
     try:
         processes = [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]
+        pid_file = home / "pgdata" / "postmaster.pid"
+        if pid_file.exists():
+            postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+            processes += [postmaster, *postmaster.children(recursive=True)]
     except psutil.Error:
         return seen
     for process in processes:
@@ -154,10 +160,13 @@ def run(
     instance: Instance, name: str, texts: list[str], rate: float, server: ServerProcess | None
 ) -> None:
     key = instance.manage("apikey_create", f"throughput-{name}-{time.time_ns()}").strip()
+    # The same questions as the run before: without this, the reply cache would answer them.
+    with psycopg.connect(instance.env["DATABASE_URL"]) as connection:
+        connection.execute("DELETE FROM copilot_replycacheentry")
     if server is not None:
         server.reset(model_reply())
     assert instance.process is not None
-    before = cpu_by_kind(instance.process.pid)
+    before = cpu_by_kind(instance.process.pid, instance.home)
     with httpx.Client(
         base_url=instance.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
     ) as client:
@@ -168,7 +177,7 @@ def run(
         if len(done) >= len(ticket_ids):
             break
         time.sleep(1.0)
-    after = cpu_by_kind(instance.process.pid)
+    after = cpu_by_kind(instance.process.pid, instance.home)
     done = sorted(decisions(instance.env["DATABASE_URL"], ticket_ids), key=lambda row: row[1])
     print(f"  drafted {len(done)}/{len(ticket_ids)}")
     if len(done) < 10:
@@ -208,6 +217,13 @@ def main() -> None:
     parser.add_argument("--runs", default="offline,model")
     parser.add_argument("--pipeline-pool", default="threads", choices=("threads", "prefork"))
     parser.add_argument("--pipeline-concurrency", type=int, default=32)
+    parser.add_argument("--pipeline-processes", type=int, default=1)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the instance's home from an earlier run (help center imported, classifier "
+        "trained) instead of setting it up again",
+    )
     arguments = parser.parse_args()
     folder, salt = BANKING77_HELP_CENTERS[DATASET]
     train, held = bank_split(folder, salt)
@@ -217,16 +233,18 @@ def main() -> None:
     instance.env.update(
         PIPELINE_WORKER_POOL=arguments.pipeline_pool,
         PIPELINE_WORKER_CONCURRENCY=str(arguments.pipeline_concurrency),
+        PIPELINE_WORKER_PROCESSES=str(arguments.pipeline_processes),
         LLM_BUDGET_DAILY_USD="1000000",
         LLM_BUDGET_MONTHLY_USD="1000000",
         RATE_LIMITS="api_key=off",
     )
     print(
-        f"pipeline worker: {arguments.pipeline_pool} x {arguments.pipeline_concurrency}; "
+        f"pipeline workers: {arguments.pipeline_processes} x {arguments.pipeline_pool} "
+        f"x {arguments.pipeline_concurrency}; "
         f"{arguments.messages} messages at {arguments.rate:g}/s"
     )
     server = ServerProcess()
-    fresh = True
+    fresh = not (arguments.reuse and (instance.home / "pgdata").exists())
     try:
         for name in arguments.runs.split(","):
             if name == "model":

@@ -41,6 +41,18 @@ def web_process_warm() -> None:
     )
 
 
+def _web_broker_options() -> None:
+    """A customer's request publishes its message's task: short broker timeouts here."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.conf.broker_transport_options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "socket_timeout": settings.WEB_BROKER_SOCKET_TIMEOUT,
+    }
+
+
 def _warm_start() -> None:
     from django.conf import settings
 
@@ -48,4 +60,5 @@ def _warm_start() -> None:
         threading.Thread(target=web_process_warm, name="deskpilot-web-warm", daemon=True).start()
 
 
+_web_broker_options()
 _warm_start()

@@ -182,11 +182,18 @@ def _celery_url(redis_url: str) -> str:
     return redis_url
 
 
+# Every Redis client has socket timeouts: a Redis that hangs (stopped, partitioned) rather
+# than refuses would otherwise hold its caller until the kernel gives up, minutes later.
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 2.0, minimum=0.05)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "deskpilot",
+        "OPTIONS": {
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+        },
     }
 }
 
@@ -207,7 +214,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
     "socket_connect_timeout": 5,
+    # A publish on a broker that hangs fails after this, instead of never (kombu's default).
+    "socket_timeout": 5,
 }
+# In the web process (config/asgi.py), where a customer's request publishes its message's
+# task: a hung broker costs the request this long (twice with the one retry), then the
+# process stops trying for a few seconds (apps/core/broker.py) and the sweep publishes.
+WEB_BROKER_SOCKET_TIMEOUT = env_float("WEB_BROKER_SOCKET_TIMEOUT", 0.25, minimum=0.05)
 CELERY_WORKER_QUEUES = env_list("CELERY_QUEUES", ["default", "pipeline", "ingest", "eval"])
 # The `pipeline` queue (drafting a reply) has a worker of its own. A draft waits on the model
 # provider for seconds and on the CPU for tens of milliseconds, so that worker runs threads:
@@ -221,6 +234,8 @@ if PIPELINE_WORKER_POOL not in ("threads", "prefork"):
         f"PIPELINE_WORKER_POOL must be threads or prefork, got {PIPELINE_WORKER_POOL!r}"
     )
 PIPELINE_WORKER_CONCURRENCY = env_int("PIPELINE_WORKER_CONCURRENCY", 32, minimum=1)
+# Pipeline workers `up` starts (each a process of its own, with its own interpreter lock).
+PIPELINE_WORKER_PROCESSES = env_int("PIPELINE_WORKER_PROCESSES", 1, minimum=1)
 # Each worker process loads litellm, the embedding model and the active classifier as it
 # starts, not on its first customer message (~5-10 s), then keeps them out of the garbage
 # collector's full scans (apps/copilot/tasks.py). A prefork child must report ready within

@@ -63,6 +63,18 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def _redis_not_backing_off() -> Iterator[None]:
+    """A test that failed a publish or a rate-limit check on purpose (a dead Redis) leaves
+    the next test's publishes and checks alone."""
+    from apps.core.broker import broker_backoff_reset
+    from apps.safety import throttle
+
+    broker_backoff_reset()
+    throttle._skip_until = 0.0
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> Iterator[None]:
     """Every test starts with empty rate-limit counters (they live in the shared Redis)."""
     yield

@@ -18,6 +18,7 @@ from celery.signals import (
 from django import db
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from threadpoolctl import threadpool_limits
 
 from apps.copilot.links import intent_links_ensure_active, intent_links_learn_active
 from apps.copilot.services import draft_regenerate, pipeline_fail, pipeline_run, pipeline_warm
@@ -48,13 +49,26 @@ def worker_modules_preload(sender: object = None, **_kwargs: object) -> None:
 
     A threads pool (the `pipeline` queue's worker) runs its tasks in this very process and
     never sends worker_process_init: this process warms up here, before it consumes."""
+    natives_single_threaded()
     if not settings.WORKER_WARM:
         return
     started = time.perf_counter()
     modules_preload()
+    natives_single_threaded()
     logger.info("worker modules imported in %.1f s", time.perf_counter() - started)
     if "thread" in str(getattr(sender, "pool_cls", "")).lower():
         worker_process_warm()
+
+
+def natives_single_threaded() -> None:
+    """One thread per native call in the libraries loaded so far (OpenBLAS under numpy,
+    scipy and spaCy; OpenMP): a worker runs many calls side by side already (processes, or a
+    threads pool), and each library's own worker threads only spin and compete for the same
+    cores (measured: a quarter less CPU per drafted message, benchmarks/throughput.py)."""
+    try:
+        threadpool_limits(limits=1)
+    except Exception:  # an optimisation only
+        logger.warning("native thread pools not limited", exc_info=True)
 
 
 @worker_process_init.connect
@@ -81,6 +95,7 @@ def worker_process_warm(**_kwargs: object) -> None:
         # parent; the pool took such a connection back and a worker that found tasks waiting
         # hung on its first query (tests/copilot/test_concurrency_and_worker.py).
         db.connections.close_all()
+    natives_single_threaded()  # spaCy and the rest loaded by the warm-up
     gc.freeze()
     try:
         worker_warm_register(hostname=socket.gethostname(), pid=os.getpid())

@@ -1,8 +1,15 @@
 """Liveness (`/healthz`) and readiness (`/readyz`) probes.
 
-readyz answers 200 only when every component a request may need answers: the
-database, its pgvector extension, Redis, and at least one Celery worker. It also says how
-many worker processes are warm (loaded what a customer message needs).
+readyz answers 200 when this web process can take in customer messages: the database and
+its pgvector extension answer. Intake is durable-first (a message is stored before anything
+else, and the sweep schedules what Redis or the workers could not take), so a Redis outage
+or no Celery worker is reported (`status: degraded`, `down` names them) without taking the
+web out of its load balancer: that would turn a slow queue into refused customers. It also
+says how many worker processes are warm (loaded what a customer message needs).
+
+The checks run side by side and the probe answers within READY_DEADLINE_SECONDS whatever
+hangs (a Redis stopped, not refused, holds a socket until its timeout): a check still running
+then is reported down as "no answer".
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import redis
 from django.conf import settings
@@ -70,25 +78,49 @@ CHECKS: dict[str, Callable[[], str]] = {
 }
 
 
+# Without these the web cannot take a message in; the others degrade it (see the docstring).
+REQUIRED = frozenset({"database", "pgvector"})
+READY_DEADLINE_SECONDS = 2.5
+# Threads for the checks of Redis and the workers; one that hangs past the deadline ends on
+# its own socket timeout.
+_checks_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="readyz")
+
+
+def _timed(check: Callable[[], str]) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        detail, ok = check(), True
+    except Exception as error:  # a probe reports every failure, whatever its kind
+        detail, ok = f"{type(error).__name__}: {error}", False
+    return {"ok": ok, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
 def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
-    components: dict[str, dict[str, object]] = {}
-    all_ok = True
-    for name, check in CHECKS.items():
-        started = time.perf_counter()
-        try:
-            detail = check()
-            ok = True
-        except Exception as error:  # a probe reports every failure, whatever its kind
-            detail = f"{type(error).__name__}: {error}"
-            ok = False
-            logger.warning("readiness check %s failed: %s", name, detail)
-        all_ok = all_ok and ok
-        components[name] = {
-            "ok": ok,
-            "detail": detail,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        }
-    return all_ok, components
+    """(ready, each component's state): ready when every REQUIRED component answered.
+
+    The database checks run in the caller's thread, on its connection (bounded by the web's
+    statement_timeout); the others in pool threads, waited for until the deadline."""
+    started = time.monotonic()
+    futures = {
+        name: _checks_pool.submit(_timed, check)
+        for name, check in CHECKS.items()
+        if name not in REQUIRED
+    }
+    components = {name: _timed(CHECKS[name]) for name in CHECKS if name in REQUIRED}
+    wait(futures.values(), timeout=max(0.0, READY_DEADLINE_SECONDS - (time.monotonic() - started)))
+    for name, future in futures.items():
+        if future.done():
+            components[name] = future.result()
+        else:
+            components[name] = {
+                "ok": False,
+                "detail": f"no answer within {READY_DEADLINE_SECONDS:g} s",
+                "ms": READY_DEADLINE_SECONDS * 1000,
+            }
+        if not components[name]["ok"]:
+            logger.warning("readiness check %s failed: %s", name, components[name]["detail"])
+    ready = all(components[name]["ok"] for name in REQUIRED)
+    return ready, components
 
 
 @never_cache
@@ -107,12 +139,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
         for state in components.values():
             state["detail"] = "ok" if state["ok"] else "down (details in the log)"
     body = {
-        "status": "ready" if ready else "unavailable",
+        "status": ("degraded" if down else "ready") if ready else "unavailable",
         "down": down,
         "components": components,
         # Informational: a worker that is up but still loading answers its first messages
         # slowly; `up` waits for these before it says ready.
-        "warm_worker_processes": _warm_workers(),
+        # Not asked of a Redis that did not answer the check: it would wait out its timeout.
+        "warm_worker_processes": _warm_workers() if components["redis"]["ok"] else None,
     }
     return JsonResponse(body, status=200 if ready else 503)
 

@@ -54,6 +54,7 @@ class LaunchOptions:
     # The `pipeline` queue's worker (see PIPELINE_WORKER_POOL in config/settings.py).
     pipeline_pool: str = "threads"
     pipeline_concurrency: int = 32
+    pipeline_processes: int = 1
     ready_timeout: float = 180.0
 
     def warm_processes(self, queues: list[str]) -> int:
@@ -61,7 +62,8 @@ class LaunchOptions:
         and a threads worker once (its threads share one process)."""
         count = self.worker_concurrency if set(queues) - {"pipeline"} else 0
         if "pipeline" in queues:
-            count += self.pipeline_concurrency if self.pipeline_pool == "prefork" else 1
+            per_worker = self.pipeline_concurrency if self.pipeline_pool == "prefork" else 1
+            count += per_worker * self.pipeline_processes
         return count
 
 
@@ -226,16 +228,25 @@ class Launcher:
                 env,
             )
         if "pipeline" in queues:
-            self.spawn(
-                "pipeline",
-                self._celery_worker(
-                    ["pipeline"],
-                    self.options.pipeline_pool,
-                    self.options.pipeline_concurrency,
-                    "pipeline",
-                ),
-                env,
-            )
+            pipeline_env = dict(env)
+            if self.options.pipeline_pool == "threads":
+                # A database connection per thread at most (each gives it back during model
+                # calls), unless the operator sized the pool.
+                pipeline_env.setdefault(
+                    "DATABASE_POOL_MAX_SIZE", str(self.options.pipeline_concurrency)
+                )
+            for number in range(1, self.options.pipeline_processes + 1):
+                name = "pipeline" if number == 1 else f"pipeline-{number}"
+                self.spawn(
+                    name,
+                    self._celery_worker(
+                        ["pipeline"],
+                        self.options.pipeline_pool,
+                        self.options.pipeline_concurrency,
+                        name,
+                    ),
+                    pipeline_env,
+                )
         self.spawn(
             "beat",
             [

@@ -24,6 +24,7 @@ import functools
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,6 +314,12 @@ def _analyzer() -> Any:
 
 
 _lock = threading.Lock()
+# The analyzer's findings for the texts it read last. The same knowledge-base passages are
+# redacted before every draft that retrieves them, and a customer's message is read by the
+# guard, the drafter and the reply cache: spaCy's model read each of them anew, the largest
+# part of a draft's CPU. Its findings depend only on the text and the entity types asked.
+_RECENT: OrderedDict[tuple[str, tuple[str, ...]], list] = OrderedDict()
+_RECENT_SIZE = 4096
 
 
 def analyzer_warm() -> None:
@@ -384,10 +391,16 @@ def pii_find(text: str) -> list[Finding]:
         return []
     analyzer = _analyzer()
     entities &= set(analyzer.get_supported_entities("en"))
+    key = (text[: settings.PII_MAX_CHARS], tuple(sorted(entities)))
     with _lock:  # spaCy's pipeline is not documented as thread-safe
-        results = analyzer.analyze(
-            text=text[: settings.PII_MAX_CHARS], language="en", entities=sorted(entities)
-        )
+        results = _RECENT.get(key)
+        if results is None:
+            results = analyzer.analyze(text=key[0], language="en", entities=list(key[1]))
+            _RECENT[key] = results
+            while len(_RECENT) > _RECENT_SIZE:
+                _RECENT.popitem(last=False)
+        else:
+            _RECENT.move_to_end(key)
     candidates = []
     for result in results:
         label = LABELS.get(result.entity_type, result.entity_type)

@@ -8,7 +8,9 @@ Each limit is named; its rate comes from `RATE_LIMITS` (settings, env `RATE_LIMI
 
 Limits fail open: when Redis cannot be reached, the request is served and an error is logged.
 A support widget that refuses every customer because its counter store blinked is worse than a
-minute without limits; the LLM spend caps (checked in PostgreSQL) still bound the cost.
+minute without limits; the LLM spend caps (checked in PostgreSQL) still bound the cost. After
+a failure the process skips its checks for BACKOFF_SECONDS: a Redis that hangs rather than
+refuses would otherwise cost every request the socket timeout, once per limit it checks.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ LIMITS = {
 }
 
 
+BACKOFF_SECONDS = 5.0
+_skip_until = 0.0  # time.monotonic() before which this process checks no limit
+
+
 @functools.cache
 def _limiter() -> Any:
     from limits.storage import storage_from_string
@@ -55,7 +61,7 @@ def _limiter() -> Any:
     if url.startswith("unix://"):
         url = "redis+unix://" + url.removeprefix("unix://")
     # Short timeouts: a limit check must never hold a request for long when Redis is away.
-    storage = storage_from_string(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    storage = storage_from_string(url, socket_timeout=0.25, socket_connect_timeout=0.25)
     return MovingWindowRateLimiter(storage)
 
 
@@ -72,6 +78,9 @@ def limit_hit(name: str, *keys: str) -> None:
     if not rate or rate == "off":
         return
     item = _rate(rate)
+    global _skip_until
+    if time.monotonic() < _skip_until:
+        return
     try:
         limiter = _limiter()
         if limiter.hit(item, name, *keys):
@@ -79,6 +88,7 @@ def limit_hit(name: str, *keys: str) -> None:
         reset_at = limiter.get_window_stats(item, name, *keys).reset_time
     except Exception as error:  # Redis away: serve, and say so (see the module's docstring)
         logger.error("rate limit %s not checked, serving anyway: %r", name, error)
+        _skip_until = time.monotonic() + BACKOFF_SECONDS
         return
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise RateLimitedError(

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
@@ -37,6 +36,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core.broker import task_send
 from apps.core.exceptions import NotFoundError, ValidationError
 from apps.core.outbound import OutboundRefused, outbound_url_check
 from apps.webhooks.models import (
@@ -158,7 +158,7 @@ def webhook_event_emit(
 def _publish(delivery_ids: list[int], countdown: float = 0) -> None:
     """Queue the deliveries' send; a broker that is down leaves them to the sweep."""
     try:
-        current_app.send_task(
+        task_send(
             DELIVERY_TASK, kwargs={"delivery_ids": delivery_ids}, queue="default",
             countdown=countdown or None, retry=False,
         )  # fmt: skip

@@ -175,13 +175,21 @@ def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
     home = tmp_path / "home"
     port = free_port()
     process, _ = start_up(home, port)
-    # then: ready means its worker processes are warm too, as /readyz says: the prefork
-    # worker's two and the pipeline worker's one process (its threads share it)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
-        assert json.load(response)["warm_worker_processes"] == 3
-    commands = [" ".join(child.cmdline()) for child in psutil.Process(process.pid).children()]
-    assert any("-Q pipeline --pool threads --concurrency 32" in line for line in commands)
-    assert any("-Q default,ingest,eval --pool prefork --concurrency 2" in line for line in commands)
+    try:
+        # then: ready means its worker processes are warm too, as /readyz says: the prefork
+        # worker's two and the pipeline worker's one process (its threads share it)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+            assert json.load(response)["warm_worker_processes"] == 3
+        children = psutil.Process(process.pid).children()
+        commands = [" ".join(child.cmdline()) for child in children]
+        assert any("-Q pipeline --pool threads --concurrency 32" in line for line in commands)
+        assert any(
+            "-Q default,ingest,eval --pool prefork --concurrency 2" in line for line in commands
+        )
+    except BaseException:
+        process.terminate()  # `up` stops what it started; a failed check must not leave it
+        process.wait(60)
+        raise
     database_url = (home / "run" / "database_url").read_text()
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('hello')")

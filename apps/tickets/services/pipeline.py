@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core.broker import task_send
 from apps.tickets.models import (
     Message,
     PipelineStatus,
@@ -27,7 +27,7 @@ PIPELINE_TASK = "copilot.pipeline_run"
 PIPELINE_QUEUE = "pipeline"
 # A broker blip is retried briefly; a broker that stays down leaves the message for the sweep.
 PIPELINE_PUBLISH_RETRY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
@@ -43,7 +43,7 @@ def message_pipeline_schedule(*, message_id: int) -> bool:
     """
     now = timezone.now()
     try:
-        current_app.send_task(
+        task_send(
             PIPELINE_TASK,
             kwargs={"message_id": message_id},
             queue=PIPELINE_QUEUE,

@@ -34,6 +34,7 @@ class Command(BaseCommand):
                 worker_concurrency=env_int("CELERY_CONCURRENCY", 2, minimum=1),
                 pipeline_pool=settings.PIPELINE_WORKER_POOL,
                 pipeline_concurrency=settings.PIPELINE_WORKER_CONCURRENCY,
+                pipeline_processes=settings.PIPELINE_WORKER_PROCESSES,
             )
         except ConfigurationError as error:
             raise CommandError(str(error)) from None
