@@ -9,6 +9,8 @@ from django.core.asgi import get_asgi_application
 from apps.core.tracing import tracing_setup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# A web request's queries are short: one stuck behind a lock must not hold the request.
+os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "30")
 django.setup(set_prefix=False)
 # Before the application is built: the Django instrumentation adds its middleware.
 tracing_setup(process="web", django=True)

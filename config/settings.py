@@ -167,6 +167,18 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# A query running longer than this is cancelled by PostgreSQL (0: never), set per process
+# kind: web processes default to 30 s (config/asgi.py; a request waits on nothing longer),
+# the pipeline workers `up` starts to 60 s, other workers and commands to none (an import's
+# index build may take minutes). Sent as a connection option; behind PgBouncer in
+# transaction mode, which refuses startup options, set it to 0 and use `ALTER ROLE ... SET
+# statement_timeout` on a role per process kind instead.
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 0.0, minimum=0.0)
+if DATABASE_STATEMENT_TIMEOUT:
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c statement_timeout={int(DATABASE_STATEMENT_TIMEOUT * 1000)}"
+    )
+
 # --- Redis: broker, cache, streams ------------------------------------------------------------
 REDIS_URL = (
     env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))

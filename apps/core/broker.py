@@ -3,10 +3,11 @@
 Intake stores the message first; publishing its task is the next, optional step (the sweep
 publishes what was not). A Redis that refuses fails at once, but one that hangs (stopped,
 a network partition) holds each publish until its socket timeout, retries included. So once
-a publish fails, this process skips publishing for BROKER_BACKOFF_SECONDS: the requests in
-that window answer at once and their tasks wait for the sweep, instead of each paying the
-timeout. Every process finds out for itself (one failed publish each), which needs no
-shared state on the thing that is down.
+a publish from a web request fails, this process's web requests skip publishing for
+BROKER_BACKOFF_SECONDS: they answer at once and their tasks wait for the sweep, instead of
+each paying the timeout. Every process finds out for itself (one failed publish each), which
+needs no shared state on the thing that is down. Outside web requests (the sweep itself, a
+worker) every publish is tried.
 
 Written here rather than taken from a circuit-breaker library: pybreaker and friends count
 failures per call and would still let the requests through until a threshold; the first
@@ -21,6 +22,8 @@ from typing import Any
 
 from celery import current_app
 
+from apps.core.web import in_web_request
+
 BROKER_BACKOFF_SECONDS = 5.0
 
 _lock = threading.Lock()
@@ -32,14 +35,17 @@ class BrokerSkipped(Exception):
 
 
 def task_send(name: str, **options: Any) -> None:
-    """`send_task(name, **options)`, or BrokerSkipped while the broker is in its backoff.
-    Any publish error is re-raised after starting the backoff."""
-    if time.monotonic() < _skip_until:
+    """`send_task(name, **options)`, or, in a web request, BrokerSkipped while the broker is
+    in its backoff. Any publish error is re-raised (after starting the backoff, in a web
+    request)."""
+    web = in_web_request()
+    if web and time.monotonic() < _skip_until:
         raise BrokerSkipped(f"the broker failed less than {BROKER_BACKOFF_SECONDS:g} s ago")
     try:
         current_app.send_task(name, **options)
     except Exception:
-        broker_backoff()
+        if web:
+            broker_backoff()
         raise
 
 

@@ -229,6 +229,8 @@ class Launcher:
             )
         if "pipeline" in queues:
             pipeline_env = dict(env)
+            # A draft's queries are short (config/settings.py, DATABASE_STATEMENT_TIMEOUT).
+            pipeline_env.setdefault("DATABASE_STATEMENT_TIMEOUT", "60")
             if self.options.pipeline_pool == "threads":
                 # A database connection per thread at most (each gives it back during model
                 # calls), unless the operator sized the pool.

@@ -469,11 +469,11 @@ def completion_create(
             served = getattr(error, "served_alias", "")
             failed = allowed[: allowed.index(served) + 1] if served in allowed else allowed
             pause = limits.retry_after_seconds(error)
+            for name in failed if pause else ():
+                limits.alias_pause(name, pause)  # every caller waits the time asked
             if pause and time.perf_counter() - started + pause < settings.LLM_LIMIT_WAIT_SECONDS:
-                # Rate limited, not down: every caller waits the time asked, this one too,
-                # then tries the same aliases again (not counted against their circuits).
-                for name in failed:
-                    limits.alias_pause(name, pause)
+                # Rate limited, not down: this call waits too, then tries the same aliases
+                # again (not counted against their circuits).
                 emitted = emitted or bool(served)
                 last_error = error
                 continue

@@ -174,3 +174,28 @@ def test_database_url_with_socket_folder_and_options():
     assert config["PASSWORD"] == "s:cret"
     assert config["HOST"] == "/var/run/pg"
     assert config["OPTIONS"] == {"sslmode": "require"}
+
+
+@pytest.mark.django_db
+def test_a_query_past_the_statement_timeout_is_cancelled_by_postgresql():
+    from tests.conftest import test_database_url
+
+    # given: a process started with a 0.3 s statement timeout (a web process defaults to 30)
+    script = (
+        "from django.db import connection\n"
+        "cursor = connection.cursor()\n"
+        "cursor.execute('SHOW statement_timeout'); print('timeout', cursor.fetchone()[0])\n"
+        "try:\n"
+        "    cursor.execute('SELECT pg_sleep(3)')\n"
+        "except Exception as error:\n"
+        "    print('cancelled:', type(error).__name__, error)\n"
+    )
+    # when: one of its queries runs longer
+    result = manage(
+        "shell", "-c", script, DATABASE_URL=test_database_url(), DATABASE_STATEMENT_TIMEOUT="0.3"
+    )
+    # then: PostgreSQL cancelled it, and the process could say so
+    assert "timeout 300ms" in result.stdout, result.stdout + result.stderr
+    assert "cancelled: OperationalError canceling statement due to statement timeout" in (
+        result.stdout
+    ), result.stdout + result.stderr
