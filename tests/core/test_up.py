@@ -174,17 +174,18 @@ def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
     # given: a fresh home, no DATABASE_URL / REDIS_URL: embedded services
     home = tmp_path / "home"
     port = free_port()
-    process, _ = start_up(home, port)
+    # (one prefork process instead of the default two: one process less to warm up)
+    process, _ = start_up(home, port, CELERY_CONCURRENCY="1")
     try:
         # then: ready means its worker processes are warm too, as /readyz says: the prefork
-        # worker's two and the pipeline worker's one process (its threads share it)
+        # worker's one and the pipeline worker's one process (its threads share it)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
-            assert json.load(response)["warm_worker_processes"] == 3
+            assert json.load(response)["warm_worker_processes"] == 2
         children = psutil.Process(process.pid).children()
         commands = [" ".join(child.cmdline()) for child in children]
         assert any("-Q pipeline --pool threads --concurrency 32" in line for line in commands)
         assert any(
-            "-Q default,ingest,eval --pool prefork --concurrency 2" in line for line in commands
+            "-Q default,ingest,eval --pool prefork --concurrency 1" in line for line in commands
         )
     except BaseException:
         process.terminate()  # `up` stops what it started; a failed check must not leave it
