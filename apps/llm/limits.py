@@ -39,6 +39,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.core import metrics
+from apps.core.limiting import limits_storage
 from apps.core.timelimits import soft_time_limit_check
 from apps.llm.deployments import Deployment
 from apps.llm.exceptions import ModelUnavailable
@@ -72,14 +73,9 @@ return 0
 
 @functools.cache
 def _rate_limiter() -> Any:
-    from limits.storage import storage_from_string
     from limits.strategies import SlidingWindowCounterRateLimiter
 
-    url = settings.REDIS_URL
-    if url.startswith("unix://"):
-        url = "redis+unix://" + url.removeprefix("unix://")
-    storage = storage_from_string(url, socket_timeout=2, socket_connect_timeout=2)
-    return SlidingWindowCounterRateLimiter(storage)
+    return SlidingWindowCounterRateLimiter(limits_storage(timeout=2))
 
 
 @functools.cache

@@ -180,6 +180,15 @@ def _chain(alias: str) -> list[str]:
     return [alias, *settings.LLM_FALLBACKS.get(alias, ())]
 
 
+def alias_models(alias: str) -> list[str]:
+    """The models a call to `alias` may be served by: its deployments' and its fallbacks'."""
+    return [
+        deployment.model
+        for name in _chain(alias)
+        for deployment in settings.LLM_DEPLOYMENTS.get(name, ())
+    ]
+
+
 def alias_leaves_machine(alias: str) -> bool:
     """Whether a call to `alias` may send its text to a provider: some deployment of the
     alias or of its fallbacks is not the local drafter."""

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from apps.core.exceptions import DeskpilotError
+from apps.core.limiting import limits_storage
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +55,10 @@ _skip_until = 0.0  # time.monotonic() before which this process checks no limit
 
 @functools.cache
 def _limiter() -> Any:
-    from limits.storage import storage_from_string
     from limits.strategies import MovingWindowRateLimiter
 
-    url = settings.REDIS_URL
-    if url.startswith("unix://"):
-        url = "redis+unix://" + url.removeprefix("unix://")
     # Short timeouts: a limit check must never hold a request for long when Redis is away.
-    storage = storage_from_string(url, socket_timeout=0.25, socket_connect_timeout=0.25)
-    return MovingWindowRateLimiter(storage)
+    return MovingWindowRateLimiter(limits_storage(timeout=0.25))
 
 
 @functools.cache

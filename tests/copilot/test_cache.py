@@ -75,3 +75,29 @@ def test_a_new_prompt_version_invalidates_the_cache(copilot_ready):
     # then
     assert again.cache_hit == ""
     assert (first.prompt.version, again.prompt_id) == (1, prompt.id)
+
+
+def test_a_reply_written_by_another_model_is_not_served(copilot_ready, fake_openai, settings):
+    import json
+
+    from apps.llm.deployments import LOCAL_EXTRACTIVE, Deployment
+    from tests.llm.fake_openai import Reply
+
+    # given: a cached reply written by the offline drafter
+    provider = settings.LLM_DEPLOYMENTS
+    settings.LLM_DEPLOYMENTS = {alias: (Deployment(LOCAL_EXTRACTIVE),) for alias in provider}
+    first = _draft(QUESTION)
+    assert (first.model, ReplyCacheEntry.objects.count()) == ("local/extractive", 1)
+    # when: the aliases now go to a provider's model, and the same question comes again
+    settings.LLM_DEPLOYMENTS = provider
+    answer = {
+        "reply": "You can set a new password yourself from the sign-in page.",
+        "citations": ["P1"],
+        "answerable": True,
+    }
+    fake_openai.reset(default=Reply.ok(json.dumps(answer)))
+    again = _draft(QUESTION)
+    # then: the provider's model wrote the reply; the offline drafter's was not served
+    assert again.cache_hit == ""
+    assert again.model == "openai/gpt-4o-mini"
+    assert fake_openai.hits == 1

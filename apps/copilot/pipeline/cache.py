@@ -1,6 +1,8 @@
 """Stage 5, cache: a reply the model already wrote for the same question, under the same
 knowledge base and prompt (exact key), or for a question that means the same (semantic:
-cosine of the question embeddings, same versions and intent).
+cosine of the question embeddings, same versions and intent). Only a reply written by a
+model the routed alias may still be served by counts: after a switch from the offline
+drafter to a provider's model (or to another model), the old replies are not served.
 
 Nothing personal is stored: a question or reply in which `apps.safety.pii` finds personal data
 (a card number, a name, an address) is not cached, so neither the table nor a later customer
@@ -50,16 +52,22 @@ def cache_lookup(
     kb_version: str,
     prompt: PromptTemplate,
     intent: str,
+    models: list[str],
 ) -> CachedReply | None:
-    """The cached reply for the question, counting the hit; None on a miss."""
+    """The cached reply for the question written by one of `models`, counting the hit; None
+    on a miss."""
     entry = ReplyCacheEntry.objects.filter(
-        key=cache_key(question=question, kb_version=kb_version, prompt_id=prompt.id)
+        key=cache_key(question=question, kb_version=kb_version, prompt_id=prompt.id),
+        reply__model__in=models,
     ).first()
     kind = "exact"
     if entry is None and intent:
         nearest = (
             ReplyCacheEntry.objects.filter(
-                knowledge_version=kb_version, prompt=prompt, intent=intent
+                knowledge_version=kb_version,
+                prompt=prompt,
+                intent=intent,
+                reply__model__in=models,
             )
             .annotate(distance=CosineDistance("question_embedding", question_vector))
             .order_by("distance")

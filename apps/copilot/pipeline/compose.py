@@ -25,6 +25,7 @@ from apps.copilot.pipeline.record import Composition, StageClock
 from apps.copilot.pipeline.retrieval import Retrieval, passages_retrieve
 from apps.copilot.selectors import EffectivePolicy, calibration_active, policy_effective
 from apps.llm import extractive
+from apps.llm.services import alias_models
 
 # Stream events that are not model output (e.g. who may watch the draft being written).
 Announce = Callable[[dict], None]
@@ -136,6 +137,7 @@ def _compose(
             kb_version=retrieval.knowledge_version,
             prompt=prompt,
             intent=record.intent,
+            models=alias_models(choice.alias),
         )
 
     drafted = clock.run(
