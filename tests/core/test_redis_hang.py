@@ -81,8 +81,9 @@ def test_intake_answers_at_once_while_redis_hangs_and_readyz_answers_in_time(tmp
     # stopped trying Redis for a few seconds); their messages stored
     seconds = [round(s, 2) for _, s in [*api_posts, widget_post]]
     assert all(response.status_code == 201 for response, _ in [*api_posts, widget_post])
-    assert seconds[0] < 1.5, seconds
-    assert max(seconds[1:]) < 0.5, seconds
+    # (bounds with room for a loaded machine: before, a POST waited out the whole stop)
+    assert seconds[0] < 2.0, seconds
+    assert max(seconds[1:]) < 1.0, seconds
     stored = Message.objects.filter(ticket_id__in=[r.json()["id"] for r, _ in api_posts])
     assert stored.count() == 3
     # their tasks are left for the sweep, which publishes them once Redis is back
