@@ -123,9 +123,7 @@ def deployment_turn(
     try:
         while True:
             try:
-                ready = _turn_try(
-                    client, deployment_id, deployment, slots, member, tokens, lease_seconds
-                )
+                ready = _turn_try(client, alias, deployment, slots, member, tokens, lease_seconds)
             except Exception as error:  # Redis away: go ahead (see the module's docstring)
                 logger.error("limits of %s not checked, calling anyway: %r", deployment_id, error)
                 ready = True

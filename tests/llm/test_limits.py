@@ -155,6 +155,25 @@ def test_a_provider_that_keeps_answering_429_is_not_hammered_and_the_call_ends_i
     assert redis_client().exists(f"{KEY_PREFIX}draft-fast:paused")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_alias_paused_by_a_429_holds_every_callers_next_call_until_the_pause_ends(
+    fakes, settings
+):
+    # given: another caller's 429 paused the alias for a second
+    fake = fakes[0]
+    settings.LLM_DEPLOYMENTS = {**settings.LLM_DEPLOYMENTS, "draft-fast": (fake_deployment(fake),)}
+    fake.default = Reply.ok(ANSWER)
+    completion_create(purpose="draft", alias="draft-fast", messages=MESSAGES)  # warm Router
+    limits.alias_pause("draft-fast", 1.0)
+    started = time.monotonic()
+    # when
+    result = completion_create(purpose="draft", alias="draft-fast", messages=MESSAGES)
+    # then: the call reached the provider only once the pause was over
+    assert result.served_alias == "draft-fast"
+    assert fake.hits == 2
+    assert time.monotonic() - started >= 0.9
+
+
 def test_retry_after_is_read_from_seconds_or_a_date_and_only_from_a_429():
     class Response:
         def __init__(self, value: str) -> None:
