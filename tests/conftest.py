@@ -66,11 +66,11 @@ def api_client() -> APIClient:
 def _redis_not_backing_off() -> Iterator[None]:
     """A test that failed a publish or a rate-limit check on purpose (a dead Redis) leaves
     the next test's publishes and checks alone."""
-    from apps.core.broker import broker_backoff_reset
+    from apps.core.broker import broker_backoff
     from apps.safety import throttle
 
-    broker_backoff_reset()
-    throttle._skip_until = 0.0
+    broker_backoff.reset()
+    throttle.backoff.reset()
     yield
 
 

@@ -8,26 +8,19 @@ BROKER_BACKOFF_SECONDS: they answer at once and their tasks wait for the sweep, 
 each paying the timeout. Every process finds out for itself (one failed publish each), which
 needs no shared state on the thing that is down. Outside web requests (the sweep itself, a
 worker) every publish is tried.
-
-Written here rather than taken from a circuit-breaker library: pybreaker and friends count
-failures per call and would still let the requests through until a threshold; the first
-failure is the signal here, and the backoff is a timestamp.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from celery import current_app
 
+from apps.core.backoff import Backoff
 from apps.core.web import in_web_request
 
 BROKER_BACKOFF_SECONDS = 5.0
-
-_lock = threading.Lock()
-_skip_until = 0.0
+broker_backoff = Backoff(BROKER_BACKOFF_SECONDS)
 
 
 class BrokerSkipped(Exception):
@@ -39,23 +32,11 @@ def task_send(name: str, **options: Any) -> None:
     in its backoff. Any publish error is re-raised (after starting the backoff, in a web
     request)."""
     web = in_web_request()
-    if web and time.monotonic() < _skip_until:
+    if web and broker_backoff.holding():
         raise BrokerSkipped(f"the broker failed less than {BROKER_BACKOFF_SECONDS:g} s ago")
     try:
         current_app.send_task(name, **options)
     except Exception:
         if web:
-            broker_backoff()
+            broker_backoff.start()
         raise
-
-
-def broker_backoff(seconds: float = BROKER_BACKOFF_SECONDS) -> None:
-    global _skip_until
-    with _lock:
-        _skip_until = max(_skip_until, time.monotonic() + seconds)
-
-
-def broker_backoff_reset() -> None:
-    global _skip_until
-    with _lock:
-        _skip_until = 0.0

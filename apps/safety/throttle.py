@@ -9,7 +9,7 @@ Each limit is named; its rate comes from `RATE_LIMITS` (settings, env `RATE_LIMI
 Limits fail open: when Redis cannot be reached, the request is served and an error is logged.
 A support widget that refuses every customer because its counter store blinked is worse than a
 minute without limits; the LLM spend caps (checked in PostgreSQL) still bound the cost. After
-a failure the process skips its checks for BACKOFF_SECONDS: a Redis that hangs rather than
+a failure the process skips its checks for a few seconds: a Redis that hangs rather than
 refuses would otherwise cost every request the socket timeout, once per limit it checks.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from apps.core.backoff import Backoff
 from apps.core.exceptions import DeskpilotError
 from apps.core.limiting import limits_storage
 
@@ -49,8 +50,8 @@ LIMITS = {
 }
 
 
-BACKOFF_SECONDS = 5.0
-_skip_until = 0.0  # time.monotonic() before which this process checks no limit
+# After a failure, this process checks no limit for a few seconds (see the docstring).
+backoff = Backoff(5.0)
 
 
 @functools.cache
@@ -74,8 +75,7 @@ def limit_hit(name: str, *keys: str) -> None:
     if not rate or rate == "off":
         return
     item = _rate(rate)
-    global _skip_until
-    if time.monotonic() < _skip_until:
+    if backoff.holding():
         return
     try:
         limiter = _limiter()
@@ -84,7 +84,7 @@ def limit_hit(name: str, *keys: str) -> None:
         reset_at = limiter.get_window_stats(item, name, *keys).reset_time
     except Exception as error:  # Redis away: serve, and say so (see the module's docstring)
         logger.error("rate limit %s not checked, serving anyway: %r", name, error)
-        _skip_until = time.monotonic() + BACKOFF_SECONDS
+        backoff.start()
         return
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise RateLimitedError(
