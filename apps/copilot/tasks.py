@@ -64,7 +64,7 @@ def natives_single_threaded() -> None:
     """One thread per native call in the libraries loaded so far (OpenBLAS under numpy,
     scipy and spaCy; OpenMP): a worker runs many calls side by side already (processes, or a
     threads pool), and each library's own worker threads only spin and compete for the same
-    cores (measured: a quarter less CPU per drafted message, benchmarks/throughput.py)."""
+    cores (benchmarks/throughput.py; figures in docs/benchmarks.md)."""
     try:
         threadpool_limits(limits=1)
     except Exception:  # an optimisation only
