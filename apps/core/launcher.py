@@ -2,7 +2,9 @@
 
 Order: embedded PostgreSQL and Redis (unless their URLs are given), migrations,
 demo data, then web, worker and beat. Every child gets DATABASE_URL and REDIS_URL
-explicitly. On Ctrl-C or SIGTERM, children stop in reverse order and the embedded
+explicitly. Once ready, a child that dies (a worker killed by the kernel's OOM killer, a
+crash) is started again, as a service manager would; one that keeps dying stops `up` with
+its log's last lines. On Ctrl-C or SIGTERM, children stop in reverse order and the embedded
 servers last, so nothing is left running.
 """
 
@@ -36,6 +38,10 @@ from config.env import mask_url, private_dir
 LOCAL_OR_ANY_HOST = frozenset({"0.0.0.0", "", "::", "localhost", "127.0.0.1"})  # noqa: S104
 
 STOP_GRACE_SECONDS = 15.0
+# A child that dies this many times within the window is crash-looping: `up` stops and says
+# why instead of restarting it forever.
+RESTART_LIMIT = 5
+RESTART_WINDOW_SECONDS = 120.0
 
 
 class LaunchError(Exception):
@@ -106,6 +112,9 @@ class Launcher:
     options: LaunchOptions
     out: TextIO = sys.stdout
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    # What each child was started with, by name, to start it again.
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    restarts: dict[str, list[float]] = field(default_factory=dict)
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     stopping: bool = False
@@ -180,10 +189,15 @@ class Launcher:
         return self.options.home / "logs"
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.commands[name] = (command, env)
+        self.children.append((name, self._popen(name)))
+
+    def _popen(self, name: str) -> subprocess.Popen:
         # A new session: the terminal's Ctrl-C reaches `up` only, which stops children in order.
+        command, env = self.commands[name]
         private_dir(self.log_dir)
         with open(self.log_dir / f"{name}.log", "ab") as log:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 env=env,
                 cwd=self.options.base_dir,
@@ -193,7 +207,6 @@ class Launcher:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.children.append((name, process))
 
     def start_processes(self, env: dict[str, str]) -> None:
         python = sys.executable
@@ -310,15 +323,37 @@ class Launcher:
         raise LaunchError(f"not ready after {self.options.ready_timeout:.0f} s: {last}")
 
     def check_children(self) -> None:
+        """While starting: a child that exits is a configuration error, said at once."""
         for name, process in self.children:
             code = process.poll()
             if code is not None:
-                log = self.log_dir / f"{name}.log"
-                tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
-                raise LaunchError(
-                    f"the {name} process exited with code {code}; last lines of {log}:\n"
-                    + "\n".join(tail)
-                )
+                raise self._exited(name, code)
+
+    def supervise(self) -> None:
+        """Once running: start again a child that died (a killed worker's messages are
+        delivered again, apps/tickets' sweep), unless it keeps dying."""
+        now = time.monotonic()
+        for index, (name, process) in enumerate(self.children):
+            code = process.poll()
+            if code is None or self.stopping:
+                continue
+            # Whatever the child left in its group (a prefork pool's processes) goes too.
+            _signal_group(process, signal.SIGKILL)
+            recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW_SECONDS]
+            if len(recent) >= RESTART_LIMIT:
+                window = f"{RESTART_WINDOW_SECONDS:.0f} s"
+                raise self._exited(name, code, f" ({len(recent)} restarts in the last {window})")
+            self.restarts[name] = [*recent, now]
+            self.say(f"restart   the {name} process exited with code {code}; starting it again")
+            self.children[index] = (name, self._popen(name))
+
+    def _exited(self, name: str, code: int, note: str = "") -> LaunchError:
+        log = self.log_dir / f"{name}.log"
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        return LaunchError(
+            f"the {name} process exited with code {code}{note}; last lines of {log}:\n"
+            + "\n".join(tail)
+        )
 
     def origins(self) -> list[str]:
         """The browser origins the web server answers on: its host (loopback for an address
@@ -428,7 +463,7 @@ def run(options: LaunchOptions, out: TextIO = sys.stdout) -> int:
         launcher.say(f"  logs       {launcher.log_dir}/{{web,worker,pipeline,beat}}.log")
         launcher.say("Press Ctrl-C to stop.")
         while True:
-            launcher.check_children()
+            launcher.supervise()
             time.sleep(0.5)
     except KeyboardInterrupt:
         launcher.say("stopping…")

@@ -135,6 +135,14 @@ def start_up(home: Path, port: int, **env: str) -> tuple[subprocess.Popen, list[
     return process, lines
 
 
+def pipeline_worker(up: subprocess.Popen) -> psutil.Process | None:
+    """`up`'s pipeline worker process (a child of `up`), if it runs."""
+    for child in psutil.Process(up.pid).children():
+        if "-Q pipeline" in _command_line(child):
+            return child
+    return None
+
+
 def _command_line(process: psutil.Process) -> str:
     """The process's command line; "" for one that has exited since it was listed (a
     short-lived child, such as a service's helper, can be a zombie by then)."""
@@ -203,6 +211,18 @@ def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
     database_url = (home / "run" / "database_url").read_text()
     with psycopg.connect(database_url) as connection:
         kept = connection.execute("SELECT note FROM kept").fetchall()
+    # and: its pipeline worker killed (as the kernel's OOM killer would) is started again
+    killed = pipeline_worker(process)
+    killed.kill()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        replacement = pipeline_worker(process)
+        if replacement is not None and replacement.pid != killed.pid:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the killed pipeline worker was not started again")
+    assert process.poll() is None
     stop_and_assert_nothing_left(process, home, signal.SIGINT)
     # then: the data and the secret key survived the restart
     assert kept == [("hello",)]
