@@ -602,6 +602,16 @@ PIPELINE_SWEEP_QUEUED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_QUEUED_AFTER", 360
 # ...and of messages whose pipeline run started this long ago and never finished (a worker
 # killed with its delivery lost). Well above the longest run (model timeouts and retries).
 PIPELINE_SWEEP_PROCESSING_AFTER_SECONDS = env_int("PIPELINE_SWEEP_PROCESSING_AFTER", 900, minimum=0)
+# ...and, sooner, of messages whose run started this long ago and whose worker is gone (its
+# lease expired: apps/core/leases.py), or queued this long while the pipeline queue is empty
+# (the broker lost the task). A live run renews its lease every third of RUN_LEASE_SECONDS.
+RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 30, minimum=3)
+PIPELINE_SWEEP_ORPHANED_AFTER_SECONDS = env_int("PIPELINE_SWEEP_ORPHANED_AFTER", 60, minimum=5)
+if PIPELINE_SWEEP_ORPHANED_AFTER_SECONDS <= RUN_LEASE_SECONDS:
+    raise ConfigurationError(
+        f"PIPELINE_SWEEP_ORPHANED_AFTER ({PIPELINE_SWEEP_ORPHANED_AFTER_SECONDS} s) must be above "
+        f"RUN_LEASE_SECONDS ({RUN_LEASE_SECONDS} s): a live run's lease would look expired"
+    )
 # ...up to this many deliveries of a message; then its ticket goes to a person.
 PIPELINE_MAX_DELIVERIES = env_int("PIPELINE_MAX_DELIVERIES", 5, minimum=1)
 # The pipeline's time limit (PIPELINE_TIME_LIMIT) is set after the LLM gateway's settings.
@@ -638,6 +648,15 @@ EMAIL_BACKEND = env_str(
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend",
 )
+# Emailed replies go through an outbox (apps/tickets/email_outbound.py): sent once the reply
+# is stored; a refused send is tried again with backoff, up to this many tries, then the
+# ticket goes to a person. The sweep also sends a reply whose sender died mid-way.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+OUTBOUND_EMAIL_MAX_ATTEMPTS = env_int("OUTBOUND_EMAIL_MAX_ATTEMPTS", 8, minimum=1)
+CELERY_BEAT_SCHEDULE["tickets-outbound-emails-sweep"] = {
+    "task": "tickets.outbound_emails_sweep",
+    "schedule": 60.0,
+}
 # IMAP polling is off unless IMAP_HOST is set.
 IMAP_HOST = env_str("IMAP_HOST")
 IMAP_PORT = env_int("IMAP_PORT", 993, minimum=1)

@@ -49,15 +49,17 @@ QUEUES = ("default", "pipeline", "ingest", "eval")
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
-def celery_queue_lengths(*, redis_url: str | None = None) -> dict[str, int]:
+def celery_queue_lengths(
+    *, redis_url: str | None = None, queues: tuple[str, ...] = QUEUES
+) -> dict[str, int]:
     """Tasks waiting in each Celery queue (the broker is this Redis), in one round trip."""
     pipe = _client(redis_url).pipeline(transaction=False)
-    for queue in QUEUES:
+    for queue in queues:
         for suffix in _PRIORITY_SUFFIXES:
             pipe.llen(queue + suffix)
     lengths = pipe.execute()
     width = len(_PRIORITY_SUFFIXES)
     return {
         queue: int(sum(lengths[index * width : (index + 1) * width]))
-        for index, queue in enumerate(QUEUES)
+        for index, queue in enumerate(queues)
     }

@@ -4,13 +4,16 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+import redis
 from celery.signals import after_task_publish
+from django.conf import settings
 from django.utils import timezone
 
 from apps.copilot.models import Draft
 from apps.copilot.services import pipeline_run
+from apps.core.leases import lease
 from apps.tickets.models import Message, PipelineStatus
-from apps.tickets.services import message_pipeline_sweep
+from apps.tickets.services import PIPELINE_LEASE, message_pipeline_sweep
 from config.celery import app as celery_app
 from tests.conftest import celery_worker, wait_for
 
@@ -201,6 +204,81 @@ def test_a_run_that_died_in_processing_is_swept_once_then_finished_into_one_draf
     assert draft is not None
     assert Draft.objects.filter(message_id=stale).count() == 1
     assert Message.objects.get(pk=stale).pipeline_status == PipelineStatus.DONE
+
+
+def _pipeline_queue_empty() -> None:
+    """Nothing waiting in the broker's pipeline queue (earlier tests published tasks that no
+    worker consumed)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for suffix in ("", "\x06\x163", "\x06\x166", "\x06\x169"):
+        client.delete(f"pipeline{suffix}")
+
+
+@pytest.mark.django_db
+def test_a_run_whose_worker_died_is_swept_after_its_lease_not_after_the_long_backstop(
+    api_key_client, published
+):
+    # given: two runs that started two minutes ago; one's worker is alive (holds its lease),
+    # the other's was killed (no lease)
+    client = api_key_client()
+    alive = _create_ticket(client, "still being drafted")["message_id"]
+    died = _create_ticket(client, "worker killed")["message_id"]
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
+    Message.objects.filter(pk__in=[alive, died]).update(
+        pipeline_status=PipelineStatus.PROCESSING,
+        pipeline_started_at=two_minutes_ago,
+        pipeline_scheduled_at=two_minutes_ago,
+    )
+    with lease(PIPELINE_LEASE, alive) as taken:
+        assert taken
+        # when: the sweep runs with its long backstop (15 min) far away
+        swept = message_pipeline_sweep()
+        again = message_pipeline_sweep()
+    # then: only the dead one is delivered again, once
+    assert (swept, again) == (1, 0)
+    assert published == [{"kwargs": {"message_id": died}, "routing_key": "pipeline"}]
+
+
+@pytest.mark.django_db
+def test_a_second_delivery_of_a_live_run_leaves_it_to_that_run(api_key_client):
+    # given: a run of the message is under way elsewhere (it holds the lease)
+    message_id = _create_ticket(api_key_client(), "my card is stuck")["message_id"]
+    with lease(PIPELINE_LEASE, message_id):
+        # when: the broker delivers the same message again
+        second = pipeline_run(message_id=message_id)
+    # then: it does nothing; once the lease is given back, a delivery drafts it
+    assert second is None
+    assert not Draft.objects.filter(message_id=message_id).exists()
+    assert pipeline_run(message_id=message_id) is not None
+
+
+@pytest.mark.django_db
+def test_a_task_the_broker_lost_is_published_again_once_the_queue_is_empty(
+    api_key_client, published
+):
+    # given: a message queued two minutes ago whose task the broker no longer has (Redis
+    # restarted without it), and another queued just now
+    client = api_key_client()
+    lost = _create_ticket(client, "lost in a restart")["message_id"]
+    recent = _create_ticket(client, "just queued")["message_id"]
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
+    Message.objects.filter(pk=lost).update(
+        pipeline_status=PipelineStatus.QUEUED, pipeline_scheduled_at=two_minutes_ago
+    )
+    Message.objects.filter(pk=recent).update(
+        pipeline_status=PipelineStatus.QUEUED, pipeline_scheduled_at=timezone.now()
+    )
+    # when: the pipeline queue still holds work, the sweep leaves it (it may be waiting there)
+    _pipeline_queue_empty()
+    celery_app.send_task("copilot.pipeline_run", kwargs={"message_id": 0}, queue="pipeline")
+    published.clear()
+    assert message_pipeline_sweep() == 0
+    # when: the queue is empty
+    _pipeline_queue_empty()
+    swept = message_pipeline_sweep()
+    # then: only the old one is published again
+    assert swept == 1
+    assert published == [{"kwargs": {"message_id": lost}, "routing_key": "pipeline"}]
 
 
 @pytest.mark.django_db

@@ -29,6 +29,7 @@ from apps.copilot.services.experiments import drafting_setup
 from apps.copilot.services.replies import reply_post
 from apps.copilot.services.stream import DraftStream, flush_safely, publish_final, publish_safely
 from apps.core.exceptions import InvalidTransitionError
+from apps.core.leases import lease
 from apps.core.logcontext import log_context_add
 from apps.core.tracing import trace_id_current
 from apps.llm.router import router_warm
@@ -50,6 +51,7 @@ from apps.tickets.selectors import (
     ticket_lock,
 )
 from apps.tickets.services import (
+    PIPELINE_LEASE,
     Actor,
     message_pipeline_advance,
     message_triage_record,
@@ -127,9 +129,20 @@ def pipeline_run(*, message_id: int) -> Draft | None:
     """Run the copilot for one customer message; returns its draft (None when skipped).
 
     Idempotent: a message that already has a draft gets it back untouched; one that is done,
-    failed or gone returns None. No lock is held while the model writes; the ticket is then
-    locked and re-checked before the draft is saved and acted on (auto-send, review, handoff).
+    failed or gone returns None; one that a live run has (a second delivery of it) is left
+    to that run (None). The run holds a lease on the message (apps/core/leases.py): if its
+    worker dies, the sweep delivers the message again once the lease expires. No lock is held
+    while the model writes; the ticket is then locked and re-checked before the draft is
+    saved and acted on (auto-send, review, handoff).
     """
+    with lease(PIPELINE_LEASE, message_id) as mine:
+        if not mine:
+            logger.info("message %s: a live run has it already; this delivery ends", message_id)
+            return None
+        return _pipeline_run(message_id)
+
+
+def _pipeline_run(message_id: int) -> Draft | None:
     message = message_get(message_id=message_id)
     if message is None or message.author_kind != AuthorKind.CUSTOMER:
         return None

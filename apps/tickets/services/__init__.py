@@ -2,6 +2,7 @@
 
 from apps.tickets.services.customers import customer_details_update, customer_resolve
 from apps.tickets.services.pipeline import (
+    PIPELINE_LEASE,
     PIPELINE_QUEUE,
     PIPELINE_TASK,
     message_pipeline_advance,
@@ -25,6 +26,7 @@ from apps.tickets.services.tickets import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "PIPELINE_LEASE",
     "PIPELINE_QUEUE",
     "PIPELINE_TASK",
     "Actor",

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.broker import task_send
+from apps.core.leases import leases_alive
+from apps.core.workers import celery_queue_lengths
 from apps.tickets.models import (
     Message,
     PipelineStatus,
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 # and must not import it. The name is the contract (apps/copilot/tasks.py registers it).
 PIPELINE_TASK = "copilot.pipeline_run"
 PIPELINE_QUEUE = "pipeline"
+# The lease a live run holds on its message (apps/core/leases.py; taken by copilot's run).
+PIPELINE_LEASE = "pipeline"
 # A broker blip is retried briefly; a broker that stays down leaves the message for the sweep.
 PIPELINE_PUBLISH_RETRY = {
     "max_retries": 1,
@@ -147,10 +152,53 @@ def message_pipeline_sweep(
         .values_list("id", flat=True)[:limit]
     ):
         _message_pipeline_give_up(message_id)
+    due = list(stuck.values_list("id", flat=True)[:limit])
+    due += _runs_lost(now, limit=limit - len(due), exclude=due)
     published = 0
-    for message_id in stuck.values_list("id", flat=True)[:limit]:
+    for message_id in due:
         published += message_pipeline_schedule(message_id=message_id)
     return published
+
+
+def _runs_lost(now: datetime, *, limit: int, exclude: list[int]) -> list[int]:
+    """Messages whose delivery was lost before the long backstops above: a run whose worker
+    died (its lease, apps/core/leases.py, expired), and a task the broker lost (Redis
+    restarted without it) once the pipeline queue is empty. Nothing when Redis cannot say."""
+    if limit <= 0:
+        return []
+    cutoff = now - timedelta(seconds=settings.PIPELINE_SWEEP_ORPHANED_AFTER_SECONDS)
+    not_recent = Q(pipeline_scheduled_at__isnull=True) | Q(pipeline_scheduled_at__lte=cutoff)
+    started = list(
+        Message.objects.filter(
+            not_recent,
+            pipeline_status__in=[PipelineStatus.AWAITING_TRIAGE, PipelineStatus.PROCESSING],
+            pipeline_started_at__lte=cutoff,
+            pipeline_attempts__lt=settings.PIPELINE_MAX_DELIVERIES,
+        )
+        .exclude(pk__in=exclude)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    alive = leases_alive(PIPELINE_LEASE, started)
+    lost = (
+        [] if alive is None else [message_id for message_id in started if message_id not in alive]
+    )
+    try:
+        queue_empty = celery_queue_lengths(queues=(PIPELINE_QUEUE,))[PIPELINE_QUEUE] == 0
+    except redis.RedisError:
+        queue_empty = False
+    if queue_empty and len(lost) < limit:
+        lost += (
+            Message.objects.filter(
+                not_recent, pipeline_status=PipelineStatus.QUEUED, pipeline_scheduled_at__lte=cutoff
+            )
+            .exclude(pk__in=exclude)
+            .order_by("id")
+            .values_list("id", flat=True)[: limit - len(lost)]
+        )
+    if lost:
+        logger.warning("pipeline runs lost (worker or broker died), delivered again: %s", lost)
+    return lost
 
 
 def _message_pipeline_give_up(message_id: int) -> None:
