@@ -13,6 +13,7 @@ from apps.tickets.models import (
     CustomerIdentity,
     Macro,
     Message,
+    OutboundEmail,
     SlaTarget,
     Ticket,
     TicketEvent,
@@ -137,6 +138,20 @@ class MessageAdmin(admin.ModelAdmin):
     # A message is history: shown, never edited.
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(admin.ModelAdmin):
+    """The outbox: emailed replies, whether the mail server took them, and why not."""
+
+    list_display = ("id", "message", "status", "attempts", "next_attempt_at", "sent_at")
+    list_filter = ("status",)
+    search_fields = ("error", "message__ticket__subject")
+    list_select_related = ("message",)
+    readonly_fields = ("message", "status", "attempts", "next_attempt_at", "sent_at", "error")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

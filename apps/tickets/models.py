@@ -275,6 +275,45 @@ class Message(models.Model):
         return f"message #{self.pk} on ticket #{self.ticket_id} by {self.author_kind}"
 
 
+class OutboundEmailStatus(models.TextChoices):
+    PENDING = "pending", "Pending (being sent, or waiting for its next try)"
+    SENT = "sent", "Taken by the mail server"
+    FAILED = "failed", "Failed (every try refused): the ticket went to a person"
+
+
+class OutboundEmail(TimeStampedModel):
+    """An emailed reply waiting to be taken by the mail server: the outbox.
+
+    Written in the transaction that stores the reply (an agent's, or the copilot's auto-sent
+    one with its decision), so a reply is never sent without being recorded nor recorded
+    without being sent: delivered once that transaction commits, by whoever committed it,
+    and again by the sweep (apps/tickets/email_outbound.py) until the mail server takes it.
+    `next_attempt_at` is also the claim: a sender moves it forward before sending, so two
+    senders never send the same row at once.
+    """
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="outbound_email")
+    status = models.CharField(
+        max_length=16, choices=OutboundEmailStatus.choices, default=OutboundEmailStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="outbound_email_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"email for message #{self.message_id}: {self.status}"
+
+
 class EventKind(models.TextChoices):
     CREATED = "created", "Created"
     STATUS_CHANGED = "status_changed", "Status changed"

@@ -70,14 +70,37 @@ def test_agent_reply_on_a_widget_ticket_is_stored_for_the_customer(agent_client,
     assert "Reply sent." in agent_client.get(response["Location"]).content.decode()
 
 
-def test_agent_reply_on_an_email_ticket_is_emailed(agent_client):
+def test_agent_reply_on_an_email_ticket_is_emailed(
+    agent_client, django_capture_on_commit_callbacks
+):
     # given
     ticket = conversation_create(channel=Channel.EMAIL)
     # when
-    agent_client.post(f"/inbox/tickets/{ticket.pk}/reply", {**seen(ticket), "body": "Hello!"})
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_client.post(f"/inbox/tickets/{ticket.pk}/reply", {**seen(ticket), "body": "Hello!"})
     # then
     assert [(m.to, m.body) for m in mail.outbox] == [([ticket.customer.email], "Hello!")]
     assert Message.objects.filter(ticket=ticket, author_kind="agent").count() == 1
+
+
+def test_an_email_reply_the_mail_server_refused_is_kept_and_shown_as_not_delivered(
+    agent_client, settings, django_capture_on_commit_callbacks
+):
+    # given: a mail server that refuses connections
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = 1
+    ticket = conversation_create(channel=Channel.EMAIL)
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(
+            f"/inbox/tickets/{ticket.pk}/reply", {**seen(ticket), "body": "Hello!"}
+        )
+    # then: the reply is stored, and the agent sees it is not delivered yet
+    assert response.status_code == 302
+    assert Message.objects.filter(ticket=ticket, author_kind="agent").count() == 1
+    page = agent_client.get(f"/inbox/tickets/{ticket.pk}/").content.decode()
+    assert "Email not delivered yet (try 1:" in page
 
 
 @pytest.mark.parametrize("channel", [Channel.WIDGET, Channel.EMAIL])

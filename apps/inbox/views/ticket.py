@@ -106,7 +106,9 @@ def _draft_stream_url(ticket: Ticket, latest: Message | None) -> str:
 def ticket_context(
     request: HttpRequest, ticket: Ticket, *, forms: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    conversation: list[Message] = list(message_list(ticket=ticket).select_related("author_user"))
+    conversation: list[Message] = list(
+        message_list(ticket=ticket).select_related("author_user", "outbound_email")
+    )
     last_message_id = conversation[-1].pk if conversation else 0
     seen = SeenStateForm.initial_for(ticket, last_message_id)
     forms = forms or {}
