@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.exceptions import DeskpilotError
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when the database is away (a restart, a failover).
+DATABASE_DOWN_RETRY_AFTER = 5
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -38,6 +45,22 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             answer["Retry-After"] = str(retry_after)
+        return answer
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is away (restarting, failing over, out of connections): the client
+        # can do something about that (retry), unlike a bug, so it is told so, not a 500.
+        logger.warning("database unavailable: %s", exc)
+        answer = Response(
+            {
+                "error": {
+                    "code": "unavailable",
+                    "message": "the database is unavailable, so this request may not have "
+                    "been stored: try again shortly (with the same Idempotency-Key)",
+                }
+            },
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        answer["Retry-After"] = str(DATABASE_DOWN_RETRY_AFTER)
         return answer
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -38,10 +38,11 @@ from config.env import mask_url, private_dir
 LOCAL_OR_ANY_HOST = frozenset({"0.0.0.0", "", "::", "localhost", "127.0.0.1"})  # noqa: S104
 
 STOP_GRACE_SECONDS = 15.0
-# A child that dies this many times within the window is crash-looping: `up` stops and says
-# why instead of restarting it forever.
+# A child that dies this many times within the window is crash-looping (a bad setting, a
+# broken import: it dies seconds after each start): `up` stops and says why instead of
+# restarting it forever. As systemd's default start limit, 5 in 10 s, with room for imports.
 RESTART_LIMIT = 5
-RESTART_WINDOW_SECONDS = 120.0
+RESTART_WINDOW_SECONDS = 60.0
 
 
 class LaunchError(Exception):

@@ -354,3 +354,22 @@ def test_invalid_message_input_is_refused(api_key_client, payload, field):
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
     assert counts() == before
+
+
+def test_a_database_that_is_away_is_a_503_with_retry_after_not_a_500(api_key_client, monkeypatch):
+    # given: the database stops answering mid-request (a restart: the pool has no connection)
+    from django.db import OperationalError
+
+    client = api_key_client()
+
+    def away(**_kwargs: object) -> None:
+        raise OperationalError("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr("apps.api.views.tickets.ticket_create", away)
+    # when
+    response = client.post("/api/v1/tickets", {"body": "hello"}, format="json")
+    # then: the client is told to retry, with the same Idempotency-Key
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "unavailable"
+    assert "same Idempotency-Key" in response.json()["error"]["message"]
