@@ -38,9 +38,10 @@ from config.env import mask_url, private_dir
 LOCAL_OR_ANY_HOST = frozenset({"0.0.0.0", "", "::", "localhost", "127.0.0.1"})  # noqa: S104
 
 STOP_GRACE_SECONDS = 15.0
-# A child that dies this many times within the window is crash-looping (a bad setting, a
-# broken import: it dies seconds after each start): `up` stops and says why instead of
-# restarting it forever. As systemd's default start limit, 5 in 10 s, with room for imports.
+# A child that dies on its own this many times within the window is crash-looping (a bad
+# setting, a broken import: it dies seconds after each start): `up` stops and says why
+# instead of restarting it forever. As systemd's default start limit, 5 in 10 s, with room
+# for imports. A SIGKILL comes from outside (the OOM killer, an operator) and is not counted.
 RESTART_LIMIT = 5
 RESTART_WINDOW_SECONDS = 60.0
 
@@ -341,10 +342,12 @@ class Launcher:
             # Whatever the child left in its group (a prefork pool's processes) goes too.
             _signal_group(process, signal.SIGKILL)
             recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW_SECONDS]
-            if len(recent) >= RESTART_LIMIT:
+            # Killed from outside (the OOM killer, an operator): not the child's own failure.
+            if code != -signal.SIGKILL and len(recent) >= RESTART_LIMIT:
                 window = f"{RESTART_WINDOW_SECONDS:.0f} s"
                 raise self._exited(name, code, f" ({len(recent)} restarts in the last {window})")
-            self.restarts[name] = [*recent, now]
+            if code != -signal.SIGKILL:
+                self.restarts[name] = [*recent, now]
             self.say(f"restart   the {name} process exited with code {code}; starting it again")
             self.children[index] = (name, self._popen(name))
 

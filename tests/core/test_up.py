@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -227,3 +228,33 @@ def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
     # then: the data and the secret key survived the restart
     assert kept == [("hello",)]
     assert (home / "secret_key").read_text() == secret
+
+
+def test_a_child_that_keeps_failing_stops_up_but_one_killed_from_outside_is_restarted(tmp_path):
+    from apps.core.launcher import RESTART_LIMIT, Launcher, LaunchError, LaunchOptions
+
+    launcher = Launcher(options=LaunchOptions(home=tmp_path, base_dir=BASE_DIR), out=io.StringIO())
+    env = dict(os.environ)
+    # given: a child killed from outside (SIGKILL, as the OOM killer does) more times than
+    # the limit allows a crash
+    launcher.spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], env)
+    try:
+        for _ in range(RESTART_LIMIT + 2):
+            _, process = launcher.children[0]
+            process.kill()
+            process.wait()
+            launcher.supervise()
+            # then: started again each time
+            assert launcher.children[0][1].pid != process.pid
+        # given: a child that fails on its own at every start (a bad setting)
+        launcher.spawn("broken", [sys.executable, "-c", "import sys; sys.exit(3)"], env)
+        # then: restarted up to the limit, then `up` stops naming it
+        with pytest.raises(
+            LaunchError, match="the broken process exited with code 3 \\(5 restarts"
+        ):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                launcher.supervise()
+                time.sleep(0.1)
+    finally:
+        launcher.stop()
