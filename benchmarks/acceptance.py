@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from copilot_pipeline import BANKING77_HELP_CENTERS, bank_split, percentile  # noqa: E402
 
+from apps.core.embedded import die_with_parent  # noqa: E402  (no Django)
 from apps.triage.metrics import expected_calibration_error  # noqa: E402  (numpy only)
 
 READY_TIMEOUT = 300.0
@@ -79,13 +80,16 @@ class Instance:
         self.env.update(DESKPILOT_HOME=str(home), DESKPILOT_HTTPS="false", LOG_LEVEL="WARNING")
         self.process: subprocess.Popen | None = None
 
-    def start(self, *, fresh: bool = True) -> None:
-        """Start `up`; `fresh=False` keeps the home (its database) of an earlier start."""
+    def start(self, *, fresh: bool = True, services: dict[str, str] | None = None) -> None:
+        """Start `up`; `fresh=False` keeps the home (its database) of an earlier start.
+        `services`: DATABASE_URL and REDIS_URL of servers the caller runs (and may restart),
+        instead of `up`'s embedded ones."""
         if fresh:
             shutil.rmtree(self.home, ignore_errors=True)
         self.home.mkdir(parents=True, exist_ok=True)
         for variable in ("DATABASE_URL", "REDIS_URL"):  # a previous start's embedded servers
             self.env.pop(variable, None)
+        self.env.update(services or {})
         self.log = (self.home / "up.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "up", "--port", str(self.port)],
@@ -94,6 +98,7 @@ class Instance:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # a benchmark stopped hard leaves nothing running
         )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -106,12 +111,20 @@ class Instance:
             time.sleep(1)
         else:
             sys.exit(f"not ready after {READY_TIMEOUT:.0f} s; see {self.log.name}")
-        run = self.home / "run"
-        self.env["DATABASE_URL"] = (run / "database_url").read_text().strip()
-        self.env["REDIS_URL"] = (run / "redis_url").read_text().strip()
+        if not services:
+            run = self.home / "run"
+            self.env["DATABASE_URL"] = (run / "database_url").read_text().strip()
+            self.env["REDIS_URL"] = (run / "redis_url").read_text().strip()
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
+        result = self.manage_result(*args)
+        if result.returncode != 0:
+            sys.exit(f"`manage.py {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def manage_result(self, *args: str) -> subprocess.CompletedProcess:
+        """A management command's completed process, whatever its exit code."""
+        return subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=self.env,
@@ -119,9 +132,6 @@ class Instance:
             text=True,
             check=False,
         )
-        if result.returncode != 0:
-            sys.exit(f"`manage.py {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -59,6 +59,12 @@ class Reply:
         return cls(kind="gullible", **kwargs)
 
     @classmethod
+    def grounded(cls, **kwargs: Any) -> Reply:
+        """A careful model: it answers with the first sentences of the first passage it was
+        given, citing it (no passage: it says it cannot answer)."""
+        return cls(kind="grounded", **kwargs)
+
+    @classmethod
     def cut(cls, content: str) -> Reply:
         return cls(kind="cut", content=content)
 
@@ -153,6 +159,17 @@ def _obey(messages: list[dict[str, Any]]) -> str:
     return json.dumps({"reply": " ".join(reply), "citations": cited, "answerable": True})
 
 
+def _ground(messages: list[dict[str, Any]]) -> str:
+    """What a careful model writes: the first passage's opening sentences, citing it."""
+    data = " ".join(str(m.get("content", "")) for m in messages if m.get("role") != "system")
+    found = re.search(r'<passage id="(P\d+)"[^>]*>(.*?)</passage>', data, re.DOTALL)
+    if found is None:
+        return json.dumps({"reply": "", "citations": [], "answerable": False})
+    sentences = re.split(r"(?<=[.!?])\s+", html.unescape(found.group(2)).strip())
+    reply = " ".join(sentences[:3])
+    return json.dumps({"reply": reply, "citations": [found.group(1)], "answerable": True})
+
+
 def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None) -> bytes:
     payload = {
         "id": "chatcmpl-fake",
@@ -224,6 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, reply: Reply, body: dict[str, Any]) -> None:
         if reply.kind == "gullible":
             reply = replace(reply, kind="ok", content=_obey(body["messages"]))
+        if reply.kind == "grounded":
+            reply = replace(reply, kind="ok", content=_ground(body["messages"]))
         model = str(body.get("model", "fake"))
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         if reply.kind == "error":
