@@ -9,6 +9,7 @@ from apps.inbox.forms import ticket_version
 from apps.tickets.models import AuthorKind, Channel, Message, Ticket, TicketEvent, TicketStatus
 from apps.tickets.services import Actor, message_add, ticket_assign
 from tests.inbox.factories import conversation_create
+from tests.tickets.test_email_channel import refusing_mail_server
 
 pytestmark = pytest.mark.django_db
 
@@ -87,9 +88,7 @@ def test_an_email_reply_the_mail_server_refused_is_kept_and_shown_as_not_deliver
     agent_client, settings, django_capture_on_commit_callbacks
 ):
     # given: a mail server that refuses connections
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = 1
+    refusing_mail_server(settings)
     ticket = conversation_create(channel=Channel.EMAIL)
     # when
     with django_capture_on_commit_callbacks(execute=True):

@@ -71,13 +71,18 @@ def test_customer_answer_to_our_reply_threads_into_the_ticket():
     assert Ticket.objects.get(pk=ticket.pk).status == "new"
 
 
+def refusing_mail_server(settings) -> None:  # type: ignore[no-untyped-def]
+    """Replies go to an SMTP server that refuses connections (nothing listens on port 1)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = 1
+
+
 def test_a_refused_send_keeps_the_reply_and_is_sent_once_when_the_server_is_back(
     settings, django_capture_on_commit_callbacks
 ):
     # given: a mail server that refuses connections
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = 1
+    refusing_mail_server(settings)
     ticket = email_ingest(raw=inbound("c1@mail.x"), actor=Actor.system()).message.ticket
     # when: an agent replies
     with django_capture_on_commit_callbacks(execute=True):
@@ -122,9 +127,7 @@ def test_a_reply_refused_on_every_try_goes_to_a_person(
 ):
     # given: one try allowed, and a mail server that refuses
     settings.OUTBOUND_EMAIL_MAX_ATTEMPTS = 1
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = 1
+    refusing_mail_server(settings)
     ticket = email_ingest(raw=inbound("c1@mail.x"), actor=Actor.system()).message.ticket
     # when
     with django_capture_on_commit_callbacks(execute=True):
