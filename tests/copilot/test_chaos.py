@@ -30,8 +30,11 @@ QUESTIONS = (
 def worker_process(node: str) -> psutil.Process:
     """The `celery worker` child process named `node` (tests.conftest.celery_worker)."""
     for child in psutil.Process().children():
-        if node in " ".join(child.cmdline()):
-            return child
+        try:
+            if node in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:  # an earlier test's process, exited since it was listed
+            continue
     raise LookupError(f"no worker process named {node}")
 
 
