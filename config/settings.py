@@ -707,8 +707,16 @@ LLM_CALL_WORST_CASE_SECONDS = _llm_config.call_worst_case_seconds(
 LLM_LIMIT_WAIT_SECONDS = env_float("LLM_LIMIT_WAIT_SECONDS", 120.0, minimum=0.0)
 # The answer a call reserves against tokens_per_minute when it sets no max_tokens.
 LLM_LIMIT_ANSWER_TOKENS = env_int("LLM_LIMIT_ANSWER_TOKENS", 1024, minimum=0)
-# Torch threads per process for embeddings (0: torch's default, one per core).
+# Threads per process for the embedding model's forward pass, under ONNX Runtime or torch
+# (0: the runtime's default, one per core).
 EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=0)
+# What runs the embedding model: "onnx" (ONNX Runtime, a float32 export made on first use;
+# falls back to torch if it fails) or "torch". Same vectors either way.
+EMBEDDING_RUNTIME = _llm_config.choice_from_env(
+    os.environ, "EMBEDDING_RUNTIME", "onnx", {"onnx", "torch"}
+)
+# Where the ONNX export is kept (a read-only folder: each process exports into its temp dir).
+EMBEDDING_ONNX_DIR = Path(env_str("EMBEDDING_ONNX_DIR", str(DESKPILOT_HOME / "models")))
 # How local/extractive scores sentences against the question: "embedding" or "lexical".
 LLM_EXTRACTIVE_SCORER = _llm_config.choice_from_env(
     os.environ, "LLM_EXTRACTIVE_SCORER", "embedding", {"embedding", "lexical"}

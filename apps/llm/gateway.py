@@ -46,5 +46,6 @@ def modules_preload() -> None:
     prefork pool): the children inherit the imported modules. No model is loaded and no
     computation runs here, so no thread pool exists yet that a forked child would lack."""
     litellm()
+    import onnxruntime  # noqa: F401
     import sentence_transformers  # noqa: F401
     import torch  # noqa: F401

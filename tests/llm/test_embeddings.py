@@ -62,13 +62,13 @@ def test_embed_uncached_runs_the_encoder_and_keeps_nothing(monkeypatch):
     text = "a text embedded twice, the second time for a timing"
     remembered = embed([text])[0]
     calls = []
-    real = embeddings.get_model
+    real = embeddings._forward
 
-    def counted():  # type: ignore[no-untyped-def]
+    def counted(model, texts):  # type: ignore[no-untyped-def]
         calls.append(1)
-        return real()
+        return real(model, texts)
 
-    monkeypatch.setattr("apps.llm.embeddings.get_model", counted)
+    monkeypatch.setattr("apps.llm.embeddings._forward", counted)
     # when
     fresh = embed([text], cached=False)[0]
     other = "a text nobody embedded before, uncached"
@@ -102,3 +102,65 @@ def test_read_encoder_gives_each_texts_word_piece_states_whatever_its_batch():
     np.testing.assert_allclose(reading.sentences, sentences, atol=1e-6)
     np.testing.assert_allclose(reading.layer_means, layers, atol=1e-6)
     assert read_encoder(TEXTS[:2], 4).tokens == []
+
+
+def test_onnx_runtime_gives_torchs_vectors_layer_means_and_token_states(settings):
+    # given: the default runtime, ONNX
+    assert embeddings.onnx_session() is not None
+    onnx = read_encoder(TEXTS, 3, batch_size=4, tokens=True, remember=False)
+    onnx_embedded = np.array(embed(TEXTS, cached=False))
+    # when: torch runs the same texts
+    settings.EMBEDDING_RUNTIME = "torch"
+    assert embeddings.onnx_session() is None
+    reference = read_encoder(TEXTS, 3, batch_size=4, tokens=True, remember=False)
+    torch_embedded = np.array(embed(TEXTS, cached=False))  # sentence-transformers' encode
+    # then: the stored vectors and trained classifiers stay valid under either
+    np.testing.assert_allclose(onnx.sentences, reference.sentences, atol=1e-5)
+    np.testing.assert_allclose(onnx_embedded, torch_embedded, atol=1e-5)
+    np.testing.assert_allclose(onnx.layer_means, reference.layer_means, atol=1e-5)
+    for mine, theirs in zip(onnx.tokens, reference.tokens, strict=True):
+        np.testing.assert_allclose(mine, theirs, atol=1e-4)
+
+
+def test_the_export_is_made_once_then_loaded(settings, tmp_path, monkeypatch):
+    from apps.llm import encoder_onnx
+
+    # given: a folder with no export yet
+    settings.EMBEDDING_ONNX_DIR = tmp_path / "models"
+    monkeypatch.setattr(embeddings, "_session", None)
+    # when: a process needs the encoder
+    embed(["the first message of a new process"], cached=False)
+    # then: it exported the model, atomically (no partial file left)
+    exported = sorted(path.name for path in (tmp_path / "models").iterdir())
+    assert len(exported) == 1 and exported[0].endswith(".onnx")
+    made = (tmp_path / "models" / exported[0]).stat().st_mtime_ns
+
+    # when: the next process starts
+    def no_export(model, path):  # type: ignore[no-untyped-def]
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(embeddings, "_session", None)
+    monkeypatch.setattr(encoder_onnx, "export", no_export)
+    assert embeddings.onnx_session() is not None
+    # then: it loaded the same file
+    assert (tmp_path / "models" / exported[0]).stat().st_mtime_ns == made
+
+
+def test_a_failed_export_falls_back_to_torch_and_says_so(settings, tmp_path, monkeypatch, caplog):
+    from apps.llm import encoder_onnx
+
+    # given: a tracer that fails in this environment
+    settings.EMBEDDING_ONNX_DIR = tmp_path / "models"
+    monkeypatch.setattr(embeddings, "_session", None)
+
+    def broken(model, path):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the tracer failed")
+
+    monkeypatch.setattr(encoder_onnx, "export", broken)
+    # when
+    vectors = np.array(embed(TEXTS[:2], cached=False))
+    # then: the copilot still embeds, through torch, and the log says why
+    assert embeddings.onnx_session() is None
+    assert "using torch" in caplog.text
+    settings.EMBEDDING_RUNTIME = "torch"
+    np.testing.assert_allclose(vectors, np.array(embed(TEXTS[:2], cached=False)), atol=1e-6)
