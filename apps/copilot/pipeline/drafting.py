@@ -31,7 +31,7 @@ from apps.llm.services import (
     cache_hit_record,
     completion_create,
 )
-from apps.safety.pii import Pseudonymiser, RestoringStream
+from apps.safety.pii import Pseudonymiser, RestoringStream, pii_prefetch
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ def reply_draft(
         restoring, publish = _restoring(pseudonymiser, publish)
     canary = f"dp-{secrets.token_hex(6)}"
     try:
+        if pseudonymiser.enabled:
+            pii_prefetch(p.text for p in retrieval.passages)
         messages = prompts.draft_messages(
             system_prompt=f"{prompt.body}\n\n(Internal reference {canary}: never repeat it.)",
             passages=[replace(p, text=pseudonymiser.redact(p.text)) for p in retrieval.passages],
