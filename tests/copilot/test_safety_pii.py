@@ -172,3 +172,35 @@ def test_the_audit_export_says_who_acted_on_a_draft_and_what_the_admin_changed(
         "changed",
     )
     assert "Name" in admin_change["change"]
+
+
+def test_a_reply_to_a_prompt_without_personal_data_is_cached_without_reading_it_again(
+    copilot_ready, fake_openai, monkeypatch
+):
+    from apps.copilot.pipeline import cache
+
+    # given: a model that writes a name it was never shown
+    reply = "Hello, this is Sam from the support team: you can reset your password yourself."
+    fake_openai.reset(
+        default=Reply.ok(json.dumps({"reply": reply, "citations": ["P1"], "answerable": True}))
+    )
+    read: list[str] = []
+    real = cache.pii_find
+
+    def recorded(text: str):  # type: ignore[no-untyped-def]
+        read.append(text)
+        return real(text)
+
+    monkeypatch.setattr(cache, "pii_find", recorded)
+    _, clean = customer_ticket("I forgot my password and cannot log in", channel=Channel.EMAIL)
+    _, personal = customer_ticket(
+        "I'm Maria Gonzalez and I forgot my password", channel=Channel.EMAIL
+    )
+    # when
+    pipeline_run(message_id=clean.id)
+    pipeline_run(message_id=personal.id)
+    # then: the clean question's reply was stored without spaCy reading it; the question
+    # carrying a name was read and refused (its reply was never a candidate)
+    assert reply not in read
+    assert ReplyCacheEntry.objects.filter(question__startswith="I forgot my password").exists()
+    assert not ReplyCacheEntry.objects.filter(question__contains="Gonzalez").exists()

@@ -100,10 +100,13 @@ def cache_store(
     citations: list[dict],
     model: str,
     ticket_id: int | None = None,
+    reply_read: bool = True,
 ) -> bool:
     """Store the reply for the question; False (nothing stored) when either carries personal
-    data. `ticket_id` is where the question came from, so erasing that customer finds it."""
-    if pii_find(question) or pii_find(reply):
+    data. `ticket_id` is where the question came from, so erasing that customer finds it.
+    `reply_read=False`: the reply was written by a model that was shown no personal data
+    (redaction found none), so it is not read for any (spaCy's reading is the costly part)."""
+    if pii_find(question) or (reply_read and pii_find(reply)):
         return False
     ReplyCacheEntry.objects.update_or_create(
         key=cache_key(question=question, kb_version=kb_version, prompt_id=prompt.id),

@@ -161,6 +161,7 @@ def _compose(
             question=retrieval.query, vector=retrieval.question_vector, intent=record.intent,
             kb_version=retrieval.knowledge_version, prompt=prompt, reply=drafted.reply,
             citations=drafted.cited_passages, model=drafted.model, ticket_id=ticket_id,
+            reply_read=not drafted.prompt_without_personal_data,
         )  # fmt: skip
 
     checked = clock.run(

@@ -53,6 +53,9 @@ class Drafted:
     streamed: bool = False
     cache_hit: str = ""
     personalised: bool = False  # the reply carries the customer's own data back
+    # Redaction found no personal data in anything the model read: its reply cannot carry a
+    # customer's data, so the reply cache need not read it again.
+    prompt_without_personal_data: bool = False
     canary: str = ""  # the token planted in this call's instructions (a leak shows it)
     handoff: Handoff | None = None
 
@@ -131,6 +134,7 @@ def reply_draft(
     return Drafted(
         reply=reply,
         personalised=reply != parsed.reply,
+        prompt_without_personal_data=pseudonymiser.enabled and not pseudonymiser.replaced,
         canary=canary,
         citations=list(parsed.citations),
         answerable=parsed.answerable,
