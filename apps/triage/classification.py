@@ -12,7 +12,7 @@ from apps.core.exceptions import ValidationError
 from apps.llm.embeddings import embed, read_encoder
 from apps.triage import runtime, selectors
 from apps.triage.classifier import ClassifierParams, IntentModel
-from apps.triage.signals import message_signals
+from apps.triage.signals import detect_language, message_signals
 from apps.triage.text import has_words
 
 REASON_NO_CLASSIFIER = "no active classifier"
@@ -204,4 +204,6 @@ def triage_warm() -> int | None:
     embedding model, the active classifier and the language detector (~5 s on 2 cores).
     Returns the loaded classifier version's id (None when none is active). Reads only."""
     embed(["warm up"])
+    # Too short for the language detector, which loads its profiles (~0.5 s) on first use.
+    detect_language("Bonjour, je voudrais changer l'adresse de livraison de ma commande")
     return message_classify(text="warm up").classifier_version_id

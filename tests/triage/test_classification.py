@@ -161,3 +161,16 @@ def test_passages_are_read_from_their_stored_embeddings_without_the_encoder(
     assert labels == model.labels
     np.testing.assert_allclose(probabilities, model.passage_probabilities(passages, vectors))
     assert [labels[row.argmax()] for row in probabilities] == [i for _, i in HELD_OUT]
+
+
+def test_warming_a_process_loads_the_language_detectors_profiles(monkeypatch):
+    from langdetect import detector_factory
+
+    from apps.triage.classification import triage_warm
+
+    # given: a process whose language detector has not read its profiles yet
+    monkeypatch.setattr(detector_factory, "_factory", None)
+    # when
+    triage_warm()
+    # then: the first customer message in another language does not pay for them
+    assert detector_factory._factory is not None
