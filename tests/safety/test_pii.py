@@ -180,9 +180,7 @@ def test_passage_analyses_are_shared_through_redis_so_another_process_skips_spac
     assert [pii.Pseudonymiser().redact(text) for text in passages] == redacted
 
 
-def test_without_redis_passages_are_analysed_in_the_process_and_nothing_fails(
-    monkeypatch, caplog
-):
+def test_without_redis_passages_are_analysed_in_the_process_and_nothing_fails(monkeypatch, caplog):
     class Away:
         def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
             def refuse(*args: object, **kwargs: object) -> None:
