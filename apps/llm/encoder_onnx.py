@@ -106,21 +106,32 @@ def session_load(model: SentenceTransformer) -> Any:
     """An onnxruntime.InferenceSession of `model`'s encoder, exported first if need be."""
     import onnxruntime
 
-    folder = Path(settings.EMBEDDING_ONNX_DIR)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        writable = os.access(folder, os.W_OK)
-    except OSError:
-        writable = False
-    if not writable:  # a read-only image: each process exports into its own temp folder
-        folder = Path(tempfile.gettempdir()) / f"deskpilot-encoder-{os.getuid()}"
-    path = export_path(model, folder)
-    if not path.exists():
-        logger.info("exporting the embedding model to ONNX", extra={"path": str(path)})
-        export(model, path)
+    path = export_ensure(model)
     options = onnxruntime.SessionOptions()
     threads = settings.EMBEDDING_TORCH_THREADS
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export_ensure(model: SentenceTransformer) -> Path:
+    """The export of `model` in `EMBEDDING_ONNX_DIR`, made now if it is not there (an image
+    makes it at build time with `manage.py encoder_export`). A folder this process cannot
+    write to (a read-only image without the export): its own temp folder instead."""
+    folder = Path(settings.EMBEDDING_ONNX_DIR)
+    path = export_path(model, folder)
+    if path.exists():
+        return path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        path = export_path(model, Path(tempfile.gettempdir()) / f"deskpilot-encoder-{os.getuid()}")
+        if path.exists():
+            return path
+    logger.info("exporting the embedding model to ONNX", extra={"path": str(path)})
+    export(model, path)
+    return path

@@ -1,5 +1,7 @@
 """The sentence encoder itself (the real all-MiniLM-L6-v2, no database)."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -164,3 +166,19 @@ def test_a_failed_export_falls_back_to_torch_and_says_so(settings, tmp_path, mon
     assert "using torch" in caplog.text
     settings.EMBEDDING_RUNTIME = "torch"
     np.testing.assert_allclose(vectors, np.array(embed(TEXTS[:2], cached=False)), atol=1e-6)
+
+
+def test_encoder_export_makes_the_export_an_image_ships_and_processes_load(settings, tmp_path):
+    from django.core.management import call_command
+
+    from apps.llm import encoder_onnx
+
+    # given: an image build with an empty models folder
+    settings.EMBEDDING_ONNX_DIR = tmp_path / "models"
+    # when
+    call_command("encoder_export", stdout=(out := io.StringIO()))
+    call_command("encoder_export", stdout=io.StringIO())  # again: nothing to do
+    # then: one export, where every process of the image looks for it
+    exported = list((tmp_path / "models").glob("*.onnx"))
+    assert len(exported) == 1 and str(exported[0]) in out.getvalue()
+    assert encoder_onnx.export_ensure(embeddings.get_model()) == exported[0]
