@@ -6,6 +6,7 @@ import math
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from celery.schedules import crontab
 
@@ -271,7 +272,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
@@ -282,6 +283,23 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DESKPILOT_HOME / "media")))
+# Uploaded files (the admin's knowledge uploads, read by an ingest worker that may run on
+# another machine): MEDIA_ROOT, or an S3-compatible bucket (AWS S3, GCS's XML API, MinIO,
+# R2...) when MEDIA_S3_BUCKET is set. Credentials come the usual boto3 ways
+# (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the pod's workload identity).
+MEDIA_S3_BUCKET = env_str("MEDIA_S3_BUCKET")
+if MEDIA_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "location": env_str("MEDIA_S3_PREFIX", "deskpilot"),
+            "endpoint_url": env_str("MEDIA_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("MEDIA_S3_REGION") or None,
+            "default_acl": None,  # private objects: nothing is served from the bucket
+            "file_overwrite": False,
+        },
+    }
 LOGIN_URL = "admin:login"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -6,13 +6,17 @@ its stored article (if any) is left exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,6 +34,9 @@ from apps.knowledge.signals import knowledge_imported
 
 # Files parsed, chunked and embedded together: big enough for efficient model batches.
 FILES_PER_BATCH = 32
+# An import path that names a folder in the media storage (the admin's uploads), which may be
+# an object store the worker reaches from another machine: "storage:knowledge-uploads/<id>".
+STORAGE_SCHEME = "storage:"
 logger = logging.getLogger(__name__)
 
 
@@ -198,6 +205,11 @@ def import_run_create(*, paths: Sequence[str], source_name: str, prune: bool) ->
         raise ValidationError("give at least one path", field="paths")
     resolved = []
     for raw in paths:
+        if raw.startswith(STORAGE_SCHEME):
+            if not storages["default"].listdir(raw.removeprefix(STORAGE_SCHEME))[1]:
+                raise NotFoundError(f"no files in the media storage under {raw}")
+            resolved.append(raw)
+            continue
         path = Path(raw).resolve()
         if not path.exists():
             raise NotFoundError(f"no such file or folder: {raw}")
@@ -208,6 +220,31 @@ def import_run_create(*, paths: Sequence[str], source_name: str, prune: bool) ->
         lambda: import_run_execute_task.apply_async(args=[run.pk], queue="ingest")
     )
     return run
+
+
+@contextlib.contextmanager
+def storage_fetched(paths: Sequence[str]) -> Iterator[list[str]]:
+    """Local paths for `paths`: each "storage:" folder copied from the media storage into a
+    scratch folder kept until the block ends (its files keep their names, which are the
+    articles' external ids); other paths as they are."""
+    with tempfile.TemporaryDirectory(prefix="deskpilot-import-") as scratch:
+        local = []
+        storage = storages["default"]
+        for position, raw in enumerate(paths):
+            if not raw.startswith(STORAGE_SCHEME):
+                local.append(raw)
+                continue
+            prefix = raw.removeprefix(STORAGE_SCHEME).strip("/")
+            folder = Path(scratch) / str(position) / PurePosixPath(prefix).name
+            folder.mkdir(parents=True)
+            for name in storage.listdir(prefix)[1]:
+                with (
+                    storage.open(f"{prefix}/{name}", "rb") as source,
+                    open(folder / name, "wb") as target,
+                ):
+                    shutil.copyfileobj(source, target)
+            local.append(str(folder))
+        yield local
 
 
 def import_runs_reclaim(*, stale_after_seconds: float | None = None) -> int:
@@ -254,9 +291,10 @@ def import_run_execute(*, import_run_id: int) -> ImportRun | None:
         )
 
     try:
-        report = kb_import(
-            paths=run.paths, source_name=run.source.name, prune=run.prune, on_progress=progress
-        )
+        with storage_fetched(run.paths) as paths:
+            report = kb_import(
+                paths=paths, source_name=run.source.name, prune=run.prune, on_progress=progress
+            )
     except Exception as error:
         # Terminal: recorded on the run for a human; the task does not retry a broken import.
         ImportRun.objects.filter(pk=run.pk, state=ImportState.RUNNING).update(

@@ -1,4 +1,6 @@
-"""Files uploaded in the admin: stored under MEDIA_ROOT, then imported like a folder."""
+"""Files uploaded in the admin: stored in the media storage (MEDIA_ROOT, or an S3-compatible
+bucket when MEDIA_S3_BUCKET is set), then imported like a folder by an ingest worker, which
+may run on another machine."""
 
 from __future__ import annotations
 
@@ -6,11 +8,11 @@ import uuid
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
-from django.conf import settings
+from django.core.files.storage import storages
 from django.core.files.uploadedfile import UploadedFile
 
 from apps.core.exceptions import ValidationError
-from apps.knowledge.imports import import_run_create
+from apps.knowledge.imports import STORAGE_SCHEME, import_run_create
 from apps.knowledge.models import ImportRun
 from apps.knowledge.parsing import SUPPORTED_SUFFIXES
 
@@ -37,10 +39,14 @@ def upload_import(
             f"unsupported file type: {', '.join(unsupported)} (use .md, .html, .txt or .pdf)",
             field="files",
         )
-    folder = settings.MEDIA_ROOT / "knowledge-uploads" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
+    if len(set(names)) < len(names):
+        raise ValidationError("two files have the same name", field="files")
+    folder = f"knowledge-uploads/{uuid.uuid4().hex}"
+    storage = storages["default"]
     for name, file in zip(names, files, strict=True):
-        with open(folder / name, "wb") as target:
-            for part in file.chunks():
-                target.write(part)
-    return import_run_create(paths=[str(folder)], source_name=source_name, prune=prune)
+        stored = storage.save(f"{folder}/{name}", file)
+        if stored != f"{folder}/{name}":  # a storage that renames would break external ids
+            raise ValidationError(f"the media storage renamed {name} to {stored}", field="files")
+    return import_run_create(
+        paths=[f"{STORAGE_SCHEME}{folder}"], source_name=source_name, prune=prune
+    )

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -19,14 +17,86 @@ def test_admin_upload_stores_the_files_and_queues_an_import_run(admin_client, se
     response = admin_client.post(
         "/admin/knowledge/importrun/upload/", {"files": files, "source": "uploads"}
     )
-    # then
+    # then: the files are in the media storage, and the run names their folder there
     assert response.status_code == 302
     run = ImportRun.objects.get()
     assert (run.state, run.source.name, run.prune) == (ImportState.QUEUED, "uploads", False)
-    folder = Path(run.paths[0])
-    assert folder.is_relative_to(tmp_path)
+    assert run.paths[0].startswith("storage:knowledge-uploads/")
+    folder = tmp_path / run.paths[0].removeprefix("storage:")
     assert sorted(p.name for p in folder.iterdir()) == ["hours.txt", "refunds.md"]
     assert (folder / "refunds.md").read_bytes() == b"# Refunds\n\nFive days."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_uploads_on_an_s3_bucket_are_imported_by_a_worker_that_shares_no_disk(
+    admin_client, settings, tmp_path, monkeypatch
+):
+    import boto3
+    from moto import mock_aws
+
+    from apps.knowledge.imports import import_run_execute
+    from apps.knowledge.models import Article
+
+    # given: the media storage on an S3 bucket (S3's protocol, in process), no shared disk
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings.MEDIA_ROOT = tmp_path / "no-shared-disk"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": "deskpilot-media", "location": "deskpilot",
+                        "default_acl": None, "file_overwrite": False},
+        },
+    }  # fmt: skip
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(
+            Bucket="deskpilot-media",
+            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+        )
+        # when: an admin uploads two articles and a worker runs the import
+        response = admin_client.post(
+            "/admin/knowledge/importrun/upload/",
+            {
+                "files": [
+                    SimpleUploadedFile("refunds.md", b"# Refunds\n\nRefunds take five days."),
+                    SimpleUploadedFile("hours.txt", b"Opening hours\n\nNine to five."),
+                ],
+                "source": "uploads",
+            },
+        )
+        assert response.status_code == 302
+        run = ImportRun.objects.get()
+        stored = s3.list_objects_v2(Bucket="deskpilot-media")["Contents"]
+        finished = import_run_execute(import_run_id=run.id)
+    # then: the files went to the bucket, never to a local folder, and were imported
+    assert sorted(item["Key"].rsplit("/", 1)[1] for item in stored) == ["hours.txt", "refunds.md"]
+    assert all(item["Key"].startswith("deskpilot/knowledge-uploads/") for item in stored)
+    assert not settings.MEDIA_ROOT.exists()
+    assert finished is not None and finished.state == ImportState.SUCCEEDED
+    assert finished.added == 2
+    assert sorted(Article.objects.values_list("external_id", flat=True)) == [
+        "hours.txt",
+        "refunds.md",
+    ]
+
+
+def test_two_uploaded_files_with_one_name_are_refused(admin_client, settings, tmp_path):
+    # given
+    settings.MEDIA_ROOT = tmp_path
+    files = [SimpleUploadedFile("faq.md", b"# A"), SimpleUploadedFile("faq.md", b"# B")]
+    # when
+    response = admin_client.post(
+        "/admin/knowledge/importrun/upload/", {"files": files, "source": "uploads"}
+    )
+    # then
+    assert "two files have the same name" in response.content.decode()
+    assert ImportRun.objects.count() == 0
 
 
 def test_admin_upload_refuses_unsupported_files_and_queues_nothing(
