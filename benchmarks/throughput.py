@@ -23,20 +23,35 @@ pipeline worker, the other worker, beat, PostgreSQL, Redis) over the run.
 
 `--pipeline-pool prefork --pipeline-concurrency 2` is the worker before issue 32: two
 prefork processes consuming every queue.
+
+A burst (issue 32: 5 000 tickets in a minute, absorbed, drafted oldest first):
+
+    .venv/bin/python benchmarks/throughput.py --runs model --messages 5000 --rate 83 \
+        --pipeline-processes 2 --no-cache --reuse
+
+Each run also prints the intake side (POST latency, refusals), the deepest `pipeline` queue
+seen (sampled every second), how closely drafting followed arrival order (Kendall's tau
+between intake and decision order: 1 is strictly oldest first), and Redis after the run
+(memory, keys, and keys without an expiry by prefix).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import psutil
 import psycopg
+import redis
+from scipy.stats import kendalltau
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -116,29 +131,92 @@ def cpu_by_kind(root_pid: int, home: Path) -> dict[int, tuple[str, float]]:
 
 
 def post_tickets(client: httpx.Client, texts: list[str], rate: float) -> list[int]:
-    """Post one ticket per text, `rate` a second (paced from the start), from 16 threads."""
+    """Post one ticket per text, `rate` a second (paced from the start), from enough threads
+    to keep the pace; prints the POSTs' latencies and any refusal (never raises for one)."""
     ids: list[int | None] = [None] * len(texts)
+    seconds: list[float] = [0.0] * len(texts)
+    refused: Counter[str] = Counter()
     started = time.perf_counter()
 
     def post(index: int) -> None:
         delay = started + index / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        response = client.post(
-            "/api/v1/tickets",
-            json={
-                "customer": {"email": f"throughput-{time.time_ns()}-{index}@example.com"},
-                "body": texts[index],
-            },
-        )
-        response.raise_for_status()
+        sent = time.perf_counter()
+        try:
+            response = client.post(
+                "/api/v1/tickets",
+                json={
+                    "customer": {"email": f"throughput-{time.time_ns()}-{index}@example.com"},
+                    "body": texts[index],
+                },
+            )
+        except httpx.HTTPError as error:
+            refused[type(error).__name__] += 1
+            return
+        finally:
+            seconds[index] = time.perf_counter() - sent
+        if response.status_code != 201:
+            refused[str(response.status_code)] += 1
+            return
         ids[index] = response.json()["id"]
 
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(min(64, max(16, int(rate)))) as pool:
         list(pool.map(post, range(len(texts))))
     took = time.perf_counter() - started
     print(f"  posted {len(texts)} tickets in {took:.1f} s ({len(texts) / took:.1f}/s)")
+    print(
+        "  POST /api/v1/tickets: "
+        + ", ".join(f"p{q} {percentile(seconds, q / 100) * 1000:.0f} ms" for q in (50, 95, 99))
+        + f", max {max(seconds) * 1000:.0f} ms; refused: {dict(refused) or 'none'}"
+    )
     return [ticket_id for ticket_id in ids if ticket_id is not None]
+
+
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")  # Celery's on Redis
+
+
+class QueueWatch:
+    """The `pipeline` queue's length, sampled every second in a thread."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.samples: list[int] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.stopped.wait(1.0):
+            try:
+                self.samples.append(
+                    sum(self.client.llen("pipeline" + suffix) for suffix in PRIORITY_SUFFIXES)
+                )
+            except redis.RedisError:
+                continue
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.client.close()
+
+
+def redis_report(redis_url: str) -> None:
+    """Redis memory, keys, and the keys without an expiry by prefix (growth to watch)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    memory = client.info("memory")
+    keys = client.dbsize()
+    lasting: Counter[str] = Counter()
+    for key in client.scan_iter(count=1000):
+        if client.ttl(key) == -1:
+            name = key.decode(errors="replace")
+            lasting[name.split(":", 1)[0] if ":" in name else name] += 1
+    print(
+        f"  redis: used_memory {memory['used_memory'] / 2**20:.1f} MiB "
+        f"(peak {memory['used_memory_peak'] / 2**20:.1f} MiB), {keys} keys, "
+        f"{sum(lasting.values())} without an expiry: {dict(lasting.most_common(8))}"
+    )
+    client.close()
 
 
 def decisions(database_url: str, ticket_ids: list[int]) -> list[tuple[float, float]]:
@@ -157,27 +235,47 @@ def decisions(database_url: str, ticket_ids: list[int]) -> list[tuple[float, flo
 
 
 def run(
-    instance: Instance, name: str, texts: list[str], rate: float, server: ServerProcess | None
+    instance: Instance,
+    name: str,
+    texts: list[str],
+    rate: float,
+    server: ServerProcess | None,
+    *,
+    cache: bool = True,
 ) -> None:
     key = instance.manage("apikey_create", f"throughput-{name}-{time.time_ns()}").strip()
     # The same questions as the run before: without this, the reply cache would answer them.
     with psycopg.connect(instance.env["DATABASE_URL"]) as connection:
         connection.execute("DELETE FROM copilot_replycacheentry")
+    # Off: a question asked again within the run is drafted again (a burst of repeats).
+    instance.manage(
+        "shell",
+        "-c",
+        "from apps.copilot.models import CopilotPolicy; CopilotPolicy.objects.update_or_create("
+        f"singleton=True, defaults={{'cache_enabled': {cache}}})",
+    )
     if server is not None:
         server.reset(model_reply())
     assert instance.process is not None
     before = cpu_by_kind(instance.process.pid, instance.home)
+    watch = QueueWatch(instance.env["REDIS_URL"])
     with httpx.Client(
         base_url=instance.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
     ) as client:
         ticket_ids = post_tickets(client, texts, rate)
-    deadline = time.monotonic() + SETTLE_TIMEOUT
+    deadline = time.monotonic() + max(SETTLE_TIMEOUT, len(texts) / 2)
     while time.monotonic() < deadline:
         done = decisions(instance.env["DATABASE_URL"], ticket_ids)
         if len(done) >= len(ticket_ids):
             break
         time.sleep(1.0)
     after = cpu_by_kind(instance.process.pid, instance.home)
+    watch.stop()
+    if watch.samples:
+        print(
+            f"  pipeline queue: deepest {max(watch.samples)} tasks waiting "
+            f"(median of the samples {statistics.median(watch.samples):.0f})"
+        )
     done = sorted(decisions(instance.env["DATABASE_URL"], ticket_ids), key=lambda row: row[1])
     print(f"  drafted {len(done)}/{len(ticket_ids)}")
     if len(done) < 10:
@@ -187,6 +285,8 @@ def run(
     sustained = (high - low) / max(1e-9, finished[high] - finished[low])
     latencies = [decided - intake for intake, decided in done]
     print(f"  sustained: {sustained:.2f} drafted messages/s (between 10% and 90% of the drafts)")
+    order = kendalltau([intake for intake, _ in done], [decided for _, decided in done])
+    print(f"  drafted in arrival order: Kendall's tau {order.statistic:.3f}")
     print(
         "  intake to decision: "
         + ", ".join(f"p{q} {percentile(latencies, q / 100):.2f} s" for q in (50, 95, 99))
@@ -208,6 +308,7 @@ def run(
             for kind, seconds in sorted(spent.items(), key=lambda item: -item[1])
         )
     )
+    redis_report(instance.env["REDIS_URL"])
 
 
 def main() -> None:
@@ -223,6 +324,11 @@ def main() -> None:
         action="store_true",
         help="keep the instance's home from an earlier run (help center imported, classifier "
         "trained) instead of setting it up again",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="turn the reply cache off for the runs (repeated questions drafted again)",
     )
     arguments = parser.parse_args()
     folder, salt = BANKING77_HELP_CENTERS[DATASET]
@@ -261,7 +367,14 @@ def main() -> None:
                 fresh = False
             print(f"\n{name} drafter:")
             time.sleep(5)  # beat's first passes, the workers' start-up
-            run(instance, name, texts, arguments.rate, server if name == "model" else None)
+            run(
+                instance,
+                name,
+                texts,
+                arguments.rate,
+                server if name == "model" else None,
+                cache=not arguments.no_cache,
+            )
             instance.stop()
     finally:
         instance.stop()
