@@ -210,7 +210,8 @@ def redis_report(redis_url: str) -> None:
     for key in client.scan_iter(count=1000):
         if client.ttl(key) == -1:
             name = key.decode(errors="replace")
-            lasting[name.split(":", 1)[0] if ":" in name else name] += 1
+            # Deskpilot's own keys by their first two parts; Celery's reply queues as one.
+            lasting[":".join(name.split(":")[:2]) if ":" in name else name.split(".", 1)[-1]] += 1
     print(
         f"  redis: used_memory {memory['used_memory'] / 2**20:.1f} MiB "
         f"(peak {memory['used_memory_peak'] / 2**20:.1f} MiB), {keys} keys, "
