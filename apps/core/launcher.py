@@ -63,9 +63,6 @@ class LaunchOptions:
     pipeline_pool: str = "threads"
     pipeline_concurrency: int = 32
     pipeline_processes: int = 1
-    # How much lower the Celery workers' CPU priority is than web's (nice, 0-19): on one
-    # machine, a burst is taken in at once while drafting waits its turn.
-    worker_nice: int = 10
     ready_timeout: float = 180.0
 
     def warm_processes(self, queues: list[str]) -> int:
@@ -118,8 +115,7 @@ class Launcher:
     out: TextIO = sys.stdout
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     # What each child was started with, by name, to start it again.
-    # name -> (command, environment, niceness)
-    commands: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     restarts: dict[str, list[float]] = field(default_factory=dict)
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
@@ -194,27 +190,21 @@ class Launcher:
     def log_dir(self) -> Path:
         return self.options.home / "logs"
 
-    def spawn(self, name: str, command: list[str], env: dict[str, str], *, nice: int = 0) -> None:
-        self.commands[name] = (command, env, nice)
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.commands[name] = (command, env)
         self.children.append((name, self._popen(name)))
 
     def _popen(self, name: str) -> subprocess.Popen:
         # A new session: the terminal's Ctrl-C reaches `up` only, which stops children in order.
-        command, env, nice = self.commands[name]
+        command, env = self.commands[name]
         private_dir(self.log_dir)
-
-        def prepare() -> None:
-            die_with_parent()
-            if nice:
-                os.nice(nice)
-
         with open(self.log_dir / f"{name}.log", "ab") as log:
             return subprocess.Popen(
                 command,
                 env=env,
                 cwd=self.options.base_dir,
                 start_new_session=True,
-                preexec_fn=prepare,
+                preexec_fn=die_with_parent,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -251,7 +241,6 @@ class Launcher:
                 "worker",
                 self._celery_worker(other, "prefork", self.options.worker_concurrency, "deskpilot"),
                 env,
-                nice=self.options.worker_nice,
             )
         if "pipeline" in queues:
             pipeline_env = dict(env)
@@ -274,7 +263,6 @@ class Launcher:
                         name,
                     ),
                     pipeline_env,
-                    nice=self.options.worker_nice,
                 )
         self.spawn(
             "beat",

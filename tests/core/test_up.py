@@ -196,15 +196,6 @@ def test_up_is_ready_stops_cleanly_on_signals_and_keeps_its_data(tmp_path):
         assert any(
             "-Q default,ingest,eval --pool prefork --concurrency 1" in line for line in commands
         )
-
-        # and: the workers yield the CPU to web, so a burst is taken in while drafts wait
-        def niceness(part: str) -> int:
-            return next(
-                c.nice() for c, line in zip(children, commands, strict=True) if part in line
-            )
-
-        assert niceness("-Q pipeline") == niceness("-Q default,ingest,eval") == 10
-        assert niceness("uvicorn") == 0
     except BaseException:
         process.terminate()  # `up` stops what it started; a failed check must not leave it
         process.wait(60)

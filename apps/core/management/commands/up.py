@@ -35,7 +35,6 @@ class Command(BaseCommand):
                 pipeline_pool=settings.PIPELINE_WORKER_POOL,
                 pipeline_concurrency=settings.PIPELINE_WORKER_CONCURRENCY,
                 pipeline_processes=settings.PIPELINE_WORKER_PROCESSES,
-                worker_nice=env_int("WORKER_NICE", 10, minimum=0),
             )
         except ConfigurationError as error:
             raise CommandError(str(error)) from None
