@@ -16,6 +16,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Subquery
 
 from apps.copilot.events import draft_written
 from apps.copilot.metrics import auto_send_metrics_record, draft_metrics_record
@@ -45,7 +46,6 @@ from apps.tickets.models import (
 )
 from apps.tickets.selectors import (
     conversation_before,
-    customer_message_latest,
     first_customer_message,
     message_get,
     ticket_lock,
@@ -82,23 +82,35 @@ def pipeline_warm() -> None:
     analyzer_warm()
 
 
-def _skip_reason(ticket: Ticket, message: Message) -> str | None:
-    """Why the copilot must not draft for this message now, or None."""
-    if AssistOff.objects.filter(ticket_id=ticket.pk).exists():
-        return "an agent switched the copilot's drafts off for this ticket"
-    latest = customer_message_latest(ticket_id=ticket.pk)
-    if latest is not None and latest.pk != message.pk:
-        return f"a newer customer message (#{latest.pk}) arrived"
-    return None
-
-
-def _with_person(ticket: Ticket) -> tuple[str, str] | None:
-    """(reason, detail) when a person has the ticket: drafts are for them, never sent."""
-    if Takeover.objects.filter(ticket_id=ticket.pk).exists():
-        return HandoffReason.AGENT_TOOK_OVER, "an agent took the ticket over"
-    if ticket.status in CLOSED_STATUSES:
-        return HandoffReason.WITH_AGENT, f"the ticket is {ticket.status}"
-    return None
+def _ticket_holds(ticket: Ticket, message: Message) -> tuple[str | None, tuple[str, str] | None]:
+    """(why the copilot must not draft for this message now, or None; (reason, detail) when
+    a person has the ticket, so drafts are for them and never sent, or None), read in one
+    statement: the run asks before drafting and again before acting."""
+    state = (
+        Ticket.objects.filter(pk=ticket.pk)
+        .annotate(
+            assist_off=Exists(AssistOff.objects.filter(ticket_id=OuterRef("pk"))),
+            taken_over=Exists(Takeover.objects.filter(ticket_id=OuterRef("pk"))),
+            latest=Subquery(
+                Message.objects.filter(ticket_id=OuterRef("pk"), author_kind=AuthorKind.CUSTOMER)
+                .order_by("-id")
+                .values("id")[:1]
+            ),
+        )
+        .values("assist_off", "taken_over", "latest")
+        .get()
+    )
+    skip = None
+    if state["assist_off"]:
+        skip = "an agent switched the copilot's drafts off for this ticket"
+    elif state["latest"] is not None and state["latest"] != message.pk:
+        skip = f"a newer customer message (#{state['latest']}) arrived"
+    person = None
+    if state["taken_over"]:
+        person = (HandoffReason.AGENT_TOOK_OVER, "an agent took the ticket over")
+    elif ticket.status in CLOSED_STATUSES:
+        person = (HandoffReason.WITH_AGENT, f"the ticket is {ticket.status}")
+    return skip, person
 
 
 def conversation_of(message: Message) -> Conversation:
@@ -158,7 +170,7 @@ def _pipeline_run(message_id: int) -> Draft | None:
     ):
         return None
     ticket = message.ticket
-    skip = _skip_reason(ticket, message)
+    skip, person = _ticket_holds(ticket, message)
     if skip is not None:
         message_pipeline_advance(
             message_id=message_id,
@@ -180,7 +192,7 @@ def _pipeline_run(message_id: int) -> Draft | None:
         customer_id=ticket.customer_id,
         publish=stream,
         # A draft for a person is never sent: the customer never watches it being written.
-        announce=stream.announce if _with_person(ticket) is None else None,
+        announce=stream.announce if person is None else None,
         stream_wanted=stream.wanted,
     )
     flush_safely(stream)
@@ -242,8 +254,7 @@ def _draft_save_and_act(*, message: Message, composition: Composition) -> Draft 
         return existing
     _triage_store(message, ticket, composition)
     fields = composition.draft_fields()
-    skip = _skip_reason(ticket, message)
-    person = _with_person(ticket)
+    skip, person = _ticket_holds(ticket, message)
     if skip is not None:
         fields["status"] = DraftStatus.SUPERSEDED
         fields["reason_detail"] = f"not acted on: {skip}. {fields['reason_detail']}".strip()
