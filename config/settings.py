@@ -718,6 +718,9 @@ LLM_BUDGET_MONTHLY_USD = env_float("LLM_BUDGET_MONTHLY_USD", 300.0, minimum=0.0)
 LLM_BUDGET_TICKET_USD = env_float("LLM_BUDGET_TICKET_USD", 0.25, minimum=0.0)
 # One customer (a widget visitor, an email sender) per day, over all their conversations.
 LLM_BUDGET_CUSTOMER_DAILY_USD = env_float("LLM_BUDGET_CUSTOMER_DAILY_USD", 1.0, minimum=0.0)
+# How long Redis keeps the day's and month's LLM spend (raised by every call meanwhile)
+# before it is summed again from the call log; 0 sums it on every call.
+LLM_SPEND_CACHE_SECONDS = env_int("LLM_SPEND_CACHE_SECONDS", 60, minimum=0)
 # The longest one gateway call can take (apps/llm/deployments.py, call_worst_case_seconds).
 LLM_CALL_WORST_CASE_SECONDS = _llm_config.call_worst_case_seconds(
     LLM_DEPLOYMENTS, LLM_FALLBACKS, default_timeout=LLM_REQUEST_TIMEOUT, num_retries=LLM_NUM_RETRIES

@@ -21,3 +21,6 @@ HEALTH_DETAILS = True
 # django-axes needs the request in authenticate(), which the test client's login() does not
 # pass; the lockout tests switch it on (tests/safety/test_throttle.py).
 AXES_ENABLED = False
+# The day's and month's LLM spend summed from the table on every call: tests roll the table
+# back, not Redis (tests/llm/test_budgets.py turns the kept totals on and clears them).
+LLM_SPEND_CACHE_SECONDS = 0

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.core import metrics
 from apps.core.db import connections_release, in_transaction
@@ -60,7 +61,7 @@ from apps.llm.exceptions import (
 from apps.llm.gateway import litellm
 from apps.llm.models import LLMCall
 from apps.llm.router import deployment_for, deployment_id, router
-from apps.llm.selectors import llm_spend
+from apps.llm.selectors import llm_spend, spend_key
 from apps.llm.structured import (
     RESPONSE_FORMAT,
     ReplyStreamExtractor,
@@ -583,6 +584,32 @@ def _log_save(row: LLMCall) -> None:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
             row.save()
     metrics.metrics_record(_call_metrics(row))
+    if row.cost_usd:
+        _spend_cache_add(row)
+
+
+# Raise the kept totals only while they are kept: a key that expired is summed afresh.
+_SPEND_ADD = """
+if redis.call('exists', KEYS[1]) == 1 then
+  redis.call('hincrbyfloat', KEYS[1], 'today', ARGV[1])
+  redis.call('hincrbyfloat', KEYS[1], 'month', ARGV[1])
+end
+"""
+
+
+def _spend_cache_add(row: LLMCall) -> None:
+    """Add a logged call's cost to the day's and month's totals kept in Redis (see
+    selectors.llm_spend). A call racing the totals' refresh from the table may be counted
+    twice or not at all until they expire (`LLM_SPEND_CACHE_SECONDS`): a budget's edge moves
+    by the cost of the calls logged during one refresh."""
+    if not settings.LLM_SPEND_CACHE_SECONDS:
+        return
+    day = (row.created_at or timezone.now()).astimezone(UTC)
+    key = spend_key(day.replace(hour=0, minute=0, second=0, microsecond=0))
+    try:
+        metrics.redis_client().eval(_SPEND_ADD, 1, key, str(row.cost_usd))
+    except Exception as error:  # the totals expire and are summed again from the table
+        logger.warning("LLM spend not added in Redis: %r", error)
 
 
 def _call_metrics(row: LLMCall) -> metrics.Batch:

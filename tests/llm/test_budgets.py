@@ -124,3 +124,35 @@ def test_zero_limits_turn_budgets_off(settings):
     LLMCallFactory(cost_usd=Decimal("500"), ticket_id=1)
     # when / then
     budget_check(ticket_id=1)
+
+
+def test_the_days_spend_is_kept_in_redis_and_raised_by_each_logged_call(fakes, use_fakes, settings):
+    from apps.core.metrics import redis_client
+    from apps.llm.selectors import spend_key
+
+    # given: the totals kept in Redis (on in production; the tests' default sums the table)
+    settings.LLM_SPEND_CACHE_SECONDS = 60
+    settings.LLM_BUDGET_DAILY_USD = 1.0
+    now = timezone.now()
+    key = spend_key(now.replace(hour=0, minute=0, second=0, microsecond=0))
+    client = redis_client()
+    client.delete(key)
+    LLMCallFactory(cost_usd=Decimal("0.60"))
+    # when: the first check sums the log once and keeps the totals
+    assert llm_spend().today_usd == Decimal("0.60")
+    assert 0 < client.ttl(key) <= 60
+    # then: the next checks read them, not the log (a row nobody logged is not seen)...
+    LLMCallFactory(cost_usd=Decimal("5.00"))
+    assert llm_spend().month_usd == Decimal("0.60")
+    # ...and a call made through the gateway raises them at once
+    fast, _, _ = fakes
+    use_fakes(draft_fast=[fast])
+    fast.default = ok()
+    result = completion_create(purpose="draft", alias="draft-fast", messages=MESSAGES)
+    cost = LLMCall.objects.get(id=result.llm_call_id).cost_usd
+    assert cost > 0
+    assert llm_spend().today_usd == Decimal("0.60") + cost
+    # and once they expire, the log is summed again
+    client.delete(key)
+    assert llm_spend().today_usd == Decimal("5.60") + cost
+    client.delete(key)

@@ -81,16 +81,19 @@ def test_an_alert_firing_again_within_the_cooldown_is_recorded_not_sent(settings
     settings.LLM_BUDGET_MONTHLY_USD = 0.0
     settings.LLM_BUDGET_DAILY_USD = 1.0
     _spend("0.85")
-    assert alerts_check().sent == ["budget:daily:80"]
+    # (every check within today, whatever the time the suite runs: 90 minutes after 22:30
+    # would be tomorrow, whose spend is nothing)
+    start = timezone.now().replace(hour=1, minute=0, second=0, microsecond=0)
+    assert alerts_check(now=start).sent == ["budget:daily:80"]
     settings.LLM_BUDGET_DAILY_USD = 10.0
-    assert alerts_check().resolved == ["budget:daily:80"]
+    assert alerts_check(now=start + timedelta(minutes=1)).resolved == ["budget:daily:80"]
     # when: it fires again ten minutes later, then after the cooldown
     settings.LLM_BUDGET_DAILY_USD = 1.0
-    again = alerts_check(now=timezone.now() + timedelta(minutes=10))
+    again = alerts_check(now=start + timedelta(minutes=10))
     settings.LLM_BUDGET_DAILY_USD = 10.0
-    alerts_check(now=timezone.now() + timedelta(minutes=11))
+    alerts_check(now=start + timedelta(minutes=11))
     settings.LLM_BUDGET_DAILY_USD = 1.0
-    later = alerts_check(now=timezone.now() + timedelta(minutes=90))
+    later = alerts_check(now=start + timedelta(minutes=90))
     # then
     assert (again.sent, again.suppressed) == ([], ["budget:daily:80"])
     assert later.sent == ["budget:daily:80"]
