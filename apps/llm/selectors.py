@@ -62,6 +62,10 @@ def spend_key(day_start: datetime) -> str:
     return f"{SPEND_KEY_PREFIX}{day_start:%Y-%m-%d}"
 
 
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _period_spend(day_start: datetime, month_start: datetime) -> tuple[Decimal, Decimal]:
     """(today's, this month's) spend: from Redis when it has them, else from the table (and
     kept there for the next calls)."""
@@ -73,9 +77,9 @@ def _period_spend(day_start: datetime, month_start: datetime) -> tuple[Decimal, 
 
         try:
             client = redis_client()
-            today, month = client.hmget(key, ["today", "month"])
-            if today is not None and month is not None:
-                return Decimal(today.decode()), Decimal(month.decode())
+            kept = [_text(value) for value in client.hmget(key, ["today", "month"])]
+            if kept[0] is not None and kept[1] is not None:
+                return Decimal(kept[0]), Decimal(kept[1])
         except Exception as error:  # redis-py raises several types; the table still answers
             logger.warning("LLM spend not read from Redis: %r", error)
             client = None
