@@ -163,7 +163,7 @@ def test_an_incident_held_back_by_the_cooldown_is_sent_once_the_cooldown_ends(se
     settings.LLM_BUDGET_MONTHLY_USD = 0.0
     settings.LLM_BUDGET_DAILY_USD = 1.0
     _spend("1.00")
-    start = timezone.now()
+    start = timezone.now().replace(hour=1, minute=0, second=0, microsecond=0)  # all today
     assert "budget:daily:100" in alerts_check(now=start).sent
     settings.LLM_BUDGET_DAILY_USD = 100.0
     alerts_check(now=start + timedelta(minutes=5))
