@@ -421,7 +421,7 @@ def _recognisers_digest() -> str:
 
 def _shared_key(key: tuple[str, tuple[str, ...]]) -> str:
     text_digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
-    return f"pii:analysis:{_recognisers_digest()}:{text_digest}"
+    return f"deskpilot:pii:analysis:{_recognisers_digest()}:{text_digest}"
 
 
 def pii_prefetch(texts: Iterable[str]) -> None:
@@ -467,10 +467,15 @@ def pii_prefetch(texts: Iterable[str]) -> None:
 
 def _remember(key: tuple[str, tuple[str, ...]], results: list) -> None:  # type: ignore[type-arg]
     with _lock:
-        _RECENT[key] = results
-        _RECENT.move_to_end(key)
-        while len(_RECENT) > _RECENT_SIZE:
-            _RECENT.popitem(last=False)
+        _keep(key, results)
+
+
+def _keep(key: tuple[str, tuple[str, ...]], results: list) -> None:  # type: ignore[type-arg]
+    """Into the process's memo, newest last, oldest dropped (the caller holds `_lock`)."""
+    _RECENT[key] = results
+    _RECENT.move_to_end(key)
+    while len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
 
 
 def _analyse(key: tuple[str, tuple[str, ...]]) -> list:  # type: ignore[type-arg]
@@ -479,11 +484,7 @@ def _analyse(key: tuple[str, tuple[str, ...]]) -> list:  # type: ignore[type-arg
         results = _RECENT.get(key)
         if results is None:
             results = _analyzer().analyze(text=key[0], language="en", entities=list(key[1]))
-            _RECENT[key] = results
-            while len(_RECENT) > _RECENT_SIZE:
-                _RECENT.popitem(last=False)
-        else:
-            _RECENT.move_to_end(key)
+        _keep(key, results)
     return results
 
 
