@@ -41,6 +41,9 @@ class EffectivePolicy:
     cache_enabled: bool = True
     auto_send_paused: bool = False
     draft_alias: str = ""  # every draft by this alias; blank: routing chooses
+    # The calibration read with it (the same one confidence is scored with), so that a run
+    # reads it once.
+    calibration: Calibration | None = field(default=None, compare=False)
 
     def auto_send_allowed(self, intent: str) -> bool:
         return bool((self.intent_overrides.get(intent) or {}).get("auto_send", True))
@@ -80,6 +83,7 @@ def policy_effective() -> EffectivePolicy:
         cache_enabled=row.cache_enabled if row is not None else True,
         auto_send_paused=row.auto_send_paused if row is not None else False,
         draft_alias=row.draft_alias if row is not None else "",
+        calibration=calibration,
     )
 
 

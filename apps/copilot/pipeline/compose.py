@@ -23,7 +23,7 @@ from apps.copilot.pipeline.context import Conversation, context_build
 from apps.copilot.pipeline.reading import triage_read
 from apps.copilot.pipeline.record import Composition, StageClock
 from apps.copilot.pipeline.retrieval import Retrieval, passages_retrieve
-from apps.copilot.selectors import EffectivePolicy, calibration_active, policy_effective
+from apps.copilot.selectors import EffectivePolicy, policy_effective
 from apps.llm import extractive
 from apps.llm.services import alias_models
 
@@ -107,7 +107,7 @@ def _compose(
         return record.hand_off(guarded.handoff)
 
     basis = confidence.basis_of(reading, retrieval)
-    calibration = calibration_active()
+    calibration = policy.calibration
     choice = clock.run(
         "route",
         routing.route_choose,
