@@ -130,8 +130,10 @@ def idempotency_record_find(
     IdempotencyKeyReusedError when the key was used for a different request.
     """
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    IdempotencyRecord.objects.filter(api_key=api_key, key=key, created_at__lt=cutoff).delete()
     record = IdempotencyRecord.objects.filter(api_key=api_key, key=key).first()
+    if record is not None and record.created_at < cutoff:
+        record.delete()  # expired: the key is new again (the purge task removes the rest)
+        record = None
     if record is not None and record.fingerprint != fingerprint:
         raise IdempotencyKeyReusedError(
             "this Idempotency-Key was already used with a different request; "

@@ -73,6 +73,33 @@ def test_same_key_with_a_different_body_is_refused_with_422(api_key_client):
     assert Ticket.objects.count() == 1
 
 
+def test_a_key_older_than_its_lifetime_is_new_again(api_key_client, settings):
+    # given: a key used for one request, then left past IDEMPOTENCY_KEY_TTL_HOURS
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client = api_key_client()
+    client.post("/api/v1/tickets", {"body": "one"}, format="json", HTTP_IDEMPOTENCY_KEY="k-old")
+    IdempotencyRecord.objects.filter(key="k-old").update(
+        created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS, minutes=1)
+    )
+    # when: the same key comes with another request
+    response = client.post(
+        "/api/v1/tickets", {"body": "two"}, format="json", HTTP_IDEMPOTENCY_KEY="k-old"
+    )
+    # then: it is a new request, answered and remembered in place of the expired one
+    assert response.status_code == 201
+    assert "Idempotent-Replayed" not in response
+    assert Ticket.objects.count() == 2
+    assert IdempotencyRecord.objects.filter(key="k-old").count() == 1
+    again = client.post(
+        "/api/v1/tickets", {"body": "two"}, format="json", HTTP_IDEMPOTENCY_KEY="k-old"
+    )
+    assert again["Idempotent-Replayed"] == "true"
+    assert Ticket.objects.count() == 2
+
+
 def test_same_key_on_another_endpoint_is_refused(api_key_client):
     # given
     client = api_key_client()
