@@ -29,9 +29,9 @@ def llm_spend(
     *, ticket_id: int | None = None, customer_id: int | None = None, now: datetime | None = None
 ) -> Spend:
     """Spend in USD from LLMCall rows. The day's and the month's totals are kept in Redis for
-    `LLM_SPEND_CACHE_SECONDS` and raised by each call logged meanwhile (`spend_cache_add`):
-    summed from the table on every call, they cost a scan of the month's calls per call
-    (48 ms at 19 000 calls, growing with volume). Without Redis, or with the cache off (0),
+    `LLM_SPEND_CACHE_SECONDS` and raised by each call logged meanwhile (`_spend_cache_add`):
+    summed from the table on every call, they cost a scan of the month's calls per call,
+    growing with volume (docs/benchmarks.md). Without Redis, or with the cache off (0),
     they are summed from the table. The ticket's and the customer's day come from the table
     (indexed by ticket and customer). `customer_today_usd`: over all their tickets."""
     now = now or timezone.now()
@@ -58,8 +58,9 @@ def llm_spend(
     )
 
 
-def spend_key(day_start: datetime) -> str:
-    return f"{SPEND_KEY_PREFIX}{day_start:%Y-%m-%d}"
+def spend_key(at: datetime) -> str:
+    """The Redis key of the totals for the UTC day of `at`."""
+    return f"{SPEND_KEY_PREFIX}{at.astimezone(UTC):%Y-%m-%d}"
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -604,8 +604,7 @@ def _spend_cache_add(row: LLMCall) -> None:
     by the cost of the calls logged during one refresh."""
     if not settings.LLM_SPEND_CACHE_SECONDS:
         return
-    day = (row.created_at or timezone.now()).astimezone(UTC)
-    key = spend_key(day.replace(hour=0, minute=0, second=0, microsecond=0))
+    key = spend_key(row.created_at or timezone.now())
     try:
         metrics.redis_client().eval(_SPEND_ADD, 1, key, str(row.cost_usd))
     except Exception as error:  # the totals expire and are summed again from the table
